@@ -1,0 +1,224 @@
+package synapse
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/livebar"
+	"golang.org/x/term"
+)
+
+// NewConsoleLogger returns a Logger that writes events for people to w,
+// immediately. When w is a terminal it draws a live progress bar per active
+// category with other lines scrolling above; otherwise it writes one line
+// per event (formats in docs/logging.md):
+//
+//	INFO: [train] epoch_complete {"epoch":0,"loss":0.1}
+//	SUCCESS: Training completed
+//	INFO: [train] Progress: 50.0% | ETA: 1.2s
+//	INFO: [training] Metrics: {"final_loss":0.05}
+//
+// Progress lines are printed only when the whole-number percent or the
+// category changes, and always at 0% and 100%, so a tight loop stays cheap
+// and readable.
+func NewConsoleLogger(w io.Writer) Logger {
+	c := &consoleLogger{w: w, last: map[progressKey]int{}}
+	if isTerminal(w) {
+		c.live = livebar.New(w)
+	}
+	return c
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	return term.IsTerminal(int(f.Fd()))
+}
+
+type progressKey struct {
+	run      uint64
+	category string
+}
+
+type consoleLogger struct {
+	mu      sync.Mutex
+	w       io.Writer
+	live    *livebar.Renderer
+	last    map[progressKey]int // whole percent last printed, per run and category
+	lastKey progressKey         // key of the last progress line printed
+	buf     bytes.Buffer
+}
+
+// maxTracked bounds the throttling state of a long-lived logger.
+const maxTracked = 4096
+
+func (c *consoleLogger) Handle(e Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Type == EventProgress {
+		c.progress(e)
+		return
+	}
+	c.buf.Reset()
+	formatLine(&c.buf, e)
+	c.emit()
+}
+
+func (c *consoleLogger) progress(e Event) {
+	key := progressKey{run: e.run, category: e.Category}
+	whole := int(math.Floor(e.Percent))
+	last, seen := c.last[key]
+	done := e.Current == e.Total
+	if seen && whole == last && e.Current != 0 && !done && (c.live != nil || key == c.lastKey) {
+		return
+	}
+	if done {
+		delete(c.last, key)
+	} else {
+		if len(c.last) >= maxTracked {
+			clear(c.last)
+		}
+		c.last[key] = whole
+	}
+	c.lastKey = key
+	if c.live != nil {
+		label := ""
+		if e.Category != "" {
+			label = "[" + e.Category + "]"
+		}
+		suffix := ""
+		if e.ETA >= 0 {
+			suffix = "| ETA: " + formatETA(e.ETA)
+		}
+		c.live.Set(fmt.Sprintf("%d\x00%s", e.run, e.Category), label, e.Percent, suffix)
+		return
+	}
+	c.buf.Reset()
+	formatLine(&c.buf, e)
+	c.emit()
+}
+
+// emit writes the line in buf (without its newline) to the output.
+func (c *consoleLogger) emit() {
+	if c.live != nil {
+		c.live.Println(c.buf.String())
+		return
+	}
+	c.buf.WriteByte('\n')
+	_, _ = c.w.Write(c.buf.Bytes())
+}
+
+// formatLine appends the plain-text line of e, without a newline.
+func formatLine(b *bytes.Buffer, e Event) {
+	level := strings.ToUpper(e.Level.String())
+	if e.Type == EventProgress || e.Type == EventMetrics {
+		level = "INFO"
+	}
+	b.WriteString(level)
+	b.WriteString(": ")
+	if e.Category != "" {
+		b.WriteByte('[')
+		b.WriteString(e.Category)
+		b.WriteString("] ")
+	}
+	switch e.Type {
+	case EventLog:
+		b.WriteString(e.Event)
+		b.WriteByte(' ')
+		writeJSON(b, e.Data)
+	case EventMessage:
+		b.WriteString(e.Message)
+	case EventProgress:
+		b.WriteString("Progress: ")
+		b.WriteString(formatPercent(e.Percent))
+		b.WriteByte('%')
+		if e.ETA >= 0 {
+			b.WriteString(" | ETA: ")
+			b.WriteString(formatETA(e.ETA))
+		}
+	case EventMetrics:
+		b.WriteString("Metrics: ")
+		writeJSON(b, e.Values)
+	default:
+		b.WriteString(string(e.Type))
+	}
+}
+
+// formatPercent writes p with at least one and at most two decimals: 50.0, 33.33.
+func formatPercent(p float64) string {
+	s := strconv.FormatFloat(math.Round(p*100)/100, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// formatETA writes d as 1.2s under a minute, 2m05s under an hour, 1h02m03s above.
+func formatETA(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%dh%02dm%02ds", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+}
+
+// writeJSON writes v as compact JSON with sorted keys and no HTML escaping;
+// values JSON cannot hold (NaN, channels, …) are written as strings.
+func writeJSON(b *bytes.Buffer, v any) {
+	if m, ok := v.(map[string]any); ok && m == nil {
+		b.WriteString("{}")
+		return
+	}
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		if err = enc.Encode(jsonSafe(v)); err != nil {
+			fmt.Fprintf(b, "%q\n", fmt.Sprint(v))
+		}
+	}
+	b.Truncate(b.Len() - 1) // the encoder's newline
+}
+
+// jsonSafe returns v with the values encoding/json rejects replaced by
+// strings: NaN and ±Inf floats, and anything else unencodable.
+func jsonSafe(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			out[k] = jsonSafe(val)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = jsonSafe(val)
+		}
+		return out
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return strconv.FormatFloat(x, 'g', -1, 64)
+		}
+		return x
+	case float32:
+		return jsonSafe(float64(x))
+	}
+	if _, err := json.Marshal(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return v
+}
