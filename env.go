@@ -26,9 +26,41 @@ type Env struct {
 	values map[string]any
 }
 
-// NewEnv returns an Env holding a copy of values.
+// NewEnv returns an Env holding a deep copy of values: changing values (or
+// the tables and arrays inside it) afterwards does not change the Env.
 func NewEnv(values map[string]any) *Env {
-	return &Env{values: maps.Clone(values)}
+	out, _ := deepCopy(values).(map[string]any)
+	return &Env{values: out}
+}
+
+// deepCopy copies the maps and slices a decoded TOML or JSON value is made of.
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if x == nil {
+			return map[string]any(nil)
+		}
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			out[k] = deepCopy(val)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = deepCopy(val)
+		}
+		return out
+	case []map[string]any:
+		out := make([]map[string]any, len(x))
+		for i, val := range x {
+			out[i], _ = deepCopy(val).(map[string]any)
+		}
+		return out
+	case []string:
+		return slices.Clone(x)
+	}
+	return v
 }
 
 // EnvFromOS returns the OS environment as an Env. With a non-empty prefix
@@ -83,11 +115,23 @@ func MergeEnv(envs ...*Env) *Env {
 
 // Keys returns the keys, sorted.
 func (e *Env) Keys() []string {
+	if e == nil {
+		return nil
+	}
 	return slices.Sorted(maps.Keys(e.values))
 }
 
-// Map returns a copy of the values.
-func (e *Env) Map() map[string]any { return maps.Clone(e.values) }
+// Map returns a deep copy of the values.
+func (e *Env) Map() map[string]any {
+	if e == nil {
+		return map[string]any{}
+	}
+	out, _ := deepCopy(e.values).(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
+	return out
+}
 
 // Get returns the raw value of key. A key that is missing, or whose value
 // is null, reports false.
@@ -145,7 +189,9 @@ func (e *Env) GetInt(key string, def int) (int, error) {
 			return int(x), nil
 		}
 	case float64:
-		if x == math.Trunc(x) && x >= math.MinInt && x <= math.MaxInt {
+		// float64(math.MaxInt) rounds up to 2^63 (on 64-bit), which does
+		// not fit in an int: the upper bound is exclusive.
+		if x == math.Trunc(x) && x >= math.MinInt && x < -math.MinInt {
 			return int(x), nil
 		}
 	case string:
@@ -232,7 +278,18 @@ func (e *Env) GetList(key string, def []string) ([]string, error) {
 		}
 		return out, nil
 	case []string:
-		return slices.Clone(x), nil
+		out := make([]string, 0, len(x))
+		for _, item := range x {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		return out, nil
+	case []map[string]any: // a TOML array of tables ([[key]])
+		if len(x) == 0 {
+			return []string{}, nil
+		}
+		return def, fmt.Errorf("read env %s: item 0 is %s; want a string, number or boolean", key, describe(x[0]))
 	case []any:
 		out := make([]string, 0, len(x))
 		for i, item := range x {
