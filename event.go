@@ -70,7 +70,7 @@ const (
 )
 
 // Event is one thing a run reported. Which fields are set depends on Type;
-// the JSON form (see NewJSONLogger and docs/events.md) is the wire format
+// the JSON form (see NewJSONLogger and docs/logging.md) is the wire format
 // between the CLI, plugin binaries and cluster jobs.
 type Event struct {
 	Type     EventType `json:"type"`

@@ -11,7 +11,7 @@ import (
 )
 
 // NewJSONLogger returns a Logger that writes each event to w as one JSON
-// object on its own line (schema in docs/events.md). It is the wire format
+// object on its own line (schema in docs/logging.md). It is the wire format
 // between the CLI, plugin binaries and cluster jobs.
 func NewJSONLogger(w io.Writer) Logger {
 	return &jsonLogger{w: w}

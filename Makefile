@@ -1,0 +1,33 @@
+# synapse-go developer targets. `make test-all` is what CI runs (.ci/run).
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 30s
+
+.PHONY: test test-integration test-all bench lint fuzz
+
+## test: unit tests, examples and fuzz seed corpora, with the race detector
+test:
+	$(GO) test -race -count=1 ./...
+
+## test-integration: end-to-end tests against real services (see scripts/test-integration.sh)
+test-integration:
+	./scripts/test-integration.sh
+
+## test-all: everything CI checks
+test-all: lint test test-integration
+
+## bench: all benchmarks; numbers go to docs/benchmarks.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+## lint: formatting, vet, staticcheck, tidy go.mod
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/params
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvGetters$$' -fuzztime $(FUZZTIME) .
