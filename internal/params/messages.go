@@ -34,11 +34,10 @@ func constraintMessage(fe validator.FieldError) string {
 	case "oneof":
 		return "must be one of " + strings.Join(strings.Fields(param), ", ") + got
 	case "email", "url", "uri", "uuid", "uuid4", "hostname", "ip", "ipv4", "ipv6", "cidr", "mac", "datetime", "json", "base64", "semver", "file", "dir":
-		name := fe.Tag()
-		if name == "datetime" {
+		if fe.Tag() == "datetime" {
 			return "must be a date/time in the layout " + param + got
 		}
-		return "must be a valid " + strings.ToUpper(name[:1]) + name[1:] + got
+		return "must be a valid " + formatNames[fe.Tag()] + got
 	case "alpha", "alphanum", "numeric", "lowercase", "uppercase", "ascii":
 		return "must be " + fe.Tag() + got
 	case "startswith":
@@ -55,6 +54,14 @@ func constraintMessage(fe validator.FieldError) string {
 		rule += "=" + param
 	}
 	return fmt.Sprintf("does not satisfy %q%s", rule, got)
+}
+
+// formatNames names the values the format rules accept.
+var formatNames = map[string]string{
+	"email": "email address", "url": "URL", "uri": "URI", "uuid": "UUID", "uuid4": "UUID v4",
+	"hostname": "hostname", "ip": "IP address", "ipv4": "IPv4 address", "ipv6": "IPv6 address",
+	"cidr": "CIDR", "mac": "MAC address", "json": "JSON", "base64": "base64 string",
+	"semver": "semantic version", "file": "path to an existing file", "dir": "path to an existing directory",
 }
 
 // sizeMessage handles the rules whose meaning depends on the kind: a bound

@@ -77,6 +77,10 @@ var (
 	validate     *validator.Validate
 )
 
+// embeddedName is the validator namespace segment of an embedded struct whose
+// fields encoding/json promotes; Validate drops it so paths are JSON paths.
+const embeddedName = "\x00embedded"
+
 func structValidator() *validator.Validate {
 	validateOnce.Do(func() {
 		validate = validator.New(validator.WithRequiredStructEnabled())
@@ -86,6 +90,9 @@ func structValidator() *validator.Validate {
 				return ""
 			}
 			if name == "" {
+				if f.Anonymous && isStruct(f.Type) {
+					return embeddedName
+				}
 				return f.Name
 			}
 			return name
@@ -130,6 +137,9 @@ func collectFields(t reflect.Type, index []int, out map[string]field) {
 		if sf.Anonymous && name == "" {
 			if ft.Kind() == reflect.Pointer {
 				ft = ft.Elem()
+				if !sf.IsExported() && ft.Kind() == reflect.Struct {
+					continue // encoding/json cannot allocate it, so its fields cannot be set
+				}
 			}
 			if ft.Kind() == reflect.Struct {
 				collectFields(ft, idx, out)
@@ -142,14 +152,16 @@ func collectFields(t reflect.Type, index []int, out map[string]field) {
 		if name == "" {
 			name = sf.Name
 		}
-		if _, dup := out[name]; !dup {
+		// As in encoding/json, a shallower field hides a promoted one.
+		if old, dup := out[name]; !dup || len(idx) < len(old.index) {
 			out[name] = field{name: name, index: idx, typ: sf.Type}
 		}
 	}
 }
 
 // buildDefaults applies every `default` tag of struct t (and of nested
-// struct fields) to the template, or records it as fresh.
+// struct fields) to the template, or records it as fresh. path is the dotted
+// JSON path of t ("" at the top).
 func (c *Codec) buildDefaults(t reflect.Type, index []int, path string) error {
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
@@ -161,12 +173,13 @@ func (c *Codec) buildDefaults(t reflect.Type, index []int, path string) error {
 		if name == "-" {
 			continue
 		}
+		promoted := sf.Anonymous && name == "" && isStruct(sf.Type)
 		if name == "" {
 			name = sf.Name
 		}
 		fpath := name
-		if sf.Anonymous && sf.Tag.Get("json") == "" {
-			fpath = strings.TrimSuffix(path, ".")
+		if promoted {
+			fpath = path // promoted fields live at the parent's path
 		} else if path != "" {
 			fpath = path + "." + name
 		}
@@ -186,11 +199,7 @@ func (c *Codec) buildDefaults(t reflect.Type, index []int, path string) error {
 			continue
 		}
 		if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeOf(time.Time{}) {
-			prefix := fpath + "."
-			if fpath == "" {
-				prefix = ""
-			}
-			if err := c.buildDefaults(sf.Type, idx, prefix); err != nil {
+			if err := c.buildDefaults(sf.Type, idx, fpath); err != nil {
 				return err
 			}
 		}
@@ -272,12 +281,25 @@ func (c *Codec) Names() []string { return c.names }
 // dotted JSON path.
 func (c *Codec) Defaults() map[string]any { return c.defaults }
 
-// reset sets dst to the defaults.
+// reset sets dst to the defaults, except map defaults: encoding/json would
+// merge a given object into them, so fillMaps applies them after decoding.
 func (c *Codec) reset(dst reflect.Value) {
 	dst.Set(c.template)
+	c.setFresh(dst, false)
+}
+
+// fillMaps sets the map fields that decoding left nil (absent or null) to
+// their defaults.
+func (c *Codec) fillMaps(dst reflect.Value) { c.setFresh(dst, true) }
+
+func (c *Codec) setFresh(dst reflect.Value, maps bool) {
 	for _, f := range c.fresh {
-		v, _, _ := parseDefault(fieldAlloc(dst, f.index).Type(), f.raw) // parsed once in NewCodec: cannot fail
-		fieldAlloc(dst, f.index).Set(v)
+		fv := fieldAlloc(dst, f.index)
+		if isMap := fv.Kind() == reflect.Map; isMap != maps || (isMap && !fv.IsNil()) {
+			continue
+		}
+		v, _, _ := parseDefault(fv.Type(), f.raw) // parsed once in NewCodec: cannot fail
+		fv.Set(v)
 	}
 }
 
@@ -289,12 +311,26 @@ func (c *Codec) CheckKeys(keys map[string]any) []FieldError {
 	}
 	var errs []FieldError
 	for k := range keys {
-		if _, ok := c.fields[k]; !ok {
+		if _, ok := c.lookup(k); !ok {
 			errs = append(errs, c.unknown(k))
 		}
 	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
 	return errs
+}
+
+// lookup finds the field of JSON key k as encoding/json does: an exact match
+// first, then a case-insensitive one.
+func (c *Codec) lookup(k string) (field, bool) {
+	if f, ok := c.fields[k]; ok {
+		return f, true
+	}
+	for _, name := range c.names {
+		if strings.EqualFold(name, k) {
+			return c.fields[name], true
+		}
+	}
+	return field{}, false
 }
 
 func (c *Codec) unknown(name string) FieldError {
@@ -330,6 +366,7 @@ func (c *Codec) Decode(data []byte, dst any) error {
 	if len(bytes.TrimSpace(data[dec.InputOffset():])) != 0 {
 		return &Error{Fields: []FieldError{{Message: errTrailing.Error()}}}
 	}
+	c.fillMaps(rv)
 	return c.Validate(rv.Addr().Interface())
 }
 
@@ -341,6 +378,7 @@ func (c *Codec) diagnose(data []byte, rv reflect.Value, first error) error {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		c.reset(rv)
+		c.fillMaps(rv)
 		return c.Validate(rv.Addr().Interface())
 	}
 	var obj map[string]json.RawMessage
@@ -360,7 +398,7 @@ func (c *Codec) diagnose(data []byte, rv reflect.Value, first error) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		f, ok := c.fields[k]
+		f, ok := c.lookup(k)
 		if !ok {
 			errs = append(errs, c.unknown(k))
 			continue
@@ -369,8 +407,8 @@ func (c *Codec) diagnose(data []byte, rv reflect.Value, first error) error {
 		dec := json.NewDecoder(bytes.NewReader(obj[k]))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(fv.Addr().Interface()); err != nil {
-			failed[k] = true
-			errs = append(errs, fieldDecodeError(k, f.typ, obj[k], err))
+			failed[f.name] = true
+			errs = append(errs, fieldDecodeError(f.name, f.typ, obj[k], err))
 		}
 	}
 	if len(errs) == 0 {
@@ -378,11 +416,15 @@ func (c *Codec) diagnose(data []byte, rv reflect.Value, first error) error {
 		// reproduce; report it as it is.
 		return &Error{Fields: []FieldError{{Message: describeDecodeError(data, first, "")}}}
 	}
+	c.fillMaps(rv)
 	if verr := c.Validate(rv.Addr().Interface()); verr != nil {
 		var pe *Error
 		if errors.As(verr, &pe) {
 			for _, fe := range pe.Fields {
-				top, _, _ := strings.Cut(fe.Field, ".")
+				top := fe.Field
+				if i := strings.IndexAny(top, ".["); i >= 0 {
+					top = top[:i]
+				}
 				if !failed[top] {
 					errs = append(errs, fe)
 				}
@@ -401,6 +443,18 @@ func fieldDecodeError(name string, t reflect.Type, raw json.RawMessage, err erro
 		if te.Field != "" {
 			path = name + "." + te.Field
 			return FieldError{Field: path, Message: fmt.Sprintf("must be %s (got %s)", describeType(te.Type), te.Value)}
+		}
+		elem := t
+		for elem.Kind() == reflect.Pointer {
+			elem = elem.Elem()
+		}
+		if te.Type != nil && te.Type != elem {
+			// The bad value is inside the field's array or object.
+			what := "item"
+			if elem.Kind() == reflect.Map {
+				what = "value"
+			}
+			return FieldError{Field: path, Message: fmt.Sprintf("every %s must be %s (got %s)", what, describeType(te.Type), te.Value)}
 		}
 		return FieldError{Field: path, Message: fmt.Sprintf("must be %s (got %s)", describeType(t), shorten(string(raw)))}
 	}
@@ -477,7 +531,7 @@ func describeType(t reflect.Type) string {
 		return "a valid value"
 	}
 	if t == durationType {
-		return `a duration like "1m30s" or a number of nanoseconds`
+		return "an integer number of nanoseconds"
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -513,15 +567,30 @@ func (c *Codec) Validate(v any) error {
 	if !errors.As(err, &verrs) {
 		return &Error{Fields: []FieldError{{Message: err.Error()}}}
 	}
+	// Namespaces start with the type name, if it has one ("TrainParams.epochs").
+	prefix, t := "", reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Name() != "" {
+		prefix = t.Name() + "."
+	}
 	out := make([]FieldError, 0, len(verrs))
 	for _, fe := range verrs {
-		path := fe.Namespace()
-		if _, rest, ok := strings.Cut(path, "."); ok {
-			path = rest
-		}
+		path := strings.TrimPrefix(fe.Namespace(), prefix)
+		path = strings.ReplaceAll(path, embeddedName+".", "")
+		path = strings.TrimSuffix(strings.TrimSuffix(path, embeddedName), ".") // a rule on the embedded struct itself
 		out = append(out, FieldError{Field: path, Message: constraintMessage(fe)})
 	}
 	return &Error{Fields: out}
+}
+
+// isStruct reports whether t is a struct or a pointer to one.
+func isStruct(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
 }
 
 // suggest returns the candidate closest to name by edit distance, if close.
