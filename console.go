@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/livebar"
-	"golang.org/x/term"
+	"github.com/synapse-sdk/synapse-go/internal/output"
 )
 
 // NewConsoleLogger returns a Logger that writes events for people to w,
@@ -30,19 +29,48 @@ import (
 // category changes, and always at 0% and 100%, so a tight loop stays cheap
 // and readable.
 func NewConsoleLogger(w io.Writer) Logger {
-	c := &consoleLogger{w: w, last: map[progressKey]int{}}
-	if isTerminal(w) {
+	c := &consoleLogger{w: w}
+	if output.IsTerminal(w) {
 		c.live = livebar.New(w)
 	}
 	return c
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok || os.Getenv("TERM") == "dumb" {
-		return false
+type consoleLogger struct {
+	mu       sync.Mutex
+	w        io.Writer
+	live     *livebar.Renderer
+	throttle progressThrottle
+	buf      bytes.Buffer
+}
+
+func (c *consoleLogger) Handle(e Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Type == EventProgress {
+		if !c.throttle.allow(e, c.live == nil) {
+			return
+		}
+		if c.live != nil {
+			c.bar(e)
+			return
+		}
 	}
-	return term.IsTerminal(int(f.Fd()))
+	c.buf.Reset()
+	formatLine(&c.buf, e)
+	c.emit()
+}
+
+func (c *consoleLogger) bar(e Event) {
+	label := ""
+	if e.Category != "" {
+		label = "[" + e.Category + "]"
+	}
+	suffix := ""
+	if e.ETA >= 0 {
+		suffix = "| ETA: " + formatETA(e.ETA)
+	}
+	c.live.Set(fmt.Sprintf("%d\x00%s", e.run, e.Category), label, e.Percent, suffix)
 }
 
 type progressKey struct {
@@ -50,62 +78,36 @@ type progressKey struct {
 	category string
 }
 
-type consoleLogger struct {
-	mu      sync.Mutex
-	w       io.Writer
-	live    *livebar.Renderer
-	last    map[progressKey]int // whole percent last printed, per run and category
-	lastKey progressKey         // key of the last progress line printed
-	buf     bytes.Buffer
+// progressThrottle decides which progress events are worth showing: those
+// where the whole-number percent changed, the first of a run and category,
+// those at 0% and 100%, and (with onCategoryChange) those whose category
+// differs from the last one shown. It is not safe for concurrent use.
+type progressThrottle struct {
+	last    map[progressKey]int // whole percent last shown, per run and category
+	lastKey progressKey         // key of the last progress shown
 }
 
-// maxTracked bounds the throttling state of a long-lived logger.
+// maxTracked bounds the state of a long-lived throttle.
 const maxTracked = 4096
 
-func (c *consoleLogger) Handle(e Event) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e.Type == EventProgress {
-		c.progress(e)
-		return
-	}
-	c.buf.Reset()
-	formatLine(&c.buf, e)
-	c.emit()
-}
-
-func (c *consoleLogger) progress(e Event) {
+func (t *progressThrottle) allow(e Event, onCategoryChange bool) bool {
 	key := progressKey{run: e.run, category: e.Category}
 	whole := int(math.Floor(e.Percent))
-	last, seen := c.last[key]
+	last, seen := t.last[key]
 	done := e.Current == e.Total
-	if seen && whole == last && e.Current != 0 && !done && (c.live != nil || key == c.lastKey) {
-		return
+	if seen && whole == last && e.Current != 0 && !done && (!onCategoryChange || key == t.lastKey) {
+		return false
 	}
 	if done {
-		delete(c.last, key)
+		delete(t.last, key)
 	} else {
-		if len(c.last) >= maxTracked {
-			clear(c.last)
+		if t.last == nil || len(t.last) >= maxTracked {
+			t.last = map[progressKey]int{}
 		}
-		c.last[key] = whole
+		t.last[key] = whole
 	}
-	c.lastKey = key
-	if c.live != nil {
-		label := ""
-		if e.Category != "" {
-			label = "[" + e.Category + "]"
-		}
-		suffix := ""
-		if e.ETA >= 0 {
-			suffix = "| ETA: " + formatETA(e.ETA)
-		}
-		c.live.Set(fmt.Sprintf("%d\x00%s", e.run, e.Category), label, e.Percent, suffix)
-		return
-	}
-	c.buf.Reset()
-	formatLine(&c.buf, e)
-	c.emit()
+	t.lastKey = key
+	return true
 }
 
 // emit writes the line in buf (without its newline) to the output.

@@ -1,50 +1,10 @@
-// Command train is an example plugin: it runs its actions in local mode.
+// Command train is an example Synapse plugin. Run its actions with the CLI:
 //
-//	go run ./examples/train train '{"epochs": 10, "delay_ms": 100}'
+//	synapse plugin run train --path examples/train --params '{"epochs": 10, "delay_ms": 100}'
+//
+// or directly: go run ./examples/train plugin run train --params '{"epochs": 3}'
 package main
 
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
+import synapse "github.com/synapse-sdk/synapse-go"
 
-	synapse "github.com/synapse-sdk/synapse-go"
-)
-
-func main() {
-	os.Exit(run(os.Args[1:]))
-}
-
-func run(args []string) int {
-	if len(args) < 1 || len(args) > 2 {
-		fmt.Fprintln(os.Stderr, "usage: train ACTION [PARAMS_JSON]   (actions: train, evaluate)")
-		return 2
-	}
-	actions := map[string]synapse.Action{Train.Name(): Train, Evaluate.Name(): Evaluate}
-	action, ok := actions[args[0]]
-	if !ok {
-		fmt.Fprintln(os.Stderr, "error:", &synapse.ActionNotFoundError{Action: args[0], Available: []string{"evaluate", "train"}})
-		return 2
-	}
-	params := "{}"
-	if len(args) == 2 {
-		params = args[1]
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	result, err := synapse.NewLocalExecutor().Execute(ctx, action, params)
-	switch {
-	case errors.Is(err, synapse.ErrValidation):
-		fmt.Fprintln(os.Stderr, "error:", err)
-		return 2
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "error:", err)
-		return 1
-	}
-	out, _ := json.MarshalIndent(result, "", "  ")
-	fmt.Println(string(out))
-	return 0
-}
+func main() { synapse.Main(Train, Evaluate) }

@@ -12,7 +12,7 @@ import (
 // child is this test binary with SYNAPSE_EXAMPLE_MAIN set.
 func TestMain(m *testing.M) {
 	if os.Getenv("SYNAPSE_EXAMPLE_MAIN") == "1" {
-		os.Exit(run(os.Args[1:]))
+		main()
 	}
 	os.Exit(m.Run())
 }
@@ -33,7 +33,8 @@ func runMain(t *testing.T, env []string, args ...string) (stdout, stderr string,
 }
 
 func TestMainEndToEnd(t *testing.T) {
-	stdout, stderr, code := runMain(t, []string{"DATASET_DIR=/data/dogs"}, "train", `{"epochs": 2}`)
+	// DATASET_DIR from the OS loses to config.yaml's env; --env wins over both.
+	stdout, stderr, code := runMain(t, []string{"DATASET_DIR=/data/os", "SEED=1"}, "plugin", "run", "train", "--params", `{"epochs": 2}`, "--env", "DATASET_DIR=/data/dogs")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -45,7 +46,7 @@ func TestMainEndToEnd(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 	for _, want := range []string{
-		"INFO: Training small model on /data/dogs (seed 42)",
+		"INFO: Training small model on /data/dogs (seed 42)", // SEED from config.yaml beats the OS
 		"INFO: [train] Progress: 0.0%",
 		`INFO: [train] epoch_complete {"epoch":1,"loss":0.7143}`,
 		"INFO: [train] Progress: 100.0% | ETA: 0.0s",
@@ -63,10 +64,12 @@ func TestMainExitCodes(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"train", `{"epochs": 0}`}, 2, "epochs: must be >= 1 (got 0)"},
-		{[]string{"train", `{"epochs": 3, "fail_at_epoch": 1}`}, 1, "epoch 1: loss diverged"},
-		{[]string{"trian"}, 2, `find action "trian": no such action`},
-		{nil, 2, "usage: train ACTION"},
+		{[]string{"plugin", "run", "train", "--params", `{"epochs": 0}`}, 2, "epochs: must be >= 1 (got 0)"},
+		{[]string{"plugin", "run", "train", "--params", `{"epochs": 3, "fail_at_epoch": 1}`}, 1, "epoch 1: loss diverged"},
+		{[]string{"plugin", "run", "trian"}, 2, `find action "trian": no such action (did you mean "train"?)`},
+		{[]string{"plugin", "run", "train", "--mode", "job"}, 2, "a plugin binary runs actions in local mode only"},
+		{[]string{"plugin", "run", "train", "--gpus", "1"}, 2, "--gpus: not supported in local mode"},
+		{nil, 2, "Commands:"},
 	}
 	for _, tt := range tests {
 		_, stderr, code := runMain(t, nil, tt.args...)

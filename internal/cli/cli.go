@@ -1,0 +1,170 @@
+// Package cli implements the synapse command. cmd/synapse/main.go only
+// calls Main.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/output"
+)
+
+// Version is the CLI's version, set at link time with
+// -ldflags "-X github.com/synapse-sdk/synapse-go/internal/cli.Version=v1.2.3".
+var Version = ""
+
+// IOStreams are the standard streams of a command.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// System returns the process's streams.
+func System() *IOStreams { return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
+
+// IsTerminal reports whether both stdin and stderr are terminals, the
+// condition for prompting.
+func (s *IOStreams) IsTerminal() bool { return output.IsTerminal(s.In) && output.IsTerminal(s.ErrOut) }
+
+// Main runs the CLI with os.Args and returns the exit code.
+func Main() int { return Run(os.Args[1:], System()) }
+
+// verbose is set by the global -v flag of the command being run.
+type globals struct {
+	verbose bool
+}
+
+// Run runs the CLI with args and returns the exit code. Errors are printed
+// here, and mapped to exit codes by synapse.ExitCode: nowhere else.
+func Run(args []string, io *IOStreams) int {
+	g := &globals{}
+	root := newRootCmd(io, g)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return synapse.ExitOK
+	}
+	var exec *execReplaced
+	if errors.As(err, &exec) {
+		return exec.code
+	}
+	var buildErr *build.Error
+	switch {
+	case errors.Is(err, synapse.ErrInterrupted):
+		fmt.Fprintln(io.ErrOut, "Interrupted.")
+	case errors.As(err, &buildErr) && strings.TrimSpace(buildErr.Output) != "":
+		// The compiler's messages, as it printed them.
+		fmt.Fprintf(io.ErrOut, "Error: build plugin %s failed:\n%s\n", buildErr.Dir, strings.TrimRight(buildErr.Output, "\n"))
+	default:
+		fmt.Fprintln(io.ErrOut, "Error:", synapse.FormatError(err, g.verbose))
+		if isUsage(err) {
+			fmt.Fprintf(io.ErrOut, "Run '%s --help' for usage.\n", commandPath(root, args))
+		}
+	}
+	return synapse.ExitCode(err)
+}
+
+// execReplaced carries the exit code of a command that ran a child in the
+// foreground (only on systems without exec).
+type execReplaced struct{ code int }
+
+func (e *execReplaced) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// usageError is a cobra flag or argument error.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+func (e *usageError) ExitCode() int { return synapse.ExitUsage }
+
+func isUsage(err error) bool {
+	var u *usageError
+	return errors.As(err, &u)
+}
+
+func commandPath(root *cobra.Command, args []string) string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return root.Name()
+	}
+	return cmd.CommandPath()
+}
+
+func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "synapse",
+		Short:         "Write and run Synapse plugin actions",
+		Long:          "synapse runs plugin actions locally, on a Ray cluster (task, job) or through a Synapse backend (remote),\nand creates and inspects plugins.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.ErrOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "more detail (stack traces, build info, unknown config keys)")
+
+	plugin := &cobra.Command{
+		Use:   "plugin",
+		Short: "Run, create and inspect plugins",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	plugin.AddCommand(
+		newRunCmd(io, g),
+		newCreateCmd(io),
+		newActionsCmd(io, g),
+		newSchemaCmd(io, g),
+		newUpdateConfigCmd(io, g),
+	)
+	root.AddCommand(plugin, newVersionCmd(io))
+	return root
+}
+
+// noArgs rejects arguments with a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	}
+	return nil
+}
+
+// exactArgs requires n arguments, naming them in the error.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s takes %s (got %d arguments)", cmd.CommandPath(), names, len(args))}
+		}
+		return nil
+	}
+}
+
+func newVersionCmd(io *IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintf(io.Out, "synapse %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,156 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/synapse-sdk/synapse-go/internal/cli"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"synapse":  func() { os.Exit(cli.Main()) },
+		"exitcode": exitcodeMain,
+	})
+}
+
+// exitcodeMain is `exitcode N PROG ARGS...`: it runs PROG, passing its
+// output through and forwarding SIGINT/SIGTERM to it, and succeeds only if
+// PROG exits with status N. (testscript's `! exec` cannot tell 1 from 2.)
+func exitcodeMain() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: exitcode N PROG [ARGS...]")
+		os.Exit(2)
+	}
+	want, err := strconv.Atoi(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "exitcode: N must be a number")
+		os.Exit(2)
+	}
+	cmd := exec.Command(os.Args[2], os.Args[3:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "exitcode:", err)
+		os.Exit(2)
+	}
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			got = 128 + int(ws.Signal())
+		}
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "exitcode:", err)
+		os.Exit(2)
+	}
+	if got != want {
+		fmt.Fprintf(os.Stderr, "exitcode: %s exited with %d, want %d\n", os.Args[2], got, want)
+		os.Exit(1)
+	}
+}
+
+// sdkRoot is the repository root (the SDK checkout the scripts build against).
+func sdkRoot(t testing.TB) string {
+	dir, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// goEnv returns the Go settings the scripts' builds need (testscript runs
+// them with HOME=/no-home, where Go's defaults do not work).
+func goEnv(t testing.TB) map[string]string {
+	out, err := exec.Command("go", "env", "-json", "GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GOTOOLCHAIN", "GONOSUMDB", "GOPRIVATE").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	var env map[string]string
+	if err := json.Unmarshal(out, &env); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func TestScripts(t *testing.T) {
+	sdk := sdkRoot(t)
+	goenv := goEnv(t)
+	cache := t.TempDir() // one plugin build cache for all scripts: each plugin builds once
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			for k, v := range goenv {
+				if v != "" {
+					env.Setenv(k, v)
+				}
+			}
+			env.Setenv("SDK", sdk)
+			env.Setenv("SYNAPSE_SDK_DIR", sdk)
+			env.Setenv("SYNAPSE_CACHE_DIR", cache)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"sdkmod":   cmdSDKMod,
+			"waitfile": cmdWaitFile,
+		},
+	})
+}
+
+// cmdSDKMod makes DIR (holding a plugin's sources) a module
+// example.com/NAME that uses this SDK checkout: `sdkmod DIR NAME`.
+func cmdSDKMod(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sdkmod DIR NAME")
+	}
+	sdk := ts.Getenv("SDK")
+	dir := ts.MkAbs(args[0])
+	gomod := fmt.Sprintf("module example.com/%s\n\ngo 1.26\n\nrequire github.com/synapse-sdk/synapse-go v0.0.0-00010101000000-000000000000\n\nreplace github.com/synapse-sdk/synapse-go => %s\n", args[1], sdk)
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644))
+	sum, err := os.ReadFile(filepath.Join(sdk, "go.sum"))
+	ts.Check(err)
+	ts.Check(os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644))
+	// Complete go.mod from the plugin's imports, as a plugin author would.
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = dir
+	if out, err := tidy.CombinedOutput(); err != nil {
+		ts.Fatalf("go mod tidy in %s: %v\n%s", args[0], err, out)
+	}
+}
+
+// cmdWaitFile waits up to a minute for a file to exist: `waitfile PATH`.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("waitfile: %s did not appear within a minute", strings.TrimPrefix(path, ts.Getenv("WORK")+"/"))
+}

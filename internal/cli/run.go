@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
+)
+
+func newRunCmd(io *IOStreams, g *globals) *cobra.Command {
+	var flags runflags.Flags
+	cmd := &cobra.Command{
+		Use:   "run ACTION",
+		Short: "Run an action of the plugin",
+		Long: `Run an action of the plugin in --path.
+
+Local mode builds the plugin binary (cached: an unchanged plugin is never rebuilt) and runs the
+action in it. Logs, progress and metrics go to stderr; the result goes to stdout (indented on a
+terminal, compact JSON otherwise or with -o json).
+
+Exit codes: 0 success; 1 the action failed or panicked, or the build failed; 2 bad flags, config,
+params or an unknown action; 130 interrupted.`,
+		Example: `  synapse plugin run train --params '{"epochs": 10}' --mode local
+  synapse plugin run train --path ./my-plugin --params @params.json --env SEED=7
+  echo '{"epochs": 3}' | synapse plugin run train --params - -o json`,
+		Args: exactArgs(1, "one argument, the action name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flags.Verbose = g.verbose
+			return runAction(cmd.Context(), io, &flags, args[0])
+		},
+	}
+	flags.Register(cmd.Flags())
+	return cmd
+}
+
+func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action string) error {
+	mode := runflags.ModeLocal
+	if flags.Mode != "" {
+		m, err := runflags.NormalizeMode(flags.Mode)
+		if err != nil {
+			return err
+		}
+		mode = m
+	} else if io.IsTerminal() {
+		m, err := promptMode(io)
+		if err != nil {
+			return err
+		}
+		mode = m
+	}
+	if err := flags.Check(mode); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(io, flags.Path, flags.Verbose)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Actions) > 0 {
+		if _, ok := cfg.Action(action); !ok {
+			return &synapse.ActionNotFoundError{Action: action, Available: cfg.ActionNames(), Suggestion: suggest(action, cfg.ActionNames())}
+		}
+	}
+	if mode != runflags.ModeLocal {
+		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local", mode)}
+	}
+
+	bin, err := buildPlugin(ctx, io, cfg, build.Options{Debug: flags.Dlv}, flags.DebugSDK, flags.Verbose)
+	if err != nil {
+		return err
+	}
+	argv := []string{bin, "plugin", "run", action, "--path", cfg.Path, "--params", flags.Params, "--output", flags.Output}
+	for _, kv := range flags.Env {
+		argv = append(argv, "--env", kv)
+	}
+	if flags.EnvFile != "" {
+		argv = append(argv, "--env-file", flags.EnvFile)
+	}
+	if flags.JobID != "" {
+		argv = append(argv, "--job-id", flags.JobID)
+	}
+	if flags.Verbose {
+		argv = append(argv, "--verbose")
+	}
+	if flags.Dlv {
+		dlv, err := exec.LookPath("dlv")
+		if err != nil {
+			return &runflags.UsageError{Flag: "dlv", Message: "the Delve debugger (dlv) is not installed; install it with `go install github.com/go-delve/delve/cmd/dlv@latest`"}
+		}
+		argv = append([]string{dlv, "exec", bin, "--"}, argv[1:]...)
+	}
+	return replaceProcess(io, argv)
+}
+
+// loadConfig reads the plugin config, listing unknown keys with -v.
+func loadConfig(io *IOStreams, path string, verbose bool) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if verbose {
+		for _, u := range cfg.Unknown {
+			fmt.Fprintf(io.ErrOut, "%s:%d: ignored unknown key %s\n", cfg.Path, u.Line, u.Key)
+		}
+	}
+	return cfg, nil
+}
+
+// buildPlugin builds the plugin binary of cfg (cached), showing a spinner
+// on a terminal while a build runs.
+func buildPlugin(ctx context.Context, io *IOStreams, cfg *config.Config, opts build.Options, debugSDK, verbose bool) (string, error) {
+	opts.Dir = cfg.Dir
+	if debugSDK {
+		dir, err := sdkDir()
+		if err != nil {
+			return "", &runflags.UsageError{Flag: "debug-sdk", Message: err.Error()}
+		}
+		opts.SDKDir = dir
+	}
+	stop := func() {}
+	if io.IsTerminal() {
+		stop = spin(io.ErrOut, "Building plugin "+cfg.Code+" (a first build takes a few seconds)")
+	}
+	res, err := build.Build(ctx, opts)
+	stop()
+	if err != nil {
+		return "", err
+	}
+	if verbose {
+		state := "built in " + res.Duration.Round(1e6).String()
+		if res.Cached {
+			state = "cached"
+		}
+		fmt.Fprintf(io.ErrOut, "plugin binary: %s (%s)\n", res.Binary, state)
+	}
+	return res.Binary, nil
+}
+
+// promptMode asks for the mode on a terminal.
+func promptMode(io *IOStreams) (string, error) {
+	fmt.Fprintln(io.ErrOut, "Select executor mode:")
+	for i, m := range runflags.ModeDescriptions {
+		fmt.Fprintf(io.ErrOut, "  %d) %-6s - %s\n", i+1, m.Mode, m.Text)
+	}
+	fmt.Fprint(io.ErrOut, "Mode [1]: ")
+	line, err := bufio.NewReader(io.In).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no mode selected (stdin closed); pass --mode")
+	}
+	answer := strings.TrimSpace(line)
+	if answer == "" {
+		return runflags.ModeLocal, nil
+	}
+	if n, err := strconv.Atoi(answer); err == nil && n >= 1 && n <= len(runflags.ModeDescriptions) {
+		return runflags.ModeDescriptions[n-1].Mode, nil
+	}
+	return runflags.NormalizeMode(answer)
+}
+
+func suggest(name string, options []string) string {
+	best, bestD := "", 3
+	for _, o := range options {
+		if d := editDistance(name, o); d < bestD {
+			best, bestD = o, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,131 @@
+// Package protocol defines the line-delimited JSON protocol between a client
+// (the synapse CLI, RunPlugin, a cluster worker host) and a plugin binary
+// started as `PLUGIN worker`. docs/protocol.md is its specification.
+//
+// The client writes one Request per line to the worker's stdin; the worker
+// writes one Message per line to its stdout. The worker's stderr is free
+// text for people (it is not part of the protocol).
+package protocol
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Version is the protocol version a worker announces in its ready message.
+const Version = 1
+
+// Request types.
+const (
+	TypeRun    = "run"    // run Action with Params; answered by events and one result or error
+	TypeCancel = "cancel" // cancel the run with ID
+	TypePing   = "ping"   // answered by a pong with the same ID
+)
+
+// Message types.
+const (
+	TypeReady  = "ready"  // first line: the worker is up
+	TypeEvent  = "event"  // an event of run ID (the JSON event schema of docs/logging.md)
+	TypeResult = "result" // run ID succeeded
+	TypeError  = "error"  // run ID failed (or, without ID, a request could not be read)
+	TypePong   = "pong"
+)
+
+// Request is one line from the client.
+type Request struct {
+	Type   string          `json:"type"`
+	ID     string          `json:"id,omitempty"`
+	Action string          `json:"action,omitempty"`
+	Params json.RawMessage `json:"params,omitempty"`
+	JobID  string          `json:"job_id,omitempty"`
+	// Env is layered over the worker's own environment for this run.
+	Env map[string]any `json:"env,omitempty"`
+}
+
+// Message is one line from the worker.
+type Message struct {
+	Type   string          `json:"type"`
+	ID     string          `json:"id,omitempty"`
+	Event  json.RawMessage `json:"event,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
+
+	// Ready fields.
+	Protocol int          `json:"protocol,omitempty"`
+	PID      int          `json:"pid,omitempty"`
+	Actions  []ActionInfo `json:"actions,omitempty"`
+}
+
+// ActionInfo describes an action a plugin binary provides.
+type ActionInfo struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Schema      json.RawMessage `json:"schema,omitempty"`
+}
+
+// Error kinds.
+const (
+	KindValidation     = "validation"
+	KindExecution      = "execution"
+	KindActionNotFound = "action_not_found"
+	KindProtocol       = "protocol"
+)
+
+// Error is a typed error crossing the process boundary.
+type Error struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	Action  string `json:"action,omitempty"`
+	JobID   string `json:"job_id,omitempty"`
+	// Validation.
+	Fields []FieldError `json:"fields,omitempty"`
+	// Action not found.
+	Available  []string `json:"available,omitempty"`
+	Suggestion string   `json:"suggestion,omitempty"`
+	// Execution.
+	Cause string `json:"cause,omitempty"` // "canceled" or "deadline_exceeded" when the run was cancelled
+	Panic bool   `json:"panic,omitempty"`
+	Stack string `json:"stack,omitempty"`
+}
+
+// FieldError is one rejected param.
+type FieldError struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// Writer writes messages or requests as JSON lines; it is safe for
+// concurrent use.
+type Writer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// Write encodes v as one line.
+func (w *Writer) Write(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode protocol line: %w", err)
+	}
+	b = append(b, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, err = w.w.Write(b)
+	return err
+}
+
+// MaxLine is the longest line a Scanner accepts (params and results can be large).
+const MaxLine = 64 << 20
+
+// NewScanner returns a line scanner for protocol input on r.
+func NewScanner(r io.Reader) *bufio.Scanner {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 0, 64<<10), MaxLine)
+	return s
+}

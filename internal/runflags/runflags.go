@@ -1,0 +1,182 @@
+// Package runflags defines the flags of `plugin run`, shared by the synapse
+// CLI and plugin binaries so both accept and check them the same way.
+package runflags
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Modes, as accepted by --mode.
+const (
+	ModeLocal  = "local"
+	ModeTask   = "task"
+	ModeJob    = "job"
+	ModeRemote = "remote"
+)
+
+// ModeDescriptions are the one-line descriptions shown by the mode prompt.
+var ModeDescriptions = []struct{ Mode, Text string }{
+	{ModeLocal, "in this process (best for debugging)"},
+	{ModeTask, "on a reused Ray worker; result returned at once"},
+	{ModeJob, "as a Ray job, with log streaming"},
+	{ModeRemote, "through the Synapse backend"},
+}
+
+// Flags holds the values of `plugin run` flags.
+type Flags struct {
+	Plugin     string
+	Path       string
+	Params     string
+	Mode       string
+	Env        []string
+	EnvFile    string
+	JobID      string
+	RayAddress string
+	GPUs       float64
+	CPUs       float64
+	Debug      bool
+	Host       string
+	Token      string
+	Input      string
+	InferPath  string
+	DebugSDK   bool
+	Dlv        bool
+	Output     string
+	Verbose    bool // registered by the caller: the CLI has it as a global flag
+
+	fs *pflag.FlagSet
+}
+
+// Register defines the flags on fs.
+func (f *Flags) Register(fs *pflag.FlagSet) {
+	f.fs = fs
+	fs.StringVarP(&f.Plugin, "plugin", "p", "", "plugin code (default from config.yaml; needed for remote mode)")
+	fs.StringVar(&f.Path, "path", ".", "plugin directory or config.yaml path")
+	fs.StringVar(&f.Params, "params", "{}", "action params as JSON; @file.json reads a file, - reads stdin")
+	fs.StringVarP(&f.Mode, "mode", "m", "", "local, task, job (alias jobs-api) or remote (default: a prompt on a terminal, else local)")
+	fs.StringArrayVar(&f.Env, "env", nil, "KEY=VALUE for the action's env (repeatable; highest precedence)")
+	fs.StringVar(&f.EnvFile, "env-file", "", "TOML file of env values")
+	fs.StringVar(&f.JobID, "job-id", "", "job identifier passed to the run")
+	fs.StringVar(&f.RayAddress, "ray-address", "auto", "Ray address for task and job modes")
+	fs.Float64Var(&f.GPUs, "gpus", 0, "GPUs for task and job modes")
+	fs.Float64Var(&f.CPUs, "cpus", 0, "CPUs for task and job modes")
+	fs.BoolVar(&f.Debug, "debug", true, "debug flag sent to the backend in remote mode (--no-debug to clear)")
+	fs.Bool("no-debug", false, "do not send the debug flag in remote mode")
+	fs.StringVar(&f.Host, "host", "", "backend host for remote mode")
+	fs.StringVarP(&f.Token, "token", "t", "", "access token for remote mode")
+	fs.StringVarP(&f.Input, "input", "i", "", "inference input JSON (remote infer)")
+	fs.StringVar(&f.InferPath, "infer-path", "/", "inference endpoint path (remote infer)")
+	fs.BoolVar(&f.DebugSDK, "debug-sdk", false, "build the plugin against this SDK checkout")
+	fs.BoolVar(&f.Dlv, "dlv", false, "run under the Delve debugger (local mode)")
+	fs.StringVarP(&f.Output, "output", "o", "text", "text or json (the result only, machine-readable)")
+}
+
+// UsageError is a bad flag or argument. The CLI exits 2 for it.
+type UsageError struct {
+	Flag    string
+	Message string
+}
+
+func (e *UsageError) Error() string {
+	if e.Flag == "" {
+		return e.Message
+	}
+	return "--" + e.Flag + ": " + e.Message
+}
+
+// ExitCode returns 2.
+func (e *UsageError) ExitCode() int { return 2 }
+
+// Changed reports whether flag name was given.
+func (f *Flags) Changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
+
+// NormalizeMode returns the canonical mode for s, accepting "jobs-api" for job.
+func NormalizeMode(s string) (string, error) {
+	switch m := strings.ToLower(strings.TrimSpace(s)); m {
+	case ModeLocal, ModeTask, ModeJob, ModeRemote:
+		return m, nil
+	case "jobs-api":
+		return ModeJob, nil
+	}
+	return "", &UsageError{Flag: "mode", Message: fmt.Sprintf("must be one of local, task, job, remote (got %q)", s)}
+}
+
+// Check validates the flags after parsing. mode is the resolved mode.
+func (f *Flags) Check(mode string) error {
+	if f.Changed("no-debug") {
+		f.Debug = false
+	}
+	switch f.Output {
+	case "text", "json":
+	default:
+		return &UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", f.Output)}
+	}
+	for _, kv := range f.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || strings.TrimSpace(k) == "" {
+			return &UsageError{Flag: "env", Message: fmt.Sprintf("want KEY=VALUE (got %q)", kv)}
+		}
+	}
+	if f.GPUs < 0 {
+		return &UsageError{Flag: "gpus", Message: fmt.Sprintf("must be >= 0 (got %v)", f.GPUs)}
+	}
+	if f.CPUs < 0 {
+		return &UsageError{Flag: "cpus", Message: fmt.Sprintf("must be >= 0 (got %v)", f.CPUs)}
+	}
+	if mode == ModeLocal {
+		for _, name := range []string{"gpus", "cpus"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "not supported in local mode: local mode runs in this process and allocates no GPUs or CPUs; use --mode task or --mode job"}
+			}
+		}
+	} else if f.Dlv {
+		return &UsageError{Flag: "dlv", Message: "only works in local mode"}
+	}
+	if f.Changed("input") && !json.Valid([]byte(f.Input)) {
+		return &UsageError{Flag: "input", Message: "must be valid JSON"}
+	}
+	return nil
+}
+
+// EnvValues parses the --env flags into a map (later flags win).
+func (f *Flags) EnvValues() map[string]any {
+	out := map[string]any{}
+	for _, kv := range f.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		out[strings.TrimSpace(k)] = v
+	}
+	return out
+}
+
+// ReadParams returns the params JSON named by --params: the text itself,
+// @file to read a file, or - to read stdin.
+func ReadParams(value string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case value == "-":
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, &UsageError{Flag: "params", Message: "read stdin: " + err.Error()}
+		}
+		return b, nil
+	case strings.HasPrefix(value, "@"):
+		b, err := os.ReadFile(value[1:])
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, &UsageError{Flag: "params", Message: fmt.Sprintf("file %s does not exist", value[1:])}
+			}
+			return nil, &UsageError{Flag: "params", Message: err.Error()}
+		}
+		return b, nil
+	}
+	return []byte(value), nil
+}
+
+// FormatFloat writes a resource amount without trailing zeros.
+func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -1,0 +1,272 @@
+package synapse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/output"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
+)
+
+// Main is the main function of a plugin binary:
+//
+//	func main() { synapse.Main(Train, Infer) }
+//
+// It gives the binary these commands (docs/protocol.md):
+//
+//	plugin run ACTION [flags]   run an action in this process (local mode; the flags of `synapse plugin run`)
+//	actions                     list the actions with descriptions and params schemas (JSON)
+//	schema ACTION               print the params JSON Schema of an action
+//	worker                      serve the line-delimited JSON worker protocol on stdin/stdout
+//
+// Main exits the process with the CLI's exit codes (see ExitCode). It
+// panics if two actions share a name.
+func Main(actions ...Action) {
+	set, err := newActionSet(actions)
+	if err != nil {
+		panic("synapse.Main: " + err.Error())
+	}
+	os.Exit(runMain(set, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const mainUsage = `Usage: %[1]s COMMAND
+
+Commands:
+  plugin run ACTION [flags]   run an action in this process (local mode)
+  actions                     list actions, descriptions and params schemas (JSON)
+  schema ACTION               print the params JSON Schema of an action
+  worker                      serve the worker protocol on stdin/stdout
+
+Run '%[1]s plugin run --help' for the flags of plugin run.
+`
+
+func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	prog := "plugin"
+	if len(os.Args) > 0 {
+		prog = baseName(os.Args[0])
+	}
+	usage := func(msg string) int {
+		if msg != "" {
+			fmt.Fprintf(stderr, "Error: %s\n\n", msg)
+		}
+		fmt.Fprintf(stderr, mainUsage, prog)
+		return ExitUsage
+	}
+	if len(args) == 0 {
+		return usage("")
+	}
+	switch args[0] {
+	case "plugin":
+		if len(args) < 2 || args[1] != "run" {
+			return usage("unknown command; the plugin command has one subcommand, run")
+		}
+		return runLocal(set, args[2:], stdin, stdout, stderr)
+	case "actions":
+		return printJSON(stdout, stderr, set.infos(true))
+	case "schema":
+		if len(args) != 2 {
+			return usage("schema takes one argument, the action name")
+		}
+		a, err := set.find(args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "Error:", err)
+			return ExitCode(err)
+		}
+		return printJSON(stdout, stderr, a.Schema())
+	case "worker":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serveWorker(ctx, set, stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "Error: worker:", err)
+			return ExitFailure
+		}
+		return ExitOK
+	case "help", "-h", "--help":
+		fmt.Fprintf(stdout, mainUsage, prog)
+		return ExitOK
+	}
+	return usage(fmt.Sprintf("unknown command %q", args[0]))
+}
+
+func printJSON(stdout, stderr io.Writer, v any) int {
+	if raw, ok := v.(json.RawMessage); ok {
+		var x any
+		if err := json.Unmarshal(raw, &x); err == nil {
+			v = x
+		}
+	}
+	if err := output.Result(stdout, v, true); err != nil {
+		fmt.Fprintln(stderr, "Error:", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// runLocal is `plugin run` inside a plugin binary.
+func runLocal(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var flags runflags.Flags
+	fs := pflag.NewFlagSet("plugin run", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags.Register(fs)
+	fs.BoolVarP(&flags.Verbose, "verbose", "v", false, "more detail (stack traces, unknown config keys)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: plugin run ACTION [flags]\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "Error: %v\nRun 'plugin run --help' for usage.\n", err)
+		return ExitUsage
+	}
+	err := runLocalAction(set, &flags, fs.Args(), stdin, stdout, stderr)
+	if err != nil {
+		if errors.Is(err, ErrInterrupted) || errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "Interrupted.")
+		} else {
+			fmt.Fprintln(stderr, "Error:", FormatError(err, flags.Verbose))
+		}
+	}
+	return ExitCode(err)
+}
+
+func runLocalAction(set *actionSet, flags *runflags.Flags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return &runflags.UsageError{Message: fmt.Sprintf("plugin run takes one argument, the action name (got %d); actions: %s", len(args), strings.Join(set.names, ", "))}
+	}
+	mode := runflags.ModeLocal
+	if flags.Mode != "" {
+		m, err := runflags.NormalizeMode(flags.Mode)
+		if err != nil {
+			return err
+		}
+		if m != runflags.ModeLocal {
+			return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("a plugin binary runs actions in local mode only; use `synapse plugin run %s --mode %s`", args[0], m)}
+		}
+	}
+	if err := flags.Check(mode); err != nil {
+		return err
+	}
+	if flags.Dlv || flags.DebugSDK {
+		return &runflags.UsageError{Flag: map[bool]string{true: "dlv", false: "debug-sdk"}[flags.Dlv], Message: "builds the plugin; use it with `synapse plugin run`"}
+	}
+
+	// config.yaml is optional for a binary run by hand; a --path given
+	// explicitly must hold one.
+	var cfg *config.Config
+	if file, err := config.Find(flags.Path); err == nil {
+		if cfg, err = config.Load(file); err != nil {
+			return err
+		}
+		for _, u := range cfg.Unknown {
+			if flags.Verbose {
+				fmt.Fprintf(stderr, "%s:%d: ignored unknown key %s\n", baseName(cfg.Path), u.Line, u.Key)
+			}
+		}
+	} else if flags.Changed("path") {
+		return &runflags.UsageError{Flag: "path", Message: err.Error()}
+	}
+	action, err := resolveAction(set, cfg, args[0])
+	if err != nil {
+		return err
+	}
+
+	env := EnvFromOS("")
+	if cfg != nil {
+		env = MergeEnv(env, NewEnv(cfg.Env))
+	}
+	if flags.EnvFile != "" {
+		fileEnv, err := EnvFromFile(flags.EnvFile)
+		if err != nil {
+			return &runflags.UsageError{Flag: "env-file", Message: err.Error()}
+		}
+		env = MergeEnv(env, fileEnv)
+	}
+	env = MergeEnv(env, NewEnv(flags.EnvValues()))
+
+	params, err := runflags.ReadParams(flags.Params, stdin)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopSignals := cancelOnInterrupt(cancel, stderr)
+	defer stopSignals()
+
+	cfgExec := execConfig{env: env, jobID: flags.JobID, logger: NewConsoleLogger(stderr)}
+	result, err := execute(ctx, cfgExec, action, json.RawMessage(params))
+	if err != nil {
+		return err
+	}
+	pretty := flags.Output == "text" && output.IsTerminal(stdout)
+	if err := output.Result(stdout, result, pretty); err != nil {
+		return &ExecutionError{Action: action.Name(), JobID: flags.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)}
+	}
+	return nil
+}
+
+// resolveAction maps the requested name to a binary action through
+// config.yaml: an action listed there runs its entrypoint.
+func resolveAction(set *actionSet, cfg *config.Config, name string) (Action, error) {
+	if cfg == nil || len(cfg.Actions) == 0 {
+		return set.find(name)
+	}
+	ca, ok := cfg.Action(name)
+	if !ok {
+		err := notFound(name, cfg.ActionNames())
+		if _, inBinary := set.byName[name]; inBinary {
+			return nil, fmt.Errorf("%w (the plugin binary provides %q but %s does not list it; run `synapse plugin update-config`)", err, name, baseName(cfg.Path))
+		}
+		return nil, err
+	}
+	a, ok := set.byName[ca.Entrypoint]
+	if !ok {
+		return nil, &config.Error{File: cfg.Path, Line: ca.Line, Field: "actions." + name + ".entrypoint",
+			Message: fmt.Sprintf("the plugin binary has no action %q (it provides: %s)", ca.Entrypoint, strings.Join(set.names, ", "))}
+	}
+	return a, nil
+}
+
+// cancelOnInterrupt cancels the run at the first Ctrl-C (or SIGTERM) and
+// exits at the second. It returns a function that stops listening.
+func cancelOnInterrupt(cancel context.CancelFunc, stderr io.Writer) func() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(stderr, "\nInterrupted: cancelling the action (press Ctrl-C again to stop at once)")
+		cancel()
+		select {
+		case <-sigs:
+			fmt.Fprintln(stderr, "Stopped.")
+			os.Exit(ExitInterrupted)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}

@@ -1,0 +1,94 @@
+package synapse
+
+import (
+	"context"
+	"errors"
+
+	"github.com/synapse-sdk/synapse-go/internal/protocol"
+)
+
+// toWireError converts a run error to its protocol form.
+func toWireError(err error) *protocol.Error {
+	var (
+		ve *ValidationError
+		xe *ExecutionError
+		ne *ActionNotFoundError
+	)
+	switch {
+	case errors.As(err, &ve):
+		w := &protocol.Error{Kind: protocol.KindValidation, Message: err.Error(), Action: ve.Action}
+		for _, f := range ve.Fields {
+			w.Fields = append(w.Fields, protocol.FieldError{Field: f.Field, Message: f.Message})
+		}
+		return w
+	case errors.As(err, &ne):
+		return &protocol.Error{Kind: protocol.KindActionNotFound, Message: err.Error(), Action: ne.Action, Available: ne.Available, Suggestion: ne.Suggestion}
+	case errors.As(err, &xe):
+		w := &protocol.Error{Kind: protocol.KindExecution, Message: xe.Err.Error(), Action: xe.Action, JobID: xe.JobID, Stack: xe.Stack, Panic: xe.Panicked()}
+		switch {
+		case errors.Is(err, context.Canceled):
+			w.Cause = "canceled"
+		case errors.Is(err, context.DeadlineExceeded):
+			w.Cause = "deadline_exceeded"
+		}
+		return w
+	}
+	return &protocol.Error{Kind: protocol.KindExecution, Message: err.Error()}
+}
+
+// remoteError is an action's error as reported by another process: only its
+// message survives the trip.
+type remoteError struct{ msg string }
+
+func (e *remoteError) Error() string { return e.msg }
+
+// fromWireError rebuilds the typed error of a protocol error.
+func fromWireError(w *protocol.Error) error {
+	switch w.Kind {
+	case protocol.KindValidation:
+		ve := &ValidationError{Action: w.Action}
+		for _, f := range w.Fields {
+			ve.Fields = append(ve.Fields, FieldError{Field: f.Field, Message: f.Message})
+		}
+		return ve
+	case protocol.KindActionNotFound:
+		return &ActionNotFoundError{Action: w.Action, Available: w.Available, Suggestion: w.Suggestion}
+	case protocol.KindExecution:
+		var inner error = &remoteError{msg: w.Message}
+		if w.Panic {
+			inner = &PanicError{Value: remotePanic(w.Message)}
+		}
+		switch w.Cause {
+		case "canceled":
+			inner = wrapCause(context.Canceled, inner)
+		case "deadline_exceeded":
+			inner = wrapCause(context.DeadlineExceeded, inner)
+		}
+		return &ExecutionError{Action: w.Action, JobID: w.JobID, Err: inner, Stack: w.Stack}
+	}
+	return &ExecutionError{Action: w.Action, Err: &remoteError{msg: w.Kind + ": " + w.Message}}
+}
+
+// remotePanic is the panic value of a panic in another process: its text.
+type remotePanic string
+
+func (p remotePanic) String() string {
+	const prefix = "panic: "
+	s := string(p)
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):]
+	}
+	return s
+}
+
+// causeError keeps a cancellation cause beside a message that may already
+// mention it, without repeating it.
+type causeError struct {
+	cause error
+	err   error
+}
+
+func (e *causeError) Error() string  { return e.err.Error() }
+func (e *causeError) Unwrap() []error { return []error{e.cause, e.err} }
+
+func wrapCause(cause, err error) error { return &causeError{cause: cause, err: err} }
