@@ -106,6 +106,8 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		Long:          "synapse runs plugin actions locally, on a Ray cluster (task, job) or through a Synapse backend (remote),\nand creates and inspects plugins.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          noArgs,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetIn(io.In)
 	root.SetOut(io.Out)

@@ -1,0 +1,127 @@
+package synapse_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/plugintest"
+)
+
+type greetParams struct {
+	Name string `json:"name" default:"world" validate:"min=2"`
+}
+
+var greet = synapse.NewAction("greet", func(ctx *synapse.Context, p greetParams) (string, error) {
+	ctx.LogMessage("greeting "+p.Name, synapse.LevelInfo)
+	return ctx.Env().GetString("GREETING", "hello") + " " + p.Name, nil
+})
+
+func init() { synapse.Register("greeter", greet) }
+
+func TestRunPluginRegistered(t *testing.T) {
+	rec := plugintest.NewRecorder()
+	t.Setenv("GREETING", "hi") // the OS layer
+	got, err := synapse.RunPlugin(context.Background(), "greeter", "greet", map[string]any{"name": "ann"}, synapse.WithLogger(rec))
+	if err != nil || got != "hi ann" {
+		t.Fatalf("RunPlugin = %v, %v", got, err)
+	}
+	if msgs := rec.Messages(); len(msgs) != 1 || msgs[0] != "greeting ann" {
+		t.Errorf("messages = %v", msgs)
+	}
+	// An explicit env is layered over the OS environment.
+	got, _ = synapse.RunPlugin(context.Background(), "greeter", "greet", nil,
+		synapse.WithLogger(rec), synapse.WithEnv(synapse.NewEnv(map[string]any{"GREETING": "hey"})))
+	if got != "hey world" {
+		t.Errorf("with env: %v", got)
+	}
+	_, err = synapse.RunPlugin(context.Background(), "greeter", "great", nil, synapse.WithLogger(rec))
+	var nf *synapse.ActionNotFoundError
+	if !errors.As(err, &nf) || nf.Suggestion != "greet" {
+		t.Errorf("unknown action: %v", err)
+	}
+}
+
+func TestRunPluginExplicitAction(t *testing.T) {
+	got, err := synapse.RunPlugin(context.Background(), "anything", "greet", `{"name": "bo"}`,
+		synapse.WithAction(greet), synapse.WithLogger(synapse.DiscardLogger))
+	if err != nil || got != "hello bo" {
+		t.Fatalf("RunPlugin = %v, %v", got, err)
+	}
+	_, err = synapse.RunPlugin(context.Background(), "anything", "other", nil, synapse.WithAction(greet), synapse.WithLogger(synapse.DiscardLogger))
+	if err == nil || !strings.Contains(err.Error(), `WithAction gives action "greet" but "other" was asked for`) {
+		t.Errorf("mismatch: %v", err)
+	}
+}
+
+func TestRunPluginUnresolvable(t *testing.T) {
+	_, err := synapse.RunPlugin(context.Background(), "no-such-plugin", "x", nil)
+	if err == nil || !strings.Contains(err.Error(), `run plugin "no-such-plugin": not a registered plugin code (registered: greeter`) {
+		t.Errorf("error = %v", err)
+	}
+	_, err = synapse.RunPlugin(context.Background(), "greeter", "greet", nil, synapse.WithMode(synapse.ModeTask))
+	if !errors.Is(err, synapse.ErrModeUnavailable) {
+		t.Errorf("task mode: %v", err)
+	}
+}
+
+// TestRunPluginDirectory builds the example plugin and runs it in a child
+// process over the worker protocol.
+func TestRunPluginDirectory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin binary; skipped with -short")
+	}
+	t.Setenv("SYNAPSE_CACHE_DIR", t.TempDir())
+	dir := filepath.Join("examples", "train")
+	rec := plugintest.NewRecorder()
+	env := synapse.NewEnv(map[string]any{"DATASET_DIR": "/explicit"})
+	got, err := synapse.RunPlugin(context.Background(), dir, "train", map[string]any{"epochs": 3},
+		synapse.WithLogger(rec), synapse.WithEnv(env), synapse.WithJobID("job-5"))
+	if err != nil {
+		t.Fatalf("RunPlugin: %v", err)
+	}
+	res := got.(map[string]any)
+	if res["epochs"] != 3.0 || res["dataset"] != "/explicit" {
+		t.Errorf("result = %v", res)
+	}
+	if p, ok := rec.LastPercent("train"); !ok || p != 100 {
+		t.Errorf("forwarded progress ended at %v (%v)", p, ok)
+	}
+	if logs := rec.Logs("epoch_complete"); len(logs) != 3 || logs[0].JobID != "job-5" {
+		t.Errorf("forwarded logs = %+v", logs)
+	}
+	if m := rec.Metrics("training"); m["final_loss"] == nil {
+		t.Errorf("forwarded metrics = %v", m)
+	}
+
+	// Typed errors are rebuilt on this side.
+	_, err = synapse.RunPlugin(context.Background(), dir, "train", map[string]any{"epochs": 0}, synapse.WithLogger(rec))
+	var ve *synapse.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].String() != "epochs: must be >= 1 (got 0)" {
+		t.Errorf("validation error = %v", err)
+	}
+	_, err = synapse.RunPlugin(context.Background(), dir, "train", map[string]any{"epochs": 2, "fail_at_epoch": 2}, synapse.WithLogger(rec))
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "epoch 2: loss diverged") {
+		t.Errorf("execution error = %v", err)
+	}
+	_, err = synapse.RunPlugin(context.Background(), dir, "trian", nil, synapse.WithLogger(rec))
+	if !errors.Is(err, synapse.ErrActionNotFound) {
+		t.Errorf("unknown action = %v", err)
+	}
+
+	// Cancelling the caller's context cancels the action in the child.
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := synapse.LoggerFunc(func(e synapse.Event) {
+		if e.Type == synapse.EventProgress && e.Current > 0 { // progress is throttled: the first after 0 is at 1%
+			cancel()
+		}
+	})
+	_, err = synapse.RunPlugin(ctx, dir, "train", map[string]any{"epochs": 1000, "delay_ms": 5}, synapse.WithLogger(logger))
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, synapse.ErrExecution) {
+		t.Errorf("cancelled run = %v", err)
+	}
+}
