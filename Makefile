@@ -19,6 +19,7 @@ test-all: lint test test-integration
 ## bench: all benchmarks; numbers go to docs/benchmarks.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+	./scripts/bench-run.sh
 
 ## lint: formatting, vet, staticcheck, tidy go.mod
 lint:
