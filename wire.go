@@ -88,7 +88,7 @@ type causeError struct {
 	err   error
 }
 
-func (e *causeError) Error() string  { return e.err.Error() }
+func (e *causeError) Error() string   { return e.err.Error() }
 func (e *causeError) Unwrap() []error { return []error{e.cause, e.err} }
 
 func wrapCause(cause, err error) error { return &causeError{cause: cause, err: err} }

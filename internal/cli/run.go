@@ -73,6 +73,12 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local", mode)}
 	}
 
+	var dlv string
+	if flags.Dlv {
+		if dlv, err = exec.LookPath("dlv"); err != nil {
+			return &runflags.UsageError{Flag: "dlv", Message: "the Delve debugger (dlv) is not installed; install it with `go install github.com/go-delve/delve/cmd/dlv@latest`"}
+		}
+	}
 	bin, err := buildPlugin(ctx, io, cfg, build.Options{Debug: flags.Dlv}, flags.DebugSDK, flags.Verbose)
 	if err != nil {
 		return err
@@ -90,11 +96,7 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	if flags.Verbose {
 		argv = append(argv, "--verbose")
 	}
-	if flags.Dlv {
-		dlv, err := exec.LookPath("dlv")
-		if err != nil {
-			return &runflags.UsageError{Flag: "dlv", Message: "the Delve debugger (dlv) is not installed; install it with `go install github.com/go-delve/delve/cmd/dlv@latest`"}
-		}
+	if dlv != "" {
 		argv = append([]string{dlv, "exec", bin, "--"}, argv[1:]...)
 	}
 	return replaceProcess(io, argv)

@@ -357,6 +357,8 @@ type noParams struct {
 	hidden int // unexported: not a param
 }
 
+var _ = noParams{hidden: 0} // the field exists only to show it is not a param
+
 func TestNoParams(t *testing.T) {
 	c := newCodec[noParams](t)
 	if len(c.Names()) != 0 {

@@ -1,0 +1,115 @@
+package runflags
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func parse(t *testing.T, args ...string) *Flags {
+	t.Helper()
+	var f Flags
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	f.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return &f
+}
+
+func TestDefaults(t *testing.T) {
+	f := parse(t)
+	if f.Path != "." || f.Params != "{}" || f.RayAddress != "auto" || !f.Debug || f.InferPath != "/" || f.Output != "text" || f.Mode != "" {
+		t.Errorf("defaults = %+v", f)
+	}
+	if err := f.Check(ModeLocal); err != nil {
+		t.Errorf("Check of defaults: %v", err)
+	}
+}
+
+func TestNormalizeMode(t *testing.T) {
+	for in, want := range map[string]string{"local": "local", "TASK": "task", " job ": "job", "jobs-api": "job", "remote": "remote"} {
+		if got, err := NormalizeMode(in); err != nil || got != want {
+			t.Errorf("NormalizeMode(%q) = %q, %v", in, got, err)
+		}
+	}
+	_, err := NormalizeMode("cloud")
+	var ue *UsageError
+	if !errors.As(err, &ue) || ue.ExitCode() != 2 || err.Error() != `--mode: must be one of local, task, job, remote (got "cloud")` {
+		t.Errorf("NormalizeMode(cloud) = %v", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		args []string
+		mode string
+		want string // "" = valid
+	}{
+		{[]string{"--gpus", "1"}, ModeLocal, "--gpus: not supported in local mode"},
+		{[]string{"--cpus", "2"}, ModeLocal, "--cpus: not supported in local mode"},
+		{[]string{"--gpus", "1", "--cpus", "0.5"}, ModeJob, ""},
+		{[]string{"--gpus", "-1"}, ModeJob, "--gpus: must be >= 0 (got -1)"},
+		{[]string{"-o", "yaml"}, ModeLocal, `--output: must be text or json (got "yaml")`},
+		{[]string{"--env", "A=1", "--env", "B=x=y"}, ModeLocal, ""},
+		{[]string{"--env", "NOVALUE"}, ModeLocal, `--env: want KEY=VALUE (got "NOVALUE")`},
+		{[]string{"--env", "=v"}, ModeLocal, `--env: want KEY=VALUE (got "=v")`},
+		{[]string{"--dlv"}, ModeLocal, ""},
+		{[]string{"--dlv"}, ModeTask, "--dlv: only works in local mode"},
+		{[]string{"-i", "{bad"}, ModeRemote, "--input: must be valid JSON"},
+		{[]string{"-i", `{"image": "x.png"}`}, ModeRemote, ""},
+	}
+	for _, tt := range tests {
+		err := parse(t, tt.args...).Check(tt.mode)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%v in %s: %v", tt.args, tt.mode, err)
+		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+			t.Errorf("%v in %s: error = %v, want %q", tt.args, tt.mode, err, tt.want)
+		}
+	}
+}
+
+func TestNoDebug(t *testing.T) {
+	f := parse(t, "--no-debug")
+	if err := f.Check(ModeRemote); err != nil || f.Debug {
+		t.Errorf("--no-debug: Debug = %v, %v", f.Debug, err)
+	}
+	f = parse(t, "--debug=false")
+	if f.Check(ModeRemote) != nil || f.Debug {
+		t.Errorf("--debug=false: Debug = %v", f.Debug)
+	}
+}
+
+func TestEnvValues(t *testing.T) {
+	f := parse(t, "--env", "A=1", "--env", "B=x=y", "--env", "A=2", "--env", "EMPTY=")
+	got := f.EnvValues()
+	if got["A"] != "2" || got["B"] != "x=y" || got["EMPTY"] != "" || len(got) != 3 {
+		t.Errorf("EnvValues = %v", got)
+	}
+}
+
+func TestReadParams(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.json")
+	if err := os.WriteFile(file, []byte(`{"a":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadParams("@"+file, nil); err != nil || string(b) != `{"a":1}` {
+		t.Errorf("@file = %s, %v", b, err)
+	}
+	if b, err := ReadParams("-", strings.NewReader(`{"b":2}`)); err != nil || string(b) != `{"b":2}` {
+		t.Errorf("stdin = %s, %v", b, err)
+	}
+	if b, err := ReadParams(`{"c":3}`, nil); err != nil || string(b) != `{"c":3}` {
+		t.Errorf("inline = %s, %v", b, err)
+	}
+	_, err := ReadParams("@"+filepath.Join(dir, "missing.json"), nil)
+	if err == nil || !strings.Contains(err.Error(), "missing.json does not exist") || !strings.HasPrefix(err.Error(), "--params: ") {
+		t.Errorf("missing file: %v", err)
+	}
+}
