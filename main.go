@@ -27,6 +27,7 @@ import (
 //	actions                     list the actions with descriptions and params schemas (JSON)
 //	schema ACTION               print the params JSON Schema of an action
 //	worker                      serve the line-delimited JSON worker protocol on stdin/stdout
+//	job                         run the action named by $SYNAPSE_ACTION_ENTRYPOINT as a Ray job
 //
 // Main exits the process with the CLI's exit codes (see ExitCode). It
 // panics if two actions share a name.
@@ -45,6 +46,7 @@ Commands:
   actions                     list actions, descriptions and params schemas (JSON)
   schema ACTION               print the params JSON Schema of an action
   worker                      serve the worker protocol on stdin/stdout
+  job                         run the action named by $SYNAPSE_ACTION_ENTRYPOINT as a cluster job
 
 Run '%[1]s plugin run --help' for the flags of plugin run.
 `
@@ -82,6 +84,8 @@ func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.W
 			return ExitCode(err)
 		}
 		return printJSON(stdout, stderr, a.Schema())
+	case "job":
+		return runJob(set, args[1:], stdout, stderr)
 	case "worker":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

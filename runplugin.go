@@ -40,9 +40,12 @@ type RunOption interface {
 }
 
 type runConfig struct {
-	mode   Mode
-	action Action
-	exec   execConfig
+	mode       Mode
+	action     Action
+	exec       execConfig
+	rayAddress string
+	resources  Resources
+	arch       string
 }
 
 func (o Option) applyRun(c *runConfig) { o(&c.exec) }
@@ -98,16 +101,29 @@ func registered(code string) (*actionSet, []string) {
 //
 // The environment is layered OS < config.yaml env < WithEnv. Errors are
 // the typed errors of Execute, rebuilt on this side for a child process.
+//
+// With WithMode(ModeJob), pluginCode must be a plugin directory: the
+// plugin is cross-compiled, packaged, uploaded and submitted as a Ray job,
+// and RunPlugin returns a *Job at once (use its Follow, Wait and Result).
+// The job's env is config.yaml env < WithEnv (never this process's whole
+// environment), plus SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN when set.
 func RunPlugin(ctx context.Context, pluginCode, action string, params any, opts ...RunOption) (any, error) {
 	var rc runConfig
 	rc.mode = ModeLocal
 	for _, o := range opts {
 		o.applyRun(&rc)
 	}
-	if rc.mode != ModeLocal {
-		return nil, fmt.Errorf("run plugin %q: %w: %s mode arrives in a later release; use ModeLocal", pluginCode, ErrModeUnavailable, rc.mode)
-	}
 	explicitEnv := rc.exec.env
+	switch rc.mode {
+	case ModeLocal:
+	case ModeJob:
+		if st, err := os.Stat(pluginCode); err != nil || !(st.IsDir() || strings.HasSuffix(pluginCode, ".yaml")) {
+			return nil, fmt.Errorf("run plugin %q in job mode: need a plugin directory or config.yaml path (job mode ships the plugin binary to the cluster)", pluginCode)
+		}
+		return submitJob(ctx, pluginCode, action, params, rc, explicitEnv)
+	default:
+		return nil, fmt.Errorf("run plugin %q: %w: %s mode arrives in a later release; use ModeLocal or ModeJob", pluginCode, ErrModeUnavailable, rc.mode)
+	}
 	if rc.exec.logger == nil {
 		rc.exec.logger = NewConsoleLogger(os.Stderr)
 	}

@@ -146,35 +146,18 @@ func serveRun(ctx context.Context, set *actionSet, base *Env, req protocol.Reque
 	_ = out.Write(protocol.Message{Type: protocol.TypeResult, ID: req.ID, Result: b})
 }
 
-// wireLogger sends a run's events as protocol event messages. Progress is
-// throttled as on the console, so a tight loop does not flood the pipe.
-type wireLogger struct {
-	id       string
-	out      *protocol.Writer
-	mu       sync.Mutex
-	throttle progressThrottle
-}
-
-func newWireLogger(id string, out *protocol.Writer) *wireLogger {
-	return &wireLogger{id: id, out: out}
-}
-
-func (l *wireLogger) Handle(e Event) {
-	if e.Type == EventProgress {
-		l.mu.Lock()
-		ok := l.throttle.allow(e, true)
-		l.mu.Unlock()
-		if !ok {
-			return
+// newWireLogger sends a run's events as protocol event messages. Progress
+// is throttled as on the console, so a tight loop does not flood the pipe.
+func newWireLogger(id string, out *protocol.Writer) Logger {
+	return &throttledLogger{inner: LoggerFunc(func(e Event) {
+		b, err := json.Marshal(e)
+		if err != nil {
+			e.Data, _ = jsonSafe(e.Data).(map[string]any)
+			e.Values, _ = jsonSafe(e.Values).(map[string]any)
+			if b, err = json.Marshal(e); err != nil {
+				return
+			}
 		}
-	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		e.Data, _ = jsonSafe(e.Data).(map[string]any)
-		e.Values, _ = jsonSafe(e.Values).(map[string]any)
-		if b, err = json.Marshal(e); err != nil {
-			return
-		}
-	}
-	_ = l.out.Write(protocol.Message{Type: protocol.TypeEvent, ID: l.id, Event: b})
+		_ = out.Write(protocol.Message{Type: protocol.TypeEvent, ID: id, Event: b})
+	})}
 }

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# End-to-end check of the README's main job: the synapse CLI builds the
-# example plugin and runs an action in it, as a user does. Later issues add
-# the Ray cluster here.
+# The integration suite: real processes and a real Ray cluster.
+#  1. the synapse CLI builds the example plugin and runs it locally (the README's main job);
+#  2. a pinned Ray head is installed and started (scripts/ray-head.sh), the Go integration
+#     tests (-tags integration) run against it, and the head is stopped even when tests fail.
+# Under CI=true a Ray head that cannot be installed or started fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 export SYNAPSE_CACHE_DIR="$work/cache"
+cleanup() {
+  ./scripts/ray-head.sh stop || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 echo "--- synapse plugin run train --mode local (cold build, then cached)"
 go build -o "$work/synapse" ./cmd/synapse
@@ -27,3 +33,14 @@ if [ "$code" != 2 ] || ! grep -q 'epochs: must be >= 1 (got 0)' "$work/err"; the
   echo "FAIL: exit $code"; cat "$work/err"; exit 1
 fi
 echo "ok: exit 2 with: $(grep epochs "$work/err")"
+
+echo "--- Ray head"
+if ! address=$(./scripts/ray-head.sh start | tail -n1); then
+  echo "FAIL: could not install or start a Ray head (see above)"
+  exit 1
+fi
+export SYNAPSE_TEST_RAY_ADDRESS="$address"
+export SYNAPSE_TEST_RAY_BIN="$PWD/${SYNAPSE_RAY_VENV:-.venv-ray}/bin/ray"
+
+echo "--- go test -tags integration (against $address)"
+go test -race -count=1 -tags integration -timeout 20m ./...

@@ -127,6 +127,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		newActionsCmd(io, g),
 		newSchemaCmd(io, g),
 		newUpdateConfigCmd(io, g),
+		newJobCmd(io, g),
 	)
 	root.AddCommand(plugin, newVersionCmd(io))
 	return root

@@ -69,8 +69,12 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 			return &synapse.ActionNotFoundError{Action: action, Available: cfg.ActionNames(), Suggestion: suggest(action, cfg.ActionNames())}
 		}
 	}
-	if mode != runflags.ModeLocal {
-		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local", mode)}
+	switch mode {
+	case runflags.ModeLocal:
+	case runflags.ModeJob:
+		return runJobMode(ctx, io, flags, cfg, action)
+	default:
+		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local or --mode job", mode)}
 	}
 
 	var dlv string

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -52,6 +53,14 @@ type Flags struct {
 	Output     string
 	Verbose    bool // registered by the caller: the CLI has it as a global flag
 
+	Memory          string        // job and task modes: "512MiB", "2G", or bytes
+	NoWait          bool          // job mode: return after submission
+	StopOnInterrupt bool          // job mode: Ctrl-C stops the job instead of the following
+	StartTimeout    time.Duration // job mode: fail a job PENDING for longer
+	Arch            string        // task and job modes: the cluster's GOARCH
+
+	memoryBytes int64
+
 	fs *pflag.FlagSet
 }
 
@@ -77,6 +86,11 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.DebugSDK, "debug-sdk", false, "build the plugin against this SDK checkout")
 	fs.BoolVar(&f.Dlv, "dlv", false, "run under the Delve debugger (local mode)")
 	fs.StringVarP(&f.Output, "output", "o", "text", "text or json (the result only, machine-readable)")
+	fs.StringVar(&f.Memory, "memory", "", "memory for task and job modes, e.g. 512MiB, 2GiB or bytes")
+	fs.BoolVar(&f.NoWait, "no-wait", false, "job mode: print the job ID and return right after submission")
+	fs.BoolVar(&f.StopOnInterrupt, "stop-on-interrupt", false, "job mode: Ctrl-C stops the job (default: only stops following it)")
+	fs.DurationVar(&f.StartTimeout, "start-timeout", 10*time.Minute, "job mode: fail if the job is still PENDING after this long")
+	fs.StringVar(&f.Arch, "arch", "amd64", "task and job modes: the cluster's CPU architecture (GOARCH)")
 }
 
 // UsageError is a bad flag or argument. The CLI exits 2 for it.
@@ -130,10 +144,32 @@ func (f *Flags) Check(mode string) error {
 	if f.CPUs < 0 {
 		return &UsageError{Flag: "cpus", Message: fmt.Sprintf("must be >= 0 (got %v)", f.CPUs)}
 	}
-	if mode == ModeLocal {
-		for _, name := range []string{"gpus", "cpus"} {
+	if f.Memory != "" {
+		n, err := ParseBytes(f.Memory)
+		if err != nil {
+			return &UsageError{Flag: "memory", Message: err.Error()}
+		}
+		f.memoryBytes = n
+	}
+	if f.StartTimeout <= 0 {
+		return &UsageError{Flag: "start-timeout", Message: fmt.Sprintf("must be positive (got %v)", f.StartTimeout)}
+	}
+	switch f.Arch {
+	case "amd64", "arm64":
+	default:
+		return &UsageError{Flag: "arch", Message: fmt.Sprintf("must be amd64 or arm64 (got %q)", f.Arch)}
+	}
+	if mode != ModeJob {
+		for _, name := range []string{"no-wait", "stop-on-interrupt"} {
 			if f.Changed(name) {
-				return &UsageError{Flag: name, Message: "not supported in local mode: local mode runs in this process and allocates no GPUs or CPUs; use --mode task or --mode job"}
+				return &UsageError{Flag: name, Message: "only works in job mode (--mode job)"}
+			}
+		}
+	}
+	if mode == ModeLocal {
+		for _, name := range []string{"gpus", "cpus", "memory"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "not supported in local mode: local mode runs in this process and allocates no resources (GPUs, CPUs, memory); use --mode task or --mode job"}
 			}
 		}
 	} else if f.Dlv {
@@ -143,6 +179,32 @@ func (f *Flags) Check(mode string) error {
 		return &UsageError{Flag: "input", Message: "must be valid JSON"}
 	}
 	return nil
+}
+
+// MemoryBytes returns --memory in bytes (0 when not given), after Check.
+func (f *Flags) MemoryBytes() int64 { return f.memoryBytes }
+
+// ParseBytes parses a memory size: a number of bytes, or a number with a
+// unit K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024),
+// optionally followed by B.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(s), "B")
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("want a positive size like 512MiB, 2GiB or 1073741824 (got %q)", s)
+	}
+	return int64(v * mult), nil
 }
 
 // EnvValues parses the --env flags into a map (later flags win).

@@ -1,0 +1,352 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/output"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
+)
+
+// explicitEnv is --env-file layered under --env.
+func explicitEnv(flags *runflags.Flags) (*synapse.Env, error) {
+	env := synapse.NewEnv(nil)
+	if flags.EnvFile != "" {
+		fileEnv, err := synapse.EnvFromFile(flags.EnvFile)
+		if err != nil {
+			return nil, &runflags.UsageError{Flag: "env-file", Message: err.Error()}
+		}
+		env = fileEnv
+	}
+	return synapse.MergeEnv(env, synapse.NewEnv(flags.EnvValues())), nil
+}
+
+// runJobMode submits the action as a Ray job and follows it to the end.
+func runJobMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string) error {
+	env, err := explicitEnv(flags)
+	if err != nil {
+		return err
+	}
+	params, err := runflags.ReadParams(flags.Params, io.In)
+	if err != nil {
+		return err
+	}
+	stop := func() {}
+	if io.IsTerminal() {
+		stop = spin(io.ErrOut, "Building and uploading plugin "+cfg.Code)
+	}
+	res, err := synapse.RunPlugin(ctx, cfg.Path, action, json.RawMessage(params),
+		synapse.WithMode(synapse.ModeJob), synapse.WithEnv(env), synapse.WithJobID(flags.JobID),
+		synapse.WithRayAddress(flags.RayAddress), synapse.WithArch(flags.Arch),
+		synapse.WithResources(synapse.Resources{CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes()}))
+	stop()
+	if err != nil {
+		return err
+	}
+	job := res.(*synapse.Job)
+	if job.Existing {
+		fmt.Fprintf(io.ErrOut, "Job %s was already submitted with the same entrypoint; following it.\n", job.ID)
+	} else {
+		fmt.Fprintf(io.ErrOut, "Job submitted: %s\n", job.ID)
+	}
+	fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", job.DashboardURL)
+	if flags.Verbose {
+		t := job.Timings
+		fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v, upload %v (reused %v), submit %v\n",
+			t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
+	}
+	if flags.NoWait {
+		fmt.Fprintln(io.Out, job.ID)
+		return nil
+	}
+	return followJob(ctx, io, job, flags.Output, flags.StopOnInterrupt, flags.StartTimeout, flags.RayAddress)
+}
+
+// followJob renders the job's events until it ends, then prints its result.
+// Ctrl-C stops following (or stops the job with stopOnInterrupt); a job
+// PENDING longer than startTimeout is stopped and reported.
+func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string, stopOnInterrupt bool, startTimeout time.Duration, rayAddress string) error {
+	followCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var reason error
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+		case <-followCtx.Done():
+			return
+		}
+		if stopOnInterrupt {
+			fmt.Fprintf(io.ErrOut, "\nInterrupted: stopping job %s\n", job.ID)
+			stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
+			defer stopCancel()
+			if err := job.Stop(stopCtx); err != nil {
+				fmt.Fprintln(io.ErrOut, "Error: stop job:", err)
+			}
+		} else {
+			addr := ""
+			if rayAddress != "" && rayAddress != "auto" {
+				addr = " --ray-address " + rayAddress
+			}
+			fmt.Fprintf(io.ErrOut, "\nStopped following job %s; it keeps running. Stop it with: synapse plugin job stop %s%s\n", job.ID, job.ID, addr)
+		}
+		reason = synapse.ErrInterrupted
+		cancel()
+	}()
+	if startTimeout > 0 {
+		go watchPending(followCtx, job, startTimeout, func(err error) {
+			reason = err
+			cancel()
+		})
+	}
+	err := job.Follow(followCtx, synapse.NewConsoleLogger(io.ErrOut))
+	if reason != nil {
+		return reason
+	}
+	if err != nil {
+		return err
+	}
+	result, err := job.Result(ctx)
+	if err != nil {
+		return err
+	}
+	return output.Result(io.Out, result, out == "text" && output.IsTerminal(io.Out))
+}
+
+// watchPending stops a job that stays PENDING for longer than timeout.
+func watchPending(ctx context.Context, job *synapse.Job, timeout time.Duration, fail func(error)) {
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		info, err := job.Info(ctx)
+		if err != nil || info.Status != synapse.JobPending {
+			if err == nil {
+				return // started (or ended): no more watching
+			}
+			continue
+		}
+		if time.Since(start) > timeout {
+			stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_ = job.Stop(stopCtx)
+			cancel()
+			fail(fmt.Errorf("job %s was still PENDING after %v and was stopped (--start-timeout): %s", job.ID, timeout, info.Message))
+			return
+		}
+	}
+}
+
+func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
+	var rayAddress, out string
+	cmd := &cobra.Command{
+		Use:   "job",
+		Short: "Inspect and control plugin jobs on a Ray cluster",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.PersistentFlags().StringVar(&rayAddress, "ray-address", "auto", "Ray dashboard address ($RAY_ADDRESS, else http://127.0.0.1:8265)")
+	cmd.PersistentFlags().StringVarP(&out, "output", "o", "text", "text or json")
+	checkOut := func() error {
+		if out != "text" && out != "json" {
+			return &runflags.UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", out)}
+		}
+		return nil
+	}
+	open := func(id string) (*synapse.Job, error) {
+		if err := checkOut(); err != nil {
+			return nil, err
+		}
+		return synapse.OpenJob(id, synapse.WithRayAddress(rayAddress))
+	}
+	pretty := func() bool { return output.IsTerminal(io.Out) }
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOut(); err != nil {
+				return err
+			}
+			jobs, err := synapse.ListJobs(cmd.Context(), synapse.WithRayAddress(rayAddress))
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				if jobs == nil {
+					jobs = []synapse.JobInfo{}
+				}
+				return output.Result(io.Out, jobs, pretty())
+			}
+			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATUS\tPLUGIN\tACTION\tSTARTED\tDURATION")
+			for _, j := range jobs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Status, dash(j.Metadata["plugin"]), dash(j.Metadata["action"]), when(j.Start), duration(j.Start, j.End))
+			}
+			return tw.Flush()
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get JOB_ID",
+		Short: "Show a job's state",
+		Args:  exactArgs(1, "one argument, the job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, err := open(args[0])
+			if err != nil {
+				return err
+			}
+			info, err := job.Info(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return output.Result(io.Out, info, pretty())
+			}
+			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "ID:\t%s\nStatus:\t%s\n", info.ID, info.Status)
+			if info.Message != "" {
+				fmt.Fprintf(tw, "Message:\t%s\n", info.Message)
+			}
+			if info.ErrorType != "" {
+				fmt.Fprintf(tw, "Error type:\t%s\n", info.ErrorType)
+			}
+			fmt.Fprintf(tw, "Plugin:\t%s\nAction:\t%s\nStarted:\t%s\nDuration:\t%s\nEntrypoint:\t%s\nDashboard:\t%s\n",
+				dash(info.Metadata["plugin"]), dash(info.Metadata["action"]), when(info.Start), duration(info.Start, info.End), info.Entrypoint, job.DashboardURL)
+			return tw.Flush()
+		},
+	}
+	var follow bool
+	logs := &cobra.Command{
+		Use:   "logs JOB_ID",
+		Short: "Print a job's log (-f follows it to the end)",
+		Args:  exactArgs(1, "one argument, the job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, err := open(args[0])
+			if err != nil {
+				return err
+			}
+			if follow {
+				return followJobLogs(cmd.Context(), io, job)
+			}
+			text, err := job.Logs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return output.Result(io.Out, map[string]string{"logs": text}, pretty())
+			}
+			_, err = fmt.Fprint(io.Out, text)
+			return err
+		},
+	}
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the job ends, rendering its events")
+	result := &cobra.Command{
+		Use:   "result JOB_ID",
+		Short: "Wait for a job to end and print its result (exit 1 if it failed)",
+		Args:  exactArgs(1, "one argument, the job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, err := open(args[0])
+			if err != nil {
+				return err
+			}
+			v, err := job.Result(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return output.Result(io.Out, v, out == "text" && pretty())
+		},
+	}
+	stop := &cobra.Command{
+		Use:   "stop JOB_ID",
+		Short: "Stop a job and wait until it has stopped",
+		Args:  exactArgs(1, "one argument, the job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, err := open(args[0])
+			if err != nil {
+				return err
+			}
+			if err := job.Stop(cmd.Context()); err != nil {
+				return err
+			}
+			return report(io, out, job.ID, "stopped")
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete JOB_ID",
+		Short: "Delete an ended job's record",
+		Args:  exactArgs(1, "one argument, the job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			job, err := open(args[0])
+			if err != nil {
+				return err
+			}
+			if err := job.Delete(cmd.Context()); err != nil {
+				return err
+			}
+			return report(io, out, job.ID, "deleted")
+		},
+	}
+	cmd.AddCommand(list, get, logs, result, stop, del)
+	return cmd
+}
+
+// followJobLogs renders a job's events until it ends.
+func followJobLogs(ctx context.Context, io *IOStreams, job *synapse.Job) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	err := job.Follow(ctx, synapse.NewConsoleLogger(io.ErrOut))
+	if errors.Is(err, context.Canceled) {
+		return synapse.ErrInterrupted
+	}
+	return err
+}
+
+func report(io *IOStreams, out, id, what string) error {
+	if out == "json" {
+		return output.Result(io.Out, map[string]any{"id": id, what: true}, false)
+	}
+	fmt.Fprintf(io.Out, "Job %s %s.\n", id, what)
+	return nil
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func duration(start, end time.Time) string {
+	switch {
+	case start.IsZero():
+		return "-"
+	case end.IsZero():
+		return time.Since(start).Round(time.Second).String() + " (running)"
+	}
+	return end.Sub(start).Round(10 * time.Millisecond).String()
+}

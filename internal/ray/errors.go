@@ -1,0 +1,89 @@
+package ray
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// ErrJobNotFound matches (with errors.Is) an *HTTPError with status 404 on a
+// job path: the dashboard does not know the job id.
+var ErrJobNotFound = errors.New("ray job not found")
+
+// HTTPError is a non-2xx answer from the dashboard. Its Error text is
+// "ray: <METHOD> <path>: <status line>", followed on the next lines by the
+// server's text/plain body verbatim (trimmed), which is usually a Python
+// traceback or a one-line reason. 401, 403 and 413 get a hint after the
+// status line.
+type HTTPError struct {
+	// Method is the HTTP method of the request.
+	Method string
+	// Path is the API path requested, such as "/api/jobs/"; it does not
+	// include a path prefix of the dashboard address.
+	Path string
+	// Status is the HTTP status code.
+	Status int
+	// Body is the response body (at most 1 MiB), trimmed of surrounding
+	// white space.
+	Body string
+}
+
+func newHTTPError(method, path string, resp *http.Response, body []byte) *HTTPError {
+	return &HTTPError{
+		Method: method,
+		Path:   path,
+		Status: resp.StatusCode,
+		Body:   strings.TrimSpace(string(body)),
+	}
+}
+
+// Error implements error.
+func (e *HTTPError) Error() string {
+	var b strings.Builder
+	b.WriteString("ray: ")
+	b.WriteString(e.Method)
+	b.WriteString(" ")
+	b.WriteString(e.Path)
+	b.WriteString(": ")
+	b.WriteString(strconv.Itoa(e.Status))
+	if txt := http.StatusText(e.Status); txt != "" {
+		b.WriteString(" ")
+		b.WriteString(txt)
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		b.WriteString(" (the cluster requires a token: set RAY_AUTH_TOKEN)")
+	case http.StatusForbidden:
+		b.WriteString(" (the token in RAY_AUTH_TOKEN was rejected)")
+	case http.StatusRequestEntityTooLarge:
+		b.WriteString(" (the request is larger than the dashboard's 100 MiB limit)")
+	}
+	if e.Body != "" {
+		b.WriteString("\n")
+		b.WriteString(e.Body)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrJobNotFound and e is a 404 on a job path.
+func (e *HTTPError) Is(target error) bool {
+	return target == ErrJobNotFound && e.Status == http.StatusNotFound &&
+		strings.HasPrefix(e.Path, "/api/jobs/") && len(e.Path) > len("/api/jobs/")
+}
+
+// DuplicateJobError is returned by Submit when the submission id is already
+// used by a job with a different entrypoint.
+type DuplicateJobError struct {
+	// ID is the submission id that is taken.
+	ID string
+	// ExistingEntrypoint is the entrypoint of the job that holds the id.
+	ExistingEntrypoint string
+}
+
+// Error implements error.
+func (e *DuplicateJobError) Error() string {
+	return fmt.Sprintf("ray: submission id %q is already used by a job with a different entrypoint (%q); use a different submission id",
+		e.ID, e.ExistingEntrypoint)
+}

@@ -1,0 +1,188 @@
+package ray
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// tailReadLimit is the largest log frame accepted. The dashboard batches up
+// to 10 lines or 20,000 characters per frame but sends a long line whole, so
+// coder/websocket's 32 KiB default is too small.
+const tailReadLimit = 64 << 20
+
+// Tail streams the job's log text to fn, in order, each character exactly
+// once, until the job is terminal and its log is drained (R2).
+//
+// It reads the WebSocket ws(s)://<address>/api/jobs/<id>/logs/tail (with the
+// auth header). Frames are raw text, not aligned to lines. After any close,
+// Tail gets the job: if it is terminal and the close was normal, Tail
+// returns nil; if it is terminal after an abnormal close, Tail reconnects
+// once more to drain the log and then returns; if it is not terminal, Tail
+// reconnects (backoff 200ms growing to 2s) and gives up after 5 consecutive
+// failed connects with the last error. The dashboard restarts the stream at
+// byte 0 on every connect; the bytes already delivered are skipped.
+//
+// An error from fn stops Tail and is returned as is. Cancelling ctx stops
+// Tail with the context's error. A 4xx answer to the handshake (such as 404
+// for an unknown job, matching ErrJobNotFound) is returned at once.
+func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) error) error {
+	if id == "" {
+		return errors.New("ray: empty job id")
+	}
+	path := jobPath(id) + "/logs/tail"
+	var (
+		delivered int64 // bytes of the log passed to fn
+		failures  int   // consecutive failed connects or status checks
+		draining  bool  // the job is terminal; this connect only drains
+		backoff   = c.backoffMin
+		lastErr   error
+	)
+	next := func() {
+		backoff = min(backoff*2, c.backoffMax)
+	}
+	for {
+		conn, err := c.dialTail(ctx, path)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !transient(err) {
+				return err
+			}
+			failures++
+			if failures >= maxConsecutiveFailures {
+				return fmt.Errorf("ray: tailing the log of job %q: giving up after %d failed connects: %w", id, failures, err)
+			}
+			if err := sleep(ctx, backoff); err != nil {
+				return err
+			}
+			next()
+			continue
+		}
+		failures = 0
+
+		n, normal, fnErr, readErr := readTail(ctx, conn, delivered, fn)
+		if n > delivered {
+			delivered = n
+			backoff = c.backoffMin
+		}
+		if fnErr != nil {
+			return fnErr
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(readErr, websocket.ErrMessageTooBig) {
+			// Reconnecting would hit the same frame again.
+			return fmt.Errorf("ray: tailing the log of job %q: a log frame is larger than %d MiB: %w", id, tailReadLimit>>20, readErr)
+		}
+		if draining {
+			return nil
+		}
+		lastErr = readErr
+
+		// The socket closed: the job's status decides what it meant.
+		var job *Job
+		for {
+			job, err = c.Job(ctx, id)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !transient(err) {
+				return err
+			}
+			failures++
+			if failures >= maxConsecutiveFailures {
+				return fmt.Errorf("ray: tailing the log of job %q: the stream ended (%s) and the job status is unavailable: %w", id, tailCloseReason(lastErr), err)
+			}
+			if err := sleep(ctx, backoff); err != nil {
+				return err
+			}
+			next()
+		}
+		failures = 0
+		if job.Status.Terminal() {
+			if normal {
+				return nil
+			}
+			// An abnormal close may have cut the end of the log: read it
+			// once more from the start, skipping what was delivered.
+			draining = true
+			continue
+		}
+		if err := sleep(ctx, backoff); err != nil {
+			return err
+		}
+		next()
+	}
+}
+
+// dialTail opens the log WebSocket. A handshake refused with an HTTP status
+// is returned as *HTTPError.
+func (c *Client) dialTail(ctx context.Context, path string) (*websocket.Conn, error) {
+	conn, resp, err := websocket.Dial(ctx, c.base+path, &websocket.DialOptions{
+		HTTPClient: c.http,
+		HTTPHeader: c.headers(),
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols && resp.StatusCode != 0 {
+			var body []byte
+			if resp.Body != nil {
+				body, _ = io.ReadAll(resp.Body)
+			}
+			return nil, newHTTPError(http.MethodGet, path, resp, body)
+		}
+		return nil, c.transportError(ctx, http.MethodGet, path, err)
+	}
+	conn.SetReadLimit(tailReadLimit)
+	return conn, nil
+}
+
+// readTail reads one connection until it closes. The stream starts at byte
+// 0 of the log; bytes before skip were delivered earlier and are dropped.
+// It returns the stream position reached, whether the peer closed with
+// status 1000, fn's error if fn failed, and the error that ended reading.
+func readTail(ctx context.Context, conn *websocket.Conn, skip int64, fn func(string) error) (pos int64, normal bool, fnErr, readErr error) {
+	defer conn.CloseNow()
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return max(pos, skip), websocket.CloseStatus(err) == websocket.StatusNormalClosure, nil, err
+		}
+		start, end := pos, pos+int64(len(data))
+		pos = end
+		if end <= skip {
+			continue
+		}
+		chunk := data
+		if start < skip {
+			chunk = data[skip-start:]
+		}
+		if len(chunk) == 0 {
+			continue
+		}
+		if err := fn(string(chunk)); err != nil {
+			return pos, false, err, nil
+		}
+	}
+}
+
+// tailCloseReason describes how a tail connection ended, for errors.
+func tailCloseReason(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	if s := websocket.CloseStatus(err); s != -1 {
+		return fmt.Sprintf("close status %d", int(s))
+	}
+	return strings.TrimSpace(err.Error())
+}

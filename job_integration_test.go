@@ -1,0 +1,245 @@
+//go:build integration
+
+package synapse_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/pack"
+	"github.com/synapse-sdk/synapse-go/plugintest"
+)
+
+// rayAddress returns the dashboard of the real Ray head the integration
+// suite runs against (started by scripts/test-integration.sh).
+func rayAddress(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("SYNAPSE_TEST_RAY_ADDRESS")
+	if addr == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SYNAPSE_TEST_RAY_ADDRESS is not set: CI must run the integration suite against a real Ray head (make test-integration)")
+		}
+		t.Skip("no Ray head: run `make test-integration` (it starts one) or set SYNAPSE_TEST_RAY_ADDRESS")
+	}
+	return addr
+}
+
+const jobPlugin = "testdata/plugins/jobtest"
+
+func uniqueID(t *testing.T, what string) string {
+	return fmt.Sprintf("synapse-test-%s-%d", what, time.Now().UnixNano())
+}
+
+func submit(t *testing.T, ctx context.Context, action string, params any, opts ...synapse.RunOption) *synapse.Job {
+	t.Helper()
+	opts = append([]synapse.RunOption{synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t))}, opts...)
+	res, err := synapse.RunPlugin(ctx, jobPlugin, action, params, opts...)
+	if err != nil {
+		t.Fatalf("submit %s: %v", action, err)
+	}
+	return res.(*synapse.Job)
+}
+
+func TestIntegrationJobSucceeds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Setenv("SYNAPSE_TEST_SECRET", "must-not-reach-the-cluster")
+	t.Setenv("LAYER", "os") // the caller's OS env is not shipped: config.yaml's value wins
+	id := uniqueID(t, "echo")
+	job := submit(t, ctx, "echo", map[string]any{"text": "hi", "steps": 4},
+		synapse.WithJobID(id), synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if job.ID != id || job.Existing || !strings.Contains(job.DashboardURL, id) {
+		t.Errorf("job = %+v", job)
+	}
+	rec := plugintest.NewRecorder()
+	if err := job.Follow(ctx, rec); err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	res, err := job.Result(ctx)
+	if err != nil {
+		t.Fatalf("Result: %v", err)
+	}
+	got := res.(map[string]any)
+	want := map[string]any{"text_len": 2.0, "job_id": id, "layer": "config", "from_config": "yes", "from_flag": "explicit", "home_leaked": false}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("result[%s] = %v, want %v", k, got[k], v)
+		}
+	}
+	if p, ok := rec.LastPercent("echo"); !ok || p != 100 {
+		t.Errorf("followed progress ended at %v (%v)", p, ok)
+	}
+	if n := len(rec.Logs("step")); n != 5 {
+		t.Errorf("%d step logs followed, want 5", n)
+	}
+	if m := rec.Metrics("echo"); m["steps"] == nil {
+		t.Errorf("metrics = %v", m)
+	}
+	info, err := job.Info(ctx)
+	if err != nil || info.Status != synapse.JobSucceeded || info.Metadata["plugin"] != "jobtest" {
+		t.Errorf("info = %+v, %v", info, err)
+	}
+
+	// Ray's own CLI agrees with ours.
+	rayBin := os.Getenv("SYNAPSE_TEST_RAY_BIN")
+	if rayBin == "" {
+		t.Log("SYNAPSE_TEST_RAY_BIN not set: skipping the `ray job status` cross-check")
+		return
+	}
+	out, err := exec.CommandContext(ctx, rayBin, "job", "status", "--address", rayAddress(t), id).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ray job status: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("Job '%s' succeeded", id)) {
+		t.Errorf("ray job status says:\n%s", out)
+	}
+
+	// Resubmitting with the same ID is the same job, not a second one.
+	again := submit(t, ctx, "echo", map[string]any{"text": "hi", "steps": 4},
+		synapse.WithJobID(id), synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if !again.Existing || again.ID != id {
+		t.Errorf("resubmit = %+v, want the existing job", again)
+	}
+}
+
+func TestIntegrationJobFailures(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tests := []struct {
+		action string
+		params any
+		check  func(error) bool
+		msg    string
+	}{
+		{"fail", nil, func(err error) bool { return errors.Is(err, synapse.ErrExecution) }, "the dataset is empty"},
+		{"crash", nil, func(err error) bool {
+			var xe *synapse.ExecutionError
+			return errors.As(err, &xe) && xe.Panicked() && strings.Contains(xe.Stack, "main.go")
+		}, "panic: assignment to entry in nil map"},
+		{"echo", map[string]any{"steps": -1}, func(err error) bool { return errors.Is(err, synapse.ErrValidation) }, "steps: must be >= 0 (got -1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			job := submit(t, ctx, tt.action, tt.params)
+			_, err := job.Result(ctx)
+			if err == nil || !tt.check(err) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("Result error = %v (%T), want one containing %q", err, err, tt.msg)
+			}
+			info, _ := job.Info(ctx)
+			if info.Status != synapse.JobFailed {
+				t.Errorf("status = %s, want FAILED", info.Status)
+			}
+		})
+	}
+}
+
+func TestIntegrationJobStop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	job := submit(t, ctx, "sleep", map[string]any{"seconds": 600})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := job.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == synapse.JobRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job still %s after a minute", st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := job.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if st, _ := job.Status(ctx); st != synapse.JobStopped {
+		t.Errorf("status after Stop = %s", st)
+	}
+	if _, err := job.Result(ctx); !errors.Is(err, synapse.ErrJobStopped) {
+		t.Errorf("Result of a stopped job = %v", err)
+	}
+}
+
+func TestIntegrationJobLargeParams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	text := strings.Repeat("x", 40000) // over the 32,000-character env limit: sent in a file
+	job := submit(t, ctx, "echo", map[string]any{"text": text, "steps": 0})
+	res, err := job.Result(ctx)
+	if err != nil {
+		t.Fatalf("Result: %v", err)
+	}
+	if got := res.(map[string]any)["text_len"]; got != float64(len(text)) {
+		t.Errorf("text_len = %v, want %d", got, len(text))
+	}
+}
+
+func TestIntegrationJobTooLargeRefusedBeforeUpload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	src, err := filepath.Abs(jobPlugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.yaml", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The copy lives outside the SDK module: give it a module using the SDK.
+	sdk, _ := filepath.Abs(".")
+	gomod := "module example.com/big\n\ngo 1.26\n\nrequire github.com/synapse-sdk/synapse-go v0.0.0-00010101000000-000000000000\n\nreplace github.com/synapse-sdk/synapse-go => " + sdk + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = dir
+	if out, err := tidy.CombinedOutput(); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+	big, err := os.Create(filepath.Join(dir, "weights.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	seed := uint64(1)
+	for i := 0; i < 101; i++ { // 101 MiB of incompressible bytes
+		for j := 0; j < len(buf); j += 8 {
+			seed ^= seed << 13
+			seed ^= seed >> 7
+			seed ^= seed << 17
+			for k := 0; k < 8; k++ {
+				buf[j+k] = byte(seed >> (8 * k))
+			}
+		}
+		if _, err := big.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big.Close()
+	id := uniqueID(t, "big")
+	_, err = synapse.RunPlugin(ctx, dir, "echo", nil, synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t)), synapse.WithJobID(id))
+	var tl *pack.TooLargeError
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "weights.bin") || synapse.ExitCode(err) != 2 {
+		t.Fatalf("error = %v, want a TooLargeError naming weights.bin", err)
+	}
+	job, _ := synapse.OpenJob(id, synapse.WithRayAddress(rayAddress(t)))
+	if _, err := job.Info(ctx); err == nil {
+		t.Error("a job was submitted for a package that was refused")
+	}
+}

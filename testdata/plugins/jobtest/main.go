@@ -1,0 +1,60 @@
+// Command jobtest is the plugin the cluster integration tests run.
+package main
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+)
+
+type echoParams struct {
+	Text  string `json:"text"`
+	Steps int    `json:"steps" default:"3" validate:"min=0,max=1000"`
+}
+
+var echo = synapse.NewAction("echo", func(ctx *synapse.Context, p echoParams) (map[string]any, error) {
+	for i := 0; i <= p.Steps; i++ {
+		ctx.SetProgress(i, max(p.Steps, 1), "echo")
+		ctx.Log("step", map[string]any{"i": i})
+	}
+	ctx.SetMetrics(map[string]any{"steps": p.Steps}, "echo")
+	env := ctx.Env()
+	return map[string]any{
+		"text_len":    len(p.Text),
+		"job_id":      ctx.JobID(),
+		"layer":       env.GetString("LAYER", ""),
+		"from_config": env.GetString("FROM_CONFIG", ""),
+		"from_flag":   env.GetString("FROM_FLAG", ""),
+		"pid":         os.Getpid(),
+		"home_leaked": env.GetString("SYNAPSE_TEST_SECRET", "") != "",
+	}, nil
+}, synapse.WithDescription("Echo params, env and job id"))
+
+var fail = synapse.NewAction("fail", func(ctx *synapse.Context, p map[string]any) (any, error) {
+	ctx.LogMessage("about to fail", synapse.LevelWarning)
+	return nil, errors.New("the dataset is empty")
+})
+
+var crash = synapse.NewAction("crash", func(ctx *synapse.Context, p map[string]any) (any, error) {
+	var m map[string]int
+	m["boom"]++
+	return nil, nil
+})
+
+type sleepParams struct {
+	Seconds int `json:"seconds" default:"600" validate:"min=1"`
+}
+
+var sleep = synapse.NewAction("sleep", func(ctx *synapse.Context, p sleepParams) (string, error) {
+	ctx.LogMessage("sleeping", synapse.LevelInfo)
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(time.Duration(p.Seconds) * time.Second):
+		return "woke up", nil
+	}
+})
+
+func main() { synapse.Main(echo, fail, crash, sleep) }
