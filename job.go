@@ -276,6 +276,12 @@ func (j *Job) Stop(ctx context.Context) error {
 	return err
 }
 
+// RequestStop asks Ray to stop the job and returns without waiting;
+// stopped reports whether Ray accepted the request.
+func (j *Job) RequestStop(ctx context.Context) (stopped bool, err error) {
+	return j.client.Stop(ctx, j.ID)
+}
+
 // Delete removes the record of an ended job from the cluster.
 func (j *Job) Delete(ctx context.Context) error { return j.client.Delete(ctx, j.ID) }
 

@@ -145,10 +145,16 @@ func watchPending(ctx context.Context, job *synapse.Job, timeout time.Duration, 
 			continue
 		}
 		if time.Since(start) > timeout {
-			stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			_ = job.Stop(stopCtx)
+			// Ray accepts a stop of a job waiting for resources but may keep it
+			// PENDING until its own start timeout fails it: do not wait.
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			stopped, err := job.RequestStop(stopCtx)
 			cancel()
-			fail(fmt.Errorf("job %s was still PENDING after %v and was stopped (--start-timeout): %s", job.ID, timeout, info.Message))
+			what := "a stop was requested; Ray may keep a job that waits for resources PENDING until its own start timeout (RAY_JOB_START_TIMEOUT_SECONDS, default 15m) fails it"
+			if err != nil || !stopped {
+				what = fmt.Sprintf("Ray did not accept the stop request (%v); stop it with: synapse plugin job stop %s", err, job.ID)
+			}
+			fail(fmt.Errorf("job %s was still PENDING after %v (--start-timeout): %s\n%s", job.ID, timeout, info.Message, what))
 			return
 		}
 	}
