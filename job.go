@@ -187,8 +187,28 @@ func (j *Job) Logs(ctx context.Context) (string, error) { return j.client.Logs(c
 // logger; other log lines (Ray's own, the plugin's stderr) become messages
 // in category "ray". It returns when the job has ended and its log is
 // drained, or when ctx is cancelled (the job keeps running).
+//
+// Ray closes a log stream a few seconds after the job ends; once the plugin
+// has written its result (or error) and Ray reports the job ended, Follow
+// returns without waiting for that.
 func (j *Job) Follow(ctx context.Context, logger Logger) error {
 	run := runIDs.Add(1)
+	tailCtx, cancelTail := context.WithCancel(ctx)
+	defer cancelTail()
+	var (
+		once     sync.Once
+		finished = make(chan struct{}) // closed when Ray reports the job ended after its outcome
+	)
+	outcomeSeen := func() {
+		once.Do(func() {
+			go func() {
+				if _, err := j.client.Wait(tailCtx, j.ID); err == nil {
+					close(finished)
+					cancelTail()
+				}
+			}()
+		})
+	}
 	s := newJobStream(func(e Event) {
 		e.run = run
 		logger.Handle(e)
@@ -198,11 +218,17 @@ func (j *Job) Follow(ctx context.Context, logger Logger) error {
 		}
 		logger.Handle(Event{Type: EventMessage, Time: time.Now(), Level: LevelInfo, Category: "ray", JobID: j.ID, Message: line, run: run})
 	})
-	err := j.client.Tail(ctx, j.ID, func(chunk string) error {
+	s.outcome = outcomeSeen
+	err := j.client.Tail(tailCtx, j.ID, func(chunk string) error {
 		s.Write(chunk)
 		return nil
 	})
 	s.Close()
+	select {
+	case <-finished:
+		err = nil // stopped tailing early: the job had ended
+	default:
+	}
 	if err == nil {
 		j.mu.Lock()
 		j.stream = s

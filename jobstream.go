@@ -13,8 +13,9 @@ import (
 // marker pair is the result, an error line is the job's typed error, and
 // any other line (Ray's own, the binary's stderr) is raw text.
 type jobStream struct {
-	event func(Event)
-	raw   func(line string)
+	event   func(Event)
+	raw     func(line string)
+	outcome func() // called when a result or an error line has been read
 
 	partial   []byte
 	inResult  bool
@@ -61,6 +62,9 @@ func (s *jobStream) line(line string) {
 	case line == resultEnd && s.inResult:
 		s.inResult = false
 		s.result = json.RawMessage(bytes.TrimSpace(s.resultBuf))
+		if s.outcome != nil {
+			s.outcome()
+		}
 		return
 	case s.inResult:
 		s.resultBuf = append(append(s.resultBuf, line...), '\n')
@@ -84,6 +88,9 @@ func (s *jobStream) line(line string) {
 			case "error":
 				if probe.Error != nil {
 					s.err = probe.Error
+					if s.outcome != nil {
+						s.outcome()
+					}
 					return
 				}
 			}

@@ -70,13 +70,18 @@ func runJobMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *
 		fmt.Fprintln(io.Out, job.ID)
 		return nil
 	}
-	return followJob(ctx, io, job, flags.Output, flags.StopOnInterrupt, flags.StartTimeout, flags.RayAddress)
+	submitted := time.Now()
+	err = followJob(ctx, io, job, flags.Output, flags.StopOnInterrupt, flags.StartTimeout, flags.RayAddress, flags.Verbose)
+	if flags.Verbose && err == nil {
+		fmt.Fprintf(io.ErrOut, "timings: submitted to result %v\n", time.Since(submitted).Round(time.Millisecond))
+	}
+	return err
 }
 
 // followJob renders the job's events until it ends, then prints its result.
 // Ctrl-C stops following (or stops the job with stopOnInterrupt); a job
 // PENDING longer than startTimeout is stopped and reported.
-func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string, stopOnInterrupt bool, startTimeout time.Duration, rayAddress string) error {
+func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string, stopOnInterrupt bool, startTimeout time.Duration, rayAddress string, verbose bool) error {
 	followCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var reason error
@@ -112,7 +117,20 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 			cancel()
 		})
 	}
-	err := job.Follow(followCtx, synapse.NewConsoleLogger(io.ErrOut))
+	logger := synapse.NewConsoleLogger(io.ErrOut)
+	if verbose {
+		// Note when the plugin's first event arrives: the job is running.
+		start, first := time.Now(), false
+		console := logger
+		logger = synapse.LoggerFunc(func(e synapse.Event) {
+			if !first && e.Category != "ray" {
+				first = true
+				fmt.Fprintf(io.ErrOut, "timings: submitted to first event %v\n", time.Since(start).Round(time.Millisecond))
+			}
+			console.Handle(e)
+		})
+	}
+	err := job.Follow(followCtx, logger)
 	if reason != nil {
 		return reason
 	}
