@@ -40,9 +40,14 @@ start() {
     return
   fi
   log "starting a Ray $RAY_VERSION head (dashboard $ADDRESS)"
-  RAY_USAGE_STATS_ENABLED=0 "$VENV/bin/ray" start --head --node-ip-address=127.0.0.1 --port=0 \
+  local out
+  if ! out=$(RAY_USAGE_STATS_ENABLED=0 "$VENV/bin/ray" start --head --node-ip-address=127.0.0.1 --port=0 \
     --num-cpus="${SYNAPSE_TEST_RAY_CPUS:-4}" --include-dashboard=true --dashboard-host=127.0.0.1 \
-    --dashboard-port="$PORT" --disable-usage-stats --object-store-memory=100000000 >&2
+    --dashboard-port="$PORT" --disable-usage-stats --object-store-memory=100000000 2>&1); then
+    echo "$out" >&2
+    log "ray start failed"
+    exit 1
+  fi
   touch "$STATE"
   for _ in $(seq 120); do
     if up; then
@@ -59,7 +64,7 @@ start() {
 stop() {
   if [ -f "$STATE" ]; then
     log "stopping the Ray head"
-    "$VENV/bin/ray" stop --force >&2 || true
+    "$VENV/bin/ray" stop --force >/dev/null 2>&1 || log "ray stop failed"
     rm -f "$STATE"
   fi
 }
