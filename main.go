@@ -28,6 +28,7 @@ import (
 //	schema ACTION               print the params JSON Schema of an action
 //	worker                      serve the line-delimited JSON worker protocol on stdin/stdout
 //	job                         run the action named by $SYNAPSE_ACTION_ENTRYPOINT as a Ray job
+//	validate ACTION             check params (JSON on stdin) without running the action
 //
 // Main exits the process with the CLI's exit codes (see ExitCode). It
 // panics if two actions share a name.
@@ -47,6 +48,7 @@ Commands:
   schema ACTION               print the params JSON Schema of an action
   worker                      serve the worker protocol on stdin/stdout
   job                         run the action named by $SYNAPSE_ACTION_ENTRYPOINT as a cluster job
+  validate ACTION             check params (JSON on stdin) without running; errors as JSON on stdout
 
 Run '%[1]s plugin run --help' for the flags of plugin run.
 `
@@ -86,6 +88,11 @@ func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.W
 		return printJSON(stdout, stderr, a.Schema())
 	case "job":
 		return runJob(set, args[1:], stdout, stderr)
+	case "validate":
+		if len(args) != 2 {
+			return usage("validate takes one argument, the action name (params on stdin)")
+		}
+		return runValidate(set, args[1], stdin, stdout)
 	case "worker":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -273,4 +280,29 @@ func cancelOnInterrupt(cancel context.CancelFunc, stderr io.Writer) func() {
 		signal.Stop(sigs)
 		close(done)
 	}
+}
+
+// runValidate is `validate ACTION`: it decodes the params on stdin as a run
+// would and prints nothing (exit 0) or the protocol error object (exit 2).
+func runValidate(set *actionSet, name string, stdin io.Reader, stdout io.Writer) int {
+	err := func() error {
+		a, err := set.find(name)
+		if err != nil {
+			return err
+		}
+		params, err := io.ReadAll(stdin)
+		if err != nil {
+			return &runflags.UsageError{Message: "read params from stdin: " + err.Error()}
+		}
+		if len(params) == 0 {
+			return a.Decode(nil)
+		}
+		return a.Decode(json.RawMessage(params))
+	}()
+	if err == nil {
+		return ExitOK
+	}
+	b, _ := json.Marshal(toWireError(err))
+	fmt.Fprintln(stdout, string(b))
+	return ExitCode(err)
 }

@@ -40,12 +40,16 @@ type RunOption interface {
 }
 
 type runConfig struct {
-	mode       Mode
-	action     Action
-	exec       execConfig
-	rayAddress string
-	resources  Resources
-	arch       string
+	mode         Mode
+	action       Action
+	exec         execConfig
+	rayAddress   string
+	resources    Resources
+	arch         string
+	replicas     int
+	maxOngoing   int
+	serveAddress string
+	deployStatus func(string)
 }
 
 func (o Option) applyRun(c *runConfig) { o(&c.exec) }
@@ -121,8 +125,14 @@ func RunPlugin(ctx context.Context, pluginCode, action string, params any, opts 
 			return nil, fmt.Errorf("run plugin %q in job mode: need a plugin directory or config.yaml path (job mode ships the plugin binary to the cluster)", pluginCode)
 		}
 		return submitJob(ctx, pluginCode, action, params, rc, explicitEnv)
+	case ModeTask:
+		t, err := newTaskExecutor(pluginCode, rc, explicitEnv)
+		if err != nil {
+			return nil, err
+		}
+		return t.Run(ctx, action, params)
 	default:
-		return nil, fmt.Errorf("run plugin %q: %w: %s mode arrives in a later release; use ModeLocal or ModeJob", pluginCode, ErrModeUnavailable, rc.mode)
+		return nil, fmt.Errorf("run plugin %q: %w: %s mode arrives in a later release; use ModeLocal, ModeTask or ModeJob", pluginCode, ErrModeUnavailable, rc.mode)
 	}
 	if rc.exec.logger == nil {
 		rc.exec.logger = NewConsoleLogger(os.Stderr)
@@ -252,7 +262,8 @@ type workerOutcome struct {
 
 var errWorkerGone = errors.New("the plugin worker exited before reporting a result")
 
-// readWorker reads worker messages until run id ends.
+// readWorker reads worker messages until run id ends. An empty id accepts
+// any run's messages (a stream that carries one run only).
 func readWorker(r io.Reader, id string, logger Logger) workerOutcome {
 	run := runIDs.Add(1)
 	sc := protocol.NewScanner(r)
@@ -261,7 +272,7 @@ func readWorker(r io.Reader, id string, logger Logger) workerOutcome {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			return workerOutcome{err: fmt.Errorf("read plugin worker output: %w (line %q)", err, truncate(sc.Text(), 200))}
 		}
-		if m.ID != id && m.Type != protocol.TypeError {
+		if id != "" && m.ID != id && m.Type != protocol.TypeError || m.Type == protocol.TypeReady {
 			continue // the ready line, or another run's messages
 		}
 		switch m.Type {

@@ -5,13 +5,13 @@
 #   scripts/ray-head.sh start   # prints the dashboard address on the last line
 #   scripts/ray-head.sh stop
 #
-# Environment: RAY_VERSION (default 2.60.0), RAY_EXTRAS (default "default"),
+# Environment: RAY_VERSION (default 2.60.0), RAY_EXTRAS (default "default,serve"),
 # SYNAPSE_RAY_VENV (default .venv-ray), SYNAPSE_TEST_RAY_PORT (default 8265).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RAY_VERSION=${RAY_VERSION:-2.60.0}
-RAY_EXTRAS=${RAY_EXTRAS:-default}
+RAY_EXTRAS=${RAY_EXTRAS:-default,serve}
 VENV=${SYNAPSE_RAY_VENV:-.venv-ray}
 PORT=${SYNAPSE_TEST_RAY_PORT:-8265}
 ADDRESS="http://127.0.0.1:${PORT}"
@@ -21,7 +21,7 @@ log() { echo "ray-head: $*" >&2; }
 
 install() {
   if [ -x "$VENV/bin/ray" ] && "$VENV/bin/python" -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null \
-     && "$VENV/bin/python" -c "import ray.dashboard.modules.job.sdk" 2>/dev/null; then
+     && "$VENV/bin/python" -c "import ray.dashboard.modules.job.sdk, ray.serve, starlette" 2>/dev/null; then
     return
   fi
   log "installing ray[$RAY_EXTRAS]==$RAY_VERSION into $VENV"

@@ -128,6 +128,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		newSchemaCmd(io, g),
 		newUpdateConfigCmd(io, g),
 		newJobCmd(io, g),
+		newTaskCmd(io),
 	)
 	root.AddCommand(plugin, newVersionCmd(io))
 	return root

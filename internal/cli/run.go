@@ -73,8 +73,10 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	case runflags.ModeLocal:
 	case runflags.ModeJob:
 		return runJobMode(ctx, io, flags, cfg, action)
+	case runflags.ModeTask:
+		return runTaskMode(ctx, io, flags, cfg, action)
 	default:
-		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local or --mode job", mode)}
+		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local, task or job", mode)}
 	}
 
 	var dlv string

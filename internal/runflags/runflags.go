@@ -58,6 +58,9 @@ type Flags struct {
 	StopOnInterrupt bool          // job mode: Ctrl-C stops the job instead of the following
 	StartTimeout    time.Duration // job mode: fail a job PENDING for longer
 	Arch            string        // task and job modes: the cluster's GOARCH
+	Replicas        int           // task mode: Serve replicas
+	MaxOngoing      int           // task mode: runs per replica at once
+	ServeAddress    string        // task mode: the Serve HTTP proxy
 
 	memoryBytes int64
 
@@ -91,6 +94,9 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.StopOnInterrupt, "stop-on-interrupt", false, "job mode: Ctrl-C stops the job (default: only stops following it)")
 	fs.DurationVar(&f.StartTimeout, "start-timeout", 10*time.Minute, "job mode: fail if the job is still PENDING after this long")
 	fs.StringVar(&f.Arch, "arch", "amd64", "task and job modes: the cluster's CPU architecture (GOARCH)")
+	fs.IntVar(&f.Replicas, "replicas", 1, "task mode: how many workers (Ray Serve replicas)")
+	fs.IntVar(&f.MaxOngoing, "max-ongoing-requests", 1, "task mode: runs one worker takes at once")
+	fs.StringVar(&f.ServeAddress, "serve-address", "", "task mode: the Ray Serve HTTP proxy (default: the Ray head's host, port 8000)")
 }
 
 // UsageError is a bad flag or argument. The CLI exits 2 for it.
@@ -158,6 +164,19 @@ func (f *Flags) Check(mode string) error {
 	case "amd64", "arm64":
 	default:
 		return &UsageError{Flag: "arch", Message: fmt.Sprintf("must be amd64 or arm64 (got %q)", f.Arch)}
+	}
+	if f.Replicas < 1 {
+		return &UsageError{Flag: "replicas", Message: fmt.Sprintf("must be >= 1 (got %d)", f.Replicas)}
+	}
+	if f.MaxOngoing < 1 {
+		return &UsageError{Flag: "max-ongoing-requests", Message: fmt.Sprintf("must be >= 1 (got %d)", f.MaxOngoing)}
+	}
+	if mode != ModeTask {
+		for _, name := range []string{"replicas", "max-ongoing-requests", "serve-address"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "only works in task mode (--mode task)"}
+			}
+		}
 	}
 	if mode != ModeJob {
 		for _, name := range []string{"no-wait", "stop-on-interrupt"} {

@@ -1,0 +1,380 @@
+// Package serve deploys plugin workers as Ray Serve applications (task
+// mode) and calls them. Each Serve replica runs the SDK's small Python host
+// (python/synapse_serve.py), which starts the plugin binary once in worker
+// mode and streams run requests to it (docs/protocol.md).
+package serve
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/ray"
+)
+
+//go:embed python/synapse_bridge.py python/synapse_serve.py
+var hostFS embed.FS
+
+// HostFiles returns the Python host modules, by their path in a package.
+func HostFiles() map[string][]byte {
+	out := map[string][]byte{}
+	for _, name := range []string{"synapse_bridge.py", "synapse_serve.py"} {
+		b, err := hostFS.ReadFile("python/" + name)
+		if err != nil {
+			panic("serve: embedded host file missing: " + name) // a build defect
+		}
+		out[name] = b
+	}
+	return out
+}
+
+// AppPrefix starts the name of every application this SDK deploys.
+const AppPrefix = "synapse-"
+
+// Spec is a plugin worker application to deploy.
+type Spec struct {
+	Code        string            // plugin code
+	PackageName string            // _ray_pkg_<hex>.zip holding the binary and the host
+	BinaryName  string            // the binary's name in the package
+	EnvVars     map[string]string // the replica's environment
+	RuntimeEnv  map[string]any    // config.yaml runtime_env, merged under ours
+	Replicas    int               // default 1
+	MaxOngoing  int               // max_ongoing_requests per replica; default 1
+	CPUs, GPUs  float64
+	Memory      int64
+}
+
+// AppName is the application's name: the plugin code and the package's
+// content hash, so a changed plugin deploys as a new application.
+func AppName(code, packageName string) string {
+	h := strings.TrimSuffix(strings.TrimPrefix(packageName, "_ray_pkg_"), ".zip")
+	if len(h) > 8 {
+		h = h[:8]
+	}
+	return AppPrefix + code + "-" + h
+}
+
+// ownedBy reports whether app was deployed by this SDK for plugin code.
+func ownedBy(app, code string) bool {
+	rest, ok := strings.CutPrefix(app, AppPrefix+code+"-")
+	return ok && len(rest) == 8 && !strings.Contains(rest, "-")
+}
+
+// appConfig is the ServeApplicationSchema of spec.
+func appConfig(spec Spec) map[string]any {
+	name := AppName(spec.Code, spec.PackageName)
+	runtimeEnv := map[string]any{}
+	for k, v := range spec.RuntimeEnv {
+		runtimeEnv[k] = v
+	}
+	env := map[string]any{}
+	if existing, ok := runtimeEnv["env_vars"].(map[string]any); ok {
+		for k, v := range existing {
+			env[k] = fmt.Sprint(v)
+		}
+	}
+	for k, v := range spec.EnvVars {
+		env[k] = v
+	}
+	runtimeEnv["working_dir"] = "gcs://" + spec.PackageName
+	runtimeEnv["env_vars"] = env
+	actor := map[string]any{}
+	if spec.CPUs > 0 {
+		actor["num_cpus"] = spec.CPUs
+	}
+	if spec.GPUs > 0 {
+		actor["num_gpus"] = spec.GPUs
+	}
+	if spec.Memory > 0 {
+		actor["memory"] = spec.Memory
+	}
+	deployment := map[string]any{
+		"name":                 "PluginWorker",
+		"num_replicas":         max(spec.Replicas, 1),
+		"max_ongoing_requests": max(spec.MaxOngoing, 1),
+		// Notice a dead worker quickly, so Serve replaces the replica.
+		"health_check_period_s":  2,
+		"health_check_timeout_s": 10,
+	}
+	if len(actor) > 0 {
+		deployment["ray_actor_options"] = actor
+	}
+	return map[string]any{
+		"name":         name,
+		"route_prefix": "/" + name,
+		"import_path":  "synapse_serve:build",
+		"args":         map[string]any{"binary": "./" + spec.BinaryName},
+		"runtime_env":  runtimeEnv,
+		"deployments":  []any{deployment},
+	}
+}
+
+// App is a deployed plugin worker application.
+type App struct {
+	Name        string `json:"name"`
+	Code        string `json:"code"`
+	RoutePrefix string `json:"route_prefix"`
+	Status      string `json:"status"`
+	Message     string `json:"message,omitempty"`
+}
+
+// DeployError is a deployment Serve reported as failed.
+type DeployError struct {
+	App     string
+	Status  string
+	Message string
+}
+
+func (e *DeployError) Error() string {
+	return fmt.Sprintf("deploy %s: Serve reports %s: %s", e.App, e.Status, strings.TrimSpace(e.Message))
+}
+
+// Deploy makes the application of spec RUNNING: it reads the declarative
+// config, adds or replaces this plugin's application (older versions of
+// the same plugin are replaced; every other application is kept as
+// deployed), writes it back, and polls until the application is RUNNING or
+// DEPLOY_FAILED. An application already running with the same config is
+// reused without a write. status, if not nil, is told what is happening.
+func Deploy(ctx context.Context, c *ray.Client, spec Spec, status func(string)) (app *App, deployed bool, err error) {
+	if status == nil {
+		status = func(string) {}
+	}
+	want := appConfig(spec)
+	name := want["name"].(string)
+	details, err := c.ServeApplications(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur, ok := details.Applications[name]; ok && cur.Status == ray.AppRunning && sameConfig(cur.DeployedAppConfig, want) {
+		return &App{Name: name, Code: spec.Code, RoutePrefix: cur.RoutePrefix, Status: cur.Status}, false, nil
+	}
+	apps := []any{}
+	names := sortedNames(details.Applications)
+	for _, n := range names {
+		a := details.Applications[n]
+		if n == name || ownedBy(n, spec.Code) {
+			continue // replaced by the new version
+		}
+		if a.DeployedAppConfig == nil {
+			return nil, false, fmt.Errorf("deploy %s: application %q has no deployed config to keep; refusing to write a config that would remove it", name, n)
+		}
+		apps = append(apps, a.DeployedAppConfig)
+	}
+	apps = append(apps, want)
+	config := map[string]any{"applications": apps}
+	if details.ProxyLocation != "" {
+		config["proxy_location"] = details.ProxyLocation
+	}
+	status("deploying " + name)
+	if err := c.PutServeApplications(ctx, config); err != nil {
+		return nil, false, fmt.Errorf("deploy %s: %w", name, err)
+	}
+	a, err := waitRunning(ctx, c, name, status)
+	if err != nil {
+		return nil, true, err
+	}
+	a.Code = spec.Code
+	return a, true, nil
+}
+
+// sameConfig compares a deployed config with the wanted one as JSON values.
+func sameConfig(deployed, want map[string]any) bool {
+	if deployed == nil {
+		return false
+	}
+	a, _ := json.Marshal(deployed)
+	b, _ := json.Marshal(want)
+	var x, y any
+	_ = json.Unmarshal(a, &x)
+	_ = json.Unmarshal(b, &y)
+	return reflect.DeepEqual(x, y)
+}
+
+func sortedNames(m map[string]ray.ServeApplication) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DeployTimeout bounds how long Deploy waits for an application to run.
+var DeployTimeout = 10 * time.Minute
+
+func waitRunning(ctx context.Context, c *ray.Client, name string, status func(string)) (*App, error) {
+	ctx, cancel := context.WithTimeout(ctx, DeployTimeout)
+	defer cancel()
+	last := ""
+	for delay := 200 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+		details, err := c.ServeApplications(ctx)
+		if err == nil {
+			if a, ok := details.Applications[name]; ok {
+				if a.Status != last {
+					status(strings.ToLower(a.Status))
+					last = a.Status
+				}
+				switch a.Status {
+				case ray.AppRunning:
+					return &App{Name: name, RoutePrefix: a.RoutePrefix, Status: a.Status}, nil
+				case ray.AppDeployFailed:
+					return nil, &DeployError{App: name, Status: a.Status, Message: a.Message}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("deploy %s: still %s after %v", name, last, DeployTimeout)
+			}
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// List returns the applications this SDK deployed (all plugins, or one code).
+func List(ctx context.Context, c *ray.Client, code string) ([]App, error) {
+	details, err := c.ServeApplications(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []App
+	for _, n := range sortedNames(details.Applications) {
+		a := details.Applications[n]
+		appCode, ok := codeOf(n)
+		if !ok || (code != "" && appCode != code) {
+			continue
+		}
+		out = append(out, App{Name: n, Code: appCode, RoutePrefix: a.RoutePrefix, Status: a.Status, Message: a.Message})
+	}
+	return out, nil
+}
+
+// codeOf returns the plugin code of an application name of ours.
+func codeOf(app string) (string, bool) {
+	rest, ok := strings.CutPrefix(app, AppPrefix)
+	i := strings.LastIndexByte(rest, '-')
+	if !ok || i <= 0 || len(rest)-i-1 != 8 {
+		return "", false
+	}
+	return rest[:i], true
+}
+
+// Down removes this SDK's applications of plugin code (all of them when
+// code is empty) by rewriting the declarative config without them; other
+// applications are kept. It returns the names removed.
+func Down(ctx context.Context, c *ray.Client, code string) ([]string, error) {
+	details, err := c.ServeApplications(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keep []any
+	var removed []string
+	for _, n := range sortedNames(details.Applications) {
+		a := details.Applications[n]
+		appCode, ours := codeOf(n)
+		if ours && (code == "" || appCode == code) {
+			removed = append(removed, n)
+			continue
+		}
+		if a.DeployedAppConfig == nil {
+			return nil, fmt.Errorf("remove plugin applications: application %q has no deployed config to keep; refusing to write a config that would remove it", n)
+		}
+		keep = append(keep, a.DeployedAppConfig)
+	}
+	if len(removed) == 0 {
+		return nil, nil
+	}
+	config := map[string]any{"applications": keep}
+	if keep == nil {
+		config["applications"] = []any{}
+	}
+	if details.ProxyLocation != "" {
+		config["proxy_location"] = details.ProxyLocation
+	}
+	if err := c.PutServeApplications(ctx, config); err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// ProxyAddress returns the Serve HTTP proxy for a dashboard address: the
+// same host on port 8000, unless override is set.
+func ProxyAddress(dashboard, override string) (string, error) {
+	if override != "" {
+		if !strings.Contains(override, "://") {
+			override = "http://" + override
+		}
+		return strings.TrimRight(override, "/"), nil
+	}
+	u, err := url.Parse(dashboard)
+	if err != nil {
+		return "", err
+	}
+	return u.Scheme + "://" + u.Hostname() + ":8000", nil
+}
+
+// RunRequest is the body of a run call.
+type RunRequest struct {
+	Action string          `json:"action"`
+	Params json.RawMessage `json:"params,omitempty"`
+	JobID  string          `json:"job_id,omitempty"`
+	Env    map[string]any  `json:"env,omitempty"`
+}
+
+// CallError is a run call the proxy or replica refused before streaming.
+type CallError struct {
+	Status int
+	Body   string
+}
+
+func (e *CallError) Error() string {
+	return fmt.Sprintf("call plugin worker: %d %s: %s", e.Status, http.StatusText(e.Status), strings.TrimSpace(e.Body))
+}
+
+// Retryable reports whether the call may succeed later (no replica yet,
+// a replica being replaced, an application being updated).
+func (e *CallError) Retryable() bool {
+	return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusBadGateway ||
+		e.Status == http.StatusInternalServerError || e.Status == http.StatusNotFound
+}
+
+// Call posts req to the application's run route and returns the NDJSON
+// stream of worker protocol messages. Cancelling ctx aborts the call; the
+// host then cancels the run on the worker.
+func Call(ctx context.Context, h *http.Client, proxy, routePrefix string, req RunRequest, token string) (io.ReadCloser, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, proxy+strings.TrimRight(routePrefix, "/")+"/run", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("User-Agent", "synapse-go")
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := h.Do(r)
+	if err != nil {
+		return nil, fmt.Errorf("call plugin worker at %s: %w", proxy, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return nil, &CallError{Status: resp.StatusCode, Body: string(b)}
+	}
+	return resp.Body, nil
+}
