@@ -66,7 +66,9 @@ class WorkerBridge:
         self.actions: list = []      # [{name, description}] from the ready message
         self._lock = threading.Lock()        # guards _subs, _dead, _status
         self._write_lock = threading.Lock()  # serialises request lines
-        self._subs: dict[str, Subscriber] = {}
+        # id -> (subscriber, action, job_id); action and job_id name a run in
+        # the error synthesized when the worker dies.
+        self._subs: dict[str, tuple[Subscriber, str | None, str | None]] = {}
         self._dead = False
         self._status: int | None = None
         self._ids = itertools.count(1)
@@ -109,7 +111,7 @@ class WorkerBridge:
             with self._lock:
                 sub = self._subs.pop(mid, None) if mtype in _TERMINAL else self._subs.get(mid)
             if sub is not None:
-                sub(line, msg)
+                sub[0](line, msg)
         # EOF: the worker is gone. Fail every subscriber still waiting.
         status = self._proc.wait()
         with self._lock:
@@ -118,8 +120,8 @@ class WorkerBridge:
         if subs:
             _log(f"the plugin worker exited ({_describe_status(status)}) with "
                  f"{len(subs)} request(s) in flight")
-        for mid, sub in subs.items():
-            line = self._exit_line(mid, "during the run")
+        for mid, (sub, action, job_id) in subs.items():
+            line = self._exit_line(mid, "during the run", action, job_id)
             sub(line, json.loads(line))
 
     def _read_ready(self, line: bytes) -> bool:
@@ -162,7 +164,8 @@ class WorkerBridge:
             err["action"] = action
         if job_id:
             err["job_id"] = job_id
-        return (json.dumps({"type": "error", "id": mid, "error": err}) + "\n").encode()
+        return (json.dumps({"type": "error", "id": mid, "error": err}, separators=(",", ":"))
+                + "\n").encode()
 
     def _send(self, obj: dict) -> None:
         data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
@@ -170,12 +173,13 @@ class WorkerBridge:
             self._proc.stdin.write(data)
             self._proc.stdin.flush()
 
-    def _subscribe(self, mid: str, sub: Subscriber) -> bool:
+    def _subscribe(self, mid: str, sub: Subscriber, action: str | None = None,
+                   job_id: str | None = None) -> bool:
         """Registers sub for mid; False if the worker is already dead."""
         with self._lock:
             if self._dead:
                 return False
-            self._subs[mid] = sub
+            self._subs[mid] = (sub, action, job_id)
             return True
 
     @staticmethod
@@ -205,7 +209,7 @@ class WorkerBridge:
         mid = f"run-{next(self._ids)}"
         loop = asyncio.get_running_loop()
         q: asyncio.Queue = asyncio.Queue()
-        if not self._subscribe(mid, self._queue_sub(loop, q)):
+        if not self._subscribe(mid, self._queue_sub(loop, q), action, job_id):
             yield self._exit_line(mid, "before the run started", action, job_id)
             return
         req = {"type": "run", "id": mid, "action": action}
@@ -239,7 +243,7 @@ class WorkerBridge:
         with self._lock:
             if mid not in self._subs:
                 return  # already ended (or the worker died)
-            self._subs[mid] = drain
+            self._subs[mid] = (drain,) + self._subs[mid][1:]
         _log(f"run {mid} ({action}) abandoned by its client; sending cancel")
         try:
             self._send({"type": "cancel", "id": mid})

@@ -1,0 +1,277 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/synapse-sdk/synapse-go/internal/ray"
+)
+
+// fakeServe is a dashboard that keeps a declarative Serve config. Apps
+// become RUNNING (or DEPLOY_FAILED when failApp names them) on the first
+// GET after a PUT.
+type fakeServe struct {
+	mu      sync.Mutex
+	apps    map[string]ray.ServeApplication
+	puts    []map[string]any
+	failApp string
+	status  int // answer every request with this status when non-zero
+	t       *testing.T
+}
+
+func newFake(t *testing.T) (*fakeServe, *ray.Client) {
+	f := &fakeServe{apps: map[string]ray.ServeApplication{}, t: t}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := ray.NewClient(srv.URL, ray.WithToken(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, c
+}
+
+func (f *fakeServe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.status != 0 {
+		http.Error(w, "Serve dependencies are not installed. Please run `pip install \"ray[serve]\"`.", f.status)
+		return
+	}
+	if r.URL.Path != "/api/serve/applications/" {
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodDelete:
+		f.t.Error("DELETE /api/serve/applications/ was called: it would shut Serve down")
+	case http.MethodGet:
+		if r.URL.Query().Get("api_type") != "declarative" {
+			f.t.Errorf("GET without api_type=declarative: %s", r.URL)
+		}
+		for n, a := range f.apps {
+			if a.Status == "DEPLOYING" {
+				a.Status = "RUNNING"
+				if n == f.failApp {
+					a.Status, a.Message = "DEPLOY_FAILED", "ImportError: no module named synapse_serve"
+				}
+				f.apps[n] = a
+			}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"proxy_location": "EveryNode", "applications": f.apps})
+	case http.MethodPut:
+		var cfg map[string]any
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		f.puts = append(f.puts, cfg)
+		next := map[string]ray.ServeApplication{}
+		for _, raw := range cfg["applications"].([]any) {
+			app := raw.(map[string]any)
+			name := app["name"].(string)
+			status := "DEPLOYING"
+			if old, ok := f.apps[name]; ok && sameConfig(old.DeployedAppConfig, app) {
+				status = old.Status
+			}
+			next[name] = ray.ServeApplication{Name: name, Status: status, RoutePrefix: app["route_prefix"].(string), DeployedAppConfig: app}
+		}
+		f.apps = next
+	}
+}
+
+func spec(code, pkg string) Spec {
+	return Spec{Code: code, PackageName: pkg, BinaryName: "synapse-plugin", EnvVars: map[string]string{"A": "1"}, CPUs: 0.5, Memory: 1 << 30}
+}
+
+func TestDeployReadMergeWrite(t *testing.T) {
+	f, c := newFake(t)
+	other := map[string]any{"name": "someone-else", "route_prefix": "/else", "import_path": "hello:app"}
+	f.apps["someone-else"] = ray.ServeApplication{Name: "someone-else", Status: "RUNNING", RoutePrefix: "/else", DeployedAppConfig: other}
+	ctx := context.Background()
+
+	var statuses []string
+	app, deployed, err := Deploy(ctx, c, spec("det", "_ray_pkg_0123456789abcdef.zip"), func(s string) { statuses = append(statuses, s) })
+	if err != nil || !deployed {
+		t.Fatalf("Deploy = %v, %v", deployed, err)
+	}
+	if app.Name != "synapse-det-01234567" || app.RoutePrefix != "/synapse-det-01234567" || app.Status != "RUNNING" {
+		t.Errorf("app = %+v", app)
+	}
+	if len(statuses) == 0 || statuses[len(statuses)-1] != "running" {
+		t.Errorf("statuses = %v", statuses)
+	}
+	if _, ok := f.apps["someone-else"]; !ok {
+		t.Fatal("the other application was removed")
+	}
+	put := f.puts[0]
+	if put["proxy_location"] != "EveryNode" || len(put["applications"].([]any)) != 2 {
+		t.Errorf("PUT = %v", put)
+	}
+	ours := f.apps["synapse-det-01234567"].DeployedAppConfig
+	dep := ours["deployments"].([]any)[0].(map[string]any)
+	actor := dep["ray_actor_options"].(map[string]any)
+	env := ours["runtime_env"].(map[string]any)
+	if ours["import_path"] != "synapse_serve:build" || ours["args"].(map[string]any)["binary"] != "./synapse-plugin" ||
+		env["working_dir"] != "gcs://_ray_pkg_0123456789abcdef.zip" || env["env_vars"].(map[string]any)["A"] != "1" ||
+		actor["num_cpus"] != 0.5 || actor["memory"] != float64(1<<30) || dep["num_replicas"] != 1.0 || dep["max_ongoing_requests"] != 1.0 {
+		t.Errorf("application config = %v", ours)
+	}
+
+	// The same spec again: reused, no write.
+	_, deployed, err = Deploy(ctx, c, spec("det", "_ray_pkg_0123456789abcdef.zip"), nil)
+	if err != nil || deployed || len(f.puts) != 1 {
+		t.Errorf("second Deploy: deployed=%v err=%v puts=%d", deployed, err, len(f.puts))
+	}
+	// Other resources: the same application is updated.
+	s := spec("det", "_ray_pkg_0123456789abcdef.zip")
+	s.Replicas = 2
+	if _, deployed, err = Deploy(ctx, c, s, nil); err != nil || !deployed || len(f.puts) != 2 {
+		t.Errorf("Deploy with new replicas: deployed=%v err=%v puts=%d", deployed, err, len(f.puts))
+	}
+	// A new version of the plugin replaces the old application.
+	if _, _, err = Deploy(ctx, c, spec("det", "_ray_pkg_fedcba9876543210.zip"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, old := f.apps["synapse-det-01234567"]; old {
+		t.Error("the old version of the plugin is still deployed")
+	}
+	if _, ok := f.apps["synapse-det-fedcba98"]; !ok {
+		t.Error("the new version is not deployed")
+	}
+	// Another plugin's application is kept.
+	if _, _, err = Deploy(ctx, c, spec("other", "_ray_pkg_1111111111111111.zip"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.apps) != 3 {
+		t.Errorf("apps = %v", keys(f.apps))
+	}
+
+	apps, err := List(ctx, c, "")
+	if err != nil || len(apps) != 2 || apps[0].Code != "det" || apps[1].Code != "other" {
+		t.Errorf("List = %+v, %v", apps, err)
+	}
+	removed, err := Down(ctx, c, "det")
+	if err != nil || len(removed) != 1 || removed[0] != "synapse-det-fedcba98" || len(f.apps) != 2 {
+		t.Errorf("Down(det) = %v, %v; apps %v", removed, err, keys(f.apps))
+	}
+	removed, err = Down(ctx, c, "")
+	if err != nil || len(removed) != 1 || len(f.apps) != 1 || f.apps["someone-else"].Name == "" {
+		t.Errorf("Down() = %v, %v; apps %v", removed, err, keys(f.apps))
+	}
+	if removed, err = Down(ctx, c, ""); err != nil || removed != nil {
+		t.Errorf("Down with nothing to remove = %v, %v", removed, err)
+	}
+}
+
+func keys(m map[string]ray.ServeApplication) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestDeployFailureAndRefusals(t *testing.T) {
+	f, c := newFake(t)
+	f.failApp = "synapse-bad-0123abcd"
+	_, _, err := Deploy(context.Background(), c, spec("bad", "_ray_pkg_0123abcd00000000.zip"), nil)
+	var de *DeployError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "DEPLOY_FAILED: ImportError: no module named synapse_serve") {
+		t.Errorf("error = %v", err)
+	}
+
+	// An application without a deployed config cannot be kept: refuse to write.
+	f2, c2 := newFake(t)
+	f2.apps["imperative"] = ray.ServeApplication{Name: "imperative", Status: "RUNNING"}
+	_, _, err = Deploy(context.Background(), c2, spec("x", "_ray_pkg_0000000000000000.zip"), nil)
+	if err == nil || !strings.Contains(err.Error(), `application "imperative" has no deployed config to keep`) || len(f2.puts) != 0 {
+		t.Errorf("error = %v, puts = %d", err, len(f2.puts))
+	}
+}
+
+func TestServeNotInstalled(t *testing.T) {
+	f, c := newFake(t)
+	f.status = http.StatusNotImplemented
+	_, _, err := Deploy(context.Background(), c, spec("x", "_ray_pkg_0000000000000000.zip"), nil)
+	if !errors.Is(err, ray.ErrServeNotInstalled) || !strings.Contains(err.Error(), `pip install "ray[serve]"`) || !strings.Contains(err.Error(), "--mode job") {
+		t.Errorf("error = %v", err)
+	}
+	if _, err := List(context.Background(), c, ""); !errors.Is(err, ray.ErrServeNotInstalled) {
+		t.Errorf("List error = %v", err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	if got := AppName("my-plugin", "_ray_pkg_abcdef0123456789.zip"); got != "synapse-my-plugin-abcdef01" {
+		t.Errorf("AppName = %q", got)
+	}
+	for name, want := range map[string]string{"synapse-my-plugin-abcdef01": "my-plugin", "synapse-x-12345678": "x"} {
+		if got, ok := codeOf(name); !ok || got != want {
+			t.Errorf("codeOf(%q) = %q, %v", name, got, ok)
+		}
+	}
+	for _, name := range []string{"someone-else", "synapse-", "synapse-x-123", "other-x-12345678"} {
+		if _, ok := codeOf(name); ok {
+			t.Errorf("codeOf(%q) claimed it", name)
+		}
+	}
+	if !ownedBy("synapse-a-12345678", "a") || ownedBy("synapse-a-b-12345678", "a") || ownedBy("synapse-ab-12345678", "a") {
+		t.Error("ownedBy is wrong")
+	}
+}
+
+func TestProxyAddress(t *testing.T) {
+	tests := []struct{ dashboard, override, want string }{
+		{"http://127.0.0.1:8265", "", "http://127.0.0.1:8000"},
+		{"https://ray.example:443", "", "https://ray.example:8000"},
+		{"http://127.0.0.1:8265", "127.0.0.1:9000", "http://127.0.0.1:9000"},
+		{"http://127.0.0.1:8265", "http://proxy/", "http://proxy"},
+	}
+	for _, tt := range tests {
+		if got, err := ProxyAddress(tt.dashboard, tt.override); err != nil || got != tt.want {
+			t.Errorf("ProxyAddress(%q, %q) = %q, %v", tt.dashboard, tt.override, got, err)
+		}
+	}
+}
+
+func TestCall(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/app/run" {
+			var req RunRequest
+			_ = json.NewDecoder(r.Body).Decode(&req)
+			_, _ = io.WriteString(w, `{"type":"result","id":"1","result":{"action":"`+req.Action+`"}}`+"\n")
+			return
+		}
+		http.Error(w, "no replica", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	body, err := Call(context.Background(), srv.Client(), srv.URL, "/app", RunRequest{Action: "echo"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(body)
+	body.Close()
+	if !strings.Contains(string(b), `"action":"echo"`) {
+		t.Errorf("stream = %s", b)
+	}
+	_, err = Call(context.Background(), srv.Client(), srv.URL, "/gone", RunRequest{Action: "echo"}, "")
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Status != 503 || !ce.Retryable() || !strings.Contains(err.Error(), "no replica") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestHostFiles(t *testing.T) {
+	files := HostFiles()
+	if len(files) != 2 || !strings.Contains(string(files["synapse_serve.py"]), "def build") {
+		t.Errorf("host files: %d, synapse_serve.py starts %.80q", len(files), files["synapse_serve.py"])
+	}
+}
