@@ -62,9 +62,13 @@ func TestRunPluginUnresolvable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `run plugin "no-such-plugin": not a registered plugin code (registered: greeter`) {
 		t.Errorf("error = %v", err)
 	}
-	_, err = synapse.RunPlugin(context.Background(), "greeter", "greet", nil, synapse.WithMode(synapse.ModeTask))
+	_, err = synapse.RunPlugin(context.Background(), "greeter", "greet", nil, synapse.WithMode(synapse.ModeRemote))
 	if !errors.Is(err, synapse.ErrModeUnavailable) {
-		t.Errorf("task mode: %v", err)
+		t.Errorf("remote mode: %v", err)
+	}
+	_, err = synapse.RunPlugin(context.Background(), "greeter", "greet", nil, synapse.WithMode(synapse.ModeJob))
+	if err == nil || !strings.Contains(err.Error(), "need a plugin directory or config.yaml path") {
+		t.Errorf("job mode with a registered code: %v", err)
 	}
 }
 

@@ -125,17 +125,31 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	if err := t.validate(ctx, entry, raw); err != nil {
 		return nil, err
 	}
-	if _, err := t.Deploy(ctx); err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	app, proxy := t.app, t.proxy
-	t.mu.Unlock()
-
 	req := serve.RunRequest{Action: entry, Params: raw, JobID: t.rc.exec.jobID}
-	body, err := t.call(ctx, proxy, app.RoutePrefix, req)
-	if err != nil {
-		return nil, err
+	var body io.ReadCloser
+	for attempt := 0; ; attempt++ {
+		if _, err := t.Deploy(ctx); err != nil {
+			return nil, err
+		}
+		t.mu.Lock()
+		app, proxy := t.app, t.proxy
+		t.mu.Unlock()
+		body, err = t.call(ctx, proxy, app.RoutePrefix, req)
+		var ce *serve.CallError
+		if attempt == 0 && errors.As(err, &ce) && ce.Status == http.StatusNotFound {
+			// The application is gone (removed, or replaced by a newer
+			// version of the plugin): deploy again, once.
+			t.mu.Lock()
+			if t.app == app {
+				t.app = nil
+			}
+			t.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	defer body.Close()
 	o := readWorker(body, "", t.rc.exec.logger)
@@ -158,7 +172,8 @@ func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.
 		}
 		var ce *serve.CallError
 		var ne net.Error
-		retry := errors.As(err, &ce) && ce.Retryable() || errors.As(err, &ne) // e.g. connection refused
+		retry := errors.As(err, &ce) && ce.Retryable() && ce.Status != http.StatusNotFound ||
+			errors.As(err, &ne) // e.g. connection refused
 		if !retry || time.Now().After(deadline) || ctx.Err() != nil {
 			if ctx.Err() != nil {
 				return nil, &ExecutionError{Action: req.Action, JobID: req.JobID, Err: ctx.Err()}

@@ -43,6 +43,16 @@ type ServeApplication struct {
 	// DeployedAppConfig is the config it was deployed with (only the options
 	// that were set), or nil for an application not deployed declaratively.
 	DeployedAppConfig map[string]any `json:"deployed_app_config"`
+	// Deployments have their own status and message (where Serve puts the
+	// real cause of a failed deploy, such as a replica's startup error).
+	Deployments map[string]ServeDeployment `json:"deployments"`
+}
+
+// ServeDeployment is one deployment's state.
+type ServeDeployment struct {
+	Status        string `json:"status"`
+	StatusTrigger string `json:"status_trigger"`
+	Message       string `json:"message"`
 }
 
 // Serve application statuses.

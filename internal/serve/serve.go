@@ -228,7 +228,13 @@ func waitRunning(ctx context.Context, c *ray.Client, name string, status func(st
 				case ray.AppRunning:
 					return &App{Name: name, RoutePrefix: a.RoutePrefix, Status: a.Status}, nil
 				case ray.AppDeployFailed:
-					return nil, &DeployError{App: name, Status: a.Status, Message: a.Message}
+					msg := a.Message
+					for dn, d := range a.Deployments {
+						if d.Message != "" {
+							msg += "\n" + dn + ": " + d.Message
+						}
+					}
+					return nil, &DeployError{App: name, Status: a.Status, Message: msg}
 				}
 			}
 		}

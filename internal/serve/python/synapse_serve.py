@@ -8,7 +8,9 @@ the package (working_dir) holds the binary and these two modules.
 HTTP API, relative to the application's route prefix:
   POST /run   body {"action": str, "params": any, "job_id": str, "env": {str: any}}
               -> 200 application/x-ndjson: the worker's event lines, then its
-                 result or error line (docs/protocol.md); 400 {"error": ...}
+                 result or error line (docs/protocol.md); 400 {"error": ...} for a
+                 bad body; 503 {"error": ...} if the worker has exited (the run
+                 did not start; Serve replaces the replica after health checks)
   GET  /info  -> {"pid", "replica_pid", "actions", "alive", "in_flight"}
   else        -> 404 {"error": ...}
 """
@@ -67,6 +69,11 @@ class PluginWorker:
                 run = _parse_run(await request.body())
             except ValueError as e:
                 return _bad(str(e))
+            if not self.bridge.alive():
+                # The run was not started, so the caller may retry: Serve
+                # replaces this replica after its health checks fail.
+                return _bad("the plugin worker of this replica has exited; "
+                            "the replica is being replaced", 503)
             return StreamingResponse(self.bridge.stream(**run), media_type="application/x-ndjson")
         if path == "/info" and request.method == "GET":
             return JSONResponse({

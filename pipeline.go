@@ -1,0 +1,792 @@
+package synapse
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/params"
+)
+
+// PipelineCategory is the progress category of a pipeline's overall
+// progress: current is the number of actions done, total the number of
+// actions.
+const PipelineCategory = "pipeline"
+
+// Pipeline runs actions one after another, feeding each the params
+// accumulated from the initial params and the results of the actions before
+// it. Every run has a working directory and is checkpointed after each
+// action, so a failed run can be resumed. A Pipeline is immutable and safe
+// for concurrent use; concurrent Runs get different run IDs.
+type Pipeline struct {
+	name     string
+	actions  []Action
+	info     []actionInfo
+	workDir  string
+	warnings []string
+}
+
+// actionInfo is what a pipeline knows about an action's params and result.
+type actionInfo struct {
+	name string
+	// declared are the top-level params the action takes; all (nil) when
+	// its params accept any field.
+	declared []string
+	// required are the params with validate:"required" and no default.
+	required []string
+	// results are the top-level fields of the action's result, when
+	// resultsKnown; a result that is not a JSON object has none.
+	results      []string
+	resultsKnown bool
+	resultType   reflect.Type // nil when not known
+}
+
+// PipelineOption configures a Pipeline created by NewPipeline.
+type PipelineOption func(*pipelineConfig)
+
+type pipelineConfig struct {
+	strict  bool
+	workDir string
+}
+
+// Strict makes NewPipeline fail, instead of warn, when an action's required
+// params are not provided by the results of the actions before it (see
+// NewPipeline).
+func Strict() PipelineOption { return func(c *pipelineConfig) { c.strict = true } }
+
+// WithWorkDir sets the directory under which runs keep their files:
+// dir/<pipeline>/<run-id>/. The default is "synapse/pipelines" under the
+// user's cache directory (os.UserCacheDir), or under os.TempDir when there
+// is none.
+func WithWorkDir(dir string) PipelineOption { return func(c *pipelineConfig) { c.workDir = dir } }
+
+func defaultWorkDir() string {
+	if d, err := os.UserCacheDir(); err == nil && d != "" {
+		return filepath.Join(d, "synapse", "pipelines")
+	}
+	return filepath.Join(os.TempDir(), "synapse-pipelines")
+}
+
+// NewPipeline returns a pipeline named name that runs actions in order.
+// The name names the runs' directory, so it must be a valid file name.
+//
+// For each action after the first, NewPipeline checks that its required
+// params (validate:"required" without a default) are fields of the result
+// of an earlier action. (Params accumulate, so a field returned by any
+// earlier action reaches it.) A param that is not must come from the
+// initial params. A result that is a map, an interface or a type with its
+// own MarshalJSON has fields that cannot be known, and the check cannot be
+// made (a result that is not a struct has no fields). Either is an error with Strict, and otherwise a warning, returned
+// by Warnings and reported when a run starts. Pipeline.Check lists what the
+// initial params of a run must still provide.
+func NewPipeline(name string, actions []Action, opts ...PipelineOption) (*Pipeline, error) {
+	if err := checkPathElement(name); err != nil {
+		return nil, fmt.Errorf("create pipeline %q: name %w", name, err)
+	}
+	if len(actions) == 0 {
+		return nil, fmt.Errorf("create pipeline %q: a pipeline needs at least one action", name)
+	}
+	cfg := pipelineConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.workDir == "" {
+		cfg.workDir = defaultWorkDir()
+	}
+	p := &Pipeline{name: name, actions: slices.Clone(actions), workDir: cfg.workDir}
+	for i, a := range p.actions {
+		if a == nil {
+			return nil, fmt.Errorf("create pipeline %q: action %d is nil", name, i)
+		}
+		info, err := inspectAction(a)
+		if err != nil {
+			return nil, fmt.Errorf("create pipeline %q: %w", name, err)
+		}
+		p.info = append(p.info, info)
+	}
+	var problems []string
+	for i := 1; i < len(p.info); i++ {
+		problems = append(problems, p.gaps(i)...)
+	}
+	if len(problems) > 0 && cfg.strict {
+		return nil, fmt.Errorf("create pipeline %q: %s", name, strings.Join(problems, "; "))
+	}
+	p.warnings = problems
+	return p, nil
+}
+
+// gaps describes the required params of action i that no earlier action's
+// result is known to provide.
+func (p *Pipeline) gaps(i int) []string {
+	target := p.info[i]
+	var missing []string
+	for _, f := range target.required {
+		if !p.provided(i, f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var unknown []string
+	for _, src := range p.info[:i] {
+		if !src.resultsKnown {
+			unknown = append(unknown, fmt.Sprintf("action %q (%s)", src.name, typeName(src.resultType)))
+		}
+	}
+	if len(unknown) > 0 {
+		return []string{fmt.Sprintf("cannot check that %s, required by action %q, will be provided: the result fields of %s are not known (return a struct to declare them)",
+			quoteList(missing), target.name, strings.Join(unknown, ", "))}
+	}
+	prev := p.info[i-1]
+	return []string{fmt.Sprintf("action %q requires %s, which %s: it must be given in the initial params",
+		target.name, quoteList(missing), noEarlierResult(prev.name, i))}
+}
+
+func noEarlierResult(prev string, i int) string {
+	if i == 1 {
+		return fmt.Sprintf("the result of action %q does not have", prev)
+	}
+	return fmt.Sprintf("neither the result of action %q nor of an earlier action has", prev)
+}
+
+// provided reports whether the known result of an action before i has
+// field f.
+func (p *Pipeline) provided(i int, f string) bool {
+	for _, src := range p.info[:i] {
+		if src.resultsKnown && slices.Contains(src.results, f) {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func typeName(t reflect.Type) string {
+	if t == nil {
+		return "result type unknown"
+	}
+	return "result type " + t.String()
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.name }
+
+// Actions returns the pipeline's actions, in order (a copy).
+func (p *Pipeline) Actions() []Action { return slices.Clone(p.actions) }
+
+// WorkDir returns the directory under which runs keep their files.
+func (p *Pipeline) WorkDir() string { return p.workDir }
+
+// Warnings returns the problems NewPipeline found without Strict (a copy).
+func (p *Pipeline) Warnings() []string { return slices.Clone(p.warnings) }
+
+// Check returns the required params that a run with initial params would
+// lack, as "action.field", in action order: required params of an action
+// that are neither in initial nor fields of an earlier action's result. A
+// param that an earlier action with an unknown result type (a map, say)
+// might provide is not listed. Run fails with the first such gap before it
+// runs any action.
+func (p *Pipeline) Check(initial map[string]any) []string {
+	var out []string
+	for i, info := range p.info {
+		for _, f := range p.missing(i, initial) {
+			out = append(out, info.name+"."+f)
+		}
+	}
+	return out
+}
+
+// missing returns the required params of action i that neither initial nor
+// an earlier result can provide.
+func (p *Pipeline) missing(i int, initial map[string]any) []string {
+	var out []string
+	for _, f := range p.info[i].required {
+		if _, ok := initial[f]; ok || p.provided(i, f) {
+			continue
+		}
+		if slices.ContainsFunc(p.info[:i], func(a actionInfo) bool { return !a.resultsKnown }) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// PipelineRun is one run of a pipeline. Run and Resume return it also when
+// they fail, so that the run can be resumed by its ID.
+type PipelineRun struct {
+	// ID identifies the run (12 hex digits) for Resume.
+	ID string
+	// Result is the last action's result: its Go value when the action ran
+	// in this call, the JSON-decoded value of its checkpoint when Resume
+	// found every action completed. Nil unless the run succeeded.
+	Result any
+	// WorkDir is the run's directory: <work dir>/<pipeline>/<run id>.
+	WorkDir string
+}
+
+// PipelineDirs are the directories of a pipeline run, created when the run
+// starts. Actions of a pipeline reach them through Context.WorkDir.
+type PipelineDirs struct {
+	Root        string // <work dir>/<pipeline>/<run id>
+	Datasets    string // Root/datasets
+	Models      string // Root/models
+	Artifacts   string // Root/artifacts
+	Logs        string // Root/logs
+	Checkpoints string // Root/checkpoints: one JSON file per completed action
+}
+
+func newPipelineDirs(root string) PipelineDirs {
+	return PipelineDirs{
+		Root:        root,
+		Datasets:    filepath.Join(root, "datasets"),
+		Models:      filepath.Join(root, "models"),
+		Artifacts:   filepath.Join(root, "artifacts"),
+		Logs:        filepath.Join(root, "logs"),
+		Checkpoints: filepath.Join(root, "checkpoints"),
+	}
+}
+
+func (d PipelineDirs) create() error {
+	for _, dir := range []string{d.Datasets, d.Models, d.Artifacts, d.Logs, d.Checkpoints} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type pipelineDirsKey struct{}
+
+// WorkDir returns the directories of the pipeline run the action is part
+// of, and false when the action is not run by a Pipeline.
+func (c *Context) WorkDir() (PipelineDirs, bool) {
+	d, ok := c.Value(pipelineDirsKey{}).(PipelineDirs)
+	return d, ok
+}
+
+// PipelineError reports a pipeline run that failed. errors.As reaches the
+// failing action's *ValidationError or *ExecutionError through it.
+type PipelineError struct {
+	// Pipeline is the pipeline's name and RunID the run's ID.
+	Pipeline string
+	RunID    string
+	// Action is the name of the failing action, and Index its position
+	// (from 0); "" and -1 when the run failed outside any action (its
+	// files could not be written or read).
+	Action string
+	Index  int
+	// Err is the action's error, or what failed outside any action.
+	Err error
+}
+
+func (e *PipelineError) Error() string {
+	if e.Action == "" {
+		return fmt.Sprintf("pipeline %q (run %s): %v", e.Pipeline, e.RunID, e.Err)
+	}
+	return fmt.Sprintf("pipeline %q (run %s): action %q failed: %v", e.Pipeline, e.RunID, e.Action, e.Err)
+}
+
+// Unwrap returns the action's error.
+func (e *PipelineError) Unwrap() error { return e.Err }
+
+// Run runs the actions in order with params as initial params (a map, a
+// struct, or JSON as in Executor.Execute) and returns the run with the last
+// action's result. opts are executor options (WithEnv, WithJobID,
+// WithLogger) applied to every action.
+//
+//   - Params accumulate: each action receives the accumulated values of the
+//     params it declares (so unknown-field rejection still holds; an action
+//     with untyped params receives them all), and the fields of its result,
+//     when the result is a JSON object, are merged in, later values
+//     winning.
+//   - Before any action runs, Run rejects initial params that no action
+//     takes (when every action's params are typed) and required params
+//     that Check reports missing, as a *ValidationError of the action
+//     concerned: a run that cannot succeed fails before it starts.
+//   - The run's directories (PipelineDirs) are created under the work dir,
+//     and actions see them through Context.WorkDir. After each completed
+//     action a checkpoint is written to checkpoints/, for Resume.
+//   - A failing action stops the run: the error is a *PipelineError naming
+//     it, wrapping its typed error.
+//   - Progress: before each action, and when all are done, the pipeline
+//     reports its overall progress under PipelineCategory (actions done of
+//     actions in total), with the pipeline's name as the events' Action;
+//     each action reports its own progress as usual.
+//
+// The returned run is non-nil, also with an error, so it can be resumed
+// (a run rejected before its first action has no files to resume from).
+func (p *Pipeline) Run(ctx context.Context, params any, opts ...Option) (*PipelineRun, error) {
+	id, err := newRunID()
+	if err != nil {
+		return &PipelineRun{}, fmt.Errorf("run pipeline %q: %w", p.name, err)
+	}
+	dirs := newPipelineDirs(filepath.Join(p.workDir, p.name, id))
+	run := &PipelineRun{ID: id, WorkDir: dirs.Root}
+	fail := func(action string, index int, err error) (*PipelineRun, error) {
+		return run, &PipelineError{Pipeline: p.name, RunID: id, Action: action, Index: index, Err: err}
+	}
+
+	initial, err := paramsMap(params)
+	if err != nil {
+		return fail(p.info[0].name, 0, &ValidationError{Action: p.info[0].name, Fields: []FieldError{{Message: err.Error()}}})
+	}
+	if i, verr := p.precheck(initial); verr != nil {
+		return fail(p.info[i].name, i, verr)
+	}
+	if err := dirs.create(); err != nil {
+		return fail("", -1, fmt.Errorf("create run directory: %w", err))
+	}
+	meta := runMeta{Pipeline: p.name, RunID: id, Actions: p.actionNames(), Params: initial, Created: time.Now().UTC()}
+	if err := writeJSONFile(filepath.Join(dirs.Root, runFile), meta); err != nil {
+		return fail("", -1, fmt.Errorf("write run file: %w", err))
+	}
+	return p.runFrom(ctx, newExecConfig(opts), run, dirs, 0, initial, nil)
+}
+
+// precheck returns the index and validation error of the first action
+// whose params the run could not provide, or of the first action for
+// initial params that no action takes.
+func (p *Pipeline) precheck(initial map[string]any) (int, error) {
+	fields := make([][]FieldError, len(p.info))
+	if unknown := p.unknownParams(initial); len(unknown) > 0 {
+		fields[0] = unknown
+	}
+	for i := range p.info {
+		for _, f := range p.missing(i, initial) {
+			fields[i] = append(fields[i], FieldError{Field: f, Message: "required: not in the pipeline's params nor in the result of an earlier action"})
+		}
+	}
+	for i, fe := range fields {
+		if len(fe) > 0 {
+			sort.Slice(fe, func(a, b int) bool { return fe[a].Field < fe[b].Field })
+			return i, &ValidationError{Action: p.info[i].name, Fields: fe}
+		}
+	}
+	return 0, nil
+}
+
+// unknownParams reports the initial params that no action declares, when
+// every action's params are typed.
+func (p *Pipeline) unknownParams(initial map[string]any) []FieldError {
+	var all []string
+	for _, info := range p.info {
+		if info.declared == nil {
+			return nil
+		}
+		all = append(all, info.declared...)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var out []FieldError
+	for k := range initial {
+		if slices.Contains(all, k) {
+			continue
+		}
+		hint := ""
+		if s := params.Suggest(k, all); s != "" {
+			hint = fmt.Sprintf("did you mean %q? ", s)
+		}
+		out = append(out, FieldError{Field: k, Message: "unknown field: no action of the pipeline takes it (" + hint + "valid fields: " + strings.Join(all, ", ") + ")"})
+	}
+	return out
+}
+
+// Resume continues the run runID of this pipeline: actions with a
+// checkpoint are skipped and the run goes on from the first incomplete one
+// with the accumulated params restored. The pipeline must have the run's
+// actions, by name and in order. A run whose actions all completed returns
+// the last checkpoint's result without running anything. opts are as for
+// Run. Resuming the same run twice at once is not supported.
+//
+// The returned run is non-nil, also with an error.
+func (p *Pipeline) Resume(ctx context.Context, runID string, opts ...Option) (*PipelineRun, error) {
+	run := &PipelineRun{ID: runID}
+	fail := func(err error) (*PipelineRun, error) {
+		return run, &PipelineError{Pipeline: p.name, RunID: runID, Action: "", Index: -1, Err: err}
+	}
+	if err := checkPathElement(runID); err != nil {
+		return fail(fmt.Errorf("resume: run ID %w", err))
+	}
+	dirs := newPipelineDirs(filepath.Join(p.workDir, p.name, runID))
+	run.WorkDir = dirs.Root
+	meta, cps, err := p.loadRun(dirs)
+	if err != nil {
+		return fail(fmt.Errorf("resume: %w", err))
+	}
+	if err := dirs.create(); err != nil {
+		return fail(fmt.Errorf("create run directory: %w", err))
+	}
+	acc := meta.Params
+	if acc == nil {
+		acc = map[string]any{}
+	}
+	var last any
+	if k := len(cps); k > 0 {
+		acc, last = cps[k-1].Accumulated, cps[k-1].Result
+	}
+	return p.runFrom(ctx, newExecConfig(opts), run, dirs, len(cps), acc, last)
+}
+
+// runFrom runs the actions from index start on, with the accumulated
+// params acc; last is the result of action start-1, if any.
+func (p *Pipeline) runFrom(ctx context.Context, cfg execConfig, run *PipelineRun, dirs PipelineDirs, start int, acc map[string]any, last any) (*PipelineRun, error) {
+	ctx = context.WithValue(ctx, pipelineDirsKey{}, dirs)
+	pc := newRun(ctx, runIDs.Add(1), p.name, cfg.jobID, cfg.env, cfg.logger).WithCategory(PipelineCategory)
+	for _, w := range p.warnings {
+		pc.LogMessage(w, LevelWarning)
+	}
+	n := len(p.actions)
+	if start > 0 {
+		pc.LogMessage(fmt.Sprintf("Resuming run %s: %d of %d actions already completed", run.ID, start, n), LevelInfo)
+	}
+	began := pc.run.now()
+	progress := func(done int) {
+		eta := time.Duration(-1)
+		if done == n {
+			eta = 0
+		} else if ran := done - start; ran > 0 {
+			eta = time.Duration(float64(pc.run.now().Sub(began)) / float64(ran) * float64(n-done))
+		}
+		emitProgress(pc, PipelineCategory, done, n, eta)
+	}
+	fail := func(i int, err error) (*PipelineRun, error) {
+		return run, &PipelineError{Pipeline: p.name, RunID: run.ID, Action: p.info[i].name, Index: i, Err: err}
+	}
+
+	for i := start; i < n; i++ {
+		progress(i)
+		info := p.info[i]
+		in := restrict(acc, info.declared)
+		result, err := execute(ctx, cfg, p.actions[i], in)
+		if err != nil {
+			return fail(i, err)
+		}
+		encoded, err := json.Marshal(result)
+		if err != nil {
+			return fail(i, fmt.Errorf("encode result of action %q as JSON for the next actions and the checkpoint: %w", info.name, err))
+		}
+		next := make(map[string]any, len(acc))
+		maps.Copy(next, acc)
+		var fields map[string]any
+		if decodeJSON(encoded, &fields) == nil {
+			maps.Copy(next, fields)
+		}
+		cp := checkpoint{
+			Pipeline: p.name, RunID: run.ID, Action: info.name, Index: i,
+			Params: in, Accumulated: next, Result: json.RawMessage(encoded), Completed: time.Now().UTC(),
+		}
+		if err := writeJSONFile(filepath.Join(dirs.Checkpoints, checkpointName(i, info.name)), cp); err != nil {
+			return fail(i, fmt.Errorf("write checkpoint: %w", err))
+		}
+		acc = next
+		last = result
+	}
+	progress(n)
+	run.Result = last
+	return run, nil
+}
+
+// restrict returns the values of acc named in declared (all of acc when
+// declared is nil).
+func restrict(acc map[string]any, declared []string) map[string]any {
+	if declared == nil {
+		return maps.Clone(acc)
+	}
+	out := make(map[string]any, len(declared))
+	for _, k := range declared {
+		if v, ok := acc[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (p *Pipeline) actionNames() []string {
+	names := make([]string, len(p.info))
+	for i, info := range p.info {
+		names[i] = info.name
+	}
+	return names
+}
+
+// resultTyper is implemented by actions made by NewAction: it gives the
+// type of the action's result.
+type resultTyper interface {
+	resultType() reflect.Type
+}
+
+func (a *typedAction[P, R]) resultType() reflect.Type { return reflect.TypeFor[R]() }
+
+// inspectAction reads what a pipeline needs from the action's params
+// schema and result type.
+func inspectAction(a Action) (actionInfo, error) {
+	info := actionInfo{name: a.Name()}
+	var schema struct {
+		Properties           map[string]json.RawMessage `json:"properties"`
+		Required             []string                   `json:"required"`
+		AdditionalProperties json.RawMessage            `json:"additionalProperties"`
+	}
+	if err := json.Unmarshal(a.Schema(), &schema); err != nil {
+		return info, fmt.Errorf("read the params schema of action %q: %w", info.name, err)
+	}
+	if string(bytes.TrimSpace(schema.AdditionalProperties)) == "false" {
+		info.declared = slices.Sorted(maps.Keys(schema.Properties))
+		if info.declared == nil {
+			info.declared = []string{}
+		}
+	}
+	info.required = schema.Required
+	if rt, ok := a.(resultTyper); ok {
+		info.resultType = rt.resultType()
+		info.results, info.resultsKnown = resultFields(info.resultType)
+	}
+	return info, nil
+}
+
+var jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+
+// resultFields returns the top-level JSON fields of a result of type t, and
+// whether they are known: a struct's fields are, a map's or interface's
+// are not, and other types are not JSON objects (no fields).
+func resultFields(t reflect.Type) ([]string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(jsonMarshaler) || reflect.PointerTo(t).Implements(jsonMarshaler) {
+		return nil, false
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		c, err := params.NewCodec(t)
+		if err != nil {
+			return nil, false
+		}
+		return slices.Clone(c.Names()), true
+	case reflect.Map, reflect.Interface:
+		return nil, false
+	}
+	return nil, true
+}
+
+// paramsMap turns initial params, in any form Execute accepts, into a JSON
+// object.
+func paramsMap(in any) (map[string]any, error) {
+	var data []byte
+	switch x := in.(type) {
+	case nil:
+		return map[string]any{}, nil
+	case json.RawMessage:
+		data = x
+	case []byte:
+		data = x
+	case string:
+		data = []byte(x)
+	default:
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("params cannot be encoded as JSON: %v", err)
+		}
+		data = b
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return map[string]any{}, nil
+	}
+	var m map[string]any
+	if err := decodeJSON(data, &m); err != nil {
+		return nil, fmt.Errorf("pipeline params must be a JSON object: %v", err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// decodeJSON decodes data into v keeping numbers as json.Number, so large
+// integers pass between actions exactly.
+func decodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// runFile is the file in a run's root holding its pipeline, actions and
+// initial params.
+const runFile = "run.json"
+
+type runMeta struct {
+	Pipeline string         `json:"pipeline"`
+	RunID    string         `json:"run_id"`
+	Actions  []string       `json:"actions"`
+	Params   map[string]any `json:"params"`
+	Created  time.Time      `json:"created"`
+}
+
+// checkpoint is the file written after a completed action.
+type checkpoint struct {
+	Pipeline string `json:"pipeline"`
+	RunID    string `json:"run_id"`
+	Action   string `json:"action"`
+	Index    int    `json:"index"`
+	// Params are the params the action received.
+	Params map[string]any `json:"params"`
+	// Accumulated are the pipeline's params after its result was merged.
+	Accumulated map[string]any  `json:"accumulated"`
+	Result      json.RawMessage `json:"result"`
+	Completed   time.Time       `json:"completed"`
+}
+
+// checkpointName is the file name of action index's checkpoint:
+// 000-train.json.
+func checkpointName(index int, action string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, action)
+	return fmt.Sprintf("%03d-%s.json", index, safe)
+}
+
+// loadRun reads a run's file and its checkpoints, checking that they belong
+// to this pipeline. It returns the checkpoints of the completed actions:
+// those of actions 0, 1, … up to the first one missing.
+func (p *Pipeline) loadRun(dirs PipelineDirs) (runMeta, []resumed, error) {
+	var meta runMeta
+	data, err := os.ReadFile(filepath.Join(dirs.Root, runFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return meta, nil, fmt.Errorf("pipeline %q has no run %q in %s", p.name, filepath.Base(dirs.Root), filepath.Dir(dirs.Root))
+	}
+	if err != nil {
+		return meta, nil, err
+	}
+	if err := decodeJSON(data, &meta); err != nil {
+		return meta, nil, fmt.Errorf("read %s: %w", filepath.Join(dirs.Root, runFile), err)
+	}
+	names := p.actionNames()
+	if !slices.Equal(meta.Actions, names) {
+		return meta, nil, fmt.Errorf("the run was made with actions [%s], but the pipeline has [%s]: resume it with the same actions in the same order",
+			strings.Join(meta.Actions, ", "), strings.Join(names, ", "))
+	}
+	files, err := filepath.Glob(filepath.Join(dirs.Checkpoints, "*.json"))
+	if err != nil {
+		return meta, nil, err
+	}
+	byIndex := map[int]resumed{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return meta, nil, err
+		}
+		var cp checkpoint
+		if err := decodeJSON(data, &cp); err != nil {
+			return meta, nil, fmt.Errorf("read checkpoint %s: %w", f, err)
+		}
+		if cp.Index < 0 || cp.Index >= len(names) || cp.Action != names[cp.Index] {
+			return meta, nil, fmt.Errorf("checkpoint %s is for action %q at index %d, which the pipeline does not have", f, cp.Action, cp.Index)
+		}
+		r := resumed{Accumulated: cp.Accumulated}
+		if len(cp.Result) > 0 {
+			if err := decodeJSON(cp.Result, &r.Result); err != nil {
+				return meta, nil, fmt.Errorf("read checkpoint %s: result: %w", f, err)
+			}
+		}
+		if r.Accumulated == nil {
+			r.Accumulated = map[string]any{}
+		}
+		byIndex[cp.Index] = r
+	}
+	var done []resumed
+	for i := range names {
+		r, ok := byIndex[i]
+		if !ok {
+			break
+		}
+		done = append(done, r)
+	}
+	return meta, done, nil
+}
+
+// resumed is what Resume needs of a checkpoint.
+type resumed struct {
+	Accumulated map[string]any
+	Result      any
+}
+
+// writeJSONFile writes v as indented JSON to path atomically: through a
+// temporary file in the same directory, renamed over path.
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// newRunID returns 12 random hex digits.
+func newRunID() (string, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make run ID: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// checkPathElement reports why s cannot be one element of a path.
+func checkPathElement(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty")
+	case s == "." || s == "..":
+		return fmt.Errorf("%q is not a valid file name", s)
+	case strings.ContainsAny(s, `/\`+"\x00"):
+		return fmt.Errorf("%q must not contain a path separator", s)
+	}
+	return nil
+}

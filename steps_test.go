@@ -1,0 +1,718 @@
+package synapse_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/plugintest"
+)
+
+// stepRun is what running an orchestrator inside an action produced.
+type stepRun struct {
+	summary synapse.StepsSummary
+	err     error
+	*plugintest.Result
+}
+
+// runSteps runs steps with an Orchestrator inside an action, through
+// plugintest, and returns the summary, the orchestrator's error and what
+// was reported. before, if not nil, runs first with the action's Context.
+func runSteps(t *testing.T, before func(*synapse.Context) *synapse.Context, steps ...synapse.Step) stepRun {
+	t.Helper()
+	reg := synapse.NewStepRegistry()
+	reg.Register(steps...)
+	var out stepRun
+	action := synapse.NewAction("steps", func(ctx *synapse.Context, _ struct{}) (string, error) {
+		if before != nil {
+			ctx = before(ctx)
+		}
+		out.summary, out.err = synapse.NewOrchestrator(reg).Run(ctx)
+		return "done", nil
+	})
+	out.Result = plugintest.Run(t, action, nil)
+	if out.Result.Err != nil {
+		t.Fatalf("action failed: %v", out.Result.Err)
+	}
+	return out
+}
+
+// stepTrace records what steps did, in order: "run:a", "skip?:a", "rollback:a".
+type stepTrace struct{ calls []string }
+
+func (tr *stepTrace) add(format string, args ...any) {
+	tr.calls = append(tr.calls, fmt.Sprintf(format, args...))
+}
+
+// step is a configurable test step that records its calls in a stepTrace.
+type recStep struct {
+	synapse.BaseStep
+	name        string
+	weight      float64
+	tr          *stepTrace
+	skip        bool
+	result      *synapse.StepResult // nil: StepSucceeded
+	panicValue  any
+	rollbackErr error
+	rollbackPan any
+}
+
+func (s *recStep) Name() string            { return s.name }
+func (s *recStep) ProgressWeight() float64 { return s.weight }
+func (s *recStep) CanSkip(*synapse.StepContext) bool {
+	return s.skip
+}
+
+func (s *recStep) Execute(ctx *synapse.StepContext) synapse.StepResult {
+	s.tr.add("run:%s", s.name)
+	if s.panicValue != nil {
+		panic(s.panicValue)
+	}
+	if s.result != nil {
+		return *s.result
+	}
+	return synapse.StepResult{Success: true, Data: map[string]any{"from": s.name}, RollbackData: map[string]any{"undo": s.name}}
+}
+
+func (s *recStep) Rollback(ctx *synapse.StepContext, res synapse.StepResult) error {
+	s.tr.add("rollback:%s(undo=%v)", s.name, res.RollbackData["undo"])
+	if s.rollbackPan != nil {
+		panic(s.rollbackPan)
+	}
+	return s.rollbackErr
+}
+
+func TestOrchestratorRunsStepsInOrder(t *testing.T) {
+	tr := &stepTrace{}
+	var seen [][]string // names of the results each step saw
+	mk := func(name string) synapse.Step {
+		return synapse.NewStep(name, 1, func(ctx *synapse.StepContext) synapse.StepResult {
+			tr.add("run:%s", name)
+			var names []string
+			for _, r := range ctx.Results {
+				names = append(names, r.Step)
+			}
+			seen = append(seen, names)
+			if ctx.CurrentStep != name {
+				t.Errorf("CurrentStep = %q in step %q", ctx.CurrentStep, name)
+			}
+			if ctx.Category() != name {
+				t.Errorf("Category() = %q in step %q", ctx.Category(), name)
+			}
+			return synapse.StepSucceeded(map[string]any{"n": len(ctx.Results)})
+		})
+	}
+	r := runSteps(t, nil, mk("download"), mk("convert"), mk("train"))
+	if r.err != nil {
+		t.Fatalf("Run: %v", r.err)
+	}
+	if want := []string{"run:download", "run:convert", "run:train"}; !slices.Equal(tr.calls, want) {
+		t.Errorf("calls = %v, want %v", tr.calls, want)
+	}
+	if want := [][]string{nil, {"download"}, {"download", "convert"}}; !reflect.DeepEqual(seen, want) {
+		t.Errorf("results seen by the steps = %v, want %v", seen, want)
+	}
+	s := r.summary
+	if !s.Success || s.StepsExecuted != 3 || s.StepsTotal != 3 {
+		t.Errorf("summary = %+v, want success, 3 executed of 3", s)
+	}
+	if len(s.Results) != 3 || s.Results[2].Step != "train" || s.Results[2].Data["n"] != 2 {
+		t.Errorf("summary results = %+v", s.Results)
+	}
+}
+
+func TestOrchestratorSkipsSteps(t *testing.T) {
+	tests := []struct {
+		name         string
+		skip         []bool
+		wantCalls    []string
+		wantExecuted int
+	}{
+		{"none", []bool{false, false, false}, []string{"run:a", "run:b", "run:c"}, 3},
+		{"middle", []bool{false, true, false}, []string{"run:a", "run:c"}, 2},
+		{"all", []bool{true, true, true}, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &stepTrace{}
+			var steps []synapse.Step
+			for i, name := range []string{"a", "b", "c"} {
+				steps = append(steps, &recStep{name: name, weight: 1, tr: tr, skip: tt.skip[i]})
+			}
+			r := runSteps(t, nil, steps...)
+			if r.err != nil {
+				t.Fatalf("Run: %v", r.err)
+			}
+			if !slices.Equal(tr.calls, tt.wantCalls) {
+				t.Errorf("calls = %v, want %v", tr.calls, tt.wantCalls)
+			}
+			if r.summary.StepsExecuted != tt.wantExecuted || r.summary.StepsTotal != 3 || !r.summary.Success {
+				t.Errorf("summary = %+v, want success, %d executed of 3", r.summary, tt.wantExecuted)
+			}
+			for i, res := range r.summary.Results {
+				if res.Skipped != tt.skip[i] || !res.Success {
+					t.Errorf("result %d = %+v, want Skipped %v and Success", i, res, tt.skip[i])
+				}
+			}
+		})
+	}
+}
+
+func TestOrchestratorFailureRollsBackInReverse(t *testing.T) {
+	errConvert := errors.New("convert: bad format")
+	errDisk := errors.New("disk full")
+	fail := &synapse.StepResult{Err: errConvert, RollbackData: map[string]any{"undo": "partial-c"}}
+	tests := []struct {
+		name string
+		// steps a, b, c, d; setup configures them.
+		setup         func(a, b, c, d *recStep)
+		wantStep      string
+		wantCalls     []string
+		wantExecuted  int
+		wantIs        error
+		wantMsg       []string
+		wantRollbacks int
+		wantStack     bool
+	}{
+		{
+			name:         "error",
+			setup:        func(a, b, c, d *recStep) { c.result = fail },
+			wantStep:     "c",
+			wantCalls:    []string{"run:a", "run:b", "run:c", "rollback:c(undo=partial-c)", "rollback:b(undo=b)", "rollback:a(undo=a)"},
+			wantExecuted: 3,
+			wantIs:       errConvert,
+			wantMsg:      []string{`step "c" failed: convert: bad format`},
+		},
+		{
+			name:         "first step fails",
+			setup:        func(a, b, c, d *recStep) { a.result = fail },
+			wantStep:     "a",
+			wantCalls:    []string{"run:a", "rollback:a(undo=partial-c)"},
+			wantExecuted: 1,
+			wantIs:       errConvert,
+		},
+		{
+			name:         "success false without error",
+			setup:        func(a, b, c, d *recStep) { b.result = &synapse.StepResult{} },
+			wantStep:     "b",
+			wantCalls:    []string{"run:a", "run:b", "rollback:b(undo=<nil>)", "rollback:a(undo=a)"},
+			wantExecuted: 2,
+			wantMsg:      []string{`step "b" failed: the step returned Success false without an Err`},
+		},
+		{
+			name:         "error despite success",
+			setup:        func(a, b, c, d *recStep) { b.result = &synapse.StepResult{Success: true, Err: errConvert} },
+			wantStep:     "b",
+			wantCalls:    []string{"run:a", "run:b", "rollback:b(undo=<nil>)", "rollback:a(undo=a)"},
+			wantExecuted: 2,
+			wantIs:       errConvert,
+		},
+		{
+			name:         "skipped steps are not rolled back",
+			setup:        func(a, b, c, d *recStep) { b.skip = true; c.result = fail },
+			wantStep:     "c",
+			wantCalls:    []string{"run:a", "run:c", "rollback:c(undo=partial-c)", "rollback:a(undo=a)"},
+			wantExecuted: 2,
+			wantIs:       errConvert,
+		},
+		{
+			name:         "panic",
+			setup:        func(a, b, c, d *recStep) { c.panicValue = errDisk },
+			wantStep:     "c",
+			wantCalls:    []string{"run:a", "run:b", "run:c", "rollback:c(undo=<nil>)", "rollback:b(undo=b)", "rollback:a(undo=a)"},
+			wantExecuted: 3,
+			wantIs:       errDisk, // a panic with an error value: errors.Is reaches it
+			wantMsg:      []string{`step "c" failed: panic: disk full`},
+			wantStack:    true,
+		},
+		{
+			name: "rollback fails",
+			setup: func(a, b, c, d *recStep) {
+				c.result = fail
+				b.rollbackErr = errDisk
+			},
+			wantStep:      "c",
+			wantCalls:     []string{"run:a", "run:b", "run:c", "rollback:c(undo=partial-c)", "rollback:b(undo=b)", "rollback:a(undo=a)"},
+			wantExecuted:  3,
+			wantIs:        errConvert, // the original failure is kept
+			wantMsg:       []string{`step "c" failed: convert: bad format (and 1 rollback failed: rollback step "b": disk full)`},
+			wantRollbacks: 1,
+		},
+		{
+			name: "rollbacks fail and panic",
+			setup: func(a, b, c, d *recStep) {
+				c.result = fail
+				c.rollbackPan = "boom"
+				a.rollbackErr = errDisk
+			},
+			wantStep:      "c",
+			wantCalls:     []string{"run:a", "run:b", "run:c", "rollback:c(undo=partial-c)", "rollback:b(undo=b)", "rollback:a(undo=a)"},
+			wantExecuted:  3,
+			wantIs:        errConvert,
+			wantMsg:       []string{`(and 2 rollbacks failed: rollback step "c": panic: boom; rollback step "a": disk full)`},
+			wantRollbacks: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &stepTrace{}
+			a, b, c, d := &recStep{name: "a", weight: 1, tr: tr}, &recStep{name: "b", weight: 1, tr: tr}, &recStep{name: "c", weight: 1, tr: tr}, &recStep{name: "d", weight: 1, tr: tr}
+			tt.setup(a, b, c, d)
+			r := runSteps(t, nil, a, b, c, d)
+			if !slices.Equal(tr.calls, tt.wantCalls) {
+				t.Errorf("calls:\n got %v\nwant %v", tr.calls, tt.wantCalls)
+			}
+			if r.summary.Success || r.summary.StepsExecuted != tt.wantExecuted || r.summary.StepsTotal != 4 {
+				t.Errorf("summary = %+v, want failure with %d executed of 4", r.summary, tt.wantExecuted)
+			}
+			var se *synapse.StepError
+			if !errors.As(r.err, &se) {
+				t.Fatalf("error = %#v, want *StepError", r.err)
+			}
+			if se.Step != tt.wantStep {
+				t.Errorf("StepError.Step = %q, want %q", se.Step, tt.wantStep)
+			}
+			if !errors.Is(r.err, synapse.ErrStepFailed) {
+				t.Error("errors.Is(err, ErrStepFailed) = false")
+			}
+			if tt.wantIs != nil && !errors.Is(r.err, tt.wantIs) {
+				t.Errorf("errors.Is(err, %v) = false; err = %v", tt.wantIs, r.err)
+			}
+			for _, m := range tt.wantMsg {
+				if !strings.Contains(r.err.Error(), m) {
+					t.Errorf("error %q does not contain %q", r.err, m)
+				}
+			}
+			if len(se.RollbackErrors) != tt.wantRollbacks {
+				t.Errorf("RollbackErrors = %v, want %d", se.RollbackErrors, tt.wantRollbacks)
+			}
+			if (se.Stack != "") != tt.wantStack {
+				t.Errorf("Stack set = %v, want %v", se.Stack != "", tt.wantStack)
+			}
+			last := r.summary.Results[len(r.summary.Results)-1]
+			if last.Step != tt.wantStep || last.Err == nil {
+				t.Errorf("last result = %+v, want the failure of %q", last, tt.wantStep)
+			}
+		})
+	}
+}
+
+func TestOrchestratorRollbackSeesEarlierRollbackErrors(t *testing.T) {
+	errFirst := errors.New("cannot delete")
+	var seen []error
+	var rollbackCtxErr error
+	a := synapse.NewStep("a", 1, func(*synapse.StepContext) synapse.StepResult { return synapse.StepSucceeded(nil) },
+		synapse.WithRollback(func(ctx *synapse.StepContext, _ synapse.StepResult) error {
+			seen = append([]error(nil), ctx.Errors...)
+			rollbackCtxErr = ctx.Err()
+			if ctx.CurrentStep != "a" || ctx.Category() != "a" {
+				t.Errorf("rollback of a: CurrentStep %q, Category %q", ctx.CurrentStep, ctx.Category())
+			}
+			return nil
+		}))
+	b := synapse.NewStep("b", 1, func(*synapse.StepContext) synapse.StepResult { return synapse.StepFailed(errors.New("b broke")) },
+		synapse.WithRollback(func(*synapse.StepContext, synapse.StepResult) error { return errFirst }))
+	r := runSteps(t, nil, a, b)
+	if r.err == nil {
+		t.Fatal("Run succeeded, want failure")
+	}
+	if len(seen) != 1 || !errors.Is(seen[0], errFirst) || !strings.Contains(seen[0].Error(), `rollback step "b"`) {
+		t.Errorf("ctx.Errors in the rollback of a = %v, want the rollback error of b", seen)
+	}
+	if rollbackCtxErr != nil {
+		t.Errorf("ctx.Err() in rollback = %v, want nil", rollbackCtxErr)
+	}
+}
+
+func TestOrchestratorCanSkipPanic(t *testing.T) {
+	tr := &stepTrace{}
+	a := &recStep{name: "a", weight: 1, tr: tr}
+	b := synapse.NewStep("b", 1, func(*synapse.StepContext) synapse.StepResult {
+		tr.add("run:b")
+		return synapse.StepSucceeded(nil)
+	}, synapse.WithSkipCheck(func(*synapse.StepContext) bool { panic("no state") }),
+		synapse.WithRollback(func(*synapse.StepContext, synapse.StepResult) error {
+			tr.add("rollback:b")
+			return nil
+		}))
+	r := runSteps(t, nil, a, b)
+	var se *synapse.StepError
+	if !errors.As(r.err, &se) || se.Step != "b" || !strings.Contains(se.Error(), "panic: no state") || se.Stack == "" {
+		t.Fatalf("error = %v, want a StepError for the panic in b's CanSkip, with stack", r.err)
+	}
+	// b never executed: only a is rolled back.
+	if want := []string{"run:a", "rollback:a(undo=a)"}; !slices.Equal(tr.calls, want) {
+		t.Errorf("calls = %v, want %v", tr.calls, want)
+	}
+	if r.summary.StepsExecuted != 1 {
+		t.Errorf("StepsExecuted = %d, want 1", r.summary.StepsExecuted)
+	}
+}
+
+func TestOrchestratorStopsWhenCancelled(t *testing.T) {
+	tr := &stepTrace{}
+	var cancel context.CancelFunc
+	a := synapse.NewStep("a", 1, func(*synapse.StepContext) synapse.StepResult {
+		tr.add("run:a")
+		cancel()
+		return synapse.StepSucceeded(nil)
+	}, synapse.WithRollback(func(ctx *synapse.StepContext, _ synapse.StepResult) error {
+		tr.add("rollback:a ctx.Err=%v", ctx.Err())
+		return nil
+	}))
+	b := &recStep{name: "b", weight: 1, tr: tr}
+	r := runSteps(t, func(ctx *synapse.Context) *synapse.Context {
+		c, cf := context.WithCancel(ctx)
+		cancel = cf
+		cctx := *ctx
+		cctx.Context = c
+		return &cctx
+	}, a, b)
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("error = %v, want context.Canceled", r.err)
+	}
+	var se *synapse.StepError
+	if errors.As(r.err, &se); se == nil || se.Step != "b" {
+		t.Errorf("StepError = %+v, want step b (not started)", se)
+	}
+	if want := []string{"run:a", "rollback:a ctx.Err=<nil>"}; !slices.Equal(tr.calls, want) {
+		t.Errorf("calls = %v, want %v", tr.calls, want)
+	}
+}
+
+func TestOrchestratorProgress(t *testing.T) {
+	type ev struct {
+		category       string
+		current, total int
+	}
+	tests := []struct {
+		name    string
+		weights []float64
+		skip    int // index of the skipped step, or -1
+		fail    int // index of the failing step, or -1
+		want    []ev
+	}{
+		{"weighted", []float64{0.3, 0.2, 0.5}, -1, -1, []ev{{"a", 30, 100}, {"b", 50, 100}, {"c", 100, 100}}},
+		{"skipped step counts as done", []float64{0.3, 0.2, 0.5}, 1, -1, []ev{{"a", 30, 100}, {"b", 50, 100}, {"c", 100, 100}}},
+		{"truncated to whole percents", []float64{1, 1, 1}, -1, -1, []ev{{"a", 33, 100}, {"b", 66, 100}, {"c", 100, 100}}},
+		{"zero-weight step reports the same share", []float64{1, 0, 1}, -1, -1, []ev{{"a", 50, 100}, {"b", 50, 100}, {"c", 100, 100}}},
+		{"negative and NaN weights count as 0", []float64{1, -5, math.NaN()}, -1, -1, []ev{{"a", 100, 100}, {"b", 100, 100}, {"c", 100, 100}}},
+		{"no weight, no progress", []float64{0, 0, 0}, -1, -1, nil},
+		{"failure stops progress", []float64{0.3, 0.2, 0.5}, -1, 1, []ev{{"a", 30, 100}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &stepTrace{}
+			var steps []synapse.Step
+			for i, name := range []string{"a", "b", "c"} {
+				s := &recStep{name: name, weight: tt.weights[i], tr: tr, skip: i == tt.skip}
+				if i == tt.fail {
+					s.result = &synapse.StepResult{Err: errors.New("x")}
+				}
+				steps = append(steps, s)
+			}
+			r := runSteps(t, nil, steps...)
+			var got []ev
+			for _, e := range r.Events() {
+				if e.Type == synapse.EventProgress {
+					got = append(got, ev{e.Category, e.Current, e.Total})
+					if e.Percent != float64(e.Current) {
+						t.Errorf("percent %v for %d of 100", e.Percent, e.Current)
+					}
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("progress = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOrchestratorStepReportsUnderItsName(t *testing.T) {
+	s := synapse.NewStep("train", 1, func(ctx *synapse.StepContext) synapse.StepResult {
+		ctx.Log("epoch", map[string]any{"n": 1})
+		ctx.SetMetrics(map[string]any{"loss": 0.5}, "")
+		return synapse.StepSucceeded(nil)
+	})
+	r := runSteps(t, nil, s)
+	logs := r.Logs("epoch")
+	if len(logs) != 1 || logs[0].Category != "train" {
+		t.Errorf("log events = %+v, want one in category train", logs)
+	}
+	if r.Metrics("train")["loss"] != 0.5 {
+		t.Errorf("metrics of train = %v", r.Metrics("train"))
+	}
+}
+
+func TestStepContextResult(t *testing.T) {
+	var got synapse.StepResult
+	var ok, okMissing bool
+	a := synapse.NewStep("download", 1, func(*synapse.StepContext) synapse.StepResult {
+		return synapse.StepSucceeded(map[string]any{"path": "/data"})
+	})
+	b := synapse.NewStep("convert", 1, func(ctx *synapse.StepContext) synapse.StepResult {
+		got, ok = ctx.Result("download")
+		_, okMissing = ctx.Result("train")
+		return synapse.StepSucceeded(nil)
+	})
+	if r := runSteps(t, nil, a, b); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !ok || got.Data["path"] != "/data" || got.Step != "download" {
+		t.Errorf("Result(download) = %+v, %v", got, ok)
+	}
+	if okMissing {
+		t.Error("Result(train) found a result for a step that has not run")
+	}
+}
+
+func stepNames(steps []synapse.Step) []string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.Name())
+	}
+	return out
+}
+
+func TestStepRegistry(t *testing.T) {
+	mk := func(name string, w float64) synapse.Step { return synapse.NewStep(name, w, nil) }
+	tests := []struct {
+		name    string
+		edit    func(r *synapse.StepRegistry) error
+		want    []string
+		wantErr bool
+	}{
+		{"register keeps order", func(r *synapse.StepRegistry) error { return nil }, []string{"a", "b", "c"}, false},
+		{"insert before", func(r *synapse.StepRegistry) error { return r.InsertBefore("b", mk("x", 1)) }, []string{"a", "x", "b", "c"}, false},
+		{"insert before first", func(r *synapse.StepRegistry) error { return r.InsertBefore("a", mk("x", 1)) }, []string{"x", "a", "b", "c"}, false},
+		{"insert after", func(r *synapse.StepRegistry) error { return r.InsertAfter("b", mk("x", 1)) }, []string{"a", "b", "x", "c"}, false},
+		{"insert after last", func(r *synapse.StepRegistry) error { return r.InsertAfter("c", mk("x", 1)) }, []string{"a", "b", "c", "x"}, false},
+		{"insert before unknown", func(r *synapse.StepRegistry) error { return r.InsertBefore("zz", mk("x", 1)) }, []string{"a", "b", "c"}, true},
+		{"insert after unknown", func(r *synapse.StepRegistry) error { return r.InsertAfter("zz", mk("x", 1)) }, []string{"a", "b", "c"}, true},
+		{"insert nil", func(r *synapse.StepRegistry) error { return r.InsertAfter("a", nil) }, []string{"a", "b", "c"}, true},
+		{"unregister", func(r *synapse.StepRegistry) error { r.Unregister("b"); return nil }, []string{"a", "c"}, false},
+		{"unregister unknown", func(r *synapse.StepRegistry) error { r.Unregister("zz"); return nil }, []string{"a", "b", "c"}, false},
+		{"unregister removes every match", func(r *synapse.StepRegistry) error {
+			r.Register(mk("b", 1))
+			r.Unregister("b")
+			return nil
+		}, []string{"a", "c"}, false},
+		{"insert uses the first match", func(r *synapse.StepRegistry) error {
+			r.Register(mk("b", 1))
+			return r.InsertAfter("b", mk("x", 1))
+		}, []string{"a", "b", "x", "c", "b"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := synapse.NewStepRegistry()
+			r.Register(mk("a", 1), mk("b", 1), mk("c", 1))
+			err := tt.edit(r)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && strings.Contains(tt.name, "unknown") {
+				if !errors.Is(err, synapse.ErrStepNotFound) || !strings.Contains(err.Error(), `"zz"`) || !strings.Contains(err.Error(), "steps: a, b, c") {
+					t.Errorf("error = %v, want ErrStepNotFound naming zz and listing the steps", err)
+				}
+			}
+			if got := stepNames(r.Steps()); !slices.Equal(got, tt.want) {
+				t.Errorf("steps = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStepRegistryStepsIsACopy(t *testing.T) {
+	r := synapse.NewStepRegistry()
+	r.Register(synapse.NewStep("a", 1, nil))
+	s := r.Steps()
+	s[0] = synapse.NewStep("changed", 1, nil)
+	if got := stepNames(r.Steps()); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("steps after changing the copy = %v", got)
+	}
+}
+
+func TestStepRegistryRegisterNilPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Register(nil) did not panic")
+		}
+	}()
+	synapse.NewStepRegistry().Register(nil)
+}
+
+func TestStepRegistryTotalWeight(t *testing.T) {
+	tests := []struct {
+		weights []float64
+		want    float64
+	}{
+		{nil, 0},
+		{[]float64{0.3, 0.2, 0.5}, 1},
+		{[]float64{2, 3}, 5},
+		{[]float64{1, -1, math.NaN(), math.Inf(1)}, 1},
+	}
+	for _, tt := range tests {
+		r := synapse.NewStepRegistry()
+		for i, w := range tt.weights {
+			r.Register(synapse.NewStep(fmt.Sprint(i), w, nil))
+		}
+		if got := r.TotalWeight(); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("TotalWeight(%v) = %v, want %v", tt.weights, got, tt.want)
+		}
+	}
+}
+
+func TestBaseStepDefaults(t *testing.T) {
+	var b synapse.BaseStep
+	if b.CanSkip(nil) {
+		t.Error("BaseStep.CanSkip = true")
+	}
+	if err := b.Rollback(nil, synapse.StepResult{}); err != nil {
+		t.Errorf("BaseStep.Rollback = %v", err)
+	}
+}
+
+func TestNewStepWithoutFunctionSucceeds(t *testing.T) {
+	r := runSteps(t, nil, synapse.NewStep("noop", 1, nil))
+	if r.err != nil || !r.summary.Success || r.summary.StepsExecuted != 1 {
+		t.Errorf("summary %+v, error %v", r.summary, r.err)
+	}
+}
+
+func TestLoggingStep(t *testing.T) {
+	tests := []struct {
+		name        string
+		inner       *recStep
+		wantSuccess bool
+		wantErr     bool
+		wantRolled  bool
+	}{
+		{"success", &recStep{name: "convert", weight: 1}, true, false, false},
+		{"failure", &recStep{name: "convert", weight: 1, result: &synapse.StepResult{Err: errors.New("x")}}, false, true, true},
+		{"panic", &recStep{name: "convert", weight: 1, panicValue: "boom"}, false, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.inner.tr = &stepTrace{}
+			s := synapse.LoggingStep(tt.inner)
+			if s.Name() != "convert" || s.ProgressWeight() != 1 {
+				t.Errorf("wrapper name %q weight %v, want the wrapped step's", s.Name(), s.ProgressWeight())
+			}
+			r := runSteps(t, nil, s)
+			if (r.err != nil) != tt.wantErr {
+				t.Fatalf("error = %v, want error %v", r.err, tt.wantErr)
+			}
+			var names []string
+			for _, e := range r.Logs() {
+				names = append(names, e.Event)
+				if e.Category != "convert" || e.Data["step"] != "convert" {
+					t.Errorf("event %s: category %q, data %v", e.Event, e.Category, e.Data)
+				}
+			}
+			want := []string{"step_start", "step_end"}
+			if tt.wantRolled {
+				want = append(want, "step_rollback")
+			}
+			if !slices.Equal(names, want) {
+				t.Fatalf("logged %v, want %v", names, want)
+			}
+			end := r.Logs("step_end")[0].Data
+			if end["success"] != tt.wantSuccess || end["skipped"] != false {
+				t.Errorf("step_end data = %v, want success %v, skipped false", end, tt.wantSuccess)
+			}
+			if el, ok := end["elapsed"].(float64); !ok || el < 0 {
+				t.Errorf("step_end elapsed = %#v, want seconds >= 0", end["elapsed"])
+			}
+			if tt.wantRolled && !slices.Contains(tt.inner.tr.calls, "rollback:convert(undo=<nil>)") {
+				t.Errorf("rollback not delegated: %v", tt.inner.tr.calls)
+			}
+		})
+	}
+}
+
+func TestLoggingStepDelegatesCanSkip(t *testing.T) {
+	r := runSteps(t, nil, synapse.LoggingStep(&recStep{name: "a", weight: 1, skip: true, tr: &stepTrace{}}))
+	if !r.summary.Results[0].Skipped {
+		t.Error("wrapped skippable step was not skipped")
+	}
+	if n := len(r.Logs()); n != 0 {
+		t.Errorf("a skipped step logged %d events", n)
+	}
+}
+
+func TestTimingStep(t *testing.T) {
+	data := map[string]any{"rows": 3}
+	inner := synapse.NewStep("convert", 0.5, func(*synapse.StepContext) synapse.StepResult {
+		return synapse.StepSucceeded(data)
+	})
+	s := synapse.TimingStep(inner)
+	if s.Name() != "convert" || s.ProgressWeight() != 0.5 {
+		t.Errorf("wrapper name %q weight %v", s.Name(), s.ProgressWeight())
+	}
+	r := runSteps(t, nil, s)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := r.summary.Results[0].Data
+	if d, ok := got["duration_seconds"].(float64); !ok || d < 0 {
+		t.Errorf("duration_seconds = %#v, want seconds >= 0", got["duration_seconds"])
+	}
+	if got["rows"] != 3 {
+		t.Errorf("data = %v, want the step's data kept", got)
+	}
+	if _, changed := data["duration_seconds"]; changed {
+		t.Error("TimingStep changed the step's own Data map")
+	}
+}
+
+func TestTimingStepKeepsFailure(t *testing.T) {
+	errX := errors.New("x")
+	r := runSteps(t, nil, synapse.TimingStep(synapse.NewStep("a", 1, func(*synapse.StepContext) synapse.StepResult {
+		return synapse.StepFailed(errX)
+	})))
+	if !errors.Is(r.err, errX) {
+		t.Errorf("error = %v, want the step's", r.err)
+	}
+	if _, ok := r.summary.Results[0].Data["duration_seconds"]; !ok {
+		t.Error("no duration_seconds on a failed step")
+	}
+}
+
+func TestStepWrappersUnwrap(t *testing.T) {
+	inner := synapse.NewStep("a", 1, nil)
+	for _, w := range []synapse.Step{synapse.LoggingStep(inner), synapse.TimingStep(inner)} {
+		u, ok := w.(interface{ Unwrap() synapse.Step })
+		if !ok || u.Unwrap() != inner {
+			t.Errorf("%T does not unwrap to the wrapped step", w)
+		}
+	}
+}
+
+func TestStepErrorInsideActionIsExecutionError(t *testing.T) {
+	reg := synapse.NewStepRegistry()
+	errBad := errors.New("bad")
+	reg.Register(synapse.NewStep("convert", 1, func(*synapse.StepContext) synapse.StepResult { return synapse.StepFailed(errBad) }))
+	action := synapse.NewAction("steps", func(ctx *synapse.Context, _ struct{}) (synapse.StepsSummary, error) {
+		return synapse.NewOrchestrator(reg).Run(ctx)
+	})
+	res := plugintest.Run(t, action, nil)
+	var se *synapse.StepError
+	if !errors.Is(res.Err, synapse.ErrExecution) || !errors.As(res.Err, &se) || !errors.Is(res.Err, errBad) {
+		t.Fatalf("error = %v, want an ExecutionError wrapping the StepError", res.Err)
+	}
+	if want := `run action "steps": step "convert" failed: bad`; res.Err.Error() != want {
+		t.Errorf("error = %q, want %q", res.Err, want)
+	}
+}
+
+func TestOrchestratorNilContext(t *testing.T) {
+	if _, err := synapse.NewOrchestrator(synapse.NewStepRegistry()).Run(nil); err == nil {
+		t.Error("Run(nil) succeeded")
+	}
+}

@@ -1,0 +1,266 @@
+//go:build integration
+
+package synapse_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/serve"
+	"github.com/synapse-sdk/synapse-go/plugintest"
+)
+
+// deployOther deploys a Python Serve application that is not ours, the
+// way another team would (read-merge-write), and returns its route.
+func deployOther(t *testing.T, ctx context.Context, c *ray.Client) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("hello_app.py")
+	_, _ = io.WriteString(w, "from ray import serve\n\n@serve.deployment(ray_actor_options={'num_cpus': 0.1})\nclass Hello:\n    async def __call__(self, request):\n        return 'hello from another app'\n\napp = Hello.bind()\n")
+	zw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	pkg := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
+	if _, err := c.EnsurePackage(ctx, pkg, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	details, err := c.ServeApplications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := []any{}
+	for n, a := range details.Applications {
+		if n != "other-team" && a.DeployedAppConfig != nil {
+			apps = append(apps, a.DeployedAppConfig)
+		}
+	}
+	apps = append(apps, map[string]any{"name": "other-team", "route_prefix": "/other-team", "import_path": "hello_app:app",
+		"runtime_env": map[string]any{"working_dir": "gcs://" + pkg}})
+	if err := c.PutServeApplications(ctx, map[string]any{"applications": apps}); err != nil {
+		t.Fatal(err)
+	}
+	waitApp(t, ctx, c, "other-team")
+	return "/other-team"
+}
+
+func waitApp(t *testing.T, ctx context.Context, c *ray.Client, name string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		d, err := c.ServeApplications(ctx)
+		if err == nil && d.Applications[name].Status == "RUNNING" {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("application %s is not RUNNING after 3 minutes", name)
+}
+
+func callOther(t *testing.T, addr string) string {
+	t.Helper()
+	proxy, _ := serve.ProxyAddress(addr, "")
+	resp, err := http.Get(proxy + "/other-team")
+	if err != nil {
+		t.Fatalf("call the other application: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestIntegrationTaskMode(t *testing.T) {
+	addr := rayAddress(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := ray.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployOther(t, ctx, c)
+	if _, err := serve.Down(ctx, c, "jobtest"); err != nil { // start from no worker
+		t.Fatal(err)
+	}
+
+	rec := plugintest.NewRecorder()
+	task, err := synapse.NewTaskExecutor(jobPlugin, synapse.WithRayAddress(addr), synapse.WithLogger(rec),
+		synapse.WithMaxOngoingRequests(4), synapse.WithResources(synapse.Resources{CPUs: 0.5}),
+		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// First call: deploys, runs, returns the result and the streamed events.
+	res, err := task.Run(ctx, "echo", map[string]any{"steps": 2})
+	if err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	if !task.Deployed {
+		t.Error("the first call did not deploy")
+	}
+	first := res.(map[string]any)
+	if first["from_flag"] != "explicit" || first["from_config"] != "yes" {
+		t.Errorf("result = %v", first)
+	}
+	if p, ok := rec.LastPercent("echo"); !ok || p != 100 || len(rec.Logs("step")) != 3 {
+		t.Errorf("events: progress %v (%v), %d step logs", p, ok, len(rec.Logs("step")))
+	}
+
+	// A second executor finds the worker deployed: no redeploy, same process.
+	again, err := synapse.NewTaskExecutor(jobPlugin, synapse.WithRayAddress(addr), synapse.WithLogger(synapse.DiscardLogger),
+		synapse.WithMaxOngoingRequests(4), synapse.WithResources(synapse.Resources{CPUs: 0.5}),
+		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err = again.Run(ctx, "echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Deployed || res.(map[string]any)["pid"] != first["pid"] {
+		t.Errorf("second executor: deployed=%v pid %v, want the worker %v reused", again.Deployed, res.(map[string]any)["pid"], first["pid"])
+	}
+	t.Logf("a call on a fresh executor with the worker deployed took %v", time.Since(start))
+
+	// Concurrent calls on one executor.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			res, err := task.Run(ctx, "echo", map[string]any{"text": strings.Repeat("x", i)})
+			if err != nil {
+				errs <- err
+			} else if got := res.(map[string]any)["text_len"]; got != float64(i) {
+				errs <- fmt.Errorf("call %d got text_len %v", i, got)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Typed errors.
+	_, err = task.Run(ctx, "fail", nil)
+	if !errors.Is(err, synapse.ErrExecution) || !strings.Contains(err.Error(), "the dataset is empty") {
+		t.Errorf("fail: %v", err)
+	}
+	_, err = task.Run(ctx, "crash", nil)
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || !xe.Panicked() {
+		t.Errorf("crash: %v", err)
+	}
+	_, err = task.Run(ctx, "echo", map[string]any{"steps": -1}) // rejected here, before sending
+	if !errors.Is(err, synapse.ErrValidation) || !strings.Contains(err.Error(), "steps: must be >= 0 (got -1)") {
+		t.Errorf("validation: %v", err)
+	}
+	if _, err = task.Run(ctx, "nope", nil); !errors.Is(err, synapse.ErrActionNotFound) {
+		t.Errorf("unknown action: %v", err)
+	}
+
+	// Cancelling the caller's context cancels the action on the worker.
+	cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = task.Run(cctx, "sleep", map[string]any{"seconds": 600})
+	ccancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled call: %v", err)
+	}
+
+	// Kill the worker process: Serve replaces the replica and later calls work.
+	pid := int(first["pid"].(float64))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill worker %d: %v", pid, err)
+	}
+	var after map[string]any
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		res, err := task.Run(ctx, "echo", nil)
+		if err == nil && res.(map[string]any)["pid"] != first["pid"] {
+			after = res.(map[string]any)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if after == nil {
+		t.Fatal("no call succeeded on a new worker within 3 minutes of killing the old one")
+	}
+
+	// The other team's application survived all our deploys.
+	if got := callOther(t, addr); got != "hello from another app" {
+		t.Errorf("other application answered %q", got)
+	}
+	apps, err := serve.List(ctx, c, "jobtest")
+	if err != nil || len(apps) != 1 {
+		t.Errorf("our applications: %+v, %v", apps, err)
+	}
+	if removed, err := serve.Down(ctx, c, "jobtest"); err != nil || len(removed) != 1 {
+		t.Errorf("Down: %v, %v", removed, err)
+	}
+	// Removal is asynchronous (the application is DELETING for a moment).
+	var names []string
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		d, err := c.ServeApplications(ctx)
+		if err != nil {
+			continue
+		}
+		names = names[:0]
+		for n := range d.Applications {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if strings.Join(names, ",") == "other-team" {
+			break
+		}
+	}
+	if strings.Join(names, ",") != "other-team" {
+		t.Errorf("applications after Down: %v", names)
+	}
+	if got := callOther(t, addr); got != "hello from another app" {
+		t.Errorf("other application after Down answered %q", got)
+	}
+}
+
+// BenchmarkTaskWarmCall is a warm task-mode call of a trivial action on the
+// integration head: the worker is deployed and reused.
+func BenchmarkTaskWarmCall(b *testing.B) {
+	addr := os.Getenv("SYNAPSE_TEST_RAY_ADDRESS")
+	if addr == "" {
+		b.Skip("no Ray head: run scripts/bench-task.sh")
+	}
+	task, err := synapse.NewTaskExecutor(jobPlugin, synapse.WithRayAddress(addr), synapse.WithLogger(synapse.DiscardLogger))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+}
