@@ -24,6 +24,7 @@ import (
 // It gives the binary these commands (docs/protocol.md):
 //
 //	plugin run ACTION [flags]   run an action in this process (local mode; the flags of `synapse plugin run`)
+//	plugin run-pipeline NAME    run (or --resume) a pipeline declared in config.yaml, in this process
 //	actions                     list the actions with descriptions and params schemas (JSON)
 //	schema ACTION               print the params JSON Schema of an action
 //	worker                      serve the line-delimited JSON worker protocol on stdin/stdout
@@ -44,6 +45,7 @@ const mainUsage = `Usage: %[1]s COMMAND
 
 Commands:
   plugin run ACTION [flags]   run an action in this process (local mode)
+  plugin run-pipeline NAME    run (or --resume) a pipeline of config.yaml in this process
   actions                     list actions, descriptions and params schemas (JSON)
   schema ACTION               print the params JSON Schema of an action
   worker                      serve the worker protocol on stdin/stdout
@@ -70,10 +72,13 @@ func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.W
 	}
 	switch args[0] {
 	case "plugin":
-		if len(args) < 2 || args[1] != "run" {
-			return usage("unknown command; the plugin command has one subcommand, run")
+		switch {
+		case len(args) >= 2 && args[1] == "run":
+			return runLocal(set, args[2:], stdin, stdout, stderr)
+		case len(args) >= 2 && args[1] == "run-pipeline":
+			return runPipelineCommand(set, args[2:], stdin, stdout, stderr)
 		}
-		return runLocal(set, args[2:], stdin, stdout, stderr)
+		return usage("unknown command; the plugin command has the subcommands run and run-pipeline")
 	case "actions":
 		return printJSON(stdout, stderr, set.infos(true))
 	case "schema":

@@ -68,14 +68,14 @@ type pipelineConfig struct {
 func Strict() PipelineOption { return func(c *pipelineConfig) { c.strict = true } }
 
 // WithWorkDir sets the directory under which runs keep their files:
-// dir/<pipeline>/<run-id>/. The default is "synapse/pipelines" under the
+// dir/<pipeline>/<run-id>/. The default is "synapse-go/pipelines" under the
 // user's cache directory (os.UserCacheDir), or under os.TempDir when there
 // is none.
 func WithWorkDir(dir string) PipelineOption { return func(c *pipelineConfig) { c.workDir = dir } }
 
 func defaultWorkDir() string {
 	if d, err := os.UserCacheDir(); err == nil && d != "" {
-		return filepath.Join(d, "synapse", "pipelines")
+		return filepath.Join(d, "synapse-go", "pipelines")
 	}
 	return filepath.Join(os.TempDir(), "synapse-pipelines")
 }

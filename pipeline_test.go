@@ -744,7 +744,7 @@ func TestPipelineDefaultWorkDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, _ := os.UserCacheDir()
-	if want := filepath.Join(base, "synapse", "pipelines"); p.WorkDir() != want {
+	if want := filepath.Join(base, "synapse-go", "pipelines"); p.WorkDir() != want {
 		t.Errorf("WorkDir() = %q, want %q", p.WorkDir(), want)
 	}
 }

@@ -42,5 +42,8 @@ fi
 export SYNAPSE_TEST_RAY_ADDRESS="$address"
 export SYNAPSE_TEST_RAY_BIN="$PWD/${SYNAPSE_RAY_VENV:-.venv-ray}/bin/ray"
 
+echo "--- Python host of task mode (pytest)"
+python3 -m pytest -q internal/serve/python
+
 echo "--- go test -tags integration (against $address)"
 go test -race -count=1 -tags integration -run Integration -timeout 20m ./...

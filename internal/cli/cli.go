@@ -123,6 +123,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 	}
 	plugin.AddCommand(
 		newRunCmd(io, g),
+		newRunPipelineCmd(io, g),
 		newCreateCmd(io),
 		newActionsCmd(io, g),
 		newSchemaCmd(io, g),

@@ -113,6 +113,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"sdkmod":   cmdSDKMod,
 			"waitfile": cmdWaitFile,
+			"lastrun":  cmdLastRun,
 		},
 	})
 }
@@ -153,4 +154,26 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Fatalf("waitfile: %s did not appear within a minute", strings.TrimPrefix(path, ts.Getenv("WORK")+"/"))
+}
+
+// cmdLastRun sets $RUNID to the name of the most recently modified
+// directory in DIR (a pipeline's runs): `lastrun DIR`.
+func cmdLastRun(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: lastrun DIR")
+	}
+	entries, err := os.ReadDir(ts.MkAbs(args[0]))
+	ts.Check(err)
+	var best string
+	var bestTime time.Time
+	for _, e := range entries {
+		info, err := e.Info()
+		if err == nil && e.IsDir() && info.ModTime().After(bestTime) {
+			best, bestTime = e.Name(), info.ModTime()
+		}
+	}
+	if best == "" {
+		ts.Fatalf("lastrun: no run directories in %s", args[0])
+	}
+	ts.Setenv("RUNID", best)
 }

@@ -261,3 +261,45 @@ func ReadParams(value string, stdin io.Reader) ([]byte, error) {
 
 // FormatFloat writes a resource amount without trailing zeros.
 func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// PipelineFlags are the flags of `plugin run-pipeline` (local mode only).
+type PipelineFlags struct {
+	Path    string
+	Params  string
+	Env     []string
+	EnvFile string
+	JobID   string
+	Output  string
+	Resume  string
+	WorkDir string
+	Verbose bool // registered by the caller
+}
+
+// Register defines the flags on fs.
+func (f *PipelineFlags) Register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.Path, "path", ".", "plugin directory or config.yaml path")
+	fs.StringVar(&f.Params, "params", "{}", "initial params as JSON; @file.json reads a file, - reads stdin")
+	fs.StringArrayVar(&f.Env, "env", nil, "KEY=VALUE for the actions' env (repeatable; highest precedence)")
+	fs.StringVar(&f.EnvFile, "env-file", "", "TOML file of env values")
+	fs.StringVar(&f.JobID, "job-id", "", "job identifier passed to every action")
+	fs.StringVarP(&f.Output, "output", "o", "text", "text or json (the last action's result only)")
+	fs.StringVar(&f.Resume, "resume", "", "resume the run with this ID: skip its completed actions")
+	fs.StringVar(&f.WorkDir, "work-dir", "", "where runs keep their directories and checkpoints (default: under the user cache)")
+}
+
+// Check validates the flags after parsing.
+func (f *PipelineFlags) Check() error {
+	rf := Flags{Output: f.Output, Env: f.Env, StartTimeout: 1, Arch: "amd64", Replicas: 1, MaxOngoing: 1}
+	if err := rf.Check(ModeLocal); err != nil {
+		return err
+	}
+	if f.Resume != "" && f.Params != "{}" {
+		return &UsageError{Flag: "params", Message: "a resumed run continues with its saved params; drop --params or --resume"}
+	}
+	return nil
+}
+
+// EnvValues parses the --env flags into a map (later flags win).
+func (f *PipelineFlags) EnvValues() map[string]any {
+	return (&Flags{Env: f.Env}).EnvValues()
+}

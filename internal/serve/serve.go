@@ -162,8 +162,8 @@ func Deploy(ctx context.Context, c *ray.Client, spec Spec, status func(string)) 
 	names := sortedNames(details.Applications)
 	for _, n := range names {
 		a := details.Applications[n]
-		if n == name || ownedBy(n, spec.Code) {
-			continue // replaced by the new version
+		if n == name || ownedBy(n, spec.Code) || a.Status == ray.AppDeleting {
+			continue // replaced by the new version, or on its way out
 		}
 		if a.DeployedAppConfig == nil {
 			return nil, false, fmt.Errorf("deploy %s: application %q has no deployed config to keep; refusing to write a config that would remove it", name, n)
@@ -259,7 +259,7 @@ func List(ctx context.Context, c *ray.Client, code string) ([]App, error) {
 	for _, n := range sortedNames(details.Applications) {
 		a := details.Applications[n]
 		appCode, ok := codeOf(n)
-		if !ok || (code != "" && appCode != code) {
+		if !ok || (code != "" && appCode != code) || a.Status == ray.AppDeleting {
 			continue
 		}
 		out = append(out, App{Name: n, Code: appCode, RoutePrefix: a.RoutePrefix, Status: a.Status, Message: a.Message})
@@ -289,6 +289,9 @@ func Down(ctx context.Context, c *ray.Client, code string) ([]string, error) {
 	var removed []string
 	for _, n := range sortedNames(details.Applications) {
 		a := details.Applications[n]
+		if a.Status == ray.AppDeleting {
+			continue // already on its way out: neither kept nor removed again
+		}
 		appCode, ours := codeOf(n)
 		if ours && (code == "" || appCode == code) {
 			removed = append(removed, n)

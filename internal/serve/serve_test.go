@@ -169,6 +169,20 @@ func TestDeployReadMergeWrite(t *testing.T) {
 	if removed, err = Down(ctx, c, ""); err != nil || removed != nil {
 		t.Errorf("Down with nothing to remove = %v, %v", removed, err)
 	}
+	// An application being deleted is neither listed, removed again, nor kept.
+	f.apps["synapse-gone-12345678"] = ray.ServeApplication{Name: "synapse-gone-12345678", Status: "DELETING", DeployedAppConfig: map[string]any{"name": "synapse-gone-12345678"}}
+	if apps, _ := List(ctx, c, ""); len(apps) != 0 {
+		t.Errorf("List shows a DELETING application: %+v", apps)
+	}
+	if removed, err = Down(ctx, c, "gone"); err != nil || removed != nil {
+		t.Errorf("Down of a DELETING application = %v, %v", removed, err)
+	}
+	if _, _, err := Deploy(ctx, c, spec("new", "_ray_pkg_2222222222222222.zip"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := f.apps["synapse-gone-12345678"]; kept {
+		t.Error("Deploy wrote a DELETING application back into the config")
+	}
 }
 
 func keys(m map[string]ray.ServeApplication) []string {

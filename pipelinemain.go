@@ -1,0 +1,134 @@
+package synapse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/output"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
+)
+
+// runPipelineCommand is `plugin run-pipeline NAME` inside a plugin binary:
+// it runs (or resumes) a pipeline declared in config.yaml, in this process.
+func runPipelineCommand(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var flags runflags.PipelineFlags
+	fs := pflag.NewFlagSet("plugin run-pipeline", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags.Register(fs)
+	fs.BoolVarP(&flags.Verbose, "verbose", "v", false, "more detail")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: plugin run-pipeline NAME [flags]\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "Error: %v\nRun 'plugin run-pipeline --help' for usage.\n", err)
+		return ExitUsage
+	}
+	err := runPipeline(set, &flags, fs.Args(), stdin, stdout, stderr)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(stderr, "Interrupted.")
+		} else {
+			fmt.Fprintln(stderr, "Error:", FormatError(err, flags.Verbose))
+		}
+	}
+	return ExitCode(err)
+}
+
+func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return &runflags.UsageError{Message: fmt.Sprintf("plugin run-pipeline takes one argument, the pipeline name (got %d)", len(args))}
+	}
+	if err := flags.Check(); err != nil {
+		return err
+	}
+	file, err := config.Find(flags.Path)
+	if err != nil {
+		return &runflags.UsageError{Flag: "path", Message: err.Error()}
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	var decl *config.Pipeline
+	var names []string
+	for i := range cfg.Pipelines {
+		names = append(names, cfg.Pipelines[i].Name)
+		if cfg.Pipelines[i].Name == args[0] {
+			decl = &cfg.Pipelines[i]
+		}
+	}
+	if decl == nil {
+		if len(names) == 0 {
+			return &runflags.UsageError{Message: fmt.Sprintf("run pipeline %q: %s declares no pipelines (add `pipelines: {%s: [action, ...]}`)", args[0], baseName(cfg.Path), args[0])}
+		}
+		return &runflags.UsageError{Message: fmt.Sprintf("run pipeline %q: no such pipeline in %s; pipelines: %s", args[0], baseName(cfg.Path), strings.Join(names, ", "))}
+	}
+	actions := make([]Action, 0, len(decl.Actions))
+	for _, name := range decl.Actions {
+		a, err := resolveAction(set, cfg, name)
+		if err != nil {
+			return err
+		}
+		actions = append(actions, a)
+	}
+	var popts []PipelineOption
+	if flags.WorkDir != "" {
+		popts = append(popts, WithWorkDir(flags.WorkDir))
+	}
+	p, err := NewPipeline(decl.Name, actions, popts...)
+	if err != nil {
+		return &config.Error{File: cfg.Path, Line: decl.Line, Field: "pipelines." + decl.Name, Message: err.Error()}
+	}
+
+	env := MergeEnv(EnvFromOS(""), NewEnv(cfg.Env))
+	if flags.EnvFile != "" {
+		fileEnv, err := EnvFromFile(flags.EnvFile)
+		if err != nil {
+			return &runflags.UsageError{Flag: "env-file", Message: err.Error()}
+		}
+		env = MergeEnv(env, fileEnv)
+	}
+	env = MergeEnv(env, NewEnv(flags.EnvValues()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopSignals := cancelOnInterrupt(cancel, stderr)
+	defer stopSignals()
+	opts := []Option{WithEnv(env), WithJobID(flags.JobID), WithLogger(NewConsoleLogger(stderr))}
+
+	var run *PipelineRun
+	if flags.Resume != "" {
+		dir := filepath.Join(p.WorkDir(), decl.Name)
+		if _, err := os.Stat(filepath.Join(dir, flags.Resume)); err != nil {
+			return &runflags.UsageError{Flag: "resume", Message: fmt.Sprintf("pipeline %q has no run %q in %s (see --work-dir)", decl.Name, flags.Resume, dir)}
+		}
+		run, err = p.Resume(ctx, flags.Resume, opts...)
+	} else {
+		params, rerr := runflags.ReadParams(flags.Params, stdin)
+		if rerr != nil {
+			return rerr
+		}
+		run, err = p.Run(ctx, json.RawMessage(params), opts...)
+	}
+	if run != nil {
+		fmt.Fprintf(stderr, "Pipeline run: %s (work dir %s)\n", run.ID, run.WorkDir)
+		if err != nil && run.ID != "" && !errors.Is(err, ErrValidation) {
+			fmt.Fprintf(stderr, "Resume it with: synapse plugin run-pipeline %s --resume %s\n", decl.Name, run.ID)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return output.Result(stdout, run.Result, flags.Output == "text" && output.IsTerminal(stdout))
+}
