@@ -105,20 +105,15 @@ func (a *typedAction[P, R]) decode(in any) (P, error) {
 			return p, a.runValidateMethod(&p)
 		}
 		data = []byte("{}")
-	case nil:
-		data = []byte("{}")
-	case json.RawMessage:
-		data = x
-	case []byte:
-		data = x
-	case string:
-		data = []byte(x)
 	default:
-		b, err := json.Marshal(in)
+		b, err := paramsJSON(in)
 		if err != nil {
 			return p, &ValidationError{Action: a.name, Fields: []FieldError{{Message: "params cannot be encoded as JSON: " + err.Error()}}}
 		}
 		data = b
+		if data == nil {
+			data = []byte("{}")
+		}
 	}
 	if err := a.codec.Decode(data, &p); err != nil {
 		return p, a.validationError(err)

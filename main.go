@@ -137,29 +137,55 @@ func baseName(p string) string {
 // runLocal is `plugin run` inside a plugin binary.
 func runLocal(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var flags runflags.Flags
-	fs := pflag.NewFlagSet("plugin run", pflag.ContinueOnError)
+	return runCommand("plugin run", "ACTION", args, stderr, &flags.Verbose, flags.Register, func(rest []string) error {
+		return runLocalAction(set, &flags, rest, stdin, stdout, stderr)
+	})
+}
+
+// runCommand parses the flags of a binary command (register defines them,
+// verbose receives -v), runs it, and reports its error: the shared frame of
+// `plugin run` and `plugin run-pipeline`.
+func runCommand(name, operands string, args []string, stderr io.Writer, verbose *bool, register func(*pflag.FlagSet), run func(rest []string) error) int {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	flags.Register(fs)
-	fs.BoolVarP(&flags.Verbose, "verbose", "v", false, "more detail (stack traces, unknown config keys)")
+	register(fs)
+	fs.BoolVarP(verbose, "verbose", "v", false, "more detail (stack traces, unknown config keys)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: plugin run ACTION [flags]\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: %s %s [flags]\n\nFlags:\n%s", name, operands, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return ExitOK
 		}
-		fmt.Fprintf(stderr, "Error: %v\nRun 'plugin run --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "Error: %v\nRun '%s --help' for usage.\n", err, name)
 		return ExitUsage
 	}
-	err := runLocalAction(set, &flags, fs.Args(), stdin, stdout, stderr)
+	err := run(fs.Args())
 	if err != nil {
 		if errors.Is(err, ErrInterrupted) || errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "Interrupted.")
 		} else {
-			fmt.Fprintln(stderr, "Error:", FormatError(err, flags.Verbose))
+			fmt.Fprintln(stderr, "Error:", FormatError(err, *verbose))
 		}
 	}
 	return ExitCode(err)
+}
+
+// localEnv layers a local run's environment: OS < config.yaml env <
+// env file < explicit values.
+func localEnv(cfg *config.Config, envFile string, values map[string]any) (*Env, error) {
+	env := EnvFromOS("")
+	if cfg != nil {
+		env = MergeEnv(env, NewEnv(cfg.Env))
+	}
+	if envFile != "" {
+		fileEnv, err := EnvFromFile(envFile)
+		if err != nil {
+			return nil, &runflags.UsageError{Flag: "env-file", Message: err.Error()}
+		}
+		env = MergeEnv(env, fileEnv)
+	}
+	return MergeEnv(env, NewEnv(values)), nil
 }
 
 func runLocalAction(set *actionSet, flags *runflags.Flags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -203,18 +229,10 @@ func runLocalAction(set *actionSet, flags *runflags.Flags, args []string, stdin 
 		return err
 	}
 
-	env := EnvFromOS("")
-	if cfg != nil {
-		env = MergeEnv(env, NewEnv(cfg.Env))
+	env, err := localEnv(cfg, flags.EnvFile, flags.EnvValues())
+	if err != nil {
+		return err
 	}
-	if flags.EnvFile != "" {
-		fileEnv, err := EnvFromFile(flags.EnvFile)
-		if err != nil {
-			return &runflags.UsageError{Flag: "env-file", Message: err.Error()}
-		}
-		env = MergeEnv(env, fileEnv)
-	}
-	env = MergeEnv(env, NewEnv(flags.EnvValues()))
 
 	params, err := runflags.ReadParams(flags.Params, stdin)
 	if err != nil {

@@ -593,22 +593,9 @@ func resultFields(t reflect.Type) ([]string, bool) {
 // paramsMap turns initial params, in any form Execute accepts, into a JSON
 // object.
 func paramsMap(in any) (map[string]any, error) {
-	var data []byte
-	switch x := in.(type) {
-	case nil:
-		return map[string]any{}, nil
-	case json.RawMessage:
-		data = x
-	case []byte:
-		data = x
-	case string:
-		data = []byte(x)
-	default:
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("params cannot be encoded as JSON: %v", err)
-		}
-		data = b
+	data, err := paramsJSON(in)
+	if err != nil {
+		return nil, fmt.Errorf("params cannot be encoded as JSON: %v", err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return map[string]any{}, nil

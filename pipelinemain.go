@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/pflag"
 	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/output"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
@@ -20,29 +19,9 @@ import (
 // it runs (or resumes) a pipeline declared in config.yaml, in this process.
 func runPipelineCommand(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var flags runflags.PipelineFlags
-	fs := pflag.NewFlagSet("plugin run-pipeline", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	flags.Register(fs)
-	fs.BoolVarP(&flags.Verbose, "verbose", "v", false, "more detail")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: plugin run-pipeline NAME [flags]\n\nFlags:\n%s", fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return ExitOK
-		}
-		fmt.Fprintf(stderr, "Error: %v\nRun 'plugin run-pipeline --help' for usage.\n", err)
-		return ExitUsage
-	}
-	err := runPipeline(set, &flags, fs.Args(), stdin, stdout, stderr)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(stderr, "Interrupted.")
-		} else {
-			fmt.Fprintln(stderr, "Error:", FormatError(err, flags.Verbose))
-		}
-	}
-	return ExitCode(err)
+	return runCommand("plugin run-pipeline", "NAME", args, stderr, &flags.Verbose, flags.Register, func(rest []string) error {
+		return runPipeline(set, &flags, rest, stdin, stdout, stderr)
+	})
 }
 
 func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -91,15 +70,10 @@ func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, s
 		return &config.Error{File: cfg.Path, Line: decl.Line, Field: "pipelines." + decl.Name, Message: err.Error()}
 	}
 
-	env := MergeEnv(EnvFromOS(""), NewEnv(cfg.Env))
-	if flags.EnvFile != "" {
-		fileEnv, err := EnvFromFile(flags.EnvFile)
-		if err != nil {
-			return &runflags.UsageError{Flag: "env-file", Message: err.Error()}
-		}
-		env = MergeEnv(env, fileEnv)
+	env, err := localEnv(cfg, flags.EnvFile, flags.EnvValues())
+	if err != nil {
+		return err
 	}
-	env = MergeEnv(env, NewEnv(flags.EnvValues()))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -192,6 +192,8 @@ func runPluginDir(ctx context.Context, path, action string, params any, ec execC
 	}, ec.logger)
 }
 
+// paramsJSON returns params as JSON: JSON forms ([]byte, json.RawMessage,
+// string) as they are, nil as nil, anything else encoded.
 func paramsJSON(params any) (json.RawMessage, error) {
 	switch p := params.(type) {
 	case nil:

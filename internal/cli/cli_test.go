@@ -93,11 +93,18 @@ func goEnv(t testing.TB) map[string]string {
 }
 
 func TestScripts(t *testing.T) {
+	testscript.Run(t, scriptParams(t, "script", nil))
+}
+
+// scriptParams runs the scripts in testdata/DIR with the Go settings and
+// this SDK checkout that their plugin builds need, one plugin build cache
+// for all of them (each plugin builds once), and extra env set.
+func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.Params {
 	sdk := sdkRoot(t)
 	goenv := goEnv(t)
-	cache := t.TempDir() // one plugin build cache for all scripts: each plugin builds once
-	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script"),
+	cache := t.TempDir()
+	return testscript.Params{
+		Dir:                 filepath.Join("testdata", dir),
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			for k, v := range goenv {
@@ -108,6 +115,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("SDK", sdk)
 			env.Setenv("SYNAPSE_SDK_DIR", sdk)
 			env.Setenv("SYNAPSE_CACHE_DIR", cache)
+			for k, v := range extra {
+				env.Setenv(k, v)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -115,7 +125,7 @@ func TestScripts(t *testing.T) {
 			"waitfile": cmdWaitFile,
 			"lastrun":  cmdLastRun,
 		},
-	})
+	}
 }
 
 // cmdSDKMod makes DIR (holding a plugin's sources) a module

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,30 +23,9 @@ func TestIntegrationScripts(t *testing.T) {
 		}
 		t.Skip("no Ray head: run `make test-integration` or set SYNAPSE_TEST_RAY_ADDRESS")
 	}
-	sdk := sdkRoot(t)
-	goenv := goEnv(t)
-	cache := t.TempDir()
-	testscript.Run(t, testscript.Params{
-		Dir:                 filepath.Join("testdata", "script-ray"),
-		RequireExplicitExec: true,
-		Setup: func(env *testscript.Env) error {
-			for k, v := range goenv {
-				if v != "" {
-					env.Setenv(k, v)
-				}
-			}
-			env.Setenv("SDK", sdk)
-			env.Setenv("SYNAPSE_SDK_DIR", sdk)
-			env.Setenv("SYNAPSE_CACHE_DIR", cache)
-			env.Setenv("RAY_ADDRESS", addr)
-			env.Setenv("RUN", fmt.Sprint(time.Now().UnixNano()))
-			return nil
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"sdkmod":  cmdSDKMod,
-			"waitjob": cmdWaitJob,
-		},
-	})
+	p := scriptParams(t, "script-ray", map[string]string{"RAY_ADDRESS": addr, "RUN": fmt.Sprint(time.Now().UnixNano())})
+	p.Cmds["waitjob"] = cmdWaitJob
+	testscript.Run(t, p)
 }
 
 // cmdWaitJob waits up to two minutes for a Ray job to reach a status:
