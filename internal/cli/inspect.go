@@ -38,6 +38,20 @@ func binaryActions(ctx context.Context, io *IOStreams, cfg *config.Config, verbo
 	return infos, nil
 }
 
+// pluginActions loads the config at path and pairs its actions with the
+// binary's.
+func pluginActions(ctx context.Context, io *IOStreams, path string, verbose bool) (*config.Config, []actionRow, error) {
+	cfg, err := loadConfig(io, path, verbose)
+	if err != nil {
+		return nil, nil, err
+	}
+	infos, err := binaryActions(ctx, io, cfg, verbose)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, reconcile(cfg, infos), nil
+}
+
 // actionRow is one action as `plugin actions` reports it.
 type actionRow struct {
 	Name        string          `json:"name"`
@@ -86,15 +100,10 @@ func newActionsCmd(io *IOStreams, g *globals) *cobra.Command {
 			if out != "text" && out != "json" {
 				return &runflags.UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", out)}
 			}
-			cfg, err := loadConfig(io, path, g.verbose)
+			cfg, rows, err := pluginActions(cmd.Context(), io, path, g.verbose)
 			if err != nil {
 				return err
 			}
-			infos, err := binaryActions(cmd.Context(), io, cfg, g.verbose)
-			if err != nil {
-				return err
-			}
-			rows := reconcile(cfg, infos)
 			if out == "json" {
 				return output.Result(io.Out, rows, output.IsTerminal(io.Out))
 			}
@@ -131,15 +140,10 @@ func newSchemaCmd(io *IOStreams, g *globals) *cobra.Command {
 		Short: "Print the params JSON Schema of an action",
 		Args:  exactArgs(1, "one argument, the action name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(io, path, g.verbose)
+			_, rows, err := pluginActions(cmd.Context(), io, path, g.verbose)
 			if err != nil {
 				return err
 			}
-			infos, err := binaryActions(cmd.Context(), io, cfg, g.verbose)
-			if err != nil {
-				return err
-			}
-			rows := reconcile(cfg, infos)
 			var names []string
 			for _, r := range rows {
 				if r.Name == args[0] {
