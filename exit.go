@@ -1,9 +1,6 @@
 package synapse
 
-import (
-	"context"
-	"errors"
-)
+import "errors"
 
 // Exit codes of the synapse CLI and plugin binaries.
 const (
@@ -24,7 +21,7 @@ func ExitCode(err error) int {
 	switch {
 	case errors.Is(err, ErrValidation), errors.Is(err, ErrActionNotFound):
 		return ExitUsage
-	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrInterrupted):
 		return ExitInterrupted
 	case errors.As(err, &coder):
 		return coder.ExitCode()
@@ -32,5 +29,6 @@ func ExitCode(err error) int {
 	return ExitFailure
 }
 
-// ErrInterrupted marks a run stopped by the user (Ctrl-C).
+// ErrInterrupted marks a run stopped by the user (Ctrl-C). A run cancelled
+// any other way is an ordinary failure (exit 1).
 var ErrInterrupted = errors.New("interrupted")

@@ -3,12 +3,14 @@ package synapse
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -315,9 +317,22 @@ func (j *Job) Delete(ctx context.Context) error { return j.client.Delete(ctx, j.
 const binaryName = "synapse-plugin"
 
 // jobEntrypoint is the shell command of a job running action entry: the
-// binary's mode may be lost on extraction, hence the chmod.
-func jobEntrypoint(entry string) string {
-	return "chmod +x ./" + binaryName + " && exec ./" + binaryName + " job " + shellQuote(entry)
+// binary's mode may be lost on extraction, hence the chmod. inputs (a hash
+// of the package and env, params included) makes the entrypoint differ
+// when they do, so reusing a job ID with other inputs is refused as a
+// duplicate instead of silently following the old job.
+func jobEntrypoint(entry, inputs string) string {
+	return "chmod +x ./" + binaryName + " && exec ./" + binaryName + " job " + shellQuote(entry) + " inputs=" + inputs
+}
+
+// inputsHash fingerprints what a job runs: its package and environment.
+func inputsHash(pkg string, env map[string]string) string {
+	h := sha256.New()
+	h.Write([]byte(pkg))
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(h, "\x00%s=%s", k, env[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
@@ -416,7 +431,7 @@ func submitJob(ctx context.Context, path, action string, params any, rc runConfi
 
 	start = time.Now()
 	res, err := client.Submit(ctx, ray.SubmitRequest{
-		Entrypoint:        jobEntrypoint(entry),
+		Entrypoint:        jobEntrypoint(entry, inputsHash(pkg.Name, envVars)),
 		SubmissionID:      jobID,
 		RuntimeEnv:        runtimeEnv,
 		Metadata:          map[string]string{"sdk": "synapse-go", "plugin": cfg.Code, "action": action},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -51,8 +52,10 @@ func runJob(set *actionSet, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Error:", FormatError(err, true))
 		return ExitCode(err)
 	}
+	// `job [ACTION] [inputs=HASH]`: the hash only distinguishes
+	// submissions (see jobEntrypoint); it is not used here.
 	name := os.Getenv(envActionEntrypoint)
-	if len(args) > 0 {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "inputs=") {
 		name = args[0]
 	}
 	if name == "" {
@@ -78,12 +81,10 @@ func runJob(set *actionSet, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	if _, isObject := result.(map[string]any); !isObject {
-		if b, err := json.Marshal(result); err != nil || len(b) == 0 || b[0] != '{' {
-			result = map[string]any{"result": result}
-		}
-	}
 	b, err := json.Marshal(result)
+	if err == nil && needsWrap(b) {
+		b, err = json.Marshal(map[string]json.RawMessage{"result": b})
+	}
 	if err != nil {
 		return fail(&ExecutionError{Action: action.Name(), JobID: jobID, Err: fmt.Errorf("encode result as JSON: %w", err)})
 	}
@@ -135,4 +136,19 @@ func (l *throttledLogger) Handle(e Event) {
 		}
 	}
 	l.inner.Handle(e)
+}
+
+// needsWrap reports whether a result must travel as {"result": …}: any
+// non-object, and an object whose only key is "result" (which a reader
+// would otherwise unwrap).
+func needsWrap(b []byte) bool {
+	if len(b) == 0 || b[0] != '{' {
+		return true
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return true
+	}
+	_, only := m["result"]
+	return only && len(m) == 1
 }

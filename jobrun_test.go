@@ -150,3 +150,24 @@ func TestJobOutcome(t *testing.T) {
 		t.Errorf("failed without typed error: %v", err)
 	}
 }
+
+func TestJobResultWrapping(t *testing.T) {
+	for in, wrap := range map[string]bool{`{"a":1}`: false, `{"result":"ok","b":1}`: false, `{"result":"ok"}`: true, `42`: true, `"s"`: true, `[1]`: true, `null`: true} {
+		if got := needsWrap([]byte(in)); got != wrap {
+			t.Errorf("needsWrap(%s) = %v, want %v", in, got, wrap)
+		}
+	}
+	// An object whose only key is "result" survives the round trip.
+	set, _ := newActionSet([]Action{NewAction("obj", func(ctx *Context, p map[string]any) (map[string]string, error) {
+		return map[string]string{"result": "ok"}, nil
+	})})
+	t.Setenv(envActionEntrypoint, "obj")
+	var out, errOut strings.Builder
+	if code := runMain(set, []string{"job", "inputs=abc"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	v, err := unwrapResult(parseJobLog(out.String()).result)
+	if m, ok := v.(map[string]any); err != nil || !ok || m["result"] != "ok" {
+		t.Errorf("result = %#v, %v", v, err)
+	}
+}

@@ -162,7 +162,7 @@ func runCommand(name, operands string, args []string, stderr io.Writer, verbose 
 	}
 	err := run(fs.Args())
 	if err != nil {
-		if errors.Is(err, ErrInterrupted) || errors.Is(err, context.Canceled) {
+		if errors.Is(err, ErrInterrupted) {
 			fmt.Fprintln(stderr, "Interrupted.")
 		} else {
 			fmt.Fprintln(stderr, "Error:", FormatError(err, *verbose))
@@ -247,7 +247,7 @@ func runLocalAction(set *actionSet, flags *runflags.Flags, args []string, stdin 
 	cfgExec := execConfig{env: env, jobID: flags.JobID, logger: NewConsoleLogger(stderr)}
 	result, err := execute(ctx, cfgExec, action, json.RawMessage(params))
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	pretty := flags.Output == "text" && output.IsTerminal(stdout)
 	if err := output.Result(stdout, result, pretty); err != nil {
@@ -276,6 +276,15 @@ func resolveAction(set *actionSet, cfg *config.Config, name string) (Action, err
 			Message: fmt.Sprintf("the plugin binary has no action %q (it provides: %s)", ca.Entrypoint, strings.Join(set.names, ", "))}
 	}
 	return a, nil
+}
+
+// interrupted marks err as the user's interruption when the run's context
+// (cancelled only by cancelOnInterrupt) is done.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
+		return fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	return err
 }
 
 // cancelOnInterrupt cancels the run at the first Ctrl-C (or SIGTERM) and

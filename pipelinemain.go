@@ -102,7 +102,7 @@ func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, s
 		}
 	}
 	if err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	return output.Result(stdout, run.Result, flags.Output == "text" && output.IsTerminal(stdout))
 }

@@ -229,8 +229,12 @@ func runInWorker(ctx context.Context, binary, dir string, req protocol.Request, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start plugin worker %s: %w", binary, err)
 	}
+	settled := false // the worker reported the run's outcome
 	defer func() {
-		_ = stdin.Close()
+		_ = stdin.Close() // a worker whose input ends exits once idle
+		if !settled {
+			_ = cmd.Process.Kill()
+		}
 		_ = cmd.Wait()
 	}()
 
@@ -244,12 +248,18 @@ func runInWorker(ctx context.Context, binary, dir string, req protocol.Request, 
 
 	select {
 	case o := <-outcome:
+		settled = o.settled
 		return o.result, o.err
 	case <-ctx.Done():
 	}
 	_ = in.Write(protocol.Request{Type: protocol.TypeCancel, ID: req.ID})
 	select {
 	case o := <-outcome:
+		settled = o.settled
+		var xe *ExecutionError
+		if errors.As(o.err, &xe) && !errors.Is(o.err, ctx.Err()) {
+			xe.Err = wrapCause(ctx.Err(), xe.Err) // the caller's reason (a deadline, say)
+		}
 		return o.result, o.err
 	case <-time.After(workerCancelGrace):
 		_ = cmd.Process.Kill()
@@ -258,8 +268,9 @@ func runInWorker(ctx context.Context, binary, dir string, req protocol.Request, 
 }
 
 type workerOutcome struct {
-	result any
-	err    error
+	result  any
+	err     error
+	settled bool // the outcome came from the worker (not a broken stream)
 }
 
 var errWorkerGone = errors.New("the plugin worker exited before reporting a result")
@@ -271,8 +282,11 @@ func readWorker(r io.Reader, id string, logger Logger) workerOutcome {
 	sc := protocol.NewScanner(r)
 	for sc.Scan() {
 		var m protocol.Message
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			return workerOutcome{err: fmt.Errorf("read plugin worker output: %w (line %q)", err, truncate(sc.Text(), 200))}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil || m.Type == "" {
+			// Not protocol: the action printed to stdout. Pass it on as text
+			// and keep reading, so the run's outcome is not lost.
+			logger.Handle(Event{Type: EventMessage, Time: time.Now(), Level: LevelInfo, Category: "stdout", Message: sc.Text(), run: run})
+			continue
 		}
 		if id != "" && m.ID != id && m.Type != protocol.TypeError || m.Type == protocol.TypeReady {
 			continue // the ready line, or another run's messages
@@ -289,15 +303,15 @@ func readWorker(r io.Reader, id string, logger Logger) workerOutcome {
 			if err := json.Unmarshal(m.Result, &v); err != nil {
 				return workerOutcome{err: fmt.Errorf("read plugin result: %w", err)}
 			}
-			return workerOutcome{result: v}
+			return workerOutcome{result: v, settled: true}
 		case protocol.TypeError:
 			if m.Error == nil {
-				return workerOutcome{err: errors.New("plugin worker reported an error without details")}
+				return workerOutcome{err: errors.New("plugin worker reported an error without details"), settled: true}
 			}
 			if m.Error.Kind == protocol.KindProtocol {
-				return workerOutcome{err: fmt.Errorf("plugin worker: %s", m.Error.Message)}
+				return workerOutcome{err: fmt.Errorf("plugin worker: %s", m.Error.Message), settled: true}
 			}
-			return workerOutcome{err: fromWireError(m.Error)}
+			return workerOutcome{err: fromWireError(m.Error), settled: true}
 		}
 	}
 	if err := sc.Err(); err != nil {

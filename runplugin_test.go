@@ -3,9 +3,12 @@ package synapse_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/plugintest"
@@ -127,5 +130,68 @@ func TestRunPluginDirectory(t *testing.T) {
 	_, err = synapse.RunPlugin(ctx, dir, "train", map[string]any{"epochs": 1000, "delay_ms": 5}, synapse.WithLogger(logger))
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, synapse.ErrExecution) {
 		t.Errorf("cancelled run = %v", err)
+	}
+}
+
+// TestRunPluginStdoutNoise: an action printing to stdout in a child worker
+// neither breaks the run nor hides cancellation.
+func TestRunPluginStdoutNoise(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin binary; skipped with -short")
+	}
+	t.Setenv("SYNAPSE_CACHE_DIR", t.TempDir())
+	dir := t.TempDir()
+	sdk, _ := filepath.Abs(".")
+	files := map[string]string{
+		"config.yaml": "name: Noisy\ncode: noisy\n",
+		"go.mod":      "module example.com/noisy\n\ngo 1.26\n\nrequire github.com/synapse-sdk/synapse-go v0.0.0-00010101000000-000000000000\n\nreplace github.com/synapse-sdk/synapse-go => " + sdk + "\n",
+		"main.go": `package main
+
+import (
+	"fmt"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+)
+
+var loud = synapse.NewAction("loud", func(ctx *synapse.Context, p struct{ Wait bool ` + "`json:\"wait\"`" + ` }) (string, error) {
+	fmt.Println("debug: starting")
+	if p.Wait {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(time.Minute):
+		}
+	}
+	return "done", nil
+})
+
+func main() { synapse.Main(loud) }
+`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = dir
+	if out, err := tidy.CombinedOutput(); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+	rec := plugintest.NewRecorder()
+	got, err := synapse.RunPlugin(context.Background(), dir, "loud", nil, synapse.WithLogger(rec))
+	if err != nil || got != "done" {
+		t.Fatalf("RunPlugin = %v, %v", got, err)
+	}
+	if msgs := rec.Messages(); len(msgs) != 1 || msgs[0] != "debug: starting" {
+		t.Errorf("stdout lines forwarded as %v", msgs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = synapse.RunPlugin(ctx, dir, "loud", map[string]any{"wait": true}, synapse.WithLogger(rec))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 20*time.Second {
+		t.Errorf("cancelled noisy run: %v after %v", err, time.Since(start))
 	}
 }

@@ -69,19 +69,24 @@ type TaskExecutor struct {
 // Ray options (WithRayAddress, WithResources, WithArch), WithReplicas,
 // WithMaxOngoingRequests, WithServeAddress, and the executor options
 // WithEnv (layered over config.yaml env), WithJobID and WithLogger.
+//
+// The worker's environment is config.yaml env < WithEnv, plus SYNAPSE_HOST
+// and SYNAPSE_ACCESS_TOKEN when set here; it is part of the Serve
+// application's config, readable through the cluster's dashboard API until
+// the application is removed (synapse plugin task down). It is never this
+// process's whole environment.
 func NewTaskExecutor(dir string, opts ...RunOption) (*TaskExecutor, error) {
 	var rc runConfig
 	for _, o := range opts {
 		o.applyRun(&rc)
 	}
-	explicitEnv := rc.exec.env
-	if rc.exec.logger == nil {
-		rc.exec.logger = NewConsoleLogger(os.Stderr)
-	}
-	return newTaskExecutor(dir, rc, explicitEnv)
+	return newTaskExecutor(dir, rc, rc.exec.env)
 }
 
 func newTaskExecutor(dir string, rc runConfig, explicitEnv *Env) (*TaskExecutor, error) {
+	if rc.exec.logger == nil {
+		rc.exec.logger = NewConsoleLogger(os.Stderr)
+	}
 	cfg, err := config.Load(dir)
 	if err != nil {
 		return nil, err
@@ -113,6 +118,16 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	entry := action
 	if len(t.cfg.Actions) > 0 {
 		ca, ok := t.cfg.Action(action)
+		if !ok {
+			// Execute passes the binary's name for the action: accept an
+			// entrypoint that config.yaml maps some action to.
+			for _, a := range t.cfg.Actions {
+				if a.Entrypoint == action {
+					ca, ok = a, true
+					break
+				}
+			}
+		}
 		if !ok {
 			return nil, notFound(action, t.cfg.ActionNames())
 		}

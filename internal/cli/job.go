@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -84,8 +85,19 @@ func runJobMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *
 func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string, stopOnInterrupt bool, startTimeout time.Duration, rayAddress string, verbose bool) error {
 	followCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var reason error
-	sigs := make(chan os.Signal, 1)
+	var (
+		mu     sync.Mutex
+		reason error // why following stopped early, set before cancel
+	)
+	stopWith := func(err error) {
+		mu.Lock()
+		if reason == nil {
+			reason = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
@@ -94,28 +106,34 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 		case <-followCtx.Done():
 			return
 		}
-		if stopOnInterrupt {
-			fmt.Fprintf(io.ErrOut, "\nInterrupted: stopping job %s\n", job.ID)
-			stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
-			defer stopCancel()
-			if err := job.Stop(stopCtx); err != nil {
-				fmt.Fprintln(io.ErrOut, "Error: stop job:", err)
-			}
-		} else {
+		stopWith(synapse.ErrInterrupted)
+		if !stopOnInterrupt {
 			addr := ""
 			if rayAddress != "" && rayAddress != "auto" {
 				addr = " --ray-address " + rayAddress
 			}
 			fmt.Fprintf(io.ErrOut, "\nStopped following job %s; it keeps running. Stop it with: synapse plugin job stop %s%s\n", job.ID, job.ID, addr)
+			return
 		}
-		reason = synapse.ErrInterrupted
-		cancel()
+		fmt.Fprintf(io.ErrOut, "\nInterrupted: stopping job %s (press Ctrl-C again to stop waiting)\n", job.ID)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
+			defer stopCancel()
+			if err := job.Stop(stopCtx); err != nil {
+				fmt.Fprintln(io.ErrOut, "Error: stop job:", err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-sigs:
+			fmt.Fprintf(io.ErrOut, "Stopped waiting; check the job with: synapse plugin job get %s\n", job.ID)
+			os.Exit(synapse.ExitInterrupted)
+		}
 	}()
 	if startTimeout > 0 {
-		go watchPending(followCtx, job, startTimeout, func(err error) {
-			reason = err
-			cancel()
-		})
+		go watchPending(followCtx, job, startTimeout, stopWith)
 	}
 	logger := synapse.NewConsoleLogger(io.ErrOut)
 	if verbose {
@@ -131,8 +149,17 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 		})
 	}
 	err := job.Follow(followCtx, logger)
-	if reason != nil {
-		return reason
+	mu.Lock()
+	why := reason
+	mu.Unlock()
+	if why != nil {
+		if errors.Is(why, synapse.ErrInterrupted) && stopOnInterrupt {
+			// Wait for the stop to finish before exiting.
+			stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
+			_, _ = job.Wait(stopCtx)
+			stopCancel()
+		}
+		return why
 	}
 	if err != nil {
 		return err

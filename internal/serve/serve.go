@@ -212,36 +212,55 @@ func sortedNames(m map[string]ray.ServeApplication) []string {
 // DeployTimeout bounds how long Deploy waits for an application to run.
 var DeployTimeout = 10 * time.Minute
 
+// missingGrace is how long an application may be absent from the Serve
+// config right after it was written before Deploy gives up on it.
+var missingGrace = 15 * time.Second
+
 func waitRunning(ctx context.Context, c *ray.Client, name string, status func(string)) (*App, error) {
 	ctx, cancel := context.WithTimeout(ctx, DeployTimeout)
 	defer cancel()
-	last := ""
+	start, last, failures := time.Now(), "", 0
 	for delay := 200 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
 		details, err := c.ServeApplications(ctx)
-		if err == nil {
-			if a, ok := details.Applications[name]; ok {
-				if a.Status != last {
-					status(strings.ToLower(a.Status))
-					last = a.Status
+		switch {
+		case err != nil:
+			var he *ray.HTTPError
+			if failures++; errors.As(err, &he) && he.Status < 500 || failures >= 5 {
+				return nil, fmt.Errorf("deploy %s: read the Serve status: %w", name, err)
+			}
+		default:
+			failures = 0
+			a, ok := details.Applications[name]
+			if !ok {
+				if time.Since(start) > missingGrace {
+					return nil, fmt.Errorf("deploy %s: the application is not in the Serve config any more; another deploy may have replaced the config at the same time: run again", name)
 				}
-				switch a.Status {
-				case ray.AppRunning:
-					return &App{Name: name, RoutePrefix: a.RoutePrefix, Status: a.Status}, nil
-				case ray.AppDeployFailed:
-					msg := a.Message
-					for dn, d := range a.Deployments {
-						if d.Message != "" {
-							msg += "\n" + dn + ": " + d.Message
-						}
+				break
+			}
+			if a.Status != last {
+				status(strings.ToLower(a.Status))
+				last = a.Status
+			}
+			switch a.Status {
+			case ray.AppRunning:
+				return &App{Name: name, RoutePrefix: a.RoutePrefix, Status: a.Status}, nil
+			case ray.AppDeployFailed:
+				msg := a.Message
+				for dn, d := range a.Deployments {
+					if d.Message != "" {
+						msg += "\n" + dn + ": " + d.Message
 					}
-					return nil, &DeployError{App: name, Status: a.Status, Message: msg}
 				}
+				return nil, &DeployError{App: name, Status: a.Status, Message: msg}
 			}
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("deploy %s: still %s after %v", name, last, DeployTimeout)
+				if last == "" {
+					last = "not started"
+				}
+				return nil, fmt.Errorf("deploy %s: still %s after %v", name, strings.ToLower(last), DeployTimeout)
 			}
 			return nil, ctx.Err()
 		case <-time.After(delay):

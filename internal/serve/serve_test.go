@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/ray"
 )
@@ -22,7 +23,8 @@ type fakeServe struct {
 	apps    map[string]ray.ServeApplication
 	puts    []map[string]any
 	failApp string
-	status  int // answer every request with this status when non-zero
+	forget  bool // drop every application from the config after a PUT (a concurrent writer)
+	status  int  // answer every request with this status when non-zero
 	t       *testing.T
 }
 
@@ -84,6 +86,9 @@ func (f *fakeServe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			next[name] = ray.ServeApplication{Name: name, Status: status, RoutePrefix: app["route_prefix"].(string), DeployedAppConfig: app}
 		}
 		f.apps = next
+		if f.forget {
+			f.apps = map[string]ray.ServeApplication{}
+		}
 	}
 }
 
@@ -287,5 +292,17 @@ func TestHostFiles(t *testing.T) {
 	files := HostFiles()
 	if len(files) != 2 || !strings.Contains(string(files["synapse_serve.py"]), "def build") {
 		t.Errorf("host files: %d, synapse_serve.py starts %.80q", len(files), files["synapse_serve.py"])
+	}
+}
+
+func TestDeployLostToAConcurrentWriter(t *testing.T) {
+	f, c := newFake(t)
+	f.forget = true
+	old := missingGrace
+	missingGrace = 300 * time.Millisecond
+	defer func() { missingGrace = old }()
+	_, _, err := Deploy(context.Background(), c, spec("x", "_ray_pkg_0000000000000000.zip"), nil)
+	if err == nil || !strings.Contains(err.Error(), "not in the Serve config any more; another deploy may have replaced the config") {
+		t.Errorf("error = %v", err)
 	}
 }
