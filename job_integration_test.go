@@ -15,6 +15,7 @@ import (
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
+	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/plugintest"
 )
 
@@ -107,6 +108,14 @@ func TestIntegrationJobSucceeds(t *testing.T) {
 		synapse.WithJobID(id), synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
 	if !again.Existing || again.ID != id {
 		t.Errorf("resubmit = %+v, want the existing job", again)
+	}
+	// The same ID with other params is refused, not mistaken for the old job.
+	_, err = synapse.RunPlugin(ctx, jobPlugin, "echo", map[string]any{"text": "other", "steps": 4},
+		synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t)), synapse.WithJobID(id),
+		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	var dup *ray.DuplicateJobError
+	if !errors.As(err, &dup) || !strings.Contains(err.Error(), id) {
+		t.Errorf("same ID, other params: %v", err)
 	}
 }
 
