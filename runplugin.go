@@ -319,10 +319,3 @@ func readWorker(r io.Reader, id string, logger Logger) workerOutcome {
 	}
 	return workerOutcome{err: &ExecutionError{Err: errWorkerGone}}
 }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
