@@ -358,6 +358,10 @@ func submitJob(ctx context.Context, path, action string, params any, rc runConfi
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
+	// Bad params fail here, before anything is built for or sent to the cluster.
+	if _, err := validateParams(ctx, cfg.Dir, "", entry, raw); err != nil {
+		return nil, err
+	}
 	client, err := ray.NewClient(rc.rayAddress)
 	if err != nil {
 		return nil, err

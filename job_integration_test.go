@@ -133,7 +133,6 @@ func TestIntegrationJobFailures(t *testing.T) {
 			var xe *synapse.ExecutionError
 			return errors.As(err, &xe) && xe.Panicked() && strings.Contains(xe.Stack, "main.go")
 		}, "panic: assignment to entry in nil map"},
-		{"echo", map[string]any{"steps": -1}, func(err error) bool { return errors.Is(err, synapse.ErrValidation) }, "steps: must be >= 0 (got -1)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
@@ -147,6 +146,21 @@ func TestIntegrationJobFailures(t *testing.T) {
 				t.Errorf("status = %s, want FAILED", info.Status)
 			}
 		})
+	}
+}
+
+func TestIntegrationJobInvalidParamsNotSubmitted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id := uniqueID(t, "invalid")
+	_, err := synapse.RunPlugin(ctx, jobPlugin, "echo", map[string]any{"steps": -1},
+		synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t)), synapse.WithJobID(id))
+	if !errors.Is(err, synapse.ErrValidation) || !strings.Contains(err.Error(), "steps: must be >= 0 (got -1)") {
+		t.Fatalf("error = %v, want the validation error", err)
+	}
+	job, _ := synapse.OpenJob(id, synapse.WithRayAddress(rayAddress(t)))
+	if _, err := job.Info(ctx); err == nil {
+		t.Error("a job was submitted with invalid params")
 	}
 }
 

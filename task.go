@@ -203,36 +203,43 @@ func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.
 	}
 }
 
-// validate checks params with the plugin binary built for this machine
-// (`BINARY validate ACTION`), so messages are exactly those of a run.
+// validate checks params before anything is deployed or sent.
 func (t *TaskExecutor) validate(ctx context.Context, entry string, raw json.RawMessage) error {
 	t.mu.Lock()
 	bin := t.hostBin
 	t.mu.Unlock()
+	bin, err := validateParams(ctx, t.cfg.Dir, bin, entry, raw)
+	t.mu.Lock()
+	t.hostBin = bin
+	t.mu.Unlock()
+	return err
+}
+
+// validateParams checks params with the plugin binary built for this
+// machine (`BINARY validate ACTION`, built now unless bin is given), so the
+// messages are exactly those of a run. It returns the binary for reuse.
+func validateParams(ctx context.Context, dir, bin, entry string, raw json.RawMessage) (string, error) {
 	if bin == "" {
-		res, err := build.Build(ctx, build.Options{Dir: t.cfg.Dir})
+		res, err := build.Build(ctx, build.Options{Dir: dir})
 		if err != nil {
-			return err
+			return "", err
 		}
 		bin = res.Binary
-		t.mu.Lock()
-		t.hostBin = bin
-		t.mu.Unlock()
 	}
 	cmd := exec.CommandContext(ctx, bin, "validate", entry)
-	cmd.Dir = t.cfg.Dir
+	cmd.Dir = dir
 	cmd.Stdin = bytes.NewReader(raw)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	if err == nil {
-		return nil
+		return bin, nil
 	}
 	var w protocol.Error
 	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &w); jerr == nil && w.Kind != "" {
-		return fromWireError(&w)
+		return bin, fromWireError(&w)
 	}
-	return fmt.Errorf("validate params with %s: %w\n%s", bin, err, errOut.String())
+	return bin, fmt.Errorf("validate params with %s: %w\n%s", bin, err, errOut.String())
 }
 
 // Deploy makes sure the plugin's worker application runs on the cluster:
