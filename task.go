@@ -55,14 +55,19 @@ type TaskExecutor struct {
 	client      *ray.Client
 	http        *http.Client
 
-	mu      sync.Mutex
-	hostBin string // the plugin built for this machine, for validation
-	app     *serve.App
-	proxy   string
+	mu       sync.Mutex
+	hostBin  string // the plugin built for this machine, for validation
+	app      *serve.App
+	proxy    string
+	deployed bool
+}
 
-	// Deployed is true once a call (or Deploy) had to create or update the
-	// worker application; false when an existing one was reused.
-	Deployed bool
+// Deployed reports whether this executor had to create or update the
+// worker application (false when it reused one already running).
+func (t *TaskExecutor) Deployed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.deployed
 }
 
 // NewTaskExecutor prepares task mode for the plugin in dir. Options: the
@@ -298,7 +303,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	t.app, t.proxy, t.Deployed = app, proxy, deployed
+	t.app, t.proxy, t.deployed = app, proxy, deployed
 	return deployed, nil
 }
 

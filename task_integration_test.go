@@ -110,7 +110,7 @@ func TestIntegrationTaskMode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	if !task.Deployed {
+	if !task.Deployed() {
 		t.Error("the first call did not deploy")
 	}
 	first := res.(map[string]any)
@@ -133,8 +133,8 @@ func TestIntegrationTaskMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Deployed || res.(map[string]any)["pid"] != first["pid"] {
-		t.Errorf("second executor: deployed=%v pid %v, want the worker %v reused", again.Deployed, res.(map[string]any)["pid"], first["pid"])
+	if again.Deployed() || res.(map[string]any)["pid"] != first["pid"] {
+		t.Errorf("second executor: deployed=%v pid %v, want the worker %v reused", again.Deployed(), res.(map[string]any)["pid"], first["pid"])
 	}
 	t.Logf("a call on a fresh executor with the worker deployed took %v", time.Since(start))
 

@@ -97,8 +97,8 @@ func newActionsCmd(io *IOStreams, g *globals) *cobra.Command {
 		Long:  "List the actions of the plugin in --path: those config.yaml declares and those its binary provides,\nreporting any mismatch.",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out != "text" && out != "json" {
-				return &runflags.UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", out)}
+			if err := runflags.CheckOutput(out); err != nil {
+				return err
 			}
 			cfg, rows, err := pluginActions(cmd.Context(), io, path, g.verbose)
 			if err != nil {

@@ -206,26 +206,19 @@ func watchPending(ctx context.Context, job *synapse.Job, timeout time.Duration, 
 }
 
 func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
-	var rayAddress, out string
 	cmd := &cobra.Command{
 		Use:   "job",
 		Short: "Inspect and control plugin jobs on a Ray cluster",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.PersistentFlags().StringVar(&rayAddress, "ray-address", "auto", "Ray dashboard address ($RAY_ADDRESS, else http://127.0.0.1:8265)")
-	cmd.PersistentFlags().StringVarP(&out, "output", "o", "text", "text or json")
-	checkOut := func() error {
-		if out != "text" && out != "json" {
-			return &runflags.UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", out)}
-		}
-		return nil
-	}
+	flags := addClusterFlags(cmd)
+	checkOut := flags.check
 	open := func(id string) (*synapse.Job, error) {
 		if err := checkOut(); err != nil {
 			return nil, err
 		}
-		return synapse.OpenJob(id, synapse.WithRayAddress(rayAddress))
+		return synapse.OpenJob(id, synapse.WithRayAddress(flags.rayAddress))
 	}
 	pretty := func() bool { return output.IsTerminal(io.Out) }
 
@@ -237,11 +230,11 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err := checkOut(); err != nil {
 				return err
 			}
-			jobs, err := synapse.ListJobs(cmd.Context(), synapse.WithRayAddress(rayAddress))
+			jobs, err := synapse.ListJobs(cmd.Context(), synapse.WithRayAddress(flags.rayAddress))
 			if err != nil {
 				return err
 			}
-			if out == "json" {
+			if flags.out == "json" {
 				if jobs == nil {
 					jobs = []synapse.JobInfo{}
 				}
@@ -268,7 +261,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
+			if flags.out == "json" {
 				return output.Result(io.Out, info, pretty())
 			}
 			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
@@ -301,7 +294,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
+			if flags.out == "json" {
 				return output.Result(io.Out, map[string]string{"logs": text}, pretty())
 			}
 			_, err = fmt.Fprint(io.Out, text)
@@ -322,7 +315,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return output.Result(io.Out, v, out == "text" && pretty())
+			return output.Result(io.Out, v, flags.out == "text" && pretty())
 		},
 	}
 	stop := &cobra.Command{
@@ -337,7 +330,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err := job.Stop(cmd.Context()); err != nil {
 				return err
 			}
-			return report(io, out, job.ID, "stopped")
+			return report(io, flags.out, job.ID, "stopped")
 		},
 	}
 	del := &cobra.Command{
@@ -352,7 +345,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err := job.Delete(cmd.Context()); err != nil {
 				return err
 			}
-			return report(io, out, job.ID, "deleted")
+			return report(io, flags.out, job.ID, "deleted")
 		},
 	}
 	cmd.AddCommand(list, get, logs, result, stop, del)

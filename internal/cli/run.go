@@ -13,6 +13,7 @@ import (
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/params"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 )
 
@@ -173,32 +174,5 @@ func promptMode(io *IOStreams) (string, error) {
 	return runflags.NormalizeMode(answer)
 }
 
-func suggest(name string, options []string) string {
-	best, bestD := "", 3
-	for _, o := range options {
-		if d := editDistance(name, o); d < bestD {
-			best, bestD = o, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
+// suggest returns the option closest to name, or "" when none is close.
+func suggest(name string, options []string) string { return params.Suggest(name, options) }

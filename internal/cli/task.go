@@ -52,7 +52,7 @@ func runTaskMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg 
 	}
 	if flags.Verbose {
 		state := "reused"
-		if t.Deployed {
+		if t.Deployed() {
 			state = "deployed"
 		}
 		fmt.Fprintf(io.ErrOut, "worker application: %s (%s)\n", t.App(), state)
@@ -61,20 +61,18 @@ func runTaskMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg 
 }
 
 func newTaskCmd(io *IOStreams) *cobra.Command {
-	var rayAddress, out string
 	cmd := &cobra.Command{
 		Use:   "task",
 		Short: "List and remove the plugin workers deployed for task mode",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.PersistentFlags().StringVar(&rayAddress, "ray-address", "auto", "Ray dashboard address ($RAY_ADDRESS, else http://127.0.0.1:8265)")
-	cmd.PersistentFlags().StringVarP(&out, "output", "o", "text", "text or json")
+	flags := addClusterFlags(cmd)
 	client := func() (*ray.Client, error) {
-		if out != "text" && out != "json" {
-			return nil, &runflags.UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", out)}
+		if err := flags.check(); err != nil {
+			return nil, err
 		}
-		return ray.NewClient(rayAddress)
+		return ray.NewClient(flags.rayAddress)
 	}
 	list := &cobra.Command{
 		Use:   "list [CODE]",
@@ -85,15 +83,11 @@ func newTaskCmd(io *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			code := ""
-			if len(args) == 1 {
-				code = args[0]
-			}
-			apps, err := serve.List(cmd.Context(), c, code)
+			apps, err := serve.List(cmd.Context(), c, optionalArg(args))
 			if err != nil {
 				return err
 			}
-			if out == "json" {
+			if flags.out == "json" {
 				if apps == nil {
 					apps = []serve.App{}
 				}
@@ -116,15 +110,11 @@ func newTaskCmd(io *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			code := ""
-			if len(args) == 1 {
-				code = args[0]
-			}
-			removed, err := serve.Down(cmd.Context(), c, code)
+			removed, err := serve.Down(cmd.Context(), c, optionalArg(args))
 			if err != nil {
 				return err
 			}
-			if out == "json" {
+			if flags.out == "json" {
 				if removed == nil {
 					removed = []string{}
 				}

@@ -134,15 +134,11 @@ func (f *Flags) Check(mode string) error {
 	if f.Changed("no-debug") {
 		f.Debug = false
 	}
-	switch f.Output {
-	case "text", "json":
-	default:
-		return &UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", f.Output)}
+	if err := CheckOutput(f.Output); err != nil {
+		return err
 	}
-	for _, kv := range f.Env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || strings.TrimSpace(k) == "" {
-			return &UsageError{Flag: "env", Message: fmt.Sprintf("want KEY=VALUE (got %q)", kv)}
-		}
+	if err := checkEnv(f.Env); err != nil {
+		return err
 	}
 	if f.GPUs < 0 {
 		return &UsageError{Flag: "gpus", Message: fmt.Sprintf("must be >= 0 (got %v)", f.GPUs)}
@@ -200,6 +196,34 @@ func (f *Flags) Check(mode string) error {
 	return nil
 }
 
+// CheckOutput validates an --output value.
+func CheckOutput(out string) error {
+	if out != "text" && out != "json" {
+		return &UsageError{Flag: "output", Message: fmt.Sprintf("must be text or json (got %q)", out)}
+	}
+	return nil
+}
+
+// checkEnv validates --env values.
+func checkEnv(env []string) error {
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || strings.TrimSpace(k) == "" {
+			return &UsageError{Flag: "env", Message: fmt.Sprintf("want KEY=VALUE (got %q)", kv)}
+		}
+	}
+	return nil
+}
+
+// envValues parses KEY=VALUE flags into a map (later flags win).
+func envValues(env []string) map[string]any {
+	out := map[string]any{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		out[strings.TrimSpace(k)] = v
+	}
+	return out
+}
+
 // MemoryBytes returns --memory in bytes (0 when not given), after Check.
 func (f *Flags) MemoryBytes() int64 { return f.memoryBytes }
 
@@ -227,14 +251,7 @@ func ParseBytes(s string) (int64, error) {
 }
 
 // EnvValues parses the --env flags into a map (later flags win).
-func (f *Flags) EnvValues() map[string]any {
-	out := map[string]any{}
-	for _, kv := range f.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		out[strings.TrimSpace(k)] = v
-	}
-	return out
-}
+func (f *Flags) EnvValues() map[string]any { return envValues(f.Env) }
 
 // ReadParams returns the params JSON named by --params: the text itself,
 // @file to read a file, or - to read stdin.
@@ -289,8 +306,10 @@ func (f *PipelineFlags) Register(fs *pflag.FlagSet) {
 
 // Check validates the flags after parsing.
 func (f *PipelineFlags) Check() error {
-	rf := Flags{Output: f.Output, Env: f.Env, StartTimeout: 1, Arch: "amd64", Replicas: 1, MaxOngoing: 1}
-	if err := rf.Check(ModeLocal); err != nil {
+	if err := CheckOutput(f.Output); err != nil {
+		return err
+	}
+	if err := checkEnv(f.Env); err != nil {
 		return err
 	}
 	if f.Resume != "" && f.Params != "{}" {
@@ -300,6 +319,4 @@ func (f *PipelineFlags) Check() error {
 }
 
 // EnvValues parses the --env flags into a map (later flags win).
-func (f *PipelineFlags) EnvValues() map[string]any {
-	return (&Flags{Env: f.Env}).EnvValues()
-}
+func (f *PipelineFlags) EnvValues() map[string]any { return envValues(f.Env) }
