@@ -23,6 +23,11 @@ type Action interface {
 	// Decode checks params the way a run would, without running the action.
 	// It returns nil or a *ValidationError.
 	Decode(params any) error
+	// ParamsType and ResultType are the action's P and R, for code that
+	// wires actions together (package pipeline checks that each action's
+	// params are provided by the ones before it).
+	ParamsType() reflect.Type
+	ResultType() reflect.Type
 
 	// invoke decodes params and calls the action. A *ValidationError comes
 	// back as verr (the action did not run); what the action returned or
@@ -76,9 +81,11 @@ type typedAction[P, R any] struct {
 	schema      func() json.RawMessage
 }
 
-func (a *typedAction[P, R]) Name() string            { return a.name }
-func (a *typedAction[P, R]) Description() string     { return a.description }
-func (a *typedAction[P, R]) Schema() json.RawMessage { return a.schema() }
+func (a *typedAction[P, R]) Name() string             { return a.name }
+func (a *typedAction[P, R]) ParamsType() reflect.Type { return reflect.TypeFor[P]() }
+func (a *typedAction[P, R]) ResultType() reflect.Type { return reflect.TypeFor[R]() }
+func (a *typedAction[P, R]) Description() string      { return a.description }
+func (a *typedAction[P, R]) Schema() json.RawMessage  { return a.schema() }
 
 func (a *typedAction[P, R]) Decode(params any) error {
 	_, err := a.decode(params)
@@ -106,7 +113,7 @@ func (a *typedAction[P, R]) decode(in any) (P, error) {
 		}
 		data = []byte("{}")
 	default:
-		b, err := paramsJSON(in)
+		b, err := params.JSON(in)
 		if err != nil {
 			return p, &ValidationError{Action: a.name, Fields: []FieldError{{Message: "params cannot be encoded as JSON: " + err.Error()}}}
 		}

@@ -74,6 +74,40 @@ func (c *Context) WithCategory(category string) *Context {
 	return &d
 }
 
+// WithContext returns a Context that reports like c (same run, logger,
+// category and state) but whose cancellation, deadline and values are
+// ctx's: a sub-task of an action can run under its own deadline
+// (context.WithTimeout(c, d)) and keep the reporting methods, like
+// (*http.Request).WithContext. It panics if ctx is nil.
+func (c *Context) WithContext(ctx context.Context) *Context {
+	if ctx == nil {
+		panic("synapse: Context.WithContext: nil context")
+	}
+	d := *c
+	d.Context = ctx
+	return &d
+}
+
+// Emit hands e to the run's logger as an event of this run: Action, JobID
+// and the run's identity are set from c, Time when it is zero, and
+// Category when it is empty. It is for code that reports on an action's
+// behalf with events the other methods do not build (the steps
+// orchestrator's weighted progress, say); prefer Log, LogMessage,
+// SetProgress and SetMetrics.
+func (c *Context) Emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = c.run.now()
+	}
+	if e.Category == "" {
+		e.Category = c.category
+	}
+	e.Action, e.JobID, e.run = c.run.action, c.run.jobID, c.run.id
+	c.run.logger.Handle(e)
+}
+
+// Now returns the run's clock reading (time.Now outside tests).
+func (c *Context) Now() time.Time { return c.run.now() }
+
 func (c *Context) event(t EventType, level Level) Event {
 	return Event{
 		Type:     t,

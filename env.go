@@ -133,6 +133,22 @@ func (e *Env) Map() map[string]any {
 	return out
 }
 
+// Strings returns the values as strings, the way environment variables
+// hold them: numbers in plain notation, booleans as true/false, nested
+// values as JSON. Keys set to null are left out.
+func (e *Env) Strings() map[string]string {
+	out := map[string]string{}
+	if e == nil {
+		return out
+	}
+	for k, v := range e.values {
+		if v != nil {
+			out[k] = scalarString(v)
+		}
+	}
+	return out
+}
+
 // Get returns the raw value of key. A key that is missing, or whose value
 // is null, reports false.
 func (e *Env) Get(key string) (any, bool) {

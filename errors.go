@@ -3,10 +3,8 @@ package synapse
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/synapse-sdk/synapse-go/internal/params"
 )
 
 // Sentinels for errors.Is. Every error the executors return for these
@@ -126,33 +124,10 @@ func (e *ActionNotFoundError) Error() string {
 // Is reports whether target is ErrActionNotFound.
 func (e *ActionNotFoundError) Is(target error) bool { return target == ErrActionNotFound }
 
-// notFound builds the error for an unknown action, with the closest
-// available name as a suggestion.
-func notFound(name string, available []string) *ActionNotFoundError {
-	return &ActionNotFoundError{Action: name, Available: slices.Clone(available), Suggestion: params.Suggest(name, available)}
-}
+// ErrInterrupted marks a run stopped by the user (Ctrl-C). A run cancelled
+// any other way is an ordinary failure.
+var ErrInterrupted = errors.New("interrupted")
 
-// FormatError returns the message the CLI prints for err: every failing
-// field of a validation error on its own line, the stack of a panic when
-// verbose (a hint to use -v otherwise).
-func FormatError(err error, verbose bool) string {
-	var (
-		ve *ValidationError
-		xe *ExecutionError
-	)
-	switch {
-	case errors.As(err, &ve):
-		var b strings.Builder
-		fmt.Fprintf(&b, "invalid params for action %q:", ve.Action)
-		for _, f := range ve.Fields {
-			b.WriteString("\n  " + f.String())
-		}
-		return b.String()
-	case errors.As(err, &xe) && xe.Panicked():
-		if verbose && xe.Stack != "" {
-			return err.Error() + "\n\n" + strings.TrimRight(xe.Stack, "\n")
-		}
-		return err.Error() + " (run with -v for the stack trace)"
-	}
-	return err.Error()
-}
+// ErrJobStopped matches the error of a job that was stopped before it
+// finished (Job.Result).
+var ErrJobStopped = errors.New("job stopped")

@@ -3,6 +3,7 @@ package synapse
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -124,6 +125,45 @@ func MultiLogger(loggers ...Logger) Logger {
 			l.Handle(e)
 		}
 	})
+}
+
+// NewRunLogger returns a Logger that passes events to l as the events of
+// one new run, so per-run state in l (progress throttling, live bars) stays
+// apart from other runs that share l. Executors that receive a run's
+// events from another process or machine wrap the caller's logger with it
+// once per run.
+func NewRunLogger(l Logger) Logger {
+	run := runIDs.Add(1)
+	return LoggerFunc(func(e Event) {
+		e.run = run
+		l.Handle(e)
+	})
+}
+
+// ThrottleProgress returns a Logger that passes events to l, thinning
+// progress the way the console does: an event reaches l when its
+// whole-number percent or its category changed since the last one shown,
+// and at 0% and 100%. Other events always pass. Use it in front of a
+// logger that sends events over a pipe or network, so a tight progress
+// loop does not flood it.
+func ThrottleProgress(l Logger) Logger { return &throttledLogger{inner: l} }
+
+type throttledLogger struct {
+	inner    Logger
+	mu       sync.Mutex
+	throttle progressThrottle
+}
+
+func (l *throttledLogger) Handle(e Event) {
+	if e.Type == EventProgress {
+		l.mu.Lock()
+		ok := l.throttle.allow(e, true)
+		l.mu.Unlock()
+		if !ok {
+			return
+		}
+	}
+	l.inner.Handle(e)
 }
 
 // DiscardLogger drops every event.

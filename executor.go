@@ -5,20 +5,82 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
+
+	"github.com/synapse-sdk/synapse-go/internal/params"
 )
 
-// Executor runs actions. params may be a map[string]any, a json.RawMessage,
-// a []byte or string of JSON, or a value of the action's params type.
+// Executor runs a plugin's actions by name: the contract every execution
+// mode implements (in-process ActionSet, plugin.Executor in a child process,
+// ray.JobExecutor, ray.TaskExecutor). params may be a map[string]any, a
+// json.RawMessage, a []byte or string of JSON, or a value of the action's
+// params type (in-process only).
 //
-// Errors are typed: *ValidationError when params are rejected (the action
-// did not run), *ExecutionError when the action failed, panicked or was
-// cancelled.
+// Run returns the action's result (decoded from JSON when it crossed a
+// process boundary: objects as map[string]any, numbers as float64) and
+// errors of the same types in every mode:
+//   - *ValidationError: params were rejected; the action did not run;
+//   - *ActionNotFoundError: no action of that name, with the available ones;
+//   - *ExecutionError: the action failed, panicked or was cancelled; errors.Is
+//     reaches context.Canceled or context.DeadlineExceeded for a cancelled run.
+//
+// Cancelling ctx cancels the run: in-process the action's Context is
+// cancelled; a child process or cluster worker is asked to cancel it.
+// Events (logs, progress, metrics) go to the Logger the executor was
+// created with.
 type Executor interface {
-	Execute(ctx context.Context, action Action, params any) (any, error)
+	Run(ctx context.Context, action string, params any) (any, error)
 }
 
-// Option configures an executor.
+// Submitter is an Executor whose runs can outlive the call that starts
+// them (job mode now, remote mode next). Submit validates params and starts
+// the run, returning its handle without waiting; Run is Submit, Follow and
+// Result in one.
+type Submitter interface {
+	Executor
+	Submit(ctx context.Context, action string, params any) (Job, error)
+}
+
+// Job is a run that outlives the call that started it.
+//
+// Cancelling the ctx of a method ends that call only; the job keeps
+// running unless Stop is called.
+type Job interface {
+	// ID is the job's identifier (Ray: the submission ID).
+	ID() string
+	// Status returns the job's current status.
+	Status(ctx context.Context) (JobStatus, error)
+	// Follow passes the job's events to logger until the job has ended and
+	// its output is drained, or ctx is done.
+	Follow(ctx context.Context, logger Logger) error
+	// Result waits for the job to end and returns the action's result, or
+	// its typed error; a stopped job's error matches ErrJobStopped.
+	Result(ctx context.Context) (any, error)
+	// Stop stops the job and waits until it has stopped.
+	Stop(ctx context.Context) error
+}
+
+// JobStatus is the state of a job. The values are Ray's job states, which
+// are also the Synapse backend's.
+type JobStatus string
+
+// Job states.
+const (
+	JobPending   JobStatus = "PENDING"
+	JobRunning   JobStatus = "RUNNING"
+	JobStopped   JobStatus = "STOPPED"
+	JobSucceeded JobStatus = "SUCCEEDED"
+	JobFailed    JobStatus = "FAILED"
+)
+
+// Terminal reports whether the job has ended.
+func (s JobStatus) Terminal() bool {
+	return s == JobStopped || s == JobSucceeded || s == JobFailed
+}
+
+// Option configures an executor: NewLocalExecutor, NewActionSet, RunPlugin
+// and the executors of every mode accept the same three.
 type Option func(*execConfig)
 
 type execConfig struct {
@@ -28,7 +90,8 @@ type execConfig struct {
 }
 
 // WithEnv sets the environment actions see through Context.Env. The default
-// is EnvFromOS(""), read when the executor is created.
+// is EnvFromOS(""), read when the executor is created. Executors that run
+// the action elsewhere layer it over config.yaml env.
 func WithEnv(env *Env) Option { return func(c *execConfig) { c.env = env } }
 
 // WithJobID sets the job identifier actions see through Context.JobID.
@@ -68,7 +131,8 @@ func NewLocalExecutor(opts ...Option) *LocalExecutor {
 var runIDs atomic.Uint64
 
 // Execute validates params, runs the action synchronously and returns its
-// result. Cancelling ctx cancels the action's Context.
+// result. Cancelling ctx cancels the action's Context. Errors:
+// *ValidationError, *ExecutionError.
 func (e *LocalExecutor) Execute(ctx context.Context, action Action, params any) (any, error) {
 	return execute(ctx, e.cfg, action, params)
 }
@@ -94,4 +158,62 @@ func execute(ctx context.Context, cfg execConfig, action Action, params any) (an
 		xe.Err = fmt.Errorf("%w: %w", cerr, xe.Err)
 	}
 	return nil, xe
+}
+
+// ActionSet is a plugin's actions in this process, run by name: the
+// in-process Executor. RunPlugin uses one for a code passed to Register,
+// and plugin.Main for the commands of a plugin binary. It is safe for
+// concurrent use.
+type ActionSet struct {
+	byName map[string]Action
+	names  []string
+	cfg    execConfig
+}
+
+var _ Executor = (*ActionSet)(nil)
+
+// NewActionSet returns the set of actions, run with opts. It fails if an
+// action is nil or two share a name.
+func NewActionSet(actions []Action, opts ...Option) (*ActionSet, error) {
+	s := &ActionSet{byName: make(map[string]Action, len(actions)), cfg: newExecConfig(opts)}
+	for _, a := range actions {
+		if a == nil {
+			return nil, fmt.Errorf("register actions: action %d is nil", len(s.names))
+		}
+		if _, dup := s.byName[a.Name()]; dup {
+			return nil, fmt.Errorf("register actions: two actions are named %q", a.Name())
+		}
+		s.byName[a.Name()] = a
+		s.names = append(s.names, a.Name())
+	}
+	return s, nil
+}
+
+// Names returns the names of the actions, in the order given.
+func (s *ActionSet) Names() []string { return slices.Clone(s.names) }
+
+// Lookup returns the action named name, or an *ActionNotFoundError that
+// lists the available names and suggests the closest one.
+func (s *ActionSet) Lookup(name string) (Action, error) {
+	if a, ok := s.byName[name]; ok {
+		return a, nil
+	}
+	return nil, NotFound(name, s.names)
+}
+
+// Run runs the action named action in the calling goroutine (see
+// Executor).
+func (s *ActionSet) Run(ctx context.Context, action string, params any) (any, error) {
+	a, err := s.Lookup(action)
+	if err != nil {
+		return nil, err
+	}
+	return execute(ctx, s.cfg, a, params)
+}
+
+// NotFound returns the error for a request for action name, which is not
+// among available: an *ActionNotFoundError suggesting the closest
+// available name, if one is close.
+func NotFound(name string, available []string) *ActionNotFoundError {
+	return &ActionNotFoundError{Action: name, Available: slices.Clone(available), Suggestion: params.Suggest(name, available)}
 }

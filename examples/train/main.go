@@ -5,6 +5,6 @@
 // or directly: go run ./examples/train plugin run train --params '{"epochs": 3}'
 package main
 
-import synapse "github.com/synapse-sdk/synapse-go"
+import "github.com/synapse-sdk/synapse-go/plugin"
 
-func main() { synapse.Main(Train, Evaluate) }
+func main() { plugin.Main(Train, Evaluate) }

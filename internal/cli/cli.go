@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
 )
 
@@ -44,14 +45,14 @@ type globals struct {
 }
 
 // Run runs the CLI with args and returns the exit code. Errors are printed
-// here, and mapped to exit codes by synapse.ExitCode: nowhere else.
+// here, and mapped to exit codes by exit.Code: nowhere else.
 func Run(args []string, io *IOStreams) int {
 	g := &globals{}
 	root := newRootCmd(io, g)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
-		return synapse.ExitOK
+		return exit.OK
 	}
 	var exec *execReplaced
 	if errors.As(err, &exec) {
@@ -65,12 +66,12 @@ func Run(args []string, io *IOStreams) int {
 		// The compiler's messages, as it printed them.
 		fmt.Fprintf(io.ErrOut, "Error: build plugin %s failed:\n%s\n", buildErr.Dir, strings.TrimRight(buildErr.Output, "\n"))
 	default:
-		fmt.Fprintln(io.ErrOut, "Error:", synapse.FormatError(err, g.verbose))
+		fmt.Fprintln(io.ErrOut, "Error:", exit.Message(err, g.verbose))
 		if isUsage(err) {
 			fmt.Fprintf(io.ErrOut, "Run '%s --help' for usage.\n", commandPath(root, args))
 		}
 	}
-	return synapse.ExitCode(err)
+	return exit.Code(err)
 }
 
 // execReplaced carries the exit code of a command that ran a child in the
@@ -84,7 +85,7 @@ type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
-func (e *usageError) ExitCode() int { return synapse.ExitUsage }
+func (e *usageError) ExitCode() int { return exit.Usage }
 
 func isUsage(err error) bool {
 	var u *usageError

@@ -33,7 +33,7 @@ func binaryActions(ctx context.Context, io *IOStreams, cfg *config.Config, verbo
 	}
 	var infos []protocol.ActionInfo
 	if err := json.Unmarshal(stdout.Bytes(), &infos); err != nil {
-		return nil, fmt.Errorf("list actions of %s: unexpected output (is its main synapse.Main?): %w", bin, err)
+		return nil, fmt.Errorf("list actions of %s: unexpected output (is its main plugin.Main?): %w", bin, err)
 	}
 	return infos, nil
 }
@@ -158,7 +158,7 @@ func newSchemaCmd(io *IOStreams, g *globals) *cobra.Command {
 				}
 				names = append(names, r.Name)
 			}
-			return &synapse.ActionNotFoundError{Action: args[0], Available: names, Suggestion: suggest(args[0], names)}
+			return synapse.NotFound(args[0], names)
 		},
 	}
 	cmd.Flags().StringVar(&path, "path", ".", "plugin directory or config.yaml path")

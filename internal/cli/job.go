@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,74 +14,24 @@ import (
 
 	"github.com/spf13/cobra"
 	synapse "github.com/synapse-sdk/synapse-go"
-	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
-	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/ray"
 )
 
-// explicitEnv is --env-file layered under --env.
-func explicitEnv(flags *runflags.Flags) (*synapse.Env, error) {
-	env := synapse.NewEnv(nil)
-	if flags.EnvFile != "" {
-		fileEnv, err := synapse.EnvFromFile(flags.EnvFile)
-		if err != nil {
-			return nil, &runflags.UsageError{Flag: "env-file", Message: err.Error()}
-		}
-		env = fileEnv
-	}
-	return synapse.MergeEnv(env, synapse.NewEnv(flags.EnvValues())), nil
-}
-
-// runJobMode submits the action as a Ray job and follows it to the end.
-func runJobMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string) error {
-	env, err := explicitEnv(flags)
-	if err != nil {
-		return err
-	}
-	params, err := runflags.ReadParams(flags.Params, io.In)
-	if err != nil {
-		return err
-	}
-	stop := func() {}
-	if io.IsTerminal() {
-		stop = spin(io.ErrOut, "Building and uploading plugin "+cfg.Code)
-	}
-	res, err := synapse.RunPlugin(ctx, cfg.Path, action, json.RawMessage(params),
-		synapse.WithMode(synapse.ModeJob), synapse.WithEnv(env), synapse.WithJobID(flags.JobID),
-		synapse.WithRayAddress(flags.RayAddress), synapse.WithArch(flags.Arch),
-		synapse.WithResources(synapse.Resources{CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes()}))
-	stop()
-	if err != nil {
-		return err
-	}
-	job := res.(*synapse.Job)
-	if job.Existing {
-		fmt.Fprintf(io.ErrOut, "Job %s was already submitted with the same entrypoint; following it.\n", job.ID)
-	} else {
-		fmt.Fprintf(io.ErrOut, "Job submitted: %s\n", job.ID)
-	}
-	fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", job.DashboardURL)
-	if flags.Verbose {
-		t := job.Timings
-		fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v, upload %v (reused %v), submit %v\n",
-			t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
-	}
-	if flags.NoWait {
-		fmt.Fprintln(io.Out, job.ID)
-		return nil
-	}
-	submitted := time.Now()
-	err = followJob(ctx, io, job, flags.Output, flags.StopOnInterrupt, flags.StartTimeout, flags.RayAddress, flags.Verbose)
-	if flags.Verbose && err == nil {
-		fmt.Fprintf(io.ErrOut, "timings: submitted to result %v\n", time.Since(submitted).Round(time.Millisecond))
-	}
-	return err
+// followOptions are the flags that shape following a job.
+type followOptions struct {
+	out             string        // -o: text or json
+	stopOnInterrupt bool          // Ctrl-C stops the job too
+	startTimeout    time.Duration // stop a job PENDING longer (Ray jobs)
+	rayAddress      string        // for the hints printed on Ctrl-C
+	verbose         bool
 }
 
 // followJob renders the job's events until it ends, then prints its result.
 // Ctrl-C stops following (or stops the job with stopOnInterrupt); a job
 // PENDING longer than startTimeout is stopped and reported.
-func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string, stopOnInterrupt bool, startTimeout time.Duration, rayAddress string, verbose bool) error {
+func followJob(ctx context.Context, io *IOStreams, job synapse.Job, o followOptions) error {
 	followCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -107,15 +56,15 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 			return
 		}
 		stopWith(synapse.ErrInterrupted)
-		if !stopOnInterrupt {
+		if !o.stopOnInterrupt {
 			addr := ""
-			if rayAddress != "" && rayAddress != "auto" {
-				addr = " --ray-address " + rayAddress
+			if o.rayAddress != "" && o.rayAddress != "auto" {
+				addr = " --ray-address " + o.rayAddress
 			}
-			fmt.Fprintf(io.ErrOut, "\nStopped following job %s; it keeps running. Stop it with: synapse plugin job stop %s%s\n", job.ID, job.ID, addr)
+			fmt.Fprintf(io.ErrOut, "\nStopped following job %s; it keeps running. Stop it with: synapse plugin job stop %s%s\n", job.ID(), job.ID(), addr)
 			return
 		}
-		fmt.Fprintf(io.ErrOut, "\nInterrupted: stopping job %s (press Ctrl-C again to stop waiting)\n", job.ID)
+		fmt.Fprintf(io.ErrOut, "\nInterrupted: stopping job %s (press Ctrl-C again to stop waiting)\n", job.ID())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -128,15 +77,15 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 		select {
 		case <-done:
 		case <-sigs:
-			fmt.Fprintf(io.ErrOut, "Stopped waiting; check the job with: synapse plugin job get %s\n", job.ID)
-			os.Exit(synapse.ExitInterrupted)
+			fmt.Fprintf(io.ErrOut, "Stopped waiting; check the job with: synapse plugin job get %s\n", job.ID())
+			os.Exit(exit.Interrupted)
 		}
 	}()
-	if startTimeout > 0 {
-		go watchPending(followCtx, job, startTimeout, stopWith)
+	if rj, ok := job.(*ray.Job); ok && o.startTimeout > 0 {
+		go watchPending(followCtx, rj, o.startTimeout, stopWith)
 	}
 	logger := synapse.NewConsoleLogger(io.ErrOut)
-	if verbose {
+	if o.verbose {
 		// Note when the plugin's first event arrives: the job is running.
 		start, first := time.Now(), false
 		console := logger
@@ -153,10 +102,10 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 	why := reason
 	mu.Unlock()
 	if why != nil {
-		if errors.Is(why, synapse.ErrInterrupted) && stopOnInterrupt {
+		if errors.Is(why, synapse.ErrInterrupted) && o.stopOnInterrupt {
 			// Wait for the stop to finish before exiting.
 			stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
-			_, _ = job.Wait(stopCtx)
+			waitEnded(stopCtx, job)
 			stopCancel()
 		}
 		return why
@@ -168,11 +117,27 @@ func followJob(ctx context.Context, io *IOStreams, job *synapse.Job, out string,
 	if err != nil {
 		return err
 	}
-	return output.Result(io.Out, result, out == "text" && output.IsTerminal(io.Out))
+	return output.Result(io.Out, result, o.out == "text" && output.IsTerminal(io.Out))
+}
+
+// waitEnded polls the job until it has ended or ctx is done.
+func waitEnded(ctx context.Context, job synapse.Job) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st, err := job.Status(ctx); err == nil && st.Terminal() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // watchPending stops a job that stays PENDING for longer than timeout.
-func watchPending(ctx context.Context, job *synapse.Job, timeout time.Duration, fail func(error)) {
+func watchPending(ctx context.Context, job *ray.Job, timeout time.Duration, fail func(error)) {
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -197,9 +162,9 @@ func watchPending(ctx context.Context, job *synapse.Job, timeout time.Duration, 
 			cancel()
 			what := "a stop was requested; Ray may keep a job that waits for resources PENDING until its own start timeout (RAY_JOB_START_TIMEOUT_SECONDS, default 15m) fails it"
 			if err != nil || !stopped {
-				what = fmt.Sprintf("Ray did not accept the stop request (%v); stop it with: synapse plugin job stop %s", err, job.ID)
+				what = fmt.Sprintf("Ray did not accept the stop request (%v); stop it with: synapse plugin job stop %s", err, job.ID())
 			}
-			fail(fmt.Errorf("job %s was still PENDING after %v (--start-timeout): %s\n%s", job.ID, timeout, info.Message, what))
+			fail(fmt.Errorf("job %s was still PENDING after %v (--start-timeout): %s\n%s", job.ID(), timeout, info.Message, what))
 			return
 		}
 	}
@@ -214,11 +179,11 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 	}
 	flags := addClusterFlags(cmd)
 	checkOut := flags.check
-	open := func(id string) (*synapse.Job, error) {
+	open := func(id string) (*ray.Job, error) {
 		if err := checkOut(); err != nil {
 			return nil, err
 		}
-		return synapse.OpenJob(id, synapse.WithRayAddress(flags.rayAddress))
+		return ray.OpenJob(flags.rayAddress, id)
 	}
 	pretty := func() bool { return output.IsTerminal(io.Out) }
 
@@ -230,13 +195,13 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err := checkOut(); err != nil {
 				return err
 			}
-			jobs, err := synapse.ListJobs(cmd.Context(), synapse.WithRayAddress(flags.rayAddress))
+			jobs, err := ray.ListJobs(cmd.Context(), flags.rayAddress)
 			if err != nil {
 				return err
 			}
 			if flags.out == "json" {
 				if jobs == nil {
-					jobs = []synapse.JobInfo{}
+					jobs = []ray.JobInfo{}
 				}
 				return output.Result(io.Out, jobs, pretty())
 			}
@@ -330,7 +295,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err := job.Stop(cmd.Context()); err != nil {
 				return err
 			}
-			return report(io, flags.out, job.ID, "stopped")
+			return report(io, flags.out, job.ID(), "stopped")
 		},
 	}
 	del := &cobra.Command{
@@ -345,7 +310,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			if err := job.Delete(cmd.Context()); err != nil {
 				return err
 			}
-			return report(io, flags.out, job.ID, "deleted")
+			return report(io, flags.out, job.ID(), "deleted")
 		},
 	}
 	cmd.AddCommand(list, get, logs, result, stop, del)
@@ -353,7 +318,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 }
 
 // followJobLogs renders a job's events until it ends.
-func followJobLogs(ctx context.Context, io *IOStreams, job *synapse.Job) error {
+func followJobLogs(ctx context.Context, io *IOStreams, job *ray.Job) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	err := job.Follow(ctx, synapse.NewConsoleLogger(io.ErrOut))

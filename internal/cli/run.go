@@ -13,8 +13,8 @@ import (
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/config"
-	"github.com/synapse-sdk/synapse-go/internal/params"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/plugin"
 )
 
 func newRunCmd(io *IOStreams, g *globals) *cobra.Command {
@@ -65,21 +65,24 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	if err != nil {
 		return err
 	}
-	if len(cfg.Actions) > 0 {
-		if _, ok := cfg.Action(action); !ok {
-			return &synapse.ActionNotFoundError{Action: action, Available: cfg.ActionNames(), Suggestion: suggest(action, cfg.ActionNames())}
-		}
+	if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
+		return synapse.NotFound(action, cfg.ActionNames())
 	}
-	switch mode {
-	case runflags.ModeLocal:
-	case runflags.ModeJob:
-		return runJobMode(ctx, io, flags, cfg, action)
-	case runflags.ModeTask:
-		return runTaskMode(ctx, io, flags, cfg, action)
-	default:
-		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local, task or job", mode)}
+	if mode == runflags.ModeLocal {
+		return execLocal(ctx, io, flags, cfg, action)
 	}
+	ex, err := newExecutor(io, flags, mode, plugin.FromConfig(cfg))
+	if err != nil {
+		return err
+	}
+	return runWith(ctx, io, flags, ex, action)
+}
 
+// execLocal runs the action in local mode: it builds the plugin binary and
+// execs it (`BINARY plugin run ACTION …`), so the action's process owns
+// Ctrl-C, the terminal and the exit code.
+func execLocal(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string) error {
+	var err error
 	var dlv string
 	if flags.Dlv {
 		if dlv, err = exec.LookPath("dlv"); err != nil {
@@ -173,6 +176,3 @@ func promptMode(io *IOStreams) (string, error) {
 	}
 	return runflags.NormalizeMode(answer)
 }
-
-// suggest returns the option closest to name, or "" when none is close.
-func suggest(name string, options []string) string { return params.Suggest(name, options) }

@@ -1,64 +1,13 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	synapse "github.com/synapse-sdk/synapse-go"
-	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/output"
-	"github.com/synapse-sdk/synapse-go/internal/ray"
-	"github.com/synapse-sdk/synapse-go/internal/runflags"
-	"github.com/synapse-sdk/synapse-go/internal/serve"
+	"github.com/synapse-sdk/synapse-go/ray"
 )
-
-// runTaskMode runs the action on the plugin's worker in Ray Serve,
-// deploying it first if needed.
-func runTaskMode(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string) error {
-	env, err := explicitEnv(flags)
-	if err != nil {
-		return err
-	}
-	params, err := runflags.ReadParams(flags.Params, io.In)
-	if err != nil {
-		return err
-	}
-	status := func(s string) { fmt.Fprintf(io.ErrOut, "Task mode: %s\n", s) }
-	if !flags.Verbose && !io.IsTerminal() {
-		status = func(string) {}
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	t, err := synapse.NewTaskExecutor(cfg.Path,
-		synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(synapse.NewConsoleLogger(io.ErrOut)),
-		synapse.WithRayAddress(flags.RayAddress), synapse.WithArch(flags.Arch), synapse.WithServeAddress(flags.ServeAddress),
-		synapse.WithReplicas(flags.Replicas), synapse.WithMaxOngoingRequests(flags.MaxOngoing), synapse.WithDeployStatus(status),
-		synapse.WithResources(synapse.Resources{CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes()}))
-	if err != nil {
-		return err
-	}
-	result, err := t.Run(ctx, action, json.RawMessage(params))
-	if ctx.Err() != nil {
-		return synapse.ErrInterrupted
-	}
-	if err != nil {
-		return err
-	}
-	if flags.Verbose {
-		state := "reused"
-		if t.Deployed() {
-			state = "deployed"
-		}
-		fmt.Fprintf(io.ErrOut, "worker application: %s (%s)\n", t.App(), state)
-	}
-	return output.Result(io.Out, result, flags.Output == "text" && output.IsTerminal(io.Out))
-}
 
 func newTaskCmd(io *IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
@@ -68,28 +17,22 @@ func newTaskCmd(io *IOStreams) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	flags := addClusterFlags(cmd)
-	client := func() (*ray.Client, error) {
-		if err := flags.check(); err != nil {
-			return nil, err
-		}
-		return ray.NewClient(flags.rayAddress)
-	}
+
 	list := &cobra.Command{
 		Use:   "list [CODE]",
 		Short: "List the worker applications this SDK deployed (of one plugin with CODE)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
+			if err := flags.check(); err != nil {
 				return err
 			}
-			apps, err := serve.List(cmd.Context(), c, optionalArg(args))
+			apps, err := ray.ListTasks(cmd.Context(), flags.rayAddress, optionalArg(args))
 			if err != nil {
 				return err
 			}
 			if flags.out == "json" {
 				if apps == nil {
-					apps = []serve.App{}
+					apps = []ray.TaskApp{}
 				}
 				return output.Result(io.Out, apps, output.IsTerminal(io.Out))
 			}
@@ -106,11 +49,10 @@ func newTaskCmd(io *IOStreams) *cobra.Command {
 		Short: "Remove the worker applications of plugin CODE (all of this SDK's without CODE); others are kept",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client()
-			if err != nil {
+			if err := flags.check(); err != nil {
 				return err
 			}
-			removed, err := serve.Down(cmd.Context(), c, optionalArg(args))
+			removed, err := ray.DownTasks(cmd.Context(), flags.rayAddress, optionalArg(args))
 			if err != nil {
 				return err
 			}

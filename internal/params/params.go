@@ -630,3 +630,21 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// JSON returns params as JSON: the JSON forms ([]byte, json.RawMessage,
+// string) as they are, nil as nil, anything else encoded with
+// encoding/json. It is how every executor turns its params argument into
+// the JSON a plugin binary receives.
+func JSON(v any) (json.RawMessage, error) {
+	switch p := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		return p, nil
+	case []byte:
+		return p, nil
+	case string:
+		return json.RawMessage(p), nil
+	}
+	return json.Marshal(v)
+}

@@ -19,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	synapse "github.com/synapse-sdk/synapse-go"
+
 	"github.com/coder/websocket"
 )
 
@@ -506,7 +508,7 @@ func TestJobDecodingAndJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	three := 3
-	want := Job{Type: "SUBMISSION", SubmissionID: "j1", Status: StatusFailed, Entrypoint: "exit 3",
+	want := Job{Type: "SUBMISSION", SubmissionID: "j1", Status: synapse.JobFailed, Entrypoint: "exit 3",
 		Message: "Job entrypoint command failed with exit code 3", StartTime: 1767225600000, EndTime: 1767225612000,
 		Metadata: map[string]string{"sdk": "go"}, RuntimeEnv: map[string]any{"env_vars": map[string]any{"A": "1"}},
 		DriverExitCode: &three, DriverAgentHTTPAddress: "http://10.0.0.5:52365", DriverNodeID: "8c1d"}
@@ -520,7 +522,7 @@ func TestJobDecodingAndJobs(t *testing.T) {
 }
 
 func TestTerminal(t *testing.T) {
-	for s, want := range map[JobStatus]bool{StatusPending: false, StatusRunning: false, StatusStopped: true, StatusSucceeded: true, StatusFailed: true, "": false} {
+	for s, want := range map[synapse.JobStatus]bool{synapse.JobPending: false, synapse.JobRunning: false, synapse.JobStopped: true, synapse.JobSucceeded: true, synapse.JobFailed: true, "": false} {
 		if s.Terminal() != want {
 			t.Errorf("%q.Terminal() = %v", s, !want)
 		}
@@ -531,11 +533,11 @@ func TestTerminal(t *testing.T) {
 // are recorded.
 type statusServer struct {
 	mu      sync.Mutex
-	status  JobStatus
+	status  synapse.JobStatus
 	gets    int
 	stops   int
 	fail503 int // answer the next n GETs with 503
-	onGet   func(n int) JobStatus
+	onGet   func(n int) synapse.JobStatus
 }
 
 func (s *statusServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -569,21 +571,21 @@ func (s *statusServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestStopAndWait(t *testing.T) {
 	t.Run("stops", func(t *testing.T) {
-		s := &statusServer{status: StatusRunning, onGet: func(n int) JobStatus {
+		s := &statusServer{status: synapse.JobRunning, onGet: func(n int) synapse.JobStatus {
 			if n >= 3 {
-				return StatusStopped
+				return synapse.JobStopped
 			}
-			return StatusRunning
+			return synapse.JobRunning
 		}}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
 		job, err := newTestClient(t, srv.URL).StopAndWait(testCtx(t), "j1", 10*time.Second)
-		if err != nil || job.Status != StatusStopped || s.stops != 1 {
+		if err != nil || job.Status != synapse.JobStopped || s.stops != 1 {
 			t.Fatalf("StopAndWait = %+v, %v (stops %d)", job, err, s.stops)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
-		s := &statusServer{status: StatusRunning}
+		s := &statusServer{status: synapse.JobRunning}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
 		start := time.Now()
@@ -596,7 +598,7 @@ func TestStopAndWait(t *testing.T) {
 		}
 	})
 	t.Run("already terminal", func(t *testing.T) {
-		s := &statusServer{status: StatusSucceeded}
+		s := &statusServer{status: synapse.JobSucceeded}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
 		c := newTestClient(t, srv.URL)
@@ -605,18 +607,18 @@ func TestStopAndWait(t *testing.T) {
 			t.Fatalf("Stop = %v, %v", stopped, err)
 		}
 		job, err := c.StopAndWait(testCtx(t), "j1", time.Second)
-		if err != nil || job.Status != StatusSucceeded {
+		if err != nil || job.Status != synapse.JobSucceeded {
 			t.Fatalf("StopAndWait = %+v, %v", job, err)
 		}
 	})
 }
 
 func TestWaitAndDelete(t *testing.T) {
-	s := &statusServer{status: StatusRunning, fail503: 2, onGet: func(n int) JobStatus {
+	s := &statusServer{status: synapse.JobRunning, fail503: 2, onGet: func(n int) synapse.JobStatus {
 		if n >= 6 {
-			return StatusFailed
+			return synapse.JobFailed
 		}
-		return StatusRunning
+		return synapse.JobRunning
 	}}
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -626,7 +628,7 @@ func TestWaitAndDelete(t *testing.T) {
 		t.Fatalf("Delete of running job: %v", err)
 	}
 	job, err := c.Wait(ctx, "j1")
-	if err != nil || job.Status != StatusFailed {
+	if err != nil || job.Status != synapse.JobFailed {
 		t.Fatalf("Wait = %+v, %v", job, err)
 	}
 	if err := c.Delete(ctx, "j1"); err != nil {
@@ -643,7 +645,7 @@ func TestWaitAndDelete(t *testing.T) {
 
 	// Cancellation.
 	s.mu.Lock()
-	s.fail503, s.onGet, s.status = 0, nil, StatusPending
+	s.fail503, s.onGet, s.status = 0, nil, synapse.JobPending
 	s.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
@@ -741,10 +743,10 @@ func split(s string, sizes ...int) []string {
 
 // tailStep is what the fake dashboard does on one tail connection.
 type tailStep struct {
-	status JobStatus // status set before sending
+	status synapse.JobStatus // status set before sending
 	frames []string
-	after  JobStatus // status set before closing ("" keeps it)
-	close  string    // "normal" or "drop"
+	after  synapse.JobStatus // status set before closing ("" keeps it)
+	close  string            // "normal" or "drop"
 }
 
 // tailServer is a fake dashboard for one job "j1" whose tail connections
@@ -753,11 +755,11 @@ type tailServer struct {
 	t      *testing.T
 	steps  []tailStep
 	mu     sync.Mutex
-	status JobStatus
+	status synapse.JobStatus
 	conns  int
 }
 
-func (s *tailServer) setStatus(st JobStatus) {
+func (s *tailServer) setStatus(st synapse.JobStatus) {
 	if st != "" {
 		s.mu.Lock()
 		s.status = st
@@ -828,23 +830,23 @@ func TestTail(t *testing.T) {
 		{
 			name: "normal close of a finished job",
 			steps: []tailStep{
-				{status: StatusRunning, frames: split(log, 4096, 60000, 7), after: StatusSucceeded, close: "normal"},
+				{status: synapse.JobRunning, frames: split(log, 4096, 60000, 7), after: synapse.JobSucceeded, close: "normal"},
 			},
 			wantConns: 1,
 		},
 		{
 			name: "drop while running, restart at byte 0, then succeed",
 			steps: []tailStep{
-				{status: StatusRunning, frames: split(log[:p40], 1000, 40000, 3), close: "drop"},
-				{status: StatusRunning, frames: split(log, 7000, 50001, 13), after: StatusSucceeded, close: "normal"},
+				{status: synapse.JobRunning, frames: split(log[:p40], 1000, 40000, 3), close: "drop"},
+				{status: synapse.JobRunning, frames: split(log, 7000, 50001, 13), after: synapse.JobSucceeded, close: "normal"},
 			},
 			wantConns: 2,
 		},
 		{
 			name: "drop while running, then drop after success: drain once",
 			steps: []tailStep{
-				{status: StatusRunning, frames: split(log[:p40], 33000), close: "drop"},
-				{status: StatusRunning, frames: split(log[:p80], 2500, 45000), after: StatusSucceeded, close: "drop"},
+				{status: synapse.JobRunning, frames: split(log[:p40], 33000), close: "drop"},
+				{status: synapse.JobRunning, frames: split(log[:p80], 2500, 45000), after: synapse.JobSucceeded, close: "drop"},
 				{frames: split(log, 100000), close: "drop"},
 			},
 			wantConns: 3,
@@ -852,16 +854,16 @@ func TestTail(t *testing.T) {
 		{
 			name: "normal close while running: reconnect",
 			steps: []tailStep{
-				{status: StatusRunning, frames: split(log[:p40], 9000), close: "normal"},
-				{status: StatusRunning, frames: split(log[:p40], 500), close: "normal"}, // nothing new
-				{status: StatusRunning, frames: split(log, 65536), after: StatusSucceeded, close: "normal"},
+				{status: synapse.JobRunning, frames: split(log[:p40], 9000), close: "normal"},
+				{status: synapse.JobRunning, frames: split(log[:p40], 500), close: "normal"}, // nothing new
+				{status: synapse.JobRunning, frames: split(log, 65536), after: synapse.JobSucceeded, close: "normal"},
 			},
 			wantConns: 3,
 		},
 		{
 			name: "job finished before the tail: empty stream",
 			steps: []tailStep{
-				{status: StatusFailed, close: "normal"},
+				{status: synapse.JobFailed, close: "normal"},
 			},
 			wantConns: 1,
 		},
@@ -907,7 +909,7 @@ func TestTail(t *testing.T) {
 
 func TestTailCallbackErrorAndCancel(t *testing.T) {
 	s := &tailServer{t: t, steps: []tailStep{
-		{status: StatusRunning, frames: []string{"a\n", "b\n", "c\n"}, close: "normal"},
+		{status: synapse.JobRunning, frames: []string{"a\n", "b\n", "c\n"}, close: "normal"},
 	}}
 	srv := httptest.NewServer(s)
 	defer srv.Close()

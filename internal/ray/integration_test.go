@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
 )
 
 // integrationClient returns a client of the test cluster, or skips.
@@ -110,7 +112,7 @@ func checkNumberedLines(t *testing.T, log string, n int) {
 }
 
 // waitStatus polls the job until cond holds.
-func waitStatus(t *testing.T, ctx context.Context, c *Client, id string, cond func(JobStatus) bool) *Job {
+func waitStatus(t *testing.T, ctx context.Context, c *Client, id string, cond func(synapse.JobStatus) bool) *Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
@@ -155,7 +157,7 @@ func TestIntegrationSubmitTailDuplicate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Status != StatusSucceeded || job.Type != "SUBMISSION" || job.SubmissionID != id || job.Entrypoint != entrypoint ||
+	if job.Status != synapse.JobSucceeded || job.Type != "SUBMISSION" || job.SubmissionID != id || job.Entrypoint != entrypoint ||
 		job.Metadata["test"] != "lines" || job.DriverExitCode == nil || *job.DriverExitCode != 0 || job.StartTime == 0 || job.EndTime < job.StartTime {
 		t.Errorf("Job = %+v", job)
 	}
@@ -209,7 +211,7 @@ func TestIntegrationFailingJobAndDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Status != StatusFailed || job.DriverExitCode == nil || *job.DriverExitCode != 3 || job.Message == "" {
+	if job.Status != synapse.JobFailed || job.DriverExitCode == nil || *job.DriverExitCode != 3 || job.Message == "" {
 		t.Fatalf("Job = %+v", job)
 	}
 	t.Logf("failed job: message %q, error_type %q", job.Message, job.ErrorType)
@@ -234,7 +236,7 @@ func TestIntegrationStopAndWait(t *testing.T) {
 	ctx := itCtx(t)
 	id := uniqueID("sleep")
 	submit(t, ctx, c, SubmitRequest{Entrypoint: "sleep 600", SubmissionID: id})
-	waitStatus(t, ctx, c, id, func(s JobStatus) bool { return s == StatusRunning })
+	waitStatus(t, ctx, c, id, func(s synapse.JobStatus) bool { return s == synapse.JobRunning })
 
 	// A running job cannot be deleted; the server's reason is shown.
 	err := c.Delete(ctx, id)
@@ -250,7 +252,7 @@ func TestIntegrationStopAndWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if job.Status != StatusStopped {
+	if job.Status != synapse.JobStopped {
 		t.Fatalf("Job = %+v", job)
 	}
 	t.Logf("stopped in %v: message %q, exit code %v", time.Since(start), job.Message, job.DriverExitCode)
@@ -298,7 +300,7 @@ func TestIntegrationPackage(t *testing.T) {
 		t.Fatalf("log lacks %q:\n%s", content, log)
 	}
 	job, err := c.Job(ctx, id)
-	if err != nil || job.Status != StatusSucceeded || job.RuntimeEnv["working_dir"] != "gcs://"+name {
+	if err != nil || job.Status != synapse.JobSucceeded || job.RuntimeEnv["working_dir"] != "gcs://"+name {
 		t.Fatalf("Job = %+v, %v", job, err)
 	}
 }
@@ -455,7 +457,7 @@ func TestIntegrationTailReconnect(t *testing.T) {
 	}
 	t.Logf("tail connections through the proxy: %d; log %d bytes", proxy.tailConns.Load(), len(log))
 	job, err := direct.Job(ctx, id)
-	if err != nil || job.Status != StatusSucceeded {
+	if err != nil || job.Status != synapse.JobSucceeded {
 		t.Fatalf("Job = %+v, %v", job, err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
 )
 
 // Version is the answer of GET /api/version.
@@ -122,32 +124,6 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*SubmitResult, 
 	}
 }
 
-// JobStatus is the status of a job.
-type JobStatus string
-
-// Job statuses. STOPPED, SUCCEEDED and FAILED are terminal.
-const (
-	// StatusPending: not started yet (waiting for resources or runtime_env setup).
-	StatusPending JobStatus = "PENDING"
-	// StatusRunning: the entrypoint is running.
-	StatusRunning JobStatus = "RUNNING"
-	// StatusStopped: stopped by a user.
-	StatusStopped JobStatus = "STOPPED"
-	// StatusSucceeded: the entrypoint exited with code 0.
-	StatusSucceeded JobStatus = "SUCCEEDED"
-	// StatusFailed: anything else.
-	StatusFailed JobStatus = "FAILED"
-)
-
-// Terminal reports whether the status is final: STOPPED, SUCCEEDED or FAILED.
-func (s JobStatus) Terminal() bool {
-	switch s {
-	case StatusStopped, StatusSucceeded, StatusFailed:
-		return true
-	}
-	return false
-}
-
 // Job is the dashboard's JobDetails. Unknown fields are ignored and JSON
 // nulls decode to zero values.
 type Job struct {
@@ -159,7 +135,7 @@ type Job struct {
 	// SubmissionID is the id the job was submitted with.
 	SubmissionID string `json:"submission_id"`
 	// Status is the job's status.
-	Status JobStatus `json:"status"`
+	Status synapse.JobStatus `json:"status"`
 	// Entrypoint is the job's shell command.
 	Entrypoint string `json:"entrypoint"`
 	// Message explains the status, for example why a job failed.
@@ -251,7 +227,7 @@ func (c *Client) StopAndWait(ctx context.Context, id string, timeout time.Durati
 	defer cancel()
 	job, err := c.poll(wctx, id)
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		status := JobStatus("in an unknown state")
+		status := synapse.JobStatus("in an unknown state")
 		if job != nil {
 			status = job.Status
 		}

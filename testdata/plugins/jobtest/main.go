@@ -7,6 +7,7 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/plugin"
 )
 
 type echoParams struct {
@@ -57,4 +58,4 @@ var sleep = synapse.NewAction("sleep", func(ctx *synapse.Context, p sleepParams)
 	}
 })
 
-func main() { synapse.Main(echo, fail, crash, sleep) }
+func main() { plugin.Main(echo, fail, crash, sleep) }

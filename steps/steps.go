@@ -1,9 +1,10 @@
-package synapse
+package steps
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	synapse "github.com/synapse-sdk/synapse-go"
 	"maps"
 	"math"
 	"runtime/debug"
@@ -14,10 +15,10 @@ import (
 )
 
 // Step is one stage of an action run by an Orchestrator: "download",
-// "convert", "train". Embed BaseStep to get the optional methods (CanSkip
-// and Rollback), or build a step from functions with NewStep.
+// "convert", "train". Embed Base to get the optional methods (CanSkip
+// and Rollback), or build a step from functions with New.
 type Step interface {
-	// Name identifies the step in a StepRegistry and is the category its
+	// Name identifies the step in a Registry and is the category its
 	// logs and progress are reported under.
 	Name() string
 	// ProgressWeight is the step's share of the work, relative to the other
@@ -25,40 +26,40 @@ type Step interface {
 	ProgressWeight() float64
 	// Execute does the step's work. A result with Success false, or with a
 	// non-nil Err, fails the run.
-	Execute(ctx *StepContext) StepResult
+	Execute(ctx *Context) Result
 	// CanSkip reports whether the step has nothing to do; a skipped step is
 	// recorded as skipped and neither executed nor rolled back.
-	CanSkip(ctx *StepContext) bool
+	CanSkip(ctx *Context) bool
 	// Rollback undoes what Execute did, after this step or a later one
 	// failed. result is what Execute returned (for a step that panicked,
 	// a failed result holding the panic).
-	Rollback(ctx *StepContext, result StepResult) error
+	Rollback(ctx *Context, result Result) error
 }
 
-// BaseStep provides the optional methods of Step: CanSkip returns false
+// Base provides the optional methods of Step: CanSkip returns false
 // and Rollback does nothing. Embed it and define Name, ProgressWeight and
 // Execute.
-type BaseStep struct{}
+type Base struct{}
 
 // CanSkip returns false: the step always runs.
-func (BaseStep) CanSkip(*StepContext) bool { return false }
+func (Base) CanSkip(*Context) bool { return false }
 
 // Rollback does nothing and returns nil.
-func (BaseStep) Rollback(*StepContext, StepResult) error { return nil }
+func (Base) Rollback(*Context, Result) error { return nil }
 
-// StepResult is the outcome of a step.
-type StepResult struct {
+// Result is the outcome of a step.
+type Result struct {
 	// Step is the name of the step; the orchestrator sets it.
 	Step string
-	// Success reports that the step did its work. The zero StepResult is a
-	// failure: return StepSucceeded(data) or set Success.
+	// Success reports that the step did its work. The zero Result is a
+	// failure: return Succeeded(data) or set Success.
 	Success bool
 	// Skipped reports that the step had nothing to do. The orchestrator sets
 	// it, with Success, when CanSkip returns true; a result of Execute with
 	// Skipped set and no Err counts as a success.
 	Skipped bool
-	// Data is what the step produced, for later steps (StepContext.Result)
-	// and for the caller (StepsSummary.Results).
+	// Data is what the step produced, for later steps (Context.Result)
+	// and for the caller (Summary.Results).
 	Data map[string]any
 	// Err is why the step failed. A non-nil Err fails the step even when
 	// Success is true.
@@ -68,27 +69,27 @@ type StepResult struct {
 	RollbackData map[string]any
 }
 
-// StepSucceeded returns a successful StepResult carrying data.
-func StepSucceeded(data map[string]any) StepResult {
-	return StepResult{Success: true, Data: data}
+// Succeeded returns a successful Result carrying data.
+func Succeeded(data map[string]any) Result {
+	return Result{Success: true, Data: data}
 }
 
-// StepFailed returns a failed StepResult carrying err.
-func StepFailed(err error) StepResult {
-	return StepResult{Err: err}
+// Failed returns a failed Result carrying err.
+func Failed(err error) Result {
+	return Result{Err: err}
 }
 
 // failed reports whether r stops the run.
-func (r StepResult) failed() bool { return r.Err != nil || (!r.Success && !r.Skipped) }
+func (r Result) failed() bool { return r.Err != nil || (!r.Success && !r.Skipped) }
 
-// StepContext is what a step receives. Its embedded *Context reports under
+// Context is what a step receives. Its embedded *synapse.Context reports under
 // the current step's name as category (so ctx.SetProgress(i, n) and
 // ctx.Log(...) inside a step are attributed to it) and shares the action's
 // run, cancellation and environment.
-type StepContext struct {
-	*Context
+type Context struct {
+	*synapse.Context
 	// Results are the results of the steps run or skipped so far, in order.
-	Results []StepResult
+	Results []Result
 	// Errors are the errors of failed rollbacks, in the order they happened.
 	Errors []error
 	// CurrentStep is the name of the step being executed, skip-checked or
@@ -98,38 +99,38 @@ type StepContext struct {
 
 // Result returns the last result of the step named name, and whether that
 // step has run or been skipped.
-func (c *StepContext) Result(name string) (StepResult, bool) {
+func (c *Context) Result(name string) (Result, bool) {
 	for i := len(c.Results) - 1; i >= 0; i-- {
 		if c.Results[i].Step == name {
 			return c.Results[i], true
 		}
 	}
-	return StepResult{}, false
+	return Result{}, false
 }
 
-// ErrStepNotFound matches the error of StepRegistry.InsertBefore and
+// ErrNotFound matches the error of Registry.InsertBefore and
 // InsertAfter for a name no registered step has.
-var ErrStepNotFound = errors.New("step not found")
+var ErrNotFound = errors.New("step not found")
 
-// ErrStepFailed matches a *StepError: a step of an Orchestrator run failed.
-var ErrStepFailed = errors.New("step failed")
+// ErrFailed matches a *Error: a step of an Orchestrator run failed.
+var ErrFailed = errors.New("step failed")
 
-// StepRegistry is an ordered list of steps. Steps are matched by name;
+// Registry is an ordered list of steps. Steps are matched by name;
 // several steps may share a name. It is safe for concurrent use.
-type StepRegistry struct {
+type Registry struct {
 	mu    sync.Mutex
 	steps []Step
 }
 
-// NewStepRegistry returns an empty registry.
-func NewStepRegistry() *StepRegistry { return &StepRegistry{} }
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{} }
 
 // Register appends steps, in order. It panics if a step is nil: that is a
 // bug in the program, best found when it starts.
-func (r *StepRegistry) Register(steps ...Step) {
+func (r *Registry) Register(steps ...Step) {
 	for _, s := range steps {
 		if s == nil {
-			panic("synapse: StepRegistry.Register: step is nil")
+			panic("synapse: Registry.Register: step is nil")
 		}
 	}
 	r.mu.Lock()
@@ -138,25 +139,25 @@ func (r *StepRegistry) Register(steps ...Step) {
 }
 
 // Unregister removes every step named name. An unknown name is ignored.
-func (r *StepRegistry) Unregister(name string) {
+func (r *Registry) Unregister(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.steps = slices.DeleteFunc(r.steps, func(s Step) bool { return s.Name() == name })
 }
 
 // InsertBefore inserts s before the first step named name. An unknown name
-// is an error matching ErrStepNotFound, and s is not inserted.
-func (r *StepRegistry) InsertBefore(name string, s Step) error {
+// is an error matching ErrNotFound, and s is not inserted.
+func (r *Registry) InsertBefore(name string, s Step) error {
 	return r.insert(name, s, 0)
 }
 
 // InsertAfter inserts s after the first step named name. An unknown name is
-// an error matching ErrStepNotFound, and s is not inserted.
-func (r *StepRegistry) InsertAfter(name string, s Step) error {
+// an error matching ErrNotFound, and s is not inserted.
+func (r *Registry) InsertAfter(name string, s Step) error {
 	return r.insert(name, s, 1)
 }
 
-func (r *StepRegistry) insert(name string, s Step, offset int) error {
+func (r *Registry) insert(name string, s Step, offset int) error {
 	if s == nil {
 		return fmt.Errorf("insert step next to %q: step is nil", name)
 	}
@@ -172,14 +173,14 @@ func (r *StepRegistry) insert(name string, s Step, offset int) error {
 		if len(names) > 0 {
 			list = "steps: " + strings.Join(names, ", ")
 		}
-		return fmt.Errorf("insert step %q next to %q: %w (%s)", s.Name(), name, ErrStepNotFound, list)
+		return fmt.Errorf("insert step %q next to %q: %w (%s)", s.Name(), name, ErrNotFound, list)
 	}
 	r.steps = slices.Insert(r.steps, i+offset, s)
 	return nil
 }
 
 // Steps returns the registered steps, in order (a copy).
-func (r *StepRegistry) Steps() []Step {
+func (r *Registry) Steps() []Step {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.steps)
@@ -187,7 +188,7 @@ func (r *StepRegistry) Steps() []Step {
 
 // TotalWeight returns the sum of the steps' progress weights (weights that
 // are not > 0, or not finite, count as 0).
-func (r *StepRegistry) TotalWeight() float64 {
+func (r *Registry) TotalWeight() float64 {
 	return totalWeight(r.Steps())
 }
 
@@ -207,8 +208,8 @@ func weightOf(s Step) float64 {
 	return w
 }
 
-// StepsSummary is the outcome of an Orchestrator run.
-type StepsSummary struct {
+// Summary is the outcome of an Orchestrator run.
+type Summary struct {
 	// Success reports that every step succeeded or was skipped.
 	Success bool
 	// StepsExecuted counts the steps whose Execute ran, the failed one
@@ -217,17 +218,17 @@ type StepsSummary struct {
 	// StepsTotal is the number of steps in the registry.
 	StepsTotal int
 	// Results holds the result of every step run or skipped, in order.
-	Results []StepResult
+	Results []Result
 }
 
-// StepError is the error of an Orchestrator run whose step failed,
+// Error is the error of an Orchestrator run whose step failed,
 // panicked or was not started because the run was cancelled. errors.Is
 // reaches the step's own error (and context.Canceled for a cancelled run)
-// and ErrStepFailed.
-type StepError struct {
+// and ErrFailed.
+type Error struct {
 	// Step is the name of the failing step.
 	Step string
-	// Err is the step's error: its StepResult.Err, a *PanicError, or the
+	// Err is the step's error: its Result.Err, a *synapse.PanicError, or the
 	// context's error.
 	Err error
 	// RollbackErrors are the errors of the rollbacks that failed. They never
@@ -238,7 +239,7 @@ type StepError struct {
 	Stack string
 }
 
-func (e *StepError) Error() string {
+func (e *Error) Error() string {
 	msg := fmt.Sprintf("step %q failed: %v", e.Step, e.Err)
 	if n := len(e.RollbackErrors); n > 0 {
 		parts := make([]string, n)
@@ -254,38 +255,38 @@ func (e *StepError) Error() string {
 	return msg
 }
 
-// Is reports whether target is ErrStepFailed.
-func (e *StepError) Is(target error) bool { return target == ErrStepFailed }
+// Is reports whether target is ErrFailed.
+func (e *Error) Is(target error) bool { return target == ErrFailed }
 
 // Unwrap returns the step's error.
-func (e *StepError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // errNoSuccess is the Err of a step that returned Success false without an error.
 var errNoSuccess = errors.New("the step returned Success false without an Err")
 
-// Orchestrator runs the steps of a StepRegistry in order, inside an action.
+// Orchestrator runs the steps of a Registry in order, inside an action.
 type Orchestrator struct {
-	reg *StepRegistry
+	reg *Registry
 }
 
 // NewOrchestrator returns an orchestrator for the steps of reg. The steps
 // are read when Run starts, so steps registered later are run too.
-func NewOrchestrator(reg *StepRegistry) *Orchestrator { return &Orchestrator{reg: reg} }
+func NewOrchestrator(reg *Registry) *Orchestrator { return &Orchestrator{reg: reg} }
 
-// Run executes the steps in order with ctx, the action's Context:
+// Run executes the steps in order with ctx, the action's synapse.Context:
 //
 //   - A step whose CanSkip returns true is recorded as skipped
-//     (StepResult{Skipped: true, Success: true}) and not executed.
+//     (Result{Skipped: true, Success: true}) and not executed.
 //   - A step that fails (Success false or a non-nil Err) or panics stops
 //     the run. Every step executed so far, the failed one included, is then
 //     rolled back in reverse order. Rollback is best effort: a rollback that
 //     fails or panics is recorded and the others still run. Rollbacks run
-//     with a Context that is not cancelled, so they can clean up after a
+//     with a synapse.Context that is not cancelled, so they can clean up after a
 //     cancelled run.
 //   - A step is not started once ctx is cancelled: the run stops as if it
 //     had failed with ctx.Err().
 //
-// A failure returns a *StepError naming the step, with the rollback
+// A failure returns a *Error naming the step, with the rollback
 // errors; the summary is returned too, with Success false.
 //
 // Progress: after each step that succeeds or is skipped, when the total
@@ -293,15 +294,15 @@ func NewOrchestrator(reg *StepRegistry) *Orchestrator { return &Orchestrator{reg
 // current = int(completed weight / total weight * 100), total = 100, so the
 // last step reports 100. The ETA is estimated from the time since Run
 // started and the completed weight.
-func (o *Orchestrator) Run(ctx *Context) (StepsSummary, error) {
+func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 	if ctx == nil {
-		return StepsSummary{}, errors.New("run steps: context is nil")
+		return Summary{}, errors.New("run steps: context is nil")
 	}
 	steps := o.reg.Steps()
-	sum := StepsSummary{StepsTotal: len(steps)}
+	sum := Summary{StepsTotal: len(steps)}
 	total := totalWeight(steps)
-	sc := &StepContext{Context: ctx}
-	start := ctx.run.now()
+	sc := &Context{Context: ctx}
+	start := ctx.Now()
 	var done float64
 	var executed []int // indexes of the steps whose Execute ran
 
@@ -312,15 +313,15 @@ func (o *Orchestrator) Run(ctx *Context) (StepsSummary, error) {
 		sc.CurrentStep = name
 		sc.Context = ctx.WithCategory(name)
 		if err := ctx.Err(); err != nil {
-			return rollback(ctx, sc, steps, executed, sum, &StepError{Step: name, Err: err})
+			return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: err})
 		}
 		skip, stack, perr := callSkip(s, sc)
 		if perr != nil {
-			sc.Results = append(sc.Results, StepResult{Step: name, Err: perr})
-			return rollback(ctx, sc, steps, executed, sum, &StepError{Step: name, Err: perr, Stack: stack})
+			sc.Results = append(sc.Results, Result{Step: name, Err: perr})
+			return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: perr, Stack: stack})
 		}
 		if skip {
-			sc.Results = append(sc.Results, StepResult{Step: name, Success: true, Skipped: true})
+			sc.Results = append(sc.Results, Result{Step: name, Success: true, Skipped: true})
 		} else {
 			res, stack := callExecute(s, sc)
 			res.Step = name
@@ -331,12 +332,12 @@ func (o *Orchestrator) Run(ctx *Context) (StepsSummary, error) {
 			executed = append(executed, len(sc.Results)-1)
 			sum.StepsExecuted++
 			if res.failed() {
-				return rollback(ctx, sc, steps, executed, sum, &StepError{Step: name, Err: res.Err, Stack: stack})
+				return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: res.Err, Stack: stack})
 			}
 		}
 		done += weightOf(s)
 		if total > 0 {
-			reportStepProgress(ctx, name, done, total, ctx.run.now().Sub(start))
+			reportStepProgress(ctx, name, done, total, ctx.Now().Sub(start))
 		}
 	}
 	sc.CurrentStep = ""
@@ -350,9 +351,8 @@ func (o *Orchestrator) Run(ctx *Context) (StepsSummary, error) {
 // sc.Results) in reverse order and returns the summary and error of a
 // failed run. Skipped steps, and a step whose CanSkip panicked, did not
 // execute and are not rolled back.
-func rollback(ctx *Context, sc *StepContext, steps []Step, executed []int, sum StepsSummary, serr *StepError) (StepsSummary, error) {
-	uncancelled := *ctx
-	uncancelled.Context = context.WithoutCancel(ctx.Context)
+func rollback(ctx *synapse.Context, sc *Context, steps []Step, executed []int, sum Summary, serr *Error) (Summary, error) {
+	uncancelled := ctx.WithContext(context.WithoutCancel(ctx))
 	for _, i := range slices.Backward(executed) {
 		res := sc.Results[i]
 		sc.CurrentStep = res.Step
@@ -373,7 +373,7 @@ func rollback(ctx *Context, sc *StepContext, steps []Step, executed []int, sum S
 // reportStepProgress emits the orchestrator's progress event. It does not
 // go through SetProgress, whose ETA is per category: the share is overall,
 // so the ETA is estimated from the whole run.
-func reportStepProgress(ctx *Context, category string, done, total float64, elapsed time.Duration) {
+func reportStepProgress(ctx *synapse.Context, category string, done, total float64, elapsed time.Duration) {
 	current := min(max(int(done/total*100), 0), 100)
 	eta := time.Duration(-1)
 	if done > 0 {
@@ -387,46 +387,45 @@ func reportStepProgress(ctx *Context, category string, done, total float64, elap
 
 // emitProgress sends a progress event with a computed ETA; 0 <= current <=
 // total and total > 0 are the caller's to guarantee.
-func emitProgress(ctx *Context, category string, current, total int, eta time.Duration) {
-	e := ctx.event(EventProgress, LevelInfo)
-	e.Category = category
+func emitProgress(ctx *synapse.Context, category string, current, total int, eta time.Duration) {
+	e := synapse.Event{Type: synapse.EventProgress, Level: synapse.LevelInfo, Category: category}
 	e.Current, e.Total = current, total
 	e.Percent = math.Round(float64(current)/float64(total)*10000) / 100
 	e.ETA = eta
-	ctx.run.logger.Handle(e)
+	ctx.Emit(e)
 }
 
-func callSkip(s Step, sc *StepContext) (skip bool, stack string, err error) {
+func callSkip(s Step, sc *Context) (skip bool, stack string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			skip, stack, err = false, string(debug.Stack()), &PanicError{Value: v}
+			skip, stack, err = false, string(debug.Stack()), &synapse.PanicError{Value: v}
 		}
 	}()
 	return s.CanSkip(sc), "", nil
 }
 
-func callExecute(s Step, sc *StepContext) (res StepResult, stack string) {
+func callExecute(s Step, sc *Context) (res Result, stack string) {
 	defer func() {
 		if v := recover(); v != nil {
-			res, stack = StepResult{Err: &PanicError{Value: v}}, string(debug.Stack())
+			res, stack = Result{Err: &synapse.PanicError{Value: v}}, string(debug.Stack())
 		}
 	}()
 	return s.Execute(sc), ""
 }
 
-func callRollback(s Step, sc *StepContext, res StepResult) (err error) {
+func callRollback(s Step, sc *Context, res Result) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &PanicError{Value: v}
+			err = &synapse.PanicError{Value: v}
 		}
 	}()
 	return s.Rollback(sc, res)
 }
 
-// NewStep returns a step named name with progress weight weight that runs
+// New returns a step named name with progress weight weight that runs
 // execute (a nil execute succeeds without data). Options add a skip check
 // and a rollback.
-func NewStep(name string, weight float64, execute func(ctx *StepContext) StepResult, opts ...StepOption) Step {
+func New(name string, weight float64, execute func(ctx *Context) Result, opts ...Option) Step {
 	s := &funcStep{name: name, weight: weight, execute: execute}
 	for _, o := range opts {
 		o(s)
@@ -434,49 +433,49 @@ func NewStep(name string, weight float64, execute func(ctx *StepContext) StepRes
 	return s
 }
 
-// StepOption configures a step created by NewStep.
-type StepOption func(*funcStep)
+// Option configures a step created by New.
+type Option func(*funcStep)
 
 // WithSkipCheck makes the step skipped whenever canSkip returns true.
-func WithSkipCheck(canSkip func(ctx *StepContext) bool) StepOption {
+func WithSkipCheck(canSkip func(ctx *Context) bool) Option {
 	return func(s *funcStep) { s.canSkip = canSkip }
 }
 
 // WithRollback makes the step undo its work with rollback.
-func WithRollback(rollback func(ctx *StepContext, result StepResult) error) StepOption {
+func WithRollback(rollback func(ctx *Context, result Result) error) Option {
 	return func(s *funcStep) { s.rollback = rollback }
 }
 
 type funcStep struct {
 	name     string
 	weight   float64
-	execute  func(*StepContext) StepResult
-	canSkip  func(*StepContext) bool
-	rollback func(*StepContext, StepResult) error
+	execute  func(*Context) Result
+	canSkip  func(*Context) bool
+	rollback func(*Context, Result) error
 }
 
 func (s *funcStep) Name() string            { return s.name }
 func (s *funcStep) ProgressWeight() float64 { return s.weight }
 
-func (s *funcStep) Execute(ctx *StepContext) StepResult {
+func (s *funcStep) Execute(ctx *Context) Result {
 	if s.execute == nil {
-		return StepSucceeded(nil)
+		return Succeeded(nil)
 	}
 	return s.execute(ctx)
 }
 
-func (s *funcStep) CanSkip(ctx *StepContext) bool {
+func (s *funcStep) CanSkip(ctx *Context) bool {
 	return s.canSkip != nil && s.canSkip(ctx)
 }
 
-func (s *funcStep) Rollback(ctx *StepContext, result StepResult) error {
+func (s *funcStep) Rollback(ctx *Context, result Result) error {
 	if s.rollback == nil {
 		return nil
 	}
 	return s.rollback(ctx, result)
 }
 
-// LoggingStep wraps s so that it logs, under its category:
+// Logging wraps s so that it logs, under its category:
 //
 //   - step_start {"step"} before Execute;
 //   - step_end {"step", "elapsed" (seconds, 3 decimals), "success",
@@ -486,27 +485,27 @@ func (s *funcStep) Rollback(ctx *StepContext, result StepResult) error {
 // The wrapper keeps the name of s (unlike the Python SDK's "logged_"
 // prefix), so registry lookups and progress categories do not change when
 // a step is wrapped.
-func LoggingStep(s Step) Step { return &loggingStep{wrapped{s}} }
+func Logging(s Step) Step { return &loggingStep{wrapped{s}} }
 
-// TimingStep wraps s so that its result's Data gets "duration_seconds":
+// Timing wraps s so that its result's Data gets "duration_seconds":
 // how long Execute took, in seconds with 6 decimals. Data is copied, not
 // changed in place. The wrapper keeps the name of s.
-func TimingStep(s Step) Step { return &timingStep{wrapped{s}} }
+func Timing(s Step) Step { return &timingStep{wrapped{s}} }
 
 // wrapped forwards the Step methods a wrapper does not override.
 type wrapped struct{ s Step }
 
-func (w wrapped) Name() string                                  { return w.s.Name() }
-func (w wrapped) ProgressWeight() float64                       { return w.s.ProgressWeight() }
-func (w wrapped) CanSkip(ctx *StepContext) bool                 { return w.s.CanSkip(ctx) }
-func (w wrapped) Rollback(ctx *StepContext, r StepResult) error { return w.s.Rollback(ctx, r) }
+func (w wrapped) Name() string                          { return w.s.Name() }
+func (w wrapped) ProgressWeight() float64               { return w.s.ProgressWeight() }
+func (w wrapped) CanSkip(ctx *Context) bool             { return w.s.CanSkip(ctx) }
+func (w wrapped) Rollback(ctx *Context, r Result) error { return w.s.Rollback(ctx, r) }
 
 // Unwrap returns the wrapped step.
 func (w wrapped) Unwrap() Step { return w.s }
 
 type loggingStep struct{ wrapped }
 
-func (l *loggingStep) Execute(ctx *StepContext) (res StepResult) {
+func (l *loggingStep) Execute(ctx *Context) (res Result) {
 	name := l.s.Name()
 	ctx.Log("step_start", map[string]any{"step": name})
 	start := time.Now()
@@ -527,14 +526,14 @@ func (l *loggingStep) Execute(ctx *StepContext) (res StepResult) {
 	return res
 }
 
-func (l *loggingStep) Rollback(ctx *StepContext, r StepResult) error {
+func (l *loggingStep) Rollback(ctx *Context, r Result) error {
 	ctx.Log("step_rollback", map[string]any{"step": l.s.Name()})
 	return l.s.Rollback(ctx, r)
 }
 
 type timingStep struct{ wrapped }
 
-func (t *timingStep) Execute(ctx *StepContext) StepResult {
+func (t *timingStep) Execute(ctx *Context) Result {
 	start := time.Now()
 	res := t.s.Execute(ctx)
 	data := maps.Clone(res.Data)

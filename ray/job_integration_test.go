@@ -1,6 +1,6 @@
 //go:build integration
 
-package synapse_test
+package ray_test
 
 import (
 	"context"
@@ -14,9 +14,12 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
-	"github.com/synapse-sdk/synapse-go/internal/ray"
+	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/plugin"
 	"github.com/synapse-sdk/synapse-go/plugintest"
+	"github.com/synapse-sdk/synapse-go/ray"
 )
 
 // rayAddress returns the dashboard of the real Ray head the integration
@@ -33,20 +36,32 @@ func rayAddress(t *testing.T) string {
 	return addr
 }
 
-const jobPlugin = "testdata/plugins/jobtest"
+const jobPlugin = "../testdata/plugins/jobtest"
 
 func uniqueID(t *testing.T, what string) string {
 	return fmt.Sprintf("synapse-test-%s-%d", what, time.Now().UnixNano())
 }
 
-func submit(t *testing.T, ctx context.Context, action string, params any, opts ...synapse.RunOption) *synapse.Job {
+// jobOptions are the job-mode options of the test cluster.
+func jobOptions(t *testing.T) ray.JobOptions {
+	return ray.JobOptions{Cluster: ray.Cluster{Address: rayAddress(t)}}
+}
+
+func submit(t *testing.T, ctx context.Context, action string, params any, opts ...synapse.Option) *ray.Job {
 	t.Helper()
-	opts = append([]synapse.RunOption{synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t))}, opts...)
-	res, err := synapse.RunPlugin(ctx, jobPlugin, action, params, opts...)
+	p, err := plugin.Load(jobPlugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ray.NewJobExecutor(p, jobOptions(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := e.SubmitJob(ctx, action, params)
 	if err != nil {
 		t.Fatalf("submit %s: %v", action, err)
 	}
-	return res.(*synapse.Job)
+	return job
 }
 
 func TestIntegrationJobSucceeds(t *testing.T) {
@@ -57,7 +72,7 @@ func TestIntegrationJobSucceeds(t *testing.T) {
 	id := uniqueID(t, "echo")
 	job := submit(t, ctx, "echo", map[string]any{"text": "hi", "steps": 4},
 		synapse.WithJobID(id), synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
-	if job.ID != id || job.Existing || !strings.Contains(job.DashboardURL, id) {
+	if job.ID() != id || job.Existing || !strings.Contains(job.DashboardURL, id) {
 		t.Errorf("job = %+v", job)
 	}
 	rec := plugintest.NewRecorder()
@@ -106,14 +121,14 @@ func TestIntegrationJobSucceeds(t *testing.T) {
 	// Resubmitting with the same ID is the same job, not a second one.
 	again := submit(t, ctx, "echo", map[string]any{"text": "hi", "steps": 4},
 		synapse.WithJobID(id), synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
-	if !again.Existing || again.ID != id {
+	if !again.Existing || again.ID() != id {
 		t.Errorf("resubmit = %+v, want the existing job", again)
 	}
 	// The same ID with other params is refused, not mistaken for the old job.
 	_, err = synapse.RunPlugin(ctx, jobPlugin, "echo", map[string]any{"text": "other", "steps": 4},
-		synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t)), synapse.WithJobID(id),
+		synapse.WithMode(synapse.ModeJob), synapse.WithModeOptions(jobOptions(t)), synapse.WithJobID(id),
 		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
-	var dup *ray.DuplicateJobError
+	var dup *rayapi.DuplicateJobError
 	if !errors.As(err, &dup) || !strings.Contains(err.Error(), id) {
 		t.Errorf("same ID, other params: %v", err)
 	}
@@ -154,11 +169,11 @@ func TestIntegrationJobInvalidParamsNotSubmitted(t *testing.T) {
 	defer cancel()
 	id := uniqueID(t, "invalid")
 	_, err := synapse.RunPlugin(ctx, jobPlugin, "echo", map[string]any{"steps": -1},
-		synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t)), synapse.WithJobID(id))
+		synapse.WithMode(synapse.ModeJob), synapse.WithModeOptions(jobOptions(t)), synapse.WithJobID(id))
 	if !errors.Is(err, synapse.ErrValidation) || !strings.Contains(err.Error(), "steps: must be >= 0 (got -1)") {
 		t.Fatalf("error = %v, want the validation error", err)
 	}
-	job, _ := synapse.OpenJob(id, synapse.WithRayAddress(rayAddress(t)))
+	job, _ := ray.OpenJob(rayAddress(t), id)
 	if _, err := job.Info(ctx); err == nil {
 		t.Error("a job was submitted with invalid params")
 	}
@@ -256,12 +271,12 @@ func TestIntegrationJobTooLargeRefusedBeforeUpload(t *testing.T) {
 	}
 	big.Close()
 	id := uniqueID(t, "big")
-	_, err = synapse.RunPlugin(ctx, dir, "echo", nil, synapse.WithMode(synapse.ModeJob), synapse.WithRayAddress(rayAddress(t)), synapse.WithJobID(id))
+	_, err = synapse.RunPlugin(ctx, dir, "echo", nil, synapse.WithMode(synapse.ModeJob), synapse.WithModeOptions(jobOptions(t)), synapse.WithJobID(id))
 	var tl *pack.TooLargeError
-	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "weights.bin") || synapse.ExitCode(err) != 2 {
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "weights.bin") || exit.Code(err) != 2 {
 		t.Fatalf("error = %v, want a TooLargeError naming weights.bin", err)
 	}
-	job, _ := synapse.OpenJob(id, synapse.WithRayAddress(rayAddress(t)))
+	job, _ := ray.OpenJob(rayAddress(t), id)
 	if _, err := job.Info(ctx); err == nil {
 		t.Error("a job was submitted for a package that was refused")
 	}

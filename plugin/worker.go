@@ -1,6 +1,7 @@
-package synapse
+package plugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,42 +9,18 @@ import (
 	"os"
 	"sync"
 
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
-// actionSet is the actions of one plugin binary, by name and in order.
-type actionSet struct {
-	byName map[string]Action
-	names  []string
-}
-
-func newActionSet(actions []Action) (*actionSet, error) {
-	s := &actionSet{byName: map[string]Action{}}
-	for _, a := range actions {
-		if a == nil {
-			return nil, fmt.Errorf("register actions: action %d is nil", len(s.names))
-		}
-		if _, dup := s.byName[a.Name()]; dup {
-			return nil, fmt.Errorf("register actions: two actions are named %q", a.Name())
-		}
-		s.byName[a.Name()] = a
-		s.names = append(s.names, a.Name())
-	}
-	return s, nil
-}
-
-// find returns the action named name or an *ActionNotFoundError.
-func (s *actionSet) find(name string) (Action, error) {
-	if a, ok := s.byName[name]; ok {
-		return a, nil
-	}
-	return nil, notFound(name, s.names)
-}
-
-func (s *actionSet) infos(withSchema bool) []protocol.ActionInfo {
-	out := make([]protocol.ActionInfo, 0, len(s.names))
-	for _, n := range s.names {
-		a := s.byName[n]
+// infos describes the actions of set for the `actions` command and the
+// worker's ready message.
+func infos(set *synapse.ActionSet, withSchema bool) []protocol.ActionInfo {
+	names := set.Names()
+	out := make([]protocol.ActionInfo, 0, len(names))
+	for _, n := range names {
+		a, _ := set.Lookup(n)
 		info := protocol.ActionInfo{Name: n, Description: a.Description()}
 		if withSchema {
 			info.Schema = a.Schema()
@@ -56,12 +33,12 @@ func (s *actionSet) infos(withSchema bool) []protocol.ActionInfo {
 // serveWorker speaks the worker protocol (docs/protocol.md) on r and w
 // until r ends, then waits for the runs in flight. Runs are concurrent;
 // cancelling ctx cancels them all.
-func serveWorker(ctx context.Context, set *actionSet, r io.Reader, w io.Writer) error {
+func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.Writer) error {
 	out := protocol.NewWriter(w)
-	if err := out.Write(protocol.Message{Type: protocol.TypeReady, Protocol: protocol.Version, PID: os.Getpid(), Actions: set.infos(false)}); err != nil {
+	if err := out.Write(protocol.Message{Type: protocol.TypeReady, Protocol: protocol.Version, PID: os.Getpid(), Actions: infos(set, false)}); err != nil {
 		return err
 	}
-	base := EnvFromOS("")
+	base := synapse.EnvFromOS("")
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -115,32 +92,31 @@ func serveWorker(ctx context.Context, set *actionSet, r io.Reader, w io.Writer) 
 }
 
 // serveRun executes one run request and writes its events and outcome.
-func serveRun(ctx context.Context, set *actionSet, base *Env, req protocol.Request, out *protocol.Writer) {
+func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, req protocol.Request, out *protocol.Writer) {
 	fail := func(err error) {
-		_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: toWireError(err)})
+		_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: worker.ToError(err)})
 	}
-	action, err := set.find(req.Action)
+	action, err := set.Lookup(req.Action)
 	if err != nil {
 		fail(err)
 		return
 	}
-	cfg := execConfig{
-		env:    MergeEnv(base, NewEnv(req.Env)),
-		jobID:  req.JobID,
-		logger: newWireLogger(req.ID, out),
-	}
+	exec := synapse.NewLocalExecutor(
+		synapse.WithEnv(synapse.MergeEnv(base, synapse.NewEnv(req.Env))),
+		synapse.WithJobID(req.JobID),
+		synapse.WithLogger(newWireLogger(req.ID, out)))
 	params := any(req.Params)
 	if len(req.Params) == 0 {
 		params = nil
 	}
-	result, err := execute(ctx, cfg, action, params)
+	result, err := exec.Execute(ctx, action, params)
 	if err != nil {
 		fail(err)
 		return
 	}
 	b, err := json.Marshal(result)
 	if err != nil {
-		fail(&ExecutionError{Action: action.Name(), JobID: req.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)})
+		fail(&synapse.ExecutionError{Action: action.Name(), JobID: req.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)})
 		return
 	}
 	_ = out.Write(protocol.Message{Type: protocol.TypeResult, ID: req.ID, Result: b})
@@ -148,16 +124,17 @@ func serveRun(ctx context.Context, set *actionSet, base *Env, req protocol.Reque
 
 // newWireLogger sends a run's events as protocol event messages. Progress
 // is throttled as on the console, so a tight loop does not flood the pipe.
-func newWireLogger(id string, out *protocol.Writer) Logger {
-	return &throttledLogger{inner: LoggerFunc(func(e Event) {
-		b, err := json.Marshal(e)
-		if err != nil {
-			e.Data, _ = jsonSafe(e.Data).(map[string]any)
-			e.Values, _ = jsonSafe(e.Values).(map[string]any)
-			if b, err = json.Marshal(e); err != nil {
-				return
-			}
-		}
-		_ = out.Write(protocol.Message{Type: protocol.TypeEvent, ID: id, Event: b})
-	})}
+func newWireLogger(id string, out *protocol.Writer) synapse.Logger {
+	return synapse.ThrottleProgress(synapse.NewJSONLogger(lineFunc(func(line []byte) {
+		_ = out.Write(protocol.Message{Type: protocol.TypeEvent, ID: id, Event: bytes.TrimRight(line, "\n")})
+	})))
+}
+
+// lineFunc is an io.Writer that hands each write (one JSON line of the
+// JSON logger) to a function.
+type lineFunc func([]byte)
+
+func (f lineFunc) Write(p []byte) (int, error) {
+	f(p)
+	return len(p), nil
 }

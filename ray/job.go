@@ -1,75 +1,31 @@
-package synapse
+package ray
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
+	"github.com/synapse-sdk/synapse-go/plugin"
+
 	"github.com/synapse-sdk/synapse-go/internal/build"
-	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
-	"github.com/synapse-sdk/synapse-go/internal/ray"
+	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 )
-
-// JobStatus is the state of a cluster job.
-type JobStatus string
-
-// Job states (Ray's).
-const (
-	JobPending   JobStatus = "PENDING"
-	JobRunning   JobStatus = "RUNNING"
-	JobStopped   JobStatus = "STOPPED"
-	JobSucceeded JobStatus = "SUCCEEDED"
-	JobFailed    JobStatus = "FAILED"
-)
-
-// Terminal reports whether the job has ended.
-func (s JobStatus) Terminal() bool {
-	return s == JobStopped || s == JobSucceeded || s == JobFailed
-}
-
-// ErrJobStopped matches the error of a job that was stopped before it finished.
-var ErrJobStopped = errors.New("job stopped")
-
-// Resources are what a cluster run asks for. Zero values ask for nothing.
-type Resources struct {
-	CPUs   float64
-	GPUs   float64
-	Memory int64 // bytes
-}
-
-// WithRayAddress sets the Ray dashboard address for task and job modes:
-// "http://host:8265", "host:8265", "ray://host:10001" (mapped to the
-// dashboard port) or "auto" ($RAY_ADDRESS, else http://127.0.0.1:8265).
-func WithRayAddress(addr string) RunOption {
-	return runOptionFunc(func(c *runConfig) { c.rayAddress = addr })
-}
-
-// WithResources sets the resources of a cluster run.
-func WithResources(r Resources) RunOption {
-	return runOptionFunc(func(c *runConfig) { c.resources = r })
-}
-
-// WithArch sets the cluster's CPU architecture for the plugin binary
-// (GOARCH; default amd64).
-func WithArch(goarch string) RunOption {
-	return runOptionFunc(func(c *runConfig) { c.arch = goarch })
-}
 
 // JobInfo describes a cluster job.
 type JobInfo struct {
 	ID             string            `json:"id"`
-	Status         JobStatus         `json:"status"`
+	Status         synapse.JobStatus `json:"status"`
 	Message        string            `json:"message,omitempty"`
 	ErrorType      string            `json:"error_type,omitempty"`
 	Entrypoint     string            `json:"entrypoint"`
@@ -79,8 +35,8 @@ type JobInfo struct {
 	DriverExitCode *int              `json:"driver_exit_code,omitempty"`
 }
 
-func jobInfo(j *ray.Job) *JobInfo {
-	info := &JobInfo{ID: j.SubmissionID, Status: JobStatus(j.Status), Message: j.Message, ErrorType: j.ErrorType,
+func jobInfo(j *rayapi.Job) *JobInfo {
+	info := &JobInfo{ID: j.SubmissionID, Status: j.Status, Message: j.Message, ErrorType: j.ErrorType,
 		Entrypoint: j.Entrypoint, Metadata: j.Metadata, DriverExitCode: j.DriverExitCode}
 	if j.StartTime > 0 {
 		info.Start = time.UnixMilli(j.StartTime)
@@ -101,11 +57,10 @@ type JobTimings struct {
 	Reused  bool          // the package was already on the cluster
 }
 
-// Job is a plugin action submitted as a Ray job (RunPlugin with ModeJob).
-// Its methods are safe for concurrent use.
+// Job is a plugin action submitted as a Ray job. Its methods are safe for
+// concurrent use.
 type Job struct {
-	// ID is the job's submission ID.
-	ID string
+	id string // the submission ID
 	// Action is the action's name (empty for a job opened by OpenJob).
 	Action string
 	// DashboardURL links to the job in the Ray dashboard.
@@ -116,31 +71,30 @@ type Job struct {
 	// Timings of the submission.
 	Timings JobTimings
 
-	client *ray.Client
+	client *rayapi.Client
 	mu     sync.Mutex
-	stream *jobStream // filled by Follow; used by Result
+	stream *worker.JobStream // filled by Follow; used by Result
 }
 
-// OpenJob returns a Job for an existing job ID, for its status, logs and result.
-func OpenJob(id string, opts ...RunOption) (*Job, error) {
-	var rc runConfig
-	for _, o := range opts {
-		o.applyRun(&rc)
-	}
-	client, err := ray.NewClient(rc.rayAddress)
+var _ synapse.Job = (*Job)(nil)
+
+// ID returns the job's submission ID.
+func (j *Job) ID() string { return j.id }
+
+// OpenJob returns a Job for an existing job ID on the cluster at address
+// (see Cluster.Address), for its status, logs and result.
+func OpenJob(address, id string) (*Job, error) {
+	client, err := rayapi.NewClient(address)
 	if err != nil {
 		return nil, err
 	}
-	return &Job{ID: id, client: client, DashboardURL: client.JobURL(id)}, nil
+	return &Job{id: id, client: client, DashboardURL: client.JobURL(id)}, nil
 }
 
-// ListJobs lists the submission jobs of the cluster, newest first.
-func ListJobs(ctx context.Context, opts ...RunOption) ([]JobInfo, error) {
-	var rc runConfig
-	for _, o := range opts {
-		o.applyRun(&rc)
-	}
-	client, err := ray.NewClient(rc.rayAddress)
+// ListJobs lists the submission jobs of the cluster at address, newest
+// first.
+func ListJobs(ctx context.Context, address string) ([]JobInfo, error) {
+	client, err := rayapi.NewClient(address)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +111,7 @@ func ListJobs(ctx context.Context, opts ...RunOption) ([]JobInfo, error) {
 
 // Info returns the job's current state.
 func (j *Job) Info(ctx context.Context) (*JobInfo, error) {
-	rj, err := j.client.Job(ctx, j.ID)
+	rj, err := j.client.Job(ctx, j.id)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +119,7 @@ func (j *Job) Info(ctx context.Context) (*JobInfo, error) {
 }
 
 // Status returns the job's current status.
-func (j *Job) Status(ctx context.Context) (JobStatus, error) {
+func (j *Job) Status(ctx context.Context) (synapse.JobStatus, error) {
 	info, err := j.Info(ctx)
 	if err != nil {
 		return "", err
@@ -175,7 +129,7 @@ func (j *Job) Status(ctx context.Context) (JobStatus, error) {
 
 // Wait blocks until the job has ended and returns its final state.
 func (j *Job) Wait(ctx context.Context) (*JobInfo, error) {
-	rj, err := j.client.Wait(ctx, j.ID)
+	rj, err := j.client.Wait(ctx, j.id)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +137,7 @@ func (j *Job) Wait(ctx context.Context) (*JobInfo, error) {
 }
 
 // Logs returns the job's whole log text as Ray stores it.
-func (j *Job) Logs(ctx context.Context) (string, error) { return j.client.Logs(ctx, j.ID) }
+func (j *Job) Logs(ctx context.Context) (string, error) { return j.client.Logs(ctx, j.id) }
 
 // Follow streams the job's log until the job ends, passing its events to
 // logger; other log lines (Ray's own, the plugin's stderr) become messages
@@ -193,8 +147,8 @@ func (j *Job) Logs(ctx context.Context) (string, error) { return j.client.Logs(c
 // Ray closes a log stream a few seconds after the job ends; once the plugin
 // has written its result (or error) and Ray reports the job ended, Follow
 // returns without waiting for that.
-func (j *Job) Follow(ctx context.Context, logger Logger) error {
-	run := runIDs.Add(1)
+func (j *Job) Follow(ctx context.Context, logger synapse.Logger) error {
+	logger = synapse.NewRunLogger(logger)
 	tailCtx, cancelTail := context.WithCancel(ctx)
 	defer cancelTail()
 	var (
@@ -204,24 +158,21 @@ func (j *Job) Follow(ctx context.Context, logger Logger) error {
 	outcomeSeen := func() {
 		once.Do(func() {
 			go func() {
-				if _, err := j.client.Wait(tailCtx, j.ID); err == nil {
+				if _, err := j.client.Wait(tailCtx, j.id); err == nil {
 					close(finished)
 					cancelTail()
 				}
 			}()
 		})
 	}
-	s := newJobStream(func(e Event) {
-		e.run = run
-		logger.Handle(e)
-	}, func(line string) {
+	s := worker.NewJobStream(logger.Handle, func(line string) {
 		if strings.TrimSpace(line) == "" {
 			return
 		}
-		logger.Handle(Event{Type: EventMessage, Time: time.Now(), Level: LevelInfo, Category: "ray", JobID: j.ID, Message: line, run: run})
+		logger.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: synapse.LevelInfo, Category: "ray", JobID: j.id, Message: line})
 	})
-	s.outcome = outcomeSeen
-	err := j.client.Tail(tailCtx, j.ID, func(chunk string) error {
+	s.OnOutcome = outcomeSeen
+	err := j.client.Tail(tailCtx, j.id, func(chunk string) error {
 		s.Write(chunk)
 		return nil
 	})
@@ -253,35 +204,35 @@ func (j *Job) Result(ctx context.Context) (any, error) {
 	s := j.stream
 	j.mu.Unlock()
 	if s == nil {
-		logs, err := j.client.Logs(ctx, j.ID)
+		logs, err := j.client.Logs(ctx, j.id)
 		if err != nil {
-			return nil, fmt.Errorf("read result of job %s: %w", j.ID, err)
+			return nil, fmt.Errorf("read result of job %s: %w", j.id, err)
 		}
-		s = parseJobLog(logs)
+		s = worker.ParseJobLog(logs)
 	}
-	return jobOutcome(j.ID, j.Action, info, s)
+	return jobOutcome(j.id, j.Action, info, s)
 }
 
 // jobOutcome turns a finished job's state and log into a result or error.
-func jobOutcome(id, action string, info *JobInfo, s *jobStream) (any, error) {
+func jobOutcome(id, action string, info *JobInfo, s *worker.JobStream) (any, error) {
 	switch info.Status {
-	case JobSucceeded:
-		if s.result == nil {
-			return nil, &ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("job %s succeeded but its log has no result (between %s and %s)", id, resultStart, resultEnd)}
+	case synapse.JobSucceeded:
+		if s.Result == nil {
+			return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("job %s succeeded but its log has no result (between %s and %s)", id, worker.ResultStart, worker.ResultEnd)}
 		}
-		v, err := unwrapResult(s.result)
+		v, err := worker.UnwrapResult(s.Result)
 		if err != nil {
-			return nil, &ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("parse result of job %s: %w", id, err)}
+			return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("parse result of job %s: %w", id, err)}
 		}
 		return v, nil
-	case JobStopped:
-		return nil, &ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("%w: job %s was stopped", ErrJobStopped, id)}
+	case synapse.JobStopped:
+		return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("%w: job %s was stopped", synapse.ErrJobStopped, id)}
 	}
-	if s.err != nil {
-		if s.err.JobID == "" {
-			s.err.JobID = id
+	if s.Err != nil {
+		if s.Err.JobID == "" {
+			s.Err.JobID = id
 		}
-		return nil, fromWireError(s.err)
+		return nil, worker.FromError(s.Err)
 	}
 	msg := fmt.Sprintf("job %s %s", id, strings.ToLower(string(info.Status)))
 	if info.ErrorType != "" {
@@ -290,31 +241,28 @@ func jobOutcome(id, action string, info *JobInfo, s *jobStream) (any, error) {
 	if info.Message != "" {
 		msg += ": " + info.Message
 	}
-	if len(s.tail) > 0 {
-		msg += "\nlast log lines:\n  " + strings.Join(s.tail, "\n  ")
+	if len(s.Tail) > 0 {
+		msg += "\nlast log lines:\n  " + strings.Join(s.Tail, "\n  ")
 	}
-	return nil, &ExecutionError{Action: action, JobID: id, Err: errors.New(msg)}
+	return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: errors.New(msg)}
 }
 
 // Stop stops the job and waits (up to a minute) until Ray reports it stopped.
 // The plugin process gets SIGTERM (its action's context is cancelled), then
 // SIGKILL after Ray's grace period.
 func (j *Job) Stop(ctx context.Context) error {
-	_, err := j.client.StopAndWait(ctx, j.ID, time.Minute)
+	_, err := j.client.StopAndWait(ctx, j.id, time.Minute)
 	return err
 }
 
 // RequestStop asks Ray to stop the job and returns without waiting;
 // stopped reports whether Ray accepted the request.
 func (j *Job) RequestStop(ctx context.Context) (stopped bool, err error) {
-	return j.client.Stop(ctx, j.ID)
+	return j.client.Stop(ctx, j.id)
 }
 
 // Delete removes the record of an ended job from the cluster.
-func (j *Job) Delete(ctx context.Context) error { return j.client.Delete(ctx, j.ID) }
-
-// binaryName is the plugin binary's name inside a cluster package.
-const binaryName = "synapse-plugin"
+func (j *Job) Delete(ctx context.Context) error { return j.client.Delete(ctx, j.id) }
 
 // jobEntrypoint is the shell command of a job running action entry: the
 // binary's mode may be lost on extraction, hence the chmod. inputs (a hash
@@ -322,7 +270,7 @@ const binaryName = "synapse-plugin"
 // when they do, so reusing a job ID with other inputs is refused as a
 // duplicate instead of silently following the old job.
 func jobEntrypoint(entry, inputs string) string {
-	return "chmod +x ./" + binaryName + " && exec ./" + binaryName + " job " + shellQuote(entry) + " inputs=" + inputs
+	return "chmod +x ./" + worker.BinaryName + " && exec ./" + worker.BinaryName + " job " + shellQuote(entry) + " inputs=" + inputs
 }
 
 // inputsHash fingerprints what a job runs: its package and environment.
@@ -337,96 +285,123 @@ func inputsHash(pkg string, env map[string]string) string {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }
 
-// submitJob builds, packages and submits action of the plugin at path.
-func submitJob(ctx context.Context, path, action string, params any, rc runConfig, explicitEnv *Env) (*Job, error) {
-	cfg, err := config.Load(path)
+// JobExecutor runs a plugin's actions as Ray jobs (job mode): each run
+// cross-compiles the plugin (cached), packages it with the plugin's files
+// (uploaded once per content), and submits the binary's `job` command as
+// the entrypoint. Params are validated on this machine first, with the
+// plugin's own rules, so bad params never reach the cluster. It is safe
+// for concurrent use.
+type JobExecutor struct {
+	p      *plugin.Plugin
+	opts   JobOptions
+	cfg    synapse.ExecutorConfig
+	client *rayapi.Client
+}
+
+var _ synapse.Submitter = (*JobExecutor)(nil)
+
+// NewJobExecutor returns the job-mode executor of p on the cluster of
+// opts. The job's env is config.yaml env < WithEnv (never this process's
+// whole environment), plus SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN when set
+// here; Ray keeps it in the job's record (runtime_env.env_vars). WithJobID
+// sets the submission ID (default synapse-CODE-ACTION-8HEX).
+func NewJobExecutor(p *plugin.Plugin, opts JobOptions, eopts ...synapse.Option) (*JobExecutor, error) {
+	client, err := rayapi.NewClient(opts.Address)
 	if err != nil {
 		return nil, err
 	}
-	entry := action
-	if len(cfg.Actions) > 0 {
-		ca, ok := cfg.Action(action)
-		if !ok {
-			return nil, notFound(action, cfg.ActionNames())
-		}
-		entry = ca.Entrypoint
-	}
-	raw, err := paramsJSON(params)
+	return &JobExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client}, nil
+}
+
+// Run submits action, follows its events to the executor's logger and
+// returns its result. Cancelling ctx stops following; the job keeps
+// running on the cluster.
+func (e *JobExecutor) Run(ctx context.Context, action string, params any) (any, error) {
+	j, err := e.SubmitJob(ctx, action, params)
 	if err != nil {
-		return nil, &ValidationError{Action: action, Fields: []FieldError{{Message: "params cannot be encoded as JSON: " + err.Error()}}}
+		return nil, err
 	}
-	if len(raw) == 0 {
-		raw = json.RawMessage("{}")
+	if err := j.Follow(ctx, e.cfg.Logger); err != nil {
+		if ctx.Err() != nil {
+			return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w (job %s keeps running on the cluster)", ctx.Err(), j.id)}
+		}
+		return nil, err
+	}
+	return j.Result(ctx)
+}
+
+// Submit is SubmitJob returning the synapse.Job interface.
+func (e *JobExecutor) Submit(ctx context.Context, action string, params any) (synapse.Job, error) {
+	j, err := e.SubmitJob(ctx, action, params)
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// SubmitJob validates params, builds and packages the plugin, uploads the
+// package unless the cluster has it, submits the job and returns it at
+// once. A submission ID already used with the same entrypoint and inputs
+// returns that job (Existing); with other inputs it is refused.
+func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) (*Job, error) {
+	entry, err := e.p.Entrypoint(action)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := plugin.ParamsJSON(action, params)
+	if err != nil {
+		return nil, err
 	}
 	// Bad params fail here, before anything is built for or sent to the cluster.
-	if _, err := validateParams(ctx, cfg.Dir, "", entry, raw); err != nil {
-		return nil, err
-	}
-	client, err := ray.NewClient(rc.rayAddress)
-	if err != nil {
+	if err := e.p.Validate(ctx, action, raw); err != nil {
 		return nil, err
 	}
 	var t JobTimings
 
 	start := time.Now()
-	arch := rc.arch
-	if arch == "" {
-		arch = "amd64"
-	}
-	built, err := build.Build(ctx, build.Options{Dir: cfg.Dir, GOOS: "linux", GOARCH: arch, Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: e.p.Dir(), GOOS: "linux", GOARCH: e.opts.arch(), Static: true})
 	if err != nil {
 		return nil, err
 	}
 	t.Build, t.Cached = time.Since(start), built.Cached
 
-	envVars := map[string]string{envActionEntrypoint: entry}
+	envVars := clusterEnv(e.p, e.cfg.Env)
+	envVars[worker.EnvActionEntrypoint] = entry
 	extra := map[string][]byte{}
-	if len(raw) < maxEnvParams {
-		envVars[envActionParams] = string(raw)
+	if len(raw) < worker.MaxEnvParams {
+		envVars[worker.EnvActionParams] = string(raw)
 	} else {
 		extra[".synapse_params.json"] = raw
-		envVars[envActionParamsFile] = ".synapse_params.json"
+		envVars[worker.EnvActionParamsFile] = ".synapse_params.json"
 	}
-	jobID := rc.exec.jobID
+	jobID := e.cfg.JobID
 	if jobID == "" {
-		jobID = newJobID(cfg.Code, action)
+		jobID = newJobID(e.p.Code(), action)
 	}
-	envVars[envJobID] = jobID
-	for k, v := range MergeEnv(NewEnv(cfg.Env), explicitEnv).values {
-		if v != nil {
-			envVars[k] = scalarString(v)
-		}
-	}
-	for _, k := range []string{"SYNAPSE_HOST", "SYNAPSE_ACCESS_TOKEN"} {
-		if v := os.Getenv(k); v != "" {
-			if _, set := envVars[k]; !set {
-				envVars[k] = v
-			}
-		}
-	}
+	envVars[worker.EnvJobID] = jobID
 
 	start = time.Now()
-	pkg, err := pack.Build(pack.Options{Dir: cfg.Dir, Binary: built.Binary, BinaryName: binaryName, Extra: extra})
+	pkg, err := pack.Build(pack.Options{Dir: e.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: extra})
 	if err != nil {
 		return nil, err
 	}
 	t.Package = time.Since(start)
 
 	start = time.Now()
-	uploaded, err := client.EnsurePackage(ctx, pkg.Name, pkg.Data)
+	uploaded, err := e.client.EnsurePackage(ctx, pkg.Name, pkg.Data)
 	if err != nil {
 		return nil, err
 	}
 	t.Upload, t.Reused = time.Since(start), !uploaded
 
-	runtimeEnv := maps.Clone(cfg.RuntimeEnv)
+	runtimeEnv := maps.Clone(e.p.Config().RuntimeEnv)
 	if runtimeEnv == nil {
 		runtimeEnv = map[string]any{}
 	}
 	if existing, ok := runtimeEnv["env_vars"].(map[string]any); ok {
-		for k, v := range existing {
+		for k, v := range synapse.NewEnv(existing).Strings() {
 			if _, set := envVars[k]; !set {
-				envVars[k] = scalarString(v)
+				envVars[k] = v
 			}
 		}
 	}
@@ -434,20 +409,20 @@ func submitJob(ctx context.Context, path, action string, params any, rc runConfi
 	runtimeEnv["env_vars"] = envVars
 
 	start = time.Now()
-	res, err := client.Submit(ctx, ray.SubmitRequest{
+	res, err := e.client.Submit(ctx, rayapi.SubmitRequest{
 		Entrypoint:        jobEntrypoint(entry, inputsHash(pkg.Name, envVars)),
 		SubmissionID:      jobID,
 		RuntimeEnv:        runtimeEnv,
-		Metadata:          map[string]string{"sdk": "synapse-go", "plugin": cfg.Code, "action": action},
-		EntrypointNumCPUs: rc.resources.CPUs,
-		EntrypointNumGPUs: rc.resources.GPUs,
-		EntrypointMemory:  rc.resources.Memory,
+		Metadata:          map[string]string{"sdk": "synapse-go", "plugin": e.p.Code(), "action": action},
+		EntrypointNumCPUs: e.opts.Resources.CPUs,
+		EntrypointNumGPUs: e.opts.Resources.GPUs,
+		EntrypointMemory:  e.opts.Resources.Memory,
 	})
 	if err != nil {
 		return nil, err
 	}
 	t.Submit = time.Since(start)
-	return &Job{ID: res.ID, Action: action, DashboardURL: client.JobURL(res.ID), Existing: res.Existing, Timings: t, client: client}, nil
+	return &Job{id: res.ID, Action: action, DashboardURL: e.client.JobURL(res.ID), Existing: res.Existing, Timings: t, client: e.client}, nil
 }
 
 // newJobID returns a fresh submission ID: synapse-<code>-<action>-<8 hex>.

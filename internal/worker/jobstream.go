@@ -1,38 +1,46 @@
-package synapse
+package worker
 
 import (
 	"bytes"
 	"encoding/json"
 	"strings"
 
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
 )
 
-// jobStream reads a job's log text, chunk by chunk, as written by a plugin
+// JobStream reads a job's log text, chunk by chunk, as written by a plugin
 // binary's `job` command: JSON event lines become Events, the last result
 // marker pair is the result, an error line is the job's typed error, and
 // any other line (Ray's own, the binary's stderr) is raw text.
-type jobStream struct {
-	event   func(Event)
-	raw     func(line string)
-	outcome func() // called when a result or an error line has been read
+type JobStream struct {
+	event func(synapse.Event)
+	raw   func(line string)
+	// OnOutcome, if set, is called when a result or an error line has been
+	// read.
+	OnOutcome func()
 
 	partial   []byte
 	inResult  bool
 	resultBuf []byte
-	result    json.RawMessage // the last complete result
-	err       *protocol.Error
-	tail      []string // the last raw lines, for failure reports
+	// Result is the last complete result (nil when none was read).
+	Result json.RawMessage
+	// Err is the job's typed error, from its error line.
+	Err *protocol.Error
+	// Tail holds the last raw lines, for failure reports.
+	Tail []string
 }
 
 const keepTailLines = 20
 
-func newJobStream(event func(Event), raw func(string)) *jobStream {
-	return &jobStream{event: event, raw: raw}
+// NewJobStream returns a stream passing events to event and other lines
+// to raw (either may be nil).
+func NewJobStream(event func(synapse.Event), raw func(string)) *JobStream {
+	return &JobStream{event: event, raw: raw}
 }
 
 // Write takes the next chunk of log text (chunks need not end at lines).
-func (s *jobStream) Write(chunk string) {
+func (s *JobStream) Write(chunk string) {
 	s.partial = append(s.partial, chunk...)
 	for {
 		i := bytes.IndexByte(s.partial, '\n')
@@ -46,7 +54,7 @@ func (s *jobStream) Write(chunk string) {
 }
 
 // Close handles a last line without a newline.
-func (s *jobStream) Close() {
+func (s *JobStream) Close() {
 	if len(s.partial) > 0 {
 		line := string(s.partial)
 		s.partial = nil
@@ -54,16 +62,16 @@ func (s *jobStream) Close() {
 	}
 }
 
-func (s *jobStream) line(line string) {
+func (s *JobStream) line(line string) {
 	switch {
-	case line == resultStart:
+	case line == ResultStart:
 		s.inResult, s.resultBuf = true, nil
 		return
-	case line == resultEnd && s.inResult:
+	case line == ResultEnd && s.inResult:
 		s.inResult = false
-		s.result = json.RawMessage(bytes.TrimSpace(s.resultBuf))
-		if s.outcome != nil {
-			s.outcome()
+		s.Result = json.RawMessage(bytes.TrimSpace(s.resultBuf))
+		if s.OnOutcome != nil {
+			s.OnOutcome()
 		}
 		return
 	case s.inResult:
@@ -76,9 +84,9 @@ func (s *jobStream) line(line string) {
 			Error *protocol.Error `json:"error"`
 		}
 		if json.Unmarshal([]byte(line), &probe) == nil {
-			switch EventType(probe.Type) {
-			case EventLog, EventMessage, EventProgress, EventMetrics:
-				var e Event
+			switch synapse.EventType(probe.Type) {
+			case synapse.EventLog, synapse.EventMessage, synapse.EventProgress, synapse.EventMetrics:
+				var e synapse.Event
 				if json.Unmarshal([]byte(line), &e) == nil {
 					if s.event != nil {
 						s.event(e)
@@ -87,34 +95,34 @@ func (s *jobStream) line(line string) {
 				}
 			case "error":
 				if probe.Error != nil {
-					s.err = probe.Error
-					if s.outcome != nil {
-						s.outcome()
+					s.Err = probe.Error
+					if s.OnOutcome != nil {
+						s.OnOutcome()
 					}
 					return
 				}
 			}
 		}
 	}
-	s.tail = append(s.tail, line)
-	if len(s.tail) > keepTailLines {
-		s.tail = s.tail[len(s.tail)-keepTailLines:]
+	s.Tail = append(s.Tail, line)
+	if len(s.Tail) > keepTailLines {
+		s.Tail = s.Tail[len(s.Tail)-keepTailLines:]
 	}
 	if s.raw != nil {
 		s.raw(line)
 	}
 }
 
-// parseJobLog runs a whole log through a jobStream.
-func parseJobLog(logs string) *jobStream {
-	s := newJobStream(nil, nil)
+// ParseJobLog runs a whole log through a JobStream.
+func ParseJobLog(logs string) *JobStream {
+	s := NewJobStream(nil, nil)
 	s.Write(logs)
 	s.Close()
 	return s
 }
 
-// unwrapResult undoes the {"result": x} wrapping of non-object results.
-func unwrapResult(raw json.RawMessage) (any, error) {
+// UnwrapResult undoes the {"result": x} wrapping of non-object results.
+func UnwrapResult(raw json.RawMessage) (any, error) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, err

@@ -1,18 +1,19 @@
-package synapse
+package worker
 
 import (
 	"context"
 	"errors"
 
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
 )
 
-// toWireError converts a run error to its protocol form.
-func toWireError(err error) *protocol.Error {
+// ToError converts a run error to its protocol form.
+func ToError(err error) *protocol.Error {
 	var (
-		ve *ValidationError
-		xe *ExecutionError
-		ne *ActionNotFoundError
+		ve *synapse.ValidationError
+		xe *synapse.ExecutionError
+		ne *synapse.ActionNotFoundError
 	)
 	switch {
 	case errors.As(err, &ve):
@@ -42,31 +43,33 @@ type remoteError struct{ msg string }
 
 func (e *remoteError) Error() string { return e.msg }
 
-// fromWireError rebuilds the typed error of a protocol error.
-func fromWireError(w *protocol.Error) error {
+// FromError rebuilds the typed error of a protocol error: the same
+// error types as a run in this process, with the message of an action's
+// own error (its type does not survive the trip).
+func FromError(w *protocol.Error) error {
 	switch w.Kind {
 	case protocol.KindValidation:
-		ve := &ValidationError{Action: w.Action}
+		ve := &synapse.ValidationError{Action: w.Action}
 		for _, f := range w.Fields {
-			ve.Fields = append(ve.Fields, FieldError{Field: f.Field, Message: f.Message})
+			ve.Fields = append(ve.Fields, synapse.FieldError{Field: f.Field, Message: f.Message})
 		}
 		return ve
 	case protocol.KindActionNotFound:
-		return &ActionNotFoundError{Action: w.Action, Available: w.Available, Suggestion: w.Suggestion}
+		return &synapse.ActionNotFoundError{Action: w.Action, Available: w.Available, Suggestion: w.Suggestion}
 	case protocol.KindExecution:
 		var inner error = &remoteError{msg: w.Message}
 		if w.Panic {
-			inner = &PanicError{Value: remotePanic(w.Message)}
+			inner = &synapse.PanicError{Value: remotePanic(w.Message)}
 		}
 		switch w.Cause {
 		case "canceled":
-			inner = wrapCause(context.Canceled, inner)
+			inner = WrapCause(context.Canceled, inner)
 		case "deadline_exceeded":
-			inner = wrapCause(context.DeadlineExceeded, inner)
+			inner = WrapCause(context.DeadlineExceeded, inner)
 		}
-		return &ExecutionError{Action: w.Action, JobID: w.JobID, Err: inner, Stack: w.Stack}
+		return &synapse.ExecutionError{Action: w.Action, JobID: w.JobID, Err: inner, Stack: w.Stack}
 	}
-	return &ExecutionError{Action: w.Action, Err: &remoteError{msg: w.Kind + ": " + w.Message}}
+	return &synapse.ExecutionError{Action: w.Action, Err: &remoteError{msg: w.Kind + ": " + w.Message}}
 }
 
 // remotePanic is the panic value of a panic in another process: its text.
@@ -91,4 +94,6 @@ type causeError struct {
 func (e *causeError) Error() string   { return e.err.Error() }
 func (e *causeError) Unwrap() []error { return []error{e.cause, e.err} }
 
-func wrapCause(cause, err error) error { return &causeError{cause: cause, err: err} }
+// WrapCause returns err marked with a cancellation cause (errors.Is
+// matches both) whose message is err's alone.
+func WrapCause(cause, err error) error { return &causeError{cause: cause, err: err} }

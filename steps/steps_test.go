@@ -1,4 +1,4 @@
-package synapse_test
+package steps_test
 
 import (
 	"context"
@@ -12,28 +12,29 @@ import (
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/plugintest"
+	"github.com/synapse-sdk/synapse-go/steps"
 )
 
 // stepRun is what running an orchestrator inside an action produced.
 type stepRun struct {
-	summary synapse.StepsSummary
+	summary steps.Summary
 	err     error
 	*plugintest.Result
 }
 
 // runSteps runs steps with an Orchestrator inside an action, through
 // plugintest, and returns the summary, the orchestrator's error and what
-// was reported. before, if not nil, runs first with the action's Context.
-func runSteps(t *testing.T, before func(*synapse.Context) *synapse.Context, steps ...synapse.Step) stepRun {
+// was reported. before, if not nil, runs first with the action's synapse.Context.
+func runSteps(t *testing.T, before func(*synapse.Context) *synapse.Context, list ...steps.Step) stepRun {
 	t.Helper()
-	reg := synapse.NewStepRegistry()
-	reg.Register(steps...)
+	reg := steps.NewRegistry()
+	reg.Register(list...)
 	var out stepRun
 	action := synapse.NewAction("steps", func(ctx *synapse.Context, _ struct{}) (string, error) {
 		if before != nil {
 			ctx = before(ctx)
 		}
-		out.summary, out.err = synapse.NewOrchestrator(reg).Run(ctx)
+		out.summary, out.err = steps.NewOrchestrator(reg).Run(ctx)
 		return "done", nil
 	})
 	out.Result = plugintest.Run(t, action, nil)
@@ -52,12 +53,12 @@ func (tr *stepTrace) add(format string, args ...any) {
 
 // step is a configurable test step that records its calls in a stepTrace.
 type recStep struct {
-	synapse.BaseStep
+	steps.Base
 	name        string
 	weight      float64
 	tr          *stepTrace
 	skip        bool
-	result      *synapse.StepResult // nil: StepSucceeded
+	result      *steps.Result // nil: Succeeded
 	panicValue  any
 	rollbackErr error
 	rollbackPan any
@@ -65,11 +66,11 @@ type recStep struct {
 
 func (s *recStep) Name() string            { return s.name }
 func (s *recStep) ProgressWeight() float64 { return s.weight }
-func (s *recStep) CanSkip(*synapse.StepContext) bool {
+func (s *recStep) CanSkip(*steps.Context) bool {
 	return s.skip
 }
 
-func (s *recStep) Execute(ctx *synapse.StepContext) synapse.StepResult {
+func (s *recStep) Execute(ctx *steps.Context) steps.Result {
 	s.tr.add("run:%s", s.name)
 	if s.panicValue != nil {
 		panic(s.panicValue)
@@ -77,10 +78,10 @@ func (s *recStep) Execute(ctx *synapse.StepContext) synapse.StepResult {
 	if s.result != nil {
 		return *s.result
 	}
-	return synapse.StepResult{Success: true, Data: map[string]any{"from": s.name}, RollbackData: map[string]any{"undo": s.name}}
+	return steps.Result{Success: true, Data: map[string]any{"from": s.name}, RollbackData: map[string]any{"undo": s.name}}
 }
 
-func (s *recStep) Rollback(ctx *synapse.StepContext, res synapse.StepResult) error {
+func (s *recStep) Rollback(ctx *steps.Context, res steps.Result) error {
 	s.tr.add("rollback:%s(undo=%v)", s.name, res.RollbackData["undo"])
 	if s.rollbackPan != nil {
 		panic(s.rollbackPan)
@@ -91,8 +92,8 @@ func (s *recStep) Rollback(ctx *synapse.StepContext, res synapse.StepResult) err
 func TestOrchestratorRunsStepsInOrder(t *testing.T) {
 	tr := &stepTrace{}
 	var seen [][]string // names of the results each step saw
-	mk := func(name string) synapse.Step {
-		return synapse.NewStep(name, 1, func(ctx *synapse.StepContext) synapse.StepResult {
+	mk := func(name string) steps.Step {
+		return steps.New(name, 1, func(ctx *steps.Context) steps.Result {
 			tr.add("run:%s", name)
 			var names []string
 			for _, r := range ctx.Results {
@@ -105,7 +106,7 @@ func TestOrchestratorRunsStepsInOrder(t *testing.T) {
 			if ctx.Category() != name {
 				t.Errorf("Category() = %q in step %q", ctx.Category(), name)
 			}
-			return synapse.StepSucceeded(map[string]any{"n": len(ctx.Results)})
+			return steps.Succeeded(map[string]any{"n": len(ctx.Results)})
 		})
 	}
 	r := runSteps(t, nil, mk("download"), mk("convert"), mk("train"))
@@ -141,11 +142,11 @@ func TestOrchestratorSkipsSteps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := &stepTrace{}
-			var steps []synapse.Step
+			var list []steps.Step
 			for i, name := range []string{"a", "b", "c"} {
-				steps = append(steps, &recStep{name: name, weight: 1, tr: tr, skip: tt.skip[i]})
+				list = append(list, &recStep{name: name, weight: 1, tr: tr, skip: tt.skip[i]})
 			}
-			r := runSteps(t, nil, steps...)
+			r := runSteps(t, nil, list...)
 			if r.err != nil {
 				t.Fatalf("Run: %v", r.err)
 			}
@@ -167,7 +168,7 @@ func TestOrchestratorSkipsSteps(t *testing.T) {
 func TestOrchestratorFailureRollsBackInReverse(t *testing.T) {
 	errConvert := errors.New("convert: bad format")
 	errDisk := errors.New("disk full")
-	fail := &synapse.StepResult{Err: errConvert, RollbackData: map[string]any{"undo": "partial-c"}}
+	fail := &steps.Result{Err: errConvert, RollbackData: map[string]any{"undo": "partial-c"}}
 	tests := []struct {
 		name string
 		// steps a, b, c, d; setup configures them.
@@ -199,7 +200,7 @@ func TestOrchestratorFailureRollsBackInReverse(t *testing.T) {
 		},
 		{
 			name:         "success false without error",
-			setup:        func(a, b, c, d *recStep) { b.result = &synapse.StepResult{} },
+			setup:        func(a, b, c, d *recStep) { b.result = &steps.Result{} },
 			wantStep:     "b",
 			wantCalls:    []string{"run:a", "run:b", "rollback:b(undo=<nil>)", "rollback:a(undo=a)"},
 			wantExecuted: 2,
@@ -207,7 +208,7 @@ func TestOrchestratorFailureRollsBackInReverse(t *testing.T) {
 		},
 		{
 			name:         "error despite success",
-			setup:        func(a, b, c, d *recStep) { b.result = &synapse.StepResult{Success: true, Err: errConvert} },
+			setup:        func(a, b, c, d *recStep) { b.result = &steps.Result{Success: true, Err: errConvert} },
 			wantStep:     "b",
 			wantCalls:    []string{"run:a", "run:b", "rollback:b(undo=<nil>)", "rollback:a(undo=a)"},
 			wantExecuted: 2,
@@ -271,15 +272,15 @@ func TestOrchestratorFailureRollsBackInReverse(t *testing.T) {
 			if r.summary.Success || r.summary.StepsExecuted != tt.wantExecuted || r.summary.StepsTotal != 4 {
 				t.Errorf("summary = %+v, want failure with %d executed of 4", r.summary, tt.wantExecuted)
 			}
-			var se *synapse.StepError
+			var se *steps.Error
 			if !errors.As(r.err, &se) {
-				t.Fatalf("error = %#v, want *StepError", r.err)
+				t.Fatalf("error = %#v, want *Error", r.err)
 			}
 			if se.Step != tt.wantStep {
-				t.Errorf("StepError.Step = %q, want %q", se.Step, tt.wantStep)
+				t.Errorf("Error.Step = %q, want %q", se.Step, tt.wantStep)
 			}
-			if !errors.Is(r.err, synapse.ErrStepFailed) {
-				t.Error("errors.Is(err, ErrStepFailed) = false")
+			if !errors.Is(r.err, steps.ErrFailed) {
+				t.Error("errors.Is(err, ErrFailed) = false")
 			}
 			if tt.wantIs != nil && !errors.Is(r.err, tt.wantIs) {
 				t.Errorf("errors.Is(err, %v) = false; err = %v", tt.wantIs, r.err)
@@ -307,8 +308,8 @@ func TestOrchestratorRollbackSeesEarlierRollbackErrors(t *testing.T) {
 	errFirst := errors.New("cannot delete")
 	var seen []error
 	var rollbackCtxErr error
-	a := synapse.NewStep("a", 1, func(*synapse.StepContext) synapse.StepResult { return synapse.StepSucceeded(nil) },
-		synapse.WithRollback(func(ctx *synapse.StepContext, _ synapse.StepResult) error {
+	a := steps.New("a", 1, func(*steps.Context) steps.Result { return steps.Succeeded(nil) },
+		steps.WithRollback(func(ctx *steps.Context, _ steps.Result) error {
 			seen = append([]error(nil), ctx.Errors...)
 			rollbackCtxErr = ctx.Err()
 			if ctx.CurrentStep != "a" || ctx.Category() != "a" {
@@ -316,8 +317,8 @@ func TestOrchestratorRollbackSeesEarlierRollbackErrors(t *testing.T) {
 			}
 			return nil
 		}))
-	b := synapse.NewStep("b", 1, func(*synapse.StepContext) synapse.StepResult { return synapse.StepFailed(errors.New("b broke")) },
-		synapse.WithRollback(func(*synapse.StepContext, synapse.StepResult) error { return errFirst }))
+	b := steps.New("b", 1, func(*steps.Context) steps.Result { return steps.Failed(errors.New("b broke")) },
+		steps.WithRollback(func(*steps.Context, steps.Result) error { return errFirst }))
 	r := runSteps(t, nil, a, b)
 	if r.err == nil {
 		t.Fatal("Run succeeded, want failure")
@@ -333,18 +334,18 @@ func TestOrchestratorRollbackSeesEarlierRollbackErrors(t *testing.T) {
 func TestOrchestratorCanSkipPanic(t *testing.T) {
 	tr := &stepTrace{}
 	a := &recStep{name: "a", weight: 1, tr: tr}
-	b := synapse.NewStep("b", 1, func(*synapse.StepContext) synapse.StepResult {
+	b := steps.New("b", 1, func(*steps.Context) steps.Result {
 		tr.add("run:b")
-		return synapse.StepSucceeded(nil)
-	}, synapse.WithSkipCheck(func(*synapse.StepContext) bool { panic("no state") }),
-		synapse.WithRollback(func(*synapse.StepContext, synapse.StepResult) error {
+		return steps.Succeeded(nil)
+	}, steps.WithSkipCheck(func(*steps.Context) bool { panic("no state") }),
+		steps.WithRollback(func(*steps.Context, steps.Result) error {
 			tr.add("rollback:b")
 			return nil
 		}))
 	r := runSteps(t, nil, a, b)
-	var se *synapse.StepError
+	var se *steps.Error
 	if !errors.As(r.err, &se) || se.Step != "b" || !strings.Contains(se.Error(), "panic: no state") || se.Stack == "" {
-		t.Fatalf("error = %v, want a StepError for the panic in b's CanSkip, with stack", r.err)
+		t.Fatalf("error = %v, want a Error for the panic in b's CanSkip, with stack", r.err)
 	}
 	// b never executed: only a is rolled back.
 	if want := []string{"run:a", "rollback:a(undo=a)"}; !slices.Equal(tr.calls, want) {
@@ -358,11 +359,11 @@ func TestOrchestratorCanSkipPanic(t *testing.T) {
 func TestOrchestratorStopsWhenCancelled(t *testing.T) {
 	tr := &stepTrace{}
 	var cancel context.CancelFunc
-	a := synapse.NewStep("a", 1, func(*synapse.StepContext) synapse.StepResult {
+	a := steps.New("a", 1, func(*steps.Context) steps.Result {
 		tr.add("run:a")
 		cancel()
-		return synapse.StepSucceeded(nil)
-	}, synapse.WithRollback(func(ctx *synapse.StepContext, _ synapse.StepResult) error {
+		return steps.Succeeded(nil)
+	}, steps.WithRollback(func(ctx *steps.Context, _ steps.Result) error {
 		tr.add("rollback:a ctx.Err=%v", ctx.Err())
 		return nil
 	}))
@@ -377,9 +378,9 @@ func TestOrchestratorStopsWhenCancelled(t *testing.T) {
 	if !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("error = %v, want context.Canceled", r.err)
 	}
-	var se *synapse.StepError
+	var se *steps.Error
 	if errors.As(r.err, &se); se == nil || se.Step != "b" {
-		t.Errorf("StepError = %+v, want step b (not started)", se)
+		t.Errorf("Error = %+v, want step b (not started)", se)
 	}
 	if want := []string{"run:a", "rollback:a ctx.Err=<nil>"}; !slices.Equal(tr.calls, want) {
 		t.Errorf("calls = %v, want %v", tr.calls, want)
@@ -409,15 +410,15 @@ func TestOrchestratorProgress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := &stepTrace{}
-			var steps []synapse.Step
+			var list []steps.Step
 			for i, name := range []string{"a", "b", "c"} {
 				s := &recStep{name: name, weight: tt.weights[i], tr: tr, skip: i == tt.skip}
 				if i == tt.fail {
-					s.result = &synapse.StepResult{Err: errors.New("x")}
+					s.result = &steps.Result{Err: errors.New("x")}
 				}
-				steps = append(steps, s)
+				list = append(list, s)
 			}
-			r := runSteps(t, nil, steps...)
+			r := runSteps(t, nil, list...)
 			var got []ev
 			for _, e := range r.Events() {
 				if e.Type == synapse.EventProgress {
@@ -435,10 +436,10 @@ func TestOrchestratorProgress(t *testing.T) {
 }
 
 func TestOrchestratorStepReportsUnderItsName(t *testing.T) {
-	s := synapse.NewStep("train", 1, func(ctx *synapse.StepContext) synapse.StepResult {
+	s := steps.New("train", 1, func(ctx *steps.Context) steps.Result {
 		ctx.Log("epoch", map[string]any{"n": 1})
 		ctx.SetMetrics(map[string]any{"loss": 0.5}, "")
-		return synapse.StepSucceeded(nil)
+		return steps.Succeeded(nil)
 	})
 	r := runSteps(t, nil, s)
 	logs := r.Logs("epoch")
@@ -451,15 +452,15 @@ func TestOrchestratorStepReportsUnderItsName(t *testing.T) {
 }
 
 func TestStepContextResult(t *testing.T) {
-	var got synapse.StepResult
+	var got steps.Result
 	var ok, okMissing bool
-	a := synapse.NewStep("download", 1, func(*synapse.StepContext) synapse.StepResult {
-		return synapse.StepSucceeded(map[string]any{"path": "/data"})
+	a := steps.New("download", 1, func(*steps.Context) steps.Result {
+		return steps.Succeeded(map[string]any{"path": "/data"})
 	})
-	b := synapse.NewStep("convert", 1, func(ctx *synapse.StepContext) synapse.StepResult {
+	b := steps.New("convert", 1, func(ctx *steps.Context) steps.Result {
 		got, ok = ctx.Result("download")
 		_, okMissing = ctx.Result("train")
-		return synapse.StepSucceeded(nil)
+		return steps.Succeeded(nil)
 	})
 	if r := runSteps(t, nil, a, b); r.err != nil {
 		t.Fatal(r.err)
@@ -472,53 +473,53 @@ func TestStepContextResult(t *testing.T) {
 	}
 }
 
-func stepNames(steps []synapse.Step) []string {
+func stepNames(list []steps.Step) []string {
 	var out []string
-	for _, s := range steps {
+	for _, s := range list {
 		out = append(out, s.Name())
 	}
 	return out
 }
 
 func TestStepRegistry(t *testing.T) {
-	mk := func(name string, w float64) synapse.Step { return synapse.NewStep(name, w, nil) }
+	mk := func(name string, w float64) steps.Step { return steps.New(name, w, nil) }
 	tests := []struct {
 		name    string
-		edit    func(r *synapse.StepRegistry) error
+		edit    func(r *steps.Registry) error
 		want    []string
 		wantErr bool
 	}{
-		{"register keeps order", func(r *synapse.StepRegistry) error { return nil }, []string{"a", "b", "c"}, false},
-		{"insert before", func(r *synapse.StepRegistry) error { return r.InsertBefore("b", mk("x", 1)) }, []string{"a", "x", "b", "c"}, false},
-		{"insert before first", func(r *synapse.StepRegistry) error { return r.InsertBefore("a", mk("x", 1)) }, []string{"x", "a", "b", "c"}, false},
-		{"insert after", func(r *synapse.StepRegistry) error { return r.InsertAfter("b", mk("x", 1)) }, []string{"a", "b", "x", "c"}, false},
-		{"insert after last", func(r *synapse.StepRegistry) error { return r.InsertAfter("c", mk("x", 1)) }, []string{"a", "b", "c", "x"}, false},
-		{"insert before unknown", func(r *synapse.StepRegistry) error { return r.InsertBefore("zz", mk("x", 1)) }, []string{"a", "b", "c"}, true},
-		{"insert after unknown", func(r *synapse.StepRegistry) error { return r.InsertAfter("zz", mk("x", 1)) }, []string{"a", "b", "c"}, true},
-		{"insert nil", func(r *synapse.StepRegistry) error { return r.InsertAfter("a", nil) }, []string{"a", "b", "c"}, true},
-		{"unregister", func(r *synapse.StepRegistry) error { r.Unregister("b"); return nil }, []string{"a", "c"}, false},
-		{"unregister unknown", func(r *synapse.StepRegistry) error { r.Unregister("zz"); return nil }, []string{"a", "b", "c"}, false},
-		{"unregister removes every match", func(r *synapse.StepRegistry) error {
+		{"register keeps order", func(r *steps.Registry) error { return nil }, []string{"a", "b", "c"}, false},
+		{"insert before", func(r *steps.Registry) error { return r.InsertBefore("b", mk("x", 1)) }, []string{"a", "x", "b", "c"}, false},
+		{"insert before first", func(r *steps.Registry) error { return r.InsertBefore("a", mk("x", 1)) }, []string{"x", "a", "b", "c"}, false},
+		{"insert after", func(r *steps.Registry) error { return r.InsertAfter("b", mk("x", 1)) }, []string{"a", "b", "x", "c"}, false},
+		{"insert after last", func(r *steps.Registry) error { return r.InsertAfter("c", mk("x", 1)) }, []string{"a", "b", "c", "x"}, false},
+		{"insert before unknown", func(r *steps.Registry) error { return r.InsertBefore("zz", mk("x", 1)) }, []string{"a", "b", "c"}, true},
+		{"insert after unknown", func(r *steps.Registry) error { return r.InsertAfter("zz", mk("x", 1)) }, []string{"a", "b", "c"}, true},
+		{"insert nil", func(r *steps.Registry) error { return r.InsertAfter("a", nil) }, []string{"a", "b", "c"}, true},
+		{"unregister", func(r *steps.Registry) error { r.Unregister("b"); return nil }, []string{"a", "c"}, false},
+		{"unregister unknown", func(r *steps.Registry) error { r.Unregister("zz"); return nil }, []string{"a", "b", "c"}, false},
+		{"unregister removes every match", func(r *steps.Registry) error {
 			r.Register(mk("b", 1))
 			r.Unregister("b")
 			return nil
 		}, []string{"a", "c"}, false},
-		{"insert uses the first match", func(r *synapse.StepRegistry) error {
+		{"insert uses the first match", func(r *steps.Registry) error {
 			r.Register(mk("b", 1))
 			return r.InsertAfter("b", mk("x", 1))
 		}, []string{"a", "b", "x", "c", "b"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := synapse.NewStepRegistry()
+			r := steps.NewRegistry()
 			r.Register(mk("a", 1), mk("b", 1), mk("c", 1))
 			err := tt.edit(r)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("error = %v, want error %v", err, tt.wantErr)
 			}
 			if err != nil && strings.Contains(tt.name, "unknown") {
-				if !errors.Is(err, synapse.ErrStepNotFound) || !strings.Contains(err.Error(), `"zz"`) || !strings.Contains(err.Error(), "steps: a, b, c") {
-					t.Errorf("error = %v, want ErrStepNotFound naming zz and listing the steps", err)
+				if !errors.Is(err, steps.ErrNotFound) || !strings.Contains(err.Error(), `"zz"`) || !strings.Contains(err.Error(), "steps: a, b, c") {
+					t.Errorf("error = %v, want ErrNotFound naming zz and listing the steps", err)
 				}
 			}
 			if got := stepNames(r.Steps()); !slices.Equal(got, tt.want) {
@@ -529,10 +530,10 @@ func TestStepRegistry(t *testing.T) {
 }
 
 func TestStepRegistryStepsIsACopy(t *testing.T) {
-	r := synapse.NewStepRegistry()
-	r.Register(synapse.NewStep("a", 1, nil))
+	r := steps.NewRegistry()
+	r.Register(steps.New("a", 1, nil))
 	s := r.Steps()
-	s[0] = synapse.NewStep("changed", 1, nil)
+	s[0] = steps.New("changed", 1, nil)
 	if got := stepNames(r.Steps()); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("steps after changing the copy = %v", got)
 	}
@@ -544,7 +545,7 @@ func TestStepRegistryRegisterNilPanics(t *testing.T) {
 			t.Error("Register(nil) did not panic")
 		}
 	}()
-	synapse.NewStepRegistry().Register(nil)
+	steps.NewRegistry().Register(nil)
 }
 
 func TestStepRegistryTotalWeight(t *testing.T) {
@@ -558,9 +559,9 @@ func TestStepRegistryTotalWeight(t *testing.T) {
 		{[]float64{1, -1, math.NaN(), math.Inf(1)}, 1},
 	}
 	for _, tt := range tests {
-		r := synapse.NewStepRegistry()
+		r := steps.NewRegistry()
 		for i, w := range tt.weights {
-			r.Register(synapse.NewStep(fmt.Sprint(i), w, nil))
+			r.Register(steps.New(fmt.Sprint(i), w, nil))
 		}
 		if got := r.TotalWeight(); math.Abs(got-tt.want) > 1e-9 {
 			t.Errorf("TotalWeight(%v) = %v, want %v", tt.weights, got, tt.want)
@@ -569,17 +570,17 @@ func TestStepRegistryTotalWeight(t *testing.T) {
 }
 
 func TestBaseStepDefaults(t *testing.T) {
-	var b synapse.BaseStep
+	var b steps.Base
 	if b.CanSkip(nil) {
-		t.Error("BaseStep.CanSkip = true")
+		t.Error("Base.CanSkip = true")
 	}
-	if err := b.Rollback(nil, synapse.StepResult{}); err != nil {
-		t.Errorf("BaseStep.Rollback = %v", err)
+	if err := b.Rollback(nil, steps.Result{}); err != nil {
+		t.Errorf("Base.Rollback = %v", err)
 	}
 }
 
 func TestNewStepWithoutFunctionSucceeds(t *testing.T) {
-	r := runSteps(t, nil, synapse.NewStep("noop", 1, nil))
+	r := runSteps(t, nil, steps.New("noop", 1, nil))
 	if r.err != nil || !r.summary.Success || r.summary.StepsExecuted != 1 {
 		t.Errorf("summary %+v, error %v", r.summary, r.err)
 	}
@@ -594,13 +595,13 @@ func TestLoggingStep(t *testing.T) {
 		wantRolled  bool
 	}{
 		{"success", &recStep{name: "convert", weight: 1}, true, false, false},
-		{"failure", &recStep{name: "convert", weight: 1, result: &synapse.StepResult{Err: errors.New("x")}}, false, true, true},
+		{"failure", &recStep{name: "convert", weight: 1, result: &steps.Result{Err: errors.New("x")}}, false, true, true},
 		{"panic", &recStep{name: "convert", weight: 1, panicValue: "boom"}, false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.inner.tr = &stepTrace{}
-			s := synapse.LoggingStep(tt.inner)
+			s := steps.Logging(tt.inner)
 			if s.Name() != "convert" || s.ProgressWeight() != 1 {
 				t.Errorf("wrapper name %q weight %v, want the wrapped step's", s.Name(), s.ProgressWeight())
 			}
@@ -637,7 +638,7 @@ func TestLoggingStep(t *testing.T) {
 }
 
 func TestLoggingStepDelegatesCanSkip(t *testing.T) {
-	r := runSteps(t, nil, synapse.LoggingStep(&recStep{name: "a", weight: 1, skip: true, tr: &stepTrace{}}))
+	r := runSteps(t, nil, steps.Logging(&recStep{name: "a", weight: 1, skip: true, tr: &stepTrace{}}))
 	if !r.summary.Results[0].Skipped {
 		t.Error("wrapped skippable step was not skipped")
 	}
@@ -648,10 +649,10 @@ func TestLoggingStepDelegatesCanSkip(t *testing.T) {
 
 func TestTimingStep(t *testing.T) {
 	data := map[string]any{"rows": 3}
-	inner := synapse.NewStep("convert", 0.5, func(*synapse.StepContext) synapse.StepResult {
-		return synapse.StepSucceeded(data)
+	inner := steps.New("convert", 0.5, func(*steps.Context) steps.Result {
+		return steps.Succeeded(data)
 	})
-	s := synapse.TimingStep(inner)
+	s := steps.Timing(inner)
 	if s.Name() != "convert" || s.ProgressWeight() != 0.5 {
 		t.Errorf("wrapper name %q weight %v", s.Name(), s.ProgressWeight())
 	}
@@ -667,14 +668,14 @@ func TestTimingStep(t *testing.T) {
 		t.Errorf("data = %v, want the step's data kept", got)
 	}
 	if _, changed := data["duration_seconds"]; changed {
-		t.Error("TimingStep changed the step's own Data map")
+		t.Error("Timing changed the step's own Data map")
 	}
 }
 
 func TestTimingStepKeepsFailure(t *testing.T) {
 	errX := errors.New("x")
-	r := runSteps(t, nil, synapse.TimingStep(synapse.NewStep("a", 1, func(*synapse.StepContext) synapse.StepResult {
-		return synapse.StepFailed(errX)
+	r := runSteps(t, nil, steps.Timing(steps.New("a", 1, func(*steps.Context) steps.Result {
+		return steps.Failed(errX)
 	})))
 	if !errors.Is(r.err, errX) {
 		t.Errorf("error = %v, want the step's", r.err)
@@ -685,9 +686,9 @@ func TestTimingStepKeepsFailure(t *testing.T) {
 }
 
 func TestStepWrappersUnwrap(t *testing.T) {
-	inner := synapse.NewStep("a", 1, nil)
-	for _, w := range []synapse.Step{synapse.LoggingStep(inner), synapse.TimingStep(inner)} {
-		u, ok := w.(interface{ Unwrap() synapse.Step })
+	inner := steps.New("a", 1, nil)
+	for _, w := range []steps.Step{steps.Logging(inner), steps.Timing(inner)} {
+		u, ok := w.(interface{ Unwrap() steps.Step })
 		if !ok || u.Unwrap() != inner {
 			t.Errorf("%T does not unwrap to the wrapped step", w)
 		}
@@ -695,16 +696,16 @@ func TestStepWrappersUnwrap(t *testing.T) {
 }
 
 func TestStepErrorInsideActionIsExecutionError(t *testing.T) {
-	reg := synapse.NewStepRegistry()
+	reg := steps.NewRegistry()
 	errBad := errors.New("bad")
-	reg.Register(synapse.NewStep("convert", 1, func(*synapse.StepContext) synapse.StepResult { return synapse.StepFailed(errBad) }))
-	action := synapse.NewAction("steps", func(ctx *synapse.Context, _ struct{}) (synapse.StepsSummary, error) {
-		return synapse.NewOrchestrator(reg).Run(ctx)
+	reg.Register(steps.New("convert", 1, func(*steps.Context) steps.Result { return steps.Failed(errBad) }))
+	action := synapse.NewAction("steps", func(ctx *synapse.Context, _ struct{}) (steps.Summary, error) {
+		return steps.NewOrchestrator(reg).Run(ctx)
 	})
 	res := plugintest.Run(t, action, nil)
-	var se *synapse.StepError
+	var se *steps.Error
 	if !errors.Is(res.Err, synapse.ErrExecution) || !errors.As(res.Err, &se) || !errors.Is(res.Err, errBad) {
-		t.Fatalf("error = %v, want an ExecutionError wrapping the StepError", res.Err)
+		t.Fatalf("error = %v, want an synapse.ExecutionError wrapping the Error", res.Err)
 	}
 	if want := `run action "steps": step "convert" failed: bad`; res.Err.Error() != want {
 		t.Errorf("error = %q, want %q", res.Err, want)
@@ -712,7 +713,7 @@ func TestStepErrorInsideActionIsExecutionError(t *testing.T) {
 }
 
 func TestOrchestratorNilContext(t *testing.T) {
-	if _, err := synapse.NewOrchestrator(synapse.NewStepRegistry()).Run(nil); err == nil {
+	if _, err := steps.NewOrchestrator(steps.NewRegistry()).Run(nil); err == nil {
 		t.Error("Run(nil) succeeded")
 	}
 }

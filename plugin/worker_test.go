@@ -1,4 +1,4 @@
-package synapse
+package plugin
 
 import (
 	"bufio"
@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
 // workerHarness runs serveWorker on pipes and reads its messages.
@@ -22,9 +25,9 @@ type workerHarness struct {
 	done chan error
 }
 
-func startWorker(t *testing.T, actions ...Action) *workerHarness {
+func startWorker(t *testing.T, actions ...synapse.Action) *workerHarness {
 	t.Helper()
-	set, err := newActionSet(actions)
+	set, err := synapse.NewActionSet(actions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +78,7 @@ func (h *workerHarness) next() protocol.Message {
 }
 
 // until returns the events of run id up to and including its outcome.
-func (h *workerHarness) until(id string) (events []Event, outcome protocol.Message) {
+func (h *workerHarness) until(id string) (events []synapse.Event, outcome protocol.Message) {
 	h.t.Helper()
 	for {
 		m := h.next()
@@ -83,7 +86,7 @@ func (h *workerHarness) until(id string) (events []Event, outcome protocol.Messa
 			continue
 		}
 		if m.Type == protocol.TypeEvent {
-			var e Event
+			var e synapse.Event
 			if err := json.Unmarshal(m.Event, &e); err != nil {
 				h.t.Fatalf("bad event %s: %v", m.Event, err)
 			}
@@ -99,17 +102,17 @@ type wp struct {
 }
 
 var (
-	wEcho = NewAction("echo", func(ctx *Context, p wp) (map[string]any, error) {
+	wEcho = synapse.NewAction("echo", func(ctx *synapse.Context, p wp) (map[string]any, error) {
 		for i := 0; i <= p.N; i++ {
 			ctx.SetProgress(i, p.N, "loop")
 		}
 		ctx.Log("env", map[string]any{"region": ctx.Env().GetString("REGION", "none")})
 		return map[string]any{"n": p.N, "job": ctx.JobID(), "region": ctx.Env().GetString("REGION", "none")}, nil
-	}, WithDescription("echo n"))
-	wFail  = NewAction("fail", func(ctx *Context, p map[string]any) (any, error) { return nil, errors.New("no space left") })
-	wCrash = NewAction("crash", func(ctx *Context, p map[string]any) (any, error) { panic("boom") })
-	wWait  = NewAction("wait", func(ctx *Context, p map[string]any) (any, error) {
-		ctx.LogMessage("waiting", LevelInfo)
+	}, synapse.WithDescription("echo n"))
+	wFail  = synapse.NewAction("fail", func(ctx *synapse.Context, p map[string]any) (any, error) { return nil, errors.New("no space left") })
+	wCrash = synapse.NewAction("crash", func(ctx *synapse.Context, p map[string]any) (any, error) { panic("boom") })
+	wWait  = synapse.NewAction("wait", func(ctx *synapse.Context, p map[string]any) (any, error) {
+		ctx.LogMessage("waiting", synapse.LevelInfo)
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
@@ -130,7 +133,7 @@ func TestWorkerProtocol(t *testing.T) {
 		}
 		var progress int
 		for _, e := range events {
-			if e.Type == EventProgress {
+			if e.Type == synapse.EventProgress {
 				progress++
 			}
 			if e.Action != "echo" || e.JobID != "j1" {
@@ -180,9 +183,9 @@ func TestWorkerProtocol(t *testing.T) {
 				t.Errorf("%s: no stack", tt.req.ID)
 			}
 			// The typed error survives the round trip.
-			back := fromWireError(got)
-			if ExitCode(back) != map[string]int{protocol.KindValidation: 2, protocol.KindActionNotFound: 2, protocol.KindExecution: 1}[got.Kind] {
-				t.Errorf("%s: rebuilt error %v has exit code %d", tt.req.ID, back, ExitCode(back))
+			back := worker.FromError(got)
+			if exit.Code(back) != map[string]int{protocol.KindValidation: 2, protocol.KindActionNotFound: 2, protocol.KindExecution: 1}[got.Kind] {
+				t.Errorf("%s: rebuilt error %v has exit code %d", tt.req.ID, back, exit.Code(back))
 			}
 		}
 	})
@@ -195,7 +198,7 @@ func TestWorkerProtocol(t *testing.T) {
 		if out.Error == nil || out.Error.Cause != "canceled" {
 			t.Fatalf("outcome = %+v", out.Error)
 		}
-		if err := fromWireError(out.Error); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrExecution) {
+		if err := worker.FromError(out.Error); !errors.Is(err, context.Canceled) || !errors.Is(err, synapse.ErrExecution) {
 			t.Errorf("rebuilt error %v does not match context.Canceled", err)
 		}
 	})
@@ -245,9 +248,14 @@ func TestWorkerProtocol(t *testing.T) {
 func TestWireLoggerThrottlesProgress(t *testing.T) {
 	var b strings.Builder
 	l := newWireLogger("r", protocol.NewWriter(&b))
-	c, _ := newTestRun(l)
-	for i := 0; i <= 10000; i++ {
-		c.SetProgress(i, 10000, "x")
+	progress := synapse.NewAction("progress", func(c *synapse.Context, _ struct{}) (any, error) {
+		for i := 0; i <= 10000; i++ {
+			c.SetProgress(i, 10000, "x")
+		}
+		return nil, nil
+	})
+	if _, err := synapse.NewLocalExecutor(synapse.WithLogger(l)).Execute(t.Context(), progress, nil); err != nil {
+		t.Fatal(err)
 	}
 	if n := strings.Count(b.String(), "\n"); n != 101 {
 		t.Errorf("%d progress messages for 10,001 calls, want 101", n)

@@ -1,4 +1,4 @@
-package synapse
+package pipeline
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,13 +19,14 @@ import (
 	"strings"
 	"time"
 
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/params"
 )
 
-// PipelineCategory is the progress category of a pipeline's overall
+// Category is the progress category of a pipeline's overall
 // progress: current is the number of actions done, total the number of
 // actions.
-const PipelineCategory = "pipeline"
+const Category = "pipeline"
 
 // Pipeline runs actions one after another, feeding each the params
 // accumulated from the initial params and the results of the actions before
@@ -33,7 +35,7 @@ const PipelineCategory = "pipeline"
 // for concurrent use; concurrent Runs get different run IDs.
 type Pipeline struct {
 	name     string
-	actions  []Action
+	actions  []synapse.Action
 	info     []actionInfo
 	workDir  string
 	warnings []string
@@ -51,27 +53,27 @@ type actionInfo struct {
 	// resultsKnown; a result that is not a JSON object has none.
 	results      []string
 	resultsKnown bool
-	resultType   reflect.Type // nil when not known
+	resultType   reflect.Type
 }
 
-// PipelineOption configures a Pipeline created by NewPipeline.
-type PipelineOption func(*pipelineConfig)
+// Option configures a Pipeline created by New.
+type Option func(*config)
 
-type pipelineConfig struct {
+type config struct {
 	strict  bool
 	workDir string
 }
 
-// Strict makes NewPipeline fail, instead of warn, when an action's required
+// Strict makes New fail, instead of warn, when an action's required
 // params are not provided by the results of the actions before it (see
-// NewPipeline).
-func Strict() PipelineOption { return func(c *pipelineConfig) { c.strict = true } }
+// New).
+func Strict() Option { return func(c *config) { c.strict = true } }
 
 // WithWorkDir sets the directory under which runs keep their files:
 // dir/<pipeline>/<run-id>/. The default is "synapse-go/pipelines" under the
 // user's cache directory (os.UserCacheDir), or under os.TempDir when there
 // is none.
-func WithWorkDir(dir string) PipelineOption { return func(c *pipelineConfig) { c.workDir = dir } }
+func WithWorkDir(dir string) Option { return func(c *config) { c.workDir = dir } }
 
 func defaultWorkDir() string {
 	if d, err := os.UserCacheDir(); err == nil && d != "" {
@@ -80,10 +82,10 @@ func defaultWorkDir() string {
 	return filepath.Join(os.TempDir(), "synapse-pipelines")
 }
 
-// NewPipeline returns a pipeline named name that runs actions in order.
+// New returns a pipeline named name that runs actions in order.
 // The name names the runs' directory, so it must be a valid file name.
 //
-// For each action after the first, NewPipeline checks that its required
+// For each action after the first, New checks that its required
 // params (validate:"required" without a default) are fields of the result
 // of an earlier action. (Params accumulate, so a field returned by any
 // earlier action reaches it.) A param that is not must come from the
@@ -92,14 +94,14 @@ func defaultWorkDir() string {
 // made (a result that is not a struct has no fields). Either is an error with Strict, and otherwise a warning, returned
 // by Warnings and reported when a run starts. Pipeline.Check lists what the
 // initial params of a run must still provide.
-func NewPipeline(name string, actions []Action, opts ...PipelineOption) (*Pipeline, error) {
+func New(name string, actions []synapse.Action, opts ...Option) (*Pipeline, error) {
 	if err := checkPathElement(name); err != nil {
 		return nil, fmt.Errorf("create pipeline %q: name %w", name, err)
 	}
 	if len(actions) == 0 {
 		return nil, fmt.Errorf("create pipeline %q: a pipeline needs at least one action", name)
 	}
-	cfg := pipelineConfig{}
+	cfg := config{}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -182,23 +184,18 @@ func quoteList(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-func typeName(t reflect.Type) string {
-	if t == nil {
-		return "result type unknown"
-	}
-	return "result type " + t.String()
-}
+func typeName(t reflect.Type) string { return "result type " + t.String() }
 
 // Name returns the pipeline's name.
 func (p *Pipeline) Name() string { return p.name }
 
 // Actions returns the pipeline's actions, in order (a copy).
-func (p *Pipeline) Actions() []Action { return slices.Clone(p.actions) }
+func (p *Pipeline) Actions() []synapse.Action { return slices.Clone(p.actions) }
 
 // WorkDir returns the directory under which runs keep their files.
 func (p *Pipeline) WorkDir() string { return p.workDir }
 
-// Warnings returns the problems NewPipeline found without Strict (a copy).
+// Warnings returns the problems New found without Strict (a copy).
 func (p *Pipeline) Warnings() []string { return slices.Clone(p.warnings) }
 
 // Check returns the required params that a run with initial params would
@@ -233,9 +230,9 @@ func (p *Pipeline) missing(i int, initial map[string]any) []string {
 	return out
 }
 
-// PipelineRun is one run of a pipeline. Run and Resume return it also when
+// Run is one run of a pipeline. Run and Resume return it also when
 // they fail, so that the run can be resumed by its ID.
-type PipelineRun struct {
+type Run struct {
 	// ID identifies the run (12 hex digits) for Resume.
 	ID string
 	// Result is the last action's result: its Go value when the action ran
@@ -246,9 +243,9 @@ type PipelineRun struct {
 	WorkDir string
 }
 
-// PipelineDirs are the directories of a pipeline run, created when the run
-// starts. Actions of a pipeline reach them through Context.WorkDir.
-type PipelineDirs struct {
+// Dirs are the directories of a pipeline run, created when the run
+// starts. Actions of a pipeline reach them through synapse.Context.WorkDir.
+type Dirs struct {
 	Root        string // <work dir>/<pipeline>/<run id>
 	Datasets    string // Root/datasets
 	Models      string // Root/models
@@ -257,8 +254,8 @@ type PipelineDirs struct {
 	Checkpoints string // Root/checkpoints: one JSON file per completed action
 }
 
-func newPipelineDirs(root string) PipelineDirs {
-	return PipelineDirs{
+func newDirs(root string) Dirs {
+	return Dirs{
 		Root:        root,
 		Datasets:    filepath.Join(root, "datasets"),
 		Models:      filepath.Join(root, "models"),
@@ -268,7 +265,7 @@ func newPipelineDirs(root string) PipelineDirs {
 	}
 }
 
-func (d PipelineDirs) create() error {
+func (d Dirs) create() error {
 	for _, dir := range []string{d.Datasets, d.Models, d.Artifacts, d.Logs, d.Checkpoints} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -277,18 +274,19 @@ func (d PipelineDirs) create() error {
 	return nil
 }
 
-type pipelineDirsKey struct{}
+type dirsKey struct{}
 
-// WorkDir returns the directories of the pipeline run the action is part
-// of, and false when the action is not run by a Pipeline.
-func (c *Context) WorkDir() (PipelineDirs, bool) {
-	d, ok := c.Value(pipelineDirsKey{}).(PipelineDirs)
+// WorkDir returns the directories of the pipeline run that ctx (an
+// action's *synapse.Context) belongs to, and false when the action is not
+// run by a Pipeline.
+func WorkDir(ctx context.Context) (Dirs, bool) {
+	d, ok := ctx.Value(dirsKey{}).(Dirs)
 	return d, ok
 }
 
-// PipelineError reports a pipeline run that failed. errors.As reaches the
-// failing action's *ValidationError or *ExecutionError through it.
-type PipelineError struct {
+// Error reports a pipeline run that failed. errors.As reaches the
+// failing action's *synapse.ValidationError or *synapse.ExecutionError through it.
+type Error struct {
 	// Pipeline is the pipeline's name and RunID the run's ID.
 	Pipeline string
 	RunID    string
@@ -301,7 +299,7 @@ type PipelineError struct {
 	Err error
 }
 
-func (e *PipelineError) Error() string {
+func (e *Error) Error() string {
 	if e.Action == "" {
 		return fmt.Sprintf("pipeline %q (run %s): %v", e.Pipeline, e.RunID, e.Err)
 	}
@@ -309,7 +307,7 @@ func (e *PipelineError) Error() string {
 }
 
 // Unwrap returns the action's error.
-func (e *PipelineError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Run runs the actions in order with params as initial params (a map, a
 // struct, or JSON as in Executor.Execute) and returns the run with the last
@@ -323,34 +321,34 @@ func (e *PipelineError) Unwrap() error { return e.Err }
 //     winning.
 //   - Before any action runs, Run rejects initial params that no action
 //     takes (when every action's params are typed) and required params
-//     that Check reports missing, as a *ValidationError of the action
+//     that Check reports missing, as a *synapse.ValidationError of the action
 //     concerned: a run that cannot succeed fails before it starts.
-//   - The run's directories (PipelineDirs) are created under the work dir,
-//     and actions see them through Context.WorkDir. After each completed
+//   - The run's directories (Dirs) are created under the work dir,
+//     and actions see them through synapse.Context.WorkDir. After each completed
 //     action a checkpoint is written to checkpoints/, for Resume.
-//   - A failing action stops the run: the error is a *PipelineError naming
+//   - A failing action stops the run: the error is a *Error naming
 //     it, wrapping its typed error.
 //   - Progress: before each action, and when all are done, the pipeline
-//     reports its overall progress under PipelineCategory (actions done of
-//     actions in total), with the pipeline's name as the events' Action;
+//     reports its overall progress under Category (actions done of
+//     actions in total), with the pipeline's name as the events' synapse.Action;
 //     each action reports its own progress as usual.
 //
 // The returned run is non-nil, also with an error, so it can be resumed
 // (a run rejected before its first action has no files to resume from).
-func (p *Pipeline) Run(ctx context.Context, params any, opts ...Option) (*PipelineRun, error) {
+func (p *Pipeline) Run(ctx context.Context, params any, opts ...synapse.Option) (*Run, error) {
 	id, err := newRunID()
 	if err != nil {
-		return &PipelineRun{}, fmt.Errorf("run pipeline %q: %w", p.name, err)
+		return &Run{}, fmt.Errorf("run pipeline %q: %w", p.name, err)
 	}
-	dirs := newPipelineDirs(filepath.Join(p.workDir, p.name, id))
-	run := &PipelineRun{ID: id, WorkDir: dirs.Root}
-	fail := func(action string, index int, err error) (*PipelineRun, error) {
-		return run, &PipelineError{Pipeline: p.name, RunID: id, Action: action, Index: index, Err: err}
+	dirs := newDirs(filepath.Join(p.workDir, p.name, id))
+	run := &Run{ID: id, WorkDir: dirs.Root}
+	fail := func(action string, index int, err error) (*Run, error) {
+		return run, &Error{Pipeline: p.name, RunID: id, Action: action, Index: index, Err: err}
 	}
 
 	initial, err := paramsMap(params)
 	if err != nil {
-		return fail(p.info[0].name, 0, &ValidationError{Action: p.info[0].name, Fields: []FieldError{{Message: err.Error()}}})
+		return fail(p.info[0].name, 0, &synapse.ValidationError{Action: p.info[0].name, Fields: []synapse.FieldError{{Message: err.Error()}}})
 	}
 	if i, verr := p.precheck(initial); verr != nil {
 		return fail(p.info[i].name, i, verr)
@@ -362,26 +360,26 @@ func (p *Pipeline) Run(ctx context.Context, params any, opts ...Option) (*Pipeli
 	if err := writeJSONFile(filepath.Join(dirs.Root, runFile), meta); err != nil {
 		return fail("", -1, fmt.Errorf("write run file: %w", err))
 	}
-	return p.runFrom(ctx, newExecConfig(opts), run, dirs, 0, initial, nil)
+	return p.runFrom(ctx, opts, run, dirs, 0, initial, nil)
 }
 
 // precheck returns the index and validation error of the first action
 // whose params the run could not provide, or of the first action for
 // initial params that no action takes.
 func (p *Pipeline) precheck(initial map[string]any) (int, error) {
-	fields := make([][]FieldError, len(p.info))
+	fields := make([][]synapse.FieldError, len(p.info))
 	if unknown := p.unknownParams(initial); len(unknown) > 0 {
 		fields[0] = unknown
 	}
 	for i := range p.info {
 		for _, f := range p.missing(i, initial) {
-			fields[i] = append(fields[i], FieldError{Field: f, Message: "required: not in the pipeline's params nor in the result of an earlier action"})
+			fields[i] = append(fields[i], synapse.FieldError{Field: f, Message: "required: not in the pipeline's params nor in the result of an earlier action"})
 		}
 	}
 	for i, fe := range fields {
 		if len(fe) > 0 {
 			sort.Slice(fe, func(a, b int) bool { return fe[a].Field < fe[b].Field })
-			return i, &ValidationError{Action: p.info[i].name, Fields: fe}
+			return i, &synapse.ValidationError{Action: p.info[i].name, Fields: fe}
 		}
 	}
 	return 0, nil
@@ -389,7 +387,7 @@ func (p *Pipeline) precheck(initial map[string]any) (int, error) {
 
 // unknownParams reports the initial params that no action declares, when
 // every action's params are typed.
-func (p *Pipeline) unknownParams(initial map[string]any) []FieldError {
+func (p *Pipeline) unknownParams(initial map[string]any) []synapse.FieldError {
 	var all []string
 	for _, info := range p.info {
 		if info.declared == nil {
@@ -399,7 +397,7 @@ func (p *Pipeline) unknownParams(initial map[string]any) []FieldError {
 	}
 	slices.Sort(all)
 	all = slices.Compact(all)
-	var out []FieldError
+	var out []synapse.FieldError
 	for k := range initial {
 		if slices.Contains(all, k) {
 			continue
@@ -408,7 +406,7 @@ func (p *Pipeline) unknownParams(initial map[string]any) []FieldError {
 		if s := params.Suggest(k, all); s != "" {
 			hint = fmt.Sprintf("did you mean %q? ", s)
 		}
-		out = append(out, FieldError{Field: k, Message: "unknown field: no action of the pipeline takes it (" + hint + "valid fields: " + strings.Join(all, ", ") + ")"})
+		out = append(out, synapse.FieldError{Field: k, Message: "unknown field: no action of the pipeline takes it (" + hint + "valid fields: " + strings.Join(all, ", ") + ")"})
 	}
 	return out
 }
@@ -421,15 +419,15 @@ func (p *Pipeline) unknownParams(initial map[string]any) []FieldError {
 // Run. Resuming the same run twice at once is not supported.
 //
 // The returned run is non-nil, also with an error.
-func (p *Pipeline) Resume(ctx context.Context, runID string, opts ...Option) (*PipelineRun, error) {
-	run := &PipelineRun{ID: runID}
-	fail := func(err error) (*PipelineRun, error) {
-		return run, &PipelineError{Pipeline: p.name, RunID: runID, Action: "", Index: -1, Err: err}
+func (p *Pipeline) Resume(ctx context.Context, runID string, opts ...synapse.Option) (*Run, error) {
+	run := &Run{ID: runID}
+	fail := func(err error) (*Run, error) {
+		return run, &Error{Pipeline: p.name, RunID: runID, Action: "", Index: -1, Err: err}
 	}
 	if err := checkPathElement(runID); err != nil {
 		return fail(fmt.Errorf("resume: run ID %w", err))
 	}
-	dirs := newPipelineDirs(filepath.Join(p.workDir, p.name, runID))
+	dirs := newDirs(filepath.Join(p.workDir, p.name, runID))
 	run.WorkDir = dirs.Root
 	meta, cps, err := p.loadRun(dirs)
 	if err != nil {
@@ -446,64 +444,78 @@ func (p *Pipeline) Resume(ctx context.Context, runID string, opts ...Option) (*P
 	if k := len(cps); k > 0 {
 		acc, last = cps[k-1].Accumulated, cps[k-1].Result
 	}
-	return p.runFrom(ctx, newExecConfig(opts), run, dirs, len(cps), acc, last)
+	return p.runFrom(ctx, opts, run, dirs, len(cps), acc, last)
 }
 
 // runFrom runs the actions from index start on, with the accumulated
-// params acc; last is the result of action start-1, if any.
-func (p *Pipeline) runFrom(ctx context.Context, cfg execConfig, run *PipelineRun, dirs PipelineDirs, start int, acc map[string]any, last any) (*PipelineRun, error) {
-	ctx = context.WithValue(ctx, pipelineDirsKey{}, dirs)
-	pc := newRun(ctx, runIDs.Add(1), p.name, cfg.jobID, cfg.env, cfg.logger).WithCategory(PipelineCategory)
-	for _, w := range p.warnings {
-		pc.LogMessage(w, LevelWarning)
+// params acc; last is the result of action start-1, if any. The pipeline
+// itself runs as an action named after it, so its messages and progress
+// are a run of their own (category Category) on the same logger.
+func (p *Pipeline) runFrom(ctx context.Context, opts []synapse.Option, run *Run, dirs Dirs, start int, acc map[string]any, last any) (*Run, error) {
+	ctx = context.WithValue(ctx, dirsKey{}, dirs)
+	exec := synapse.NewLocalExecutor(opts...)
+	var failed *Error
+	fail := func(i int, err error) error {
+		failed = &Error{Pipeline: p.name, RunID: run.ID, Action: p.info[i].name, Index: i, Err: err}
+		return failed
 	}
-	n := len(p.actions)
-	if start > 0 {
-		pc.LogMessage(fmt.Sprintf("Resuming run %s: %d of %d actions already completed", run.ID, start, n), LevelInfo)
+	body := synapse.NewAction(p.name, func(pc *synapse.Context, _ json.RawMessage) (any, error) {
+		pc = pc.WithCategory(Category)
+		for _, w := range p.warnings {
+			pc.LogMessage(w, synapse.LevelWarning)
+		}
+		n := len(p.actions)
+		if start > 0 {
+			pc.LogMessage(fmt.Sprintf("Resuming run %s: %d of %d actions already completed", run.ID, start, n), synapse.LevelInfo)
+		}
+		began := pc.Now()
+		progress := func(done int) {
+			eta := time.Duration(-1)
+			if done == n {
+				eta = 0
+			} else if ran := done - start; ran > 0 {
+				eta = time.Duration(float64(pc.Now().Sub(began)) / float64(ran) * float64(n-done))
+			}
+			pc.Emit(synapse.Event{Type: synapse.EventProgress, Level: synapse.LevelInfo, Current: done, Total: n,
+				Percent: math.Round(float64(done)/float64(n)*10000) / 100, ETA: eta})
+		}
+		for i := start; i < n; i++ {
+			progress(i)
+			info := p.info[i]
+			in := restrict(acc, info.declared)
+			result, err := exec.Execute(ctx, p.actions[i], in)
+			if err != nil {
+				return nil, fail(i, err)
+			}
+			encoded, err := json.Marshal(result)
+			if err != nil {
+				return nil, fail(i, fmt.Errorf("encode result of action %q as JSON for the next actions and the checkpoint: %w", info.name, err))
+			}
+			next := make(map[string]any, len(acc))
+			maps.Copy(next, acc)
+			var fields map[string]any
+			if decodeJSON(encoded, &fields) == nil {
+				maps.Copy(next, fields)
+			}
+			cp := checkpoint{
+				Pipeline: p.name, RunID: run.ID, Action: info.name, Index: i,
+				Params: in, Accumulated: next, Result: json.RawMessage(encoded), Completed: time.Now().UTC(),
+			}
+			if err := writeJSONFile(filepath.Join(dirs.Checkpoints, checkpointName(i, info.name)), cp); err != nil {
+				return nil, fail(i, fmt.Errorf("write checkpoint: %w", err))
+			}
+			acc = next
+			last = result
+		}
+		progress(n)
+		return nil, nil
+	})
+	if _, err := exec.Execute(ctx, body, nil); failed != nil {
+		return run, failed
+	} else if err != nil {
+		// The pipeline did not start (ctx was already cancelled).
+		return run, fail(start, err)
 	}
-	began := pc.run.now()
-	progress := func(done int) {
-		eta := time.Duration(-1)
-		if done == n {
-			eta = 0
-		} else if ran := done - start; ran > 0 {
-			eta = time.Duration(float64(pc.run.now().Sub(began)) / float64(ran) * float64(n-done))
-		}
-		emitProgress(pc, PipelineCategory, done, n, eta)
-	}
-	fail := func(i int, err error) (*PipelineRun, error) {
-		return run, &PipelineError{Pipeline: p.name, RunID: run.ID, Action: p.info[i].name, Index: i, Err: err}
-	}
-
-	for i := start; i < n; i++ {
-		progress(i)
-		info := p.info[i]
-		in := restrict(acc, info.declared)
-		result, err := execute(ctx, cfg, p.actions[i], in)
-		if err != nil {
-			return fail(i, err)
-		}
-		encoded, err := json.Marshal(result)
-		if err != nil {
-			return fail(i, fmt.Errorf("encode result of action %q as JSON for the next actions and the checkpoint: %w", info.name, err))
-		}
-		next := make(map[string]any, len(acc))
-		maps.Copy(next, acc)
-		var fields map[string]any
-		if decodeJSON(encoded, &fields) == nil {
-			maps.Copy(next, fields)
-		}
-		cp := checkpoint{
-			Pipeline: p.name, RunID: run.ID, Action: info.name, Index: i,
-			Params: in, Accumulated: next, Result: json.RawMessage(encoded), Completed: time.Now().UTC(),
-		}
-		if err := writeJSONFile(filepath.Join(dirs.Checkpoints, checkpointName(i, info.name)), cp); err != nil {
-			return fail(i, fmt.Errorf("write checkpoint: %w", err))
-		}
-		acc = next
-		last = result
-	}
-	progress(n)
 	run.Result = last
 	return run, nil
 }
@@ -531,17 +543,9 @@ func (p *Pipeline) actionNames() []string {
 	return names
 }
 
-// resultTyper is implemented by actions made by NewAction: it gives the
-// type of the action's result.
-type resultTyper interface {
-	resultType() reflect.Type
-}
-
-func (a *typedAction[P, R]) resultType() reflect.Type { return reflect.TypeFor[R]() }
-
 // inspectAction reads what a pipeline needs from the action's params
 // schema and result type.
-func inspectAction(a Action) (actionInfo, error) {
+func inspectAction(a synapse.Action) (actionInfo, error) {
 	info := actionInfo{name: a.Name()}
 	var schema struct {
 		Properties           map[string]json.RawMessage `json:"properties"`
@@ -558,10 +562,8 @@ func inspectAction(a Action) (actionInfo, error) {
 		}
 	}
 	info.required = schema.Required
-	if rt, ok := a.(resultTyper); ok {
-		info.resultType = rt.resultType()
-		info.results, info.resultsKnown = resultFields(info.resultType)
-	}
+	info.resultType = a.ResultType()
+	info.results, info.resultsKnown = resultFields(info.resultType)
 	return info, nil
 }
 
@@ -593,7 +595,7 @@ func resultFields(t reflect.Type) ([]string, bool) {
 // paramsMap turns initial params, in any form Execute accepts, into a JSON
 // object.
 func paramsMap(in any) (map[string]any, error) {
-	data, err := paramsJSON(in)
+	data, err := params.JSON(in)
 	if err != nil {
 		return nil, fmt.Errorf("params cannot be encoded as JSON: %v", err)
 	}
@@ -665,7 +667,7 @@ func checkpointName(index int, action string) string {
 // loadRun reads a run's file and its checkpoints, checking that they belong
 // to this pipeline. It returns the checkpoints of the completed actions:
 // those of actions 0, 1, … up to the first one missing.
-func (p *Pipeline) loadRun(dirs PipelineDirs) (runMeta, []resumed, error) {
+func (p *Pipeline) loadRun(dirs Dirs) (runMeta, []resumed, error) {
 	var meta runMeta
 	data, err := os.ReadFile(filepath.Join(dirs.Root, runFile))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -1,4 +1,4 @@
-package synapse
+package plugin
 
 import (
 	"context"
@@ -12,14 +12,17 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
 // Main is the main function of a plugin binary:
 //
-//	func main() { synapse.Main(Train, Infer) }
+//	func main() { plugin.Main(Train, Infer) }
 //
 // It gives the binary these commands (docs/protocol.md):
 //
@@ -33,10 +36,10 @@ import (
 //
 // Main exits the process with the CLI's exit codes (see ExitCode). It
 // panics if two actions share a name.
-func Main(actions ...Action) {
-	set, err := newActionSet(actions)
+func Main(actions ...synapse.Action) {
+	set, err := synapse.NewActionSet(actions)
 	if err != nil {
-		panic("synapse.Main: " + err.Error())
+		panic("plugin.Main: " + err.Error())
 	}
 	os.Exit(runMain(set, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -55,7 +58,7 @@ Commands:
 Run '%[1]s plugin run --help' for the flags of plugin run.
 `
 
-func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func runMain(set *synapse.ActionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	prog := "plugin"
 	if len(os.Args) > 0 {
 		prog = baseName(os.Args[0])
@@ -65,7 +68,7 @@ func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.W
 			fmt.Fprintf(stderr, "Error: %s\n\n", msg)
 		}
 		fmt.Fprintf(stderr, mainUsage, prog)
-		return ExitUsage
+		return exit.Usage
 	}
 	if len(args) == 0 {
 		return usage("")
@@ -80,15 +83,15 @@ func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.W
 		}
 		return usage("unknown command; the plugin command has the subcommands run and run-pipeline")
 	case "actions":
-		return printJSON(stdout, stderr, set.infos(true))
+		return printJSON(stdout, stderr, infos(set, true))
 	case "schema":
 		if len(args) != 2 {
 			return usage("schema takes one argument, the action name")
 		}
-		a, err := set.find(args[1])
+		a, err := set.Lookup(args[1])
 		if err != nil {
 			fmt.Fprintln(stderr, "Error:", err)
-			return ExitCode(err)
+			return exit.Code(err)
 		}
 		return printJSON(stdout, stderr, a.Schema())
 	case "job":
@@ -103,12 +106,12 @@ func runMain(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.W
 		defer stop()
 		if err := serveWorker(ctx, set, stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, "Error: worker:", err)
-			return ExitFailure
+			return exit.Failure
 		}
-		return ExitOK
+		return exit.OK
 	case "help", "-h", "--help":
 		fmt.Fprintf(stdout, mainUsage, prog)
-		return ExitOK
+		return exit.OK
 	}
 	return usage(fmt.Sprintf("unknown command %q", args[0]))
 }
@@ -122,9 +125,9 @@ func printJSON(stdout, stderr io.Writer, v any) int {
 	}
 	if err := output.Result(stdout, v, true); err != nil {
 		fmt.Fprintln(stderr, "Error:", err)
-		return ExitFailure
+		return exit.Failure
 	}
-	return ExitOK
+	return exit.OK
 }
 
 func baseName(p string) string {
@@ -135,7 +138,7 @@ func baseName(p string) string {
 }
 
 // runLocal is `plugin run` inside a plugin binary.
-func runLocal(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func runLocal(set *synapse.ActionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var flags runflags.Flags
 	return runCommand("plugin run", "ACTION", args, stderr, &flags.Verbose, flags.Register, func(rest []string) error {
 		return runLocalAction(set, &flags, rest, stdin, stdout, stderr)
@@ -155,42 +158,42 @@ func runCommand(name, operands string, args []string, stderr io.Writer, verbose 
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return ExitOK
+			return exit.OK
 		}
 		fmt.Fprintf(stderr, "Error: %v\nRun '%s --help' for usage.\n", err, name)
-		return ExitUsage
+		return exit.Usage
 	}
 	err := run(fs.Args())
 	if err != nil {
-		if errors.Is(err, ErrInterrupted) {
+		if errors.Is(err, synapse.ErrInterrupted) {
 			fmt.Fprintln(stderr, "Interrupted.")
 		} else {
-			fmt.Fprintln(stderr, "Error:", FormatError(err, *verbose))
+			fmt.Fprintln(stderr, "Error:", exit.Message(err, *verbose))
 		}
 	}
-	return ExitCode(err)
+	return exit.Code(err)
 }
 
 // localEnv layers a local run's environment: OS < config.yaml env <
 // env file < explicit values.
-func localEnv(cfg *config.Config, envFile string, values map[string]any) (*Env, error) {
-	env := EnvFromOS("")
+func localEnv(cfg *config.Config, envFile string, values map[string]any) (*synapse.Env, error) {
+	env := synapse.EnvFromOS("")
 	if cfg != nil {
-		env = MergeEnv(env, NewEnv(cfg.Env))
+		env = synapse.MergeEnv(env, synapse.NewEnv(cfg.Env))
 	}
 	if envFile != "" {
-		fileEnv, err := EnvFromFile(envFile)
+		fileEnv, err := synapse.EnvFromFile(envFile)
 		if err != nil {
 			return nil, &runflags.UsageError{Flag: "env-file", Message: err.Error()}
 		}
-		env = MergeEnv(env, fileEnv)
+		env = synapse.MergeEnv(env, fileEnv)
 	}
-	return MergeEnv(env, NewEnv(values)), nil
+	return synapse.MergeEnv(env, synapse.NewEnv(values)), nil
 }
 
-func runLocalAction(set *actionSet, flags *runflags.Flags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
-		return &runflags.UsageError{Message: fmt.Sprintf("plugin run takes one argument, the action name (got %d); actions: %s", len(args), strings.Join(set.names, ", "))}
+		return &runflags.UsageError{Message: fmt.Sprintf("plugin run takes one argument, the action name (got %d); actions: %s", len(args), strings.Join(set.Names(), ", "))}
 	}
 	mode := runflags.ModeLocal
 	if flags.Mode != "" {
@@ -244,36 +247,36 @@ func runLocalAction(set *actionSet, flags *runflags.Flags, args []string, stdin 
 	stopSignals := cancelOnInterrupt(cancel, stderr)
 	defer stopSignals()
 
-	cfgExec := execConfig{env: env, jobID: flags.JobID, logger: NewConsoleLogger(stderr)}
-	result, err := execute(ctx, cfgExec, action, json.RawMessage(params))
+	result, err := synapse.NewLocalExecutor(synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(synapse.NewConsoleLogger(stderr))).
+		Execute(ctx, action, json.RawMessage(params))
 	if err != nil {
 		return interrupted(ctx, err)
 	}
 	pretty := flags.Output == "text" && output.IsTerminal(stdout)
 	if err := output.Result(stdout, result, pretty); err != nil {
-		return &ExecutionError{Action: action.Name(), JobID: flags.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)}
+		return &synapse.ExecutionError{Action: action.Name(), JobID: flags.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)}
 	}
 	return nil
 }
 
 // resolveAction maps the requested name to a binary action through
 // config.yaml: an action listed there runs its entrypoint.
-func resolveAction(set *actionSet, cfg *config.Config, name string) (Action, error) {
+func resolveAction(set *synapse.ActionSet, cfg *config.Config, name string) (synapse.Action, error) {
 	if cfg == nil || len(cfg.Actions) == 0 {
-		return set.find(name)
+		return set.Lookup(name)
 	}
 	ca, ok := cfg.Action(name)
 	if !ok {
-		err := notFound(name, cfg.ActionNames())
-		if _, inBinary := set.byName[name]; inBinary {
+		err := synapse.NotFound(name, cfg.ActionNames())
+		if _, lerr := set.Lookup(name); lerr == nil {
 			return nil, fmt.Errorf("%w (the plugin binary provides %q but %s does not list it; run `synapse plugin update-config`)", err, name, baseName(cfg.Path))
 		}
 		return nil, err
 	}
-	a, ok := set.byName[ca.Entrypoint]
-	if !ok {
+	a, lerr := set.Lookup(ca.Entrypoint)
+	if lerr != nil {
 		return nil, &config.Error{File: cfg.Path, Line: ca.Line, Field: "actions." + name + ".entrypoint",
-			Message: fmt.Sprintf("the plugin binary has no action %q (it provides: %s)", ca.Entrypoint, strings.Join(set.names, ", "))}
+			Message: fmt.Sprintf("the plugin binary has no action %q (it provides: %s)", ca.Entrypoint, strings.Join(set.Names(), ", "))}
 	}
 	return a, nil
 }
@@ -281,8 +284,8 @@ func resolveAction(set *actionSet, cfg *config.Config, name string) (Action, err
 // interrupted marks err as the user's interruption when the run's context
 // (cancelled only by cancelOnInterrupt) is done.
 func interrupted(ctx context.Context, err error) error {
-	if ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
-		return fmt.Errorf("%w: %w", ErrInterrupted, err)
+	if ctx.Err() != nil && !errors.Is(err, synapse.ErrInterrupted) {
+		return fmt.Errorf("%w: %w", synapse.ErrInterrupted, err)
 	}
 	return err
 }
@@ -304,7 +307,7 @@ func cancelOnInterrupt(cancel context.CancelFunc, stderr io.Writer) func() {
 		select {
 		case <-sigs:
 			fmt.Fprintln(stderr, "Stopped.")
-			os.Exit(ExitInterrupted)
+			os.Exit(exit.Interrupted)
 		case <-done:
 		}
 	}()
@@ -316,9 +319,9 @@ func cancelOnInterrupt(cancel context.CancelFunc, stderr io.Writer) func() {
 
 // runValidate is `validate ACTION`: it decodes the params on stdin as a run
 // would and prints nothing (exit 0) or the protocol error object (exit 2).
-func runValidate(set *actionSet, name string, stdin io.Reader, stdout io.Writer) int {
+func runValidate(set *synapse.ActionSet, name string, stdin io.Reader, stdout io.Writer) int {
 	err := func() error {
-		a, err := set.find(name)
+		a, err := set.Lookup(name)
 		if err != nil {
 			return err
 		}
@@ -332,9 +335,9 @@ func runValidate(set *actionSet, name string, stdin io.Reader, stdout io.Writer)
 		return a.Decode(json.RawMessage(params))
 	}()
 	if err == nil {
-		return ExitOK
+		return exit.OK
 	}
-	b, _ := json.Marshal(toWireError(err))
+	b, _ := json.Marshal(worker.ToError(err))
 	fmt.Fprintln(stdout, string(b))
-	return ExitCode(err)
+	return exit.Code(err)
 }

@@ -1,4 +1,4 @@
-package synapse
+package plugin
 
 import (
 	"context"
@@ -10,21 +10,23 @@ import (
 	"path/filepath"
 	"strings"
 
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/output"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/pipeline"
 )
 
 // runPipelineCommand is `plugin run-pipeline NAME` inside a plugin binary:
 // it runs (or resumes) a pipeline declared in config.yaml, in this process.
-func runPipelineCommand(set *actionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func runPipelineCommand(set *synapse.ActionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var flags runflags.PipelineFlags
 	return runCommand("plugin run-pipeline", "NAME", args, stderr, &flags.Verbose, flags.Register, func(rest []string) error {
 		return runPipeline(set, &flags, rest, stdin, stdout, stderr)
 	})
 }
 
-func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func runPipeline(set *synapse.ActionSet, flags *runflags.PipelineFlags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) != 1 {
 		return &runflags.UsageError{Message: fmt.Sprintf("plugin run-pipeline takes one argument, the pipeline name (got %d)", len(args))}
 	}
@@ -53,7 +55,7 @@ func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, s
 		}
 		return &runflags.UsageError{Message: fmt.Sprintf("run pipeline %q: no such pipeline in %s; pipelines: %s", args[0], baseName(cfg.Path), strings.Join(names, ", "))}
 	}
-	actions := make([]Action, 0, len(decl.Actions))
+	actions := make([]synapse.Action, 0, len(decl.Actions))
 	for _, name := range decl.Actions {
 		a, err := resolveAction(set, cfg, name)
 		if err != nil {
@@ -61,11 +63,11 @@ func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, s
 		}
 		actions = append(actions, a)
 	}
-	var popts []PipelineOption
+	var popts []pipeline.Option
 	if flags.WorkDir != "" {
-		popts = append(popts, WithWorkDir(flags.WorkDir))
+		popts = append(popts, pipeline.WithWorkDir(flags.WorkDir))
 	}
-	p, err := NewPipeline(decl.Name, actions, popts...)
+	p, err := pipeline.New(decl.Name, actions, popts...)
 	if err != nil {
 		return &config.Error{File: cfg.Path, Line: decl.Line, Field: "pipelines." + decl.Name, Message: err.Error()}
 	}
@@ -79,9 +81,9 @@ func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, s
 	defer cancel()
 	stopSignals := cancelOnInterrupt(cancel, stderr)
 	defer stopSignals()
-	opts := []Option{WithEnv(env), WithJobID(flags.JobID), WithLogger(NewConsoleLogger(stderr))}
+	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(synapse.NewConsoleLogger(stderr))}
 
-	var run *PipelineRun
+	var run *pipeline.Run
 	if flags.Resume != "" {
 		dir := filepath.Join(p.WorkDir(), decl.Name)
 		if _, err := os.Stat(filepath.Join(dir, flags.Resume)); err != nil {
@@ -97,7 +99,7 @@ func runPipeline(set *actionSet, flags *runflags.PipelineFlags, args []string, s
 	}
 	if run != nil {
 		fmt.Fprintf(stderr, "Pipeline run: %s (work dir %s)\n", run.ID, run.WorkDir)
-		if err != nil && run.ID != "" && !errors.Is(err, ErrValidation) {
+		if err != nil && run.ID != "" && !errors.Is(err, synapse.ErrValidation) {
 			fmt.Fprintf(stderr, "Resume it with: synapse plugin run-pipeline %s --resume %s\n", decl.Name, run.ID)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package synapse_test
+package ray_test
 
 import (
 	"archive/zip"
@@ -21,14 +21,16 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
-	"github.com/synapse-sdk/synapse-go/internal/ray"
+	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/serve"
+	"github.com/synapse-sdk/synapse-go/plugin"
 	"github.com/synapse-sdk/synapse-go/plugintest"
+	"github.com/synapse-sdk/synapse-go/ray"
 )
 
 // deployOther deploys a Python Serve application that is not ours, the
 // way another team would (read-merge-write), and returns its route.
-func deployOther(t *testing.T, ctx context.Context, c *ray.Client) string {
+func deployOther(t *testing.T, ctx context.Context, c *rayapi.Client) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -59,7 +61,7 @@ func deployOther(t *testing.T, ctx context.Context, c *ray.Client) string {
 	return "/other-team"
 }
 
-func waitApp(t *testing.T, ctx context.Context, c *ray.Client, name string) {
+func waitApp(t *testing.T, ctx context.Context, c *rayapi.Client, name string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
@@ -84,11 +86,21 @@ func callOther(t *testing.T, addr string) string {
 	return string(b)
 }
 
+// loadPlugin loads the test plugin of the integration suite.
+func loadPlugin(t testing.TB) *plugin.Plugin {
+	t.Helper()
+	p, err := plugin.Load(jobPlugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestIntegrationTaskMode(t *testing.T) {
 	addr := rayAddress(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := ray.NewClient(addr)
+	c, err := rayapi.NewClient(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +110,8 @@ func TestIntegrationTaskMode(t *testing.T) {
 	}
 
 	rec := plugintest.NewRecorder()
-	task, err := synapse.NewTaskExecutor(jobPlugin, synapse.WithRayAddress(addr), synapse.WithLogger(rec),
-		synapse.WithMaxOngoingRequests(4), synapse.WithResources(synapse.Resources{CPUs: 0.5}),
+	taskOpts := ray.TaskOptions{Cluster: ray.Cluster{Address: addr, Resources: ray.Resources{CPUs: 0.5}}, MaxOngoingRequests: 4}
+	task, err := ray.NewTaskExecutor(loadPlugin(t), taskOpts, synapse.WithLogger(rec),
 		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +134,7 @@ func TestIntegrationTaskMode(t *testing.T) {
 	}
 
 	// A second executor finds the worker deployed: no redeploy, same process.
-	again, err := synapse.NewTaskExecutor(jobPlugin, synapse.WithRayAddress(addr), synapse.WithLogger(synapse.DiscardLogger),
-		synapse.WithMaxOngoingRequests(4), synapse.WithResources(synapse.Resources{CPUs: 0.5}),
+	again, err := ray.NewTaskExecutor(loadPlugin(t), taskOpts, synapse.WithLogger(synapse.DiscardLogger),
 		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +255,7 @@ func BenchmarkTaskWarmCall(b *testing.B) {
 	if addr == "" {
 		b.Skip("no Ray head: run scripts/bench-task.sh")
 	}
-	task, err := synapse.NewTaskExecutor(jobPlugin, synapse.WithRayAddress(addr), synapse.WithLogger(synapse.DiscardLogger))
+	task, err := ray.NewTaskExecutor(loadPlugin(b), ray.TaskOptions{Cluster: ray.Cluster{Address: addr}}, synapse.WithLogger(synapse.DiscardLogger))
 	if err != nil {
 		b.Fatal(err)
 	}

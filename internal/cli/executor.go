@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/output"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/plugin"
+	"github.com/synapse-sdk/synapse-go/ray"
+)
+
+// newExecutor is the one place where the CLI turns a mode other than local
+// (which execs the plugin binary) into an executor of p.
+func newExecutor(io *IOStreams, flags *runflags.Flags, mode string, p *plugin.Plugin) (synapse.Executor, error) {
+	env, err := explicitEnv(flags)
+	if err != nil {
+		return nil, err
+	}
+	cluster := ray.Cluster{
+		Address:   flags.RayAddress,
+		Arch:      flags.Arch,
+		Resources: ray.Resources{CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes()},
+	}
+	logger := synapse.NewConsoleLogger(io.ErrOut)
+	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(logger)}
+	switch synapse.Mode(mode) {
+	case synapse.ModeJob:
+		return ray.NewJobExecutor(p, ray.JobOptions{Cluster: cluster}, opts...)
+	case synapse.ModeTask:
+		status := func(s string) { fmt.Fprintf(io.ErrOut, "Task mode: %s\n", s) }
+		if !flags.Verbose && !io.IsTerminal() {
+			status = func(string) {}
+		}
+		return ray.NewTaskExecutor(p, ray.TaskOptions{Cluster: cluster, Replicas: flags.Replicas,
+			MaxOngoingRequests: flags.MaxOngoing, ServeAddress: flags.ServeAddress, DeployStatus: status}, opts...)
+	}
+	return nil, &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local, task or job", mode)}
+}
+
+// explicitEnv is --env-file layered under --env.
+func explicitEnv(flags *runflags.Flags) (*synapse.Env, error) {
+	env := synapse.NewEnv(nil)
+	if flags.EnvFile != "" {
+		fileEnv, err := synapse.EnvFromFile(flags.EnvFile)
+		if err != nil {
+			return nil, &runflags.UsageError{Flag: "env-file", Message: err.Error()}
+		}
+		env = fileEnv
+	}
+	return synapse.MergeEnv(env, synapse.NewEnv(flags.EnvValues())), nil
+}
+
+// runWith runs action with ex and prints its result: a Submitter's run is
+// submitted and followed (so Ctrl-C can leave it running), any other
+// executor's run is one call.
+func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synapse.Executor, action string) error {
+	params, err := runflags.ReadParams(flags.Params, io.In)
+	if err != nil {
+		return err
+	}
+	if sub, ok := ex.(synapse.Submitter); ok {
+		return submitAndFollow(ctx, io, flags, sub, action, json.RawMessage(params))
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	result, err := ex.Run(ctx, action, json.RawMessage(params))
+	if ctx.Err() != nil {
+		return synapse.ErrInterrupted
+	}
+	if err != nil {
+		return err
+	}
+	if t, ok := ex.(*ray.TaskExecutor); ok && flags.Verbose {
+		state := "reused"
+		if t.Deployed() {
+			state = "deployed"
+		}
+		fmt.Fprintf(io.ErrOut, "worker application: %s (%s)\n", t.App(), state)
+	}
+	return output.Result(io.Out, result, flags.Output == "text" && output.IsTerminal(io.Out))
+}
+
+// submitAndFollow submits the run, prints where it is, and follows it to
+// its result (unless --no-wait).
+func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, sub synapse.Submitter, action string, params json.RawMessage) error {
+	stop := func() {}
+	if io.IsTerminal() {
+		stop = spin(io.ErrOut, "Building and uploading the plugin")
+	}
+	job, err := sub.Submit(ctx, action, params)
+	stop()
+	if err != nil {
+		return err
+	}
+	rj, isRay := job.(*ray.Job)
+	if isRay && rj.Existing {
+		fmt.Fprintf(io.ErrOut, "Job %s was already submitted with the same entrypoint; following it.\n", job.ID())
+	} else {
+		fmt.Fprintf(io.ErrOut, "Job submitted: %s\n", job.ID())
+	}
+	if isRay {
+		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", rj.DashboardURL)
+		if flags.Verbose {
+			t := rj.Timings
+			fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v, upload %v (reused %v), submit %v\n",
+				t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
+		}
+	}
+	if flags.NoWait {
+		fmt.Fprintln(io.Out, job.ID())
+		return nil
+	}
+	submitted := time.Now()
+	err = followJob(ctx, io, job, followOptions{out: flags.Output, stopOnInterrupt: flags.StopOnInterrupt,
+		startTimeout: flags.StartTimeout, rayAddress: flags.RayAddress, verbose: flags.Verbose})
+	if flags.Verbose && err == nil {
+		fmt.Fprintf(io.ErrOut, "timings: submitted to result %v\n", time.Since(submitted).Round(time.Millisecond))
+	}
+	return err
+}

@@ -1,0 +1,50 @@
+package worker
+
+import (
+	"strings"
+	"testing"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+)
+
+func TestJobStreamParsing(t *testing.T) {
+	var events []synapse.Event
+	var raw []string
+	s := NewJobStream(func(e synapse.Event) { events = append(events, e) }, func(l string) { raw = append(raw, l) })
+	log := strings.Join([]string{
+		"2026-11-27 INFO job_manager.py:581 -- Runtime env is setting up.",
+		`{"type":"progress","time":"2026-11-27T00:00:00Z","level":"info","category":"c","current":1,"total":2,"percent":50}`,
+		`{"type":"log","time":"2026-11-27T00:00:00Z","level":"info","event":"e","data":{"k":1}}`,
+		`{"type":"unknown","x":1}`,
+		ResultStart, `{"early":true}`, ResultEnd, // printed by the action itself: not the result
+		"plain stderr line",
+		ResultStart, `{"final":`, `1}`, ResultEnd,
+		"Running entrypoint for job x: chmod ...",
+	}, "\n")
+	// Feed it in awkward chunks: the stream must not depend on chunk edges.
+	for i := 0; i < len(log); i += 7 {
+		s.Write(log[i:min(i+7, len(log))])
+	}
+	s.Close()
+	if len(events) != 2 || events[0].Type != synapse.EventProgress || events[0].Percent != 50 || events[1].Data["k"] == nil {
+		t.Errorf("events = %+v", events)
+	}
+	wantRaw := []string{"2026-11-27 INFO job_manager.py:581 -- Runtime env is setting up.", `{"type":"unknown","x":1}`, "plain stderr line", "Running entrypoint for job x: chmod ..."}
+	if strings.Join(raw, "|") != strings.Join(wantRaw, "|") {
+		t.Errorf("raw lines = %q", raw)
+	}
+	if v, err := UnwrapResult(s.Result); err != nil || v.(map[string]any)["final"] == nil {
+		t.Errorf("result = %s (%v): the last marker pair must win", s.Result, err)
+	}
+	if v, _ := UnwrapResult([]byte(`{"result":[1,2]}`)); len(v.([]any)) != 2 {
+		t.Errorf("wrapped result not unwrapped: %v", v)
+	}
+}
+
+func TestNeedsWrap(t *testing.T) {
+	for in, wrap := range map[string]bool{`{"a":1}`: false, `{"result":"ok","b":1}`: false, `{"result":"ok"}`: true, `42`: true, `"s"`: true, `[1]`: true, `null`: true} {
+		if got := NeedsWrap([]byte(in)); got != wrap {
+			t.Errorf("NeedsWrap(%s) = %v, want %v", in, got, wrap)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
+)
+
+// runJob is `job [ACTION]`, the command of a plugin binary that is the
+// entrypoint of a Ray job. It reads the action (unless given), params and
+// job ID from the environment, writes
+// the JSON event stream to stdout, then the result between the markers, and
+// exits non-zero after an error line on failure.
+func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int {
+	out := &lockedWriter{w: stdout}
+	fail := func(err error) int {
+		b, _ := json.Marshal(worker.ErrorLine{Type: "error", Error: worker.ToError(err)})
+		_, _ = out.Write(append(b, '\n'))
+		fmt.Fprintln(stderr, "Error:", exit.Message(err, true))
+		return exit.Code(err)
+	}
+	// `job [ACTION] [inputs=HASH]`: the hash only distinguishes
+	// submissions (see jobEntrypoint); it is not used here.
+	name := os.Getenv(worker.EnvActionEntrypoint)
+	if len(args) > 0 && !strings.HasPrefix(args[0], "inputs=") {
+		name = args[0]
+	}
+	if name == "" {
+		return fail(fmt.Errorf("run job: %s is not set; this command runs inside a cluster job started by synapse", worker.EnvActionEntrypoint))
+	}
+	action, err := set.Lookup(name)
+	if err != nil {
+		return fail(err)
+	}
+	params, err := jobParams()
+	if err != nil {
+		return fail(err)
+	}
+	jobID := os.Getenv(worker.EnvJobID)
+	if jobID == "" {
+		jobID = os.Getenv("RAY_JOB_ID")
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	result, err := synapse.NewLocalExecutor(synapse.WithJobID(jobID), synapse.WithLogger(synapse.ThrottleProgress(synapse.NewJSONLogger(out)))).
+		Execute(ctx, action, params)
+	if err != nil {
+		return fail(err)
+	}
+	b, err := json.Marshal(result)
+	if err == nil && worker.NeedsWrap(b) {
+		b, err = json.Marshal(map[string]json.RawMessage{"result": b})
+	}
+	if err != nil {
+		return fail(&synapse.ExecutionError{Action: action.Name(), JobID: jobID, Err: fmt.Errorf("encode result as JSON: %w", err)})
+	}
+	_, _ = fmt.Fprintf(out, "%s\n%s\n%s\n", worker.ResultStart, b, worker.ResultEnd)
+	return exit.OK
+}
+
+func jobParams() (json.RawMessage, error) {
+	if p := os.Getenv(worker.EnvActionParams); p != "" {
+		return json.RawMessage(p), nil
+	}
+	if file := os.Getenv(worker.EnvActionParamsFile); file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("run job: read params file: %w", err)
+		}
+		return b, nil
+	}
+	return nil, nil // no params: {} (defaults)
+}
+
+// lockedWriter serialises writes of whole lines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

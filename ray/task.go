@@ -1,0 +1,238 @@
+package ray
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
+	"github.com/synapse-sdk/synapse-go/plugin"
+
+	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/pack"
+	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/serve"
+)
+
+// TaskExecutor runs a plugin's actions in task mode: on a long-lived worker
+// in a Ray cluster (a Ray Serve replica running the plugin binary), reused
+// by every call. The first call deploys the worker (or finds it deployed);
+// later calls go straight to it. Params are validated on this side, with
+// the plugin's own rules, before anything is deployed or sent. It is safe
+// for concurrent use.
+type TaskExecutor struct {
+	p      *plugin.Plugin
+	opts   TaskOptions
+	cfg    synapse.ExecutorConfig
+	client *rayapi.Client
+	http   *http.Client
+
+	mu       sync.Mutex
+	app      *serve.App
+	proxy    string
+	deployed bool
+}
+
+var _ synapse.Executor = (*TaskExecutor)(nil)
+
+// Deployed reports whether this executor had to create or update the
+// worker application (false when it reused one already running).
+func (t *TaskExecutor) Deployed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.deployed
+}
+
+// NewTaskExecutor prepares task mode for p on the cluster of opts.
+//
+// The worker's environment is config.yaml env < WithEnv, plus SYNAPSE_HOST
+// and SYNAPSE_ACCESS_TOKEN when set here; it is part of the Serve
+// application's config, readable through the cluster's dashboard API until
+// the application is removed (synapse plugin task down). It is never this
+// process's whole environment.
+func NewTaskExecutor(p *plugin.Plugin, opts TaskOptions, eopts ...synapse.Option) (*TaskExecutor, error) {
+	client, err := rayapi.NewClient(opts.Address)
+	if err != nil {
+		return nil, err
+	}
+	return &TaskExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client, http: &http.Client{}}, nil
+}
+
+// Run runs the plugin action named action (a config.yaml action, mapped to
+// its entrypoint) on the worker and returns its result. Params are
+// validated on this machine first. Its events go to the logger; errors are
+// the typed errors of local mode. Cancelling ctx aborts the call and
+// cancels the action on the worker.
+func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any, error) {
+	entry, err := t.p.Entrypoint(action)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := plugin.ParamsJSON(action, params)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.p.Validate(ctx, action, raw); err != nil {
+		return nil, err
+	}
+	req := serve.RunRequest{Action: entry, Params: raw, JobID: t.cfg.JobID}
+	var body io.ReadCloser
+	for attempt := 0; ; attempt++ {
+		if _, err := t.Deploy(ctx); err != nil {
+			return nil, err
+		}
+		t.mu.Lock()
+		app, proxy := t.app, t.proxy
+		t.mu.Unlock()
+		body, err = t.call(ctx, proxy, app.RoutePrefix, req)
+		var ce *serve.CallError
+		if attempt == 0 && errors.As(err, &ce) && ce.Status == http.StatusNotFound {
+			// The application is gone (removed, or replaced by a newer
+			// version of the plugin): deploy again, once.
+			t.mu.Lock()
+			if t.app == app {
+				t.app = nil
+			}
+			t.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
+	}
+	defer body.Close()
+	o := worker.Read(body, "", t.cfg.Logger)
+	if o.Err != nil && ctx.Err() != nil {
+		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
+	}
+	return o.Result, o.Err
+}
+
+// callRetryWindow is how long a call keeps retrying while the worker is
+// not reachable yet (a replica starting or being replaced).
+const callRetryWindow = 90 * time.Second
+
+func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.RunRequest) (io.ReadCloser, error) {
+	deadline := time.Now().Add(callRetryWindow)
+	for delay := 200 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+		body, err := serve.Call(ctx, t.http, proxy, route, req, "")
+		if err == nil {
+			return body, nil
+		}
+		var ce *serve.CallError
+		var ne net.Error
+		retry := errors.As(err, &ce) && ce.Retryable() && ce.Status != http.StatusNotFound ||
+			errors.As(err, &ne) // e.g. connection refused
+		if !retry || time.Now().After(deadline) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil, &synapse.ExecutionError{Action: req.Action, JobID: req.JobID, Err: ctx.Err()}
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, &synapse.ExecutionError{Action: req.Action, JobID: req.JobID, Err: ctx.Err()}
+		case <-time.After(delay):
+		}
+	}
+}
+
+// Deploy makes sure the plugin's worker application runs on the cluster:
+// it cross-compiles and packages the plugin with the Serve host, uploads
+// the package if the cluster lacks it, and deploys (or reuses) the
+// application. It reports whether a deployment happened.
+func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.app != nil {
+		return false, nil
+	}
+	status := t.opts.DeployStatus
+	if status == nil {
+		status = func(string) {}
+	}
+	arch := t.opts.arch()
+	status("building " + t.p.Code() + " for linux/" + arch)
+	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true})
+	if err != nil {
+		return false, err
+	}
+	pkg, err := pack.Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()})
+	if err != nil {
+		return false, err
+	}
+	status("uploading the package")
+	if _, err := t.client.EnsurePackage(ctx, pkg.Name, pkg.Data); err != nil {
+		return false, err
+	}
+	envVars := clusterEnv(t.p, t.cfg.Env)
+	app, deployed, err := serve.Deploy(ctx, t.client, serve.Spec{
+		Code: t.p.Code(), PackageName: pkg.Name, BinaryName: worker.BinaryName, EnvVars: envVars,
+		RuntimeEnv: t.p.Config().RuntimeEnv, Replicas: t.opts.Replicas, MaxOngoing: t.opts.MaxOngoingRequests,
+		CPUs: t.opts.Resources.CPUs, GPUs: t.opts.Resources.GPUs, Memory: t.opts.Resources.Memory,
+	}, status)
+	if err != nil {
+		return false, err
+	}
+	proxy, err := serve.ProxyAddress(t.client.Address(), t.opts.ServeAddress)
+	if err != nil {
+		return false, err
+	}
+	t.app, t.proxy, t.deployed = app, proxy, deployed
+	return deployed, nil
+}
+
+// App returns the name of the worker application, once deployed.
+func (t *TaskExecutor) App() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.app == nil {
+		return ""
+	}
+	return t.app.Name
+}
+
+// TaskApp is a worker application task mode deployed (a Ray Serve
+// application named synapse-CODE-HASH).
+type TaskApp struct {
+	Name        string `json:"name"`
+	Code        string `json:"code"`
+	RoutePrefix string `json:"route_prefix"`
+	Status      string `json:"status"` // Serve's application status: DEPLOYING, RUNNING, …
+	Message     string `json:"message,omitempty"`
+}
+
+// ListTasks lists the worker applications of plugin code (all of this
+// SDK's when code is empty) on the cluster at address.
+func ListTasks(ctx context.Context, address, code string) ([]TaskApp, error) {
+	client, err := rayapi.NewClient(address)
+	if err != nil {
+		return nil, err
+	}
+	apps, err := serve.List(ctx, client, code)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TaskApp, len(apps))
+	for i, a := range apps {
+		out[i] = TaskApp(a)
+	}
+	return out, nil
+}
+
+// DownTasks removes the worker applications of plugin code (all of this
+// SDK's when code is empty) from the cluster at address; other Serve
+// applications are kept. It returns the names removed.
+func DownTasks(ctx context.Context, address, code string) ([]string, error) {
+	client, err := rayapi.NewClient(address)
+	if err != nil {
+		return nil, err
+	}
+	return serve.Down(ctx, client, code)
+}
