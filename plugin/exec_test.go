@@ -11,6 +11,8 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/executortest"
+	"github.com/synapse-sdk/synapse-go/plugin"
 	"github.com/synapse-sdk/synapse-go/plugintest"
 )
 
@@ -134,4 +136,20 @@ func main() { plugin.Main(loud) }
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 20*time.Second {
 		t.Errorf("cancelled noisy run: %v after %v", err, time.Since(start))
 	}
+}
+
+// TestConformance runs the executor suite against the plugin directory's
+// child-process executor.
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin binary; skipped with -short")
+	}
+	t.Setenv("SYNAPSE_CACHE_DIR", t.TempDir())
+	p, err := plugin.Load(executortest.PluginDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	executortest.Run(t, func(t *testing.T, opts ...synapse.Option) synapse.Executor {
+		return plugin.NewExecutor(p, opts...)
+	})
 }

@@ -195,13 +195,13 @@ func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string
 	if len(args) != 1 {
 		return &runflags.UsageError{Message: fmt.Sprintf("plugin run takes one argument, the action name (got %d); actions: %s", len(args), strings.Join(set.Names(), ", "))}
 	}
-	mode := runflags.ModeLocal
+	mode := synapse.ModeLocal
 	if flags.Mode != "" {
 		m, err := runflags.NormalizeMode(flags.Mode)
 		if err != nil {
 			return err
 		}
-		if m != runflags.ModeLocal {
+		if m != synapse.ModeLocal {
 			return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("a plugin binary runs actions in local mode only; use `synapse plugin run %s --mode %s`", args[0], m)}
 		}
 	}

@@ -313,18 +313,28 @@ func NewJobExecutor(p *plugin.Plugin, opts JobOptions, eopts ...synapse.Option) 
 	return &JobExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client}, nil
 }
 
+// stopGrace bounds how long Run waits for a cancelled job to stop.
+const stopGrace = time.Minute
+
 // Run submits action, follows its events to the executor's logger and
-// returns its result. Cancelling ctx stops following; the job keeps
-// running on the cluster.
+// returns its result. Cancelling ctx stops the job (Ray sends the plugin
+// SIGTERM, which cancels the action's Context) and waits up to a minute
+// for it to stop; use SubmitJob for a job that outlives the call.
 func (e *JobExecutor) Run(ctx context.Context, action string, params any) (any, error) {
 	j, err := e.SubmitJob(ctx, action, params)
 	if err != nil {
 		return nil, err
 	}
-	if err := j.Follow(ctx, e.cfg.Logger); err != nil {
-		if ctx.Err() != nil {
-			return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w (job %s keeps running on the cluster)", ctx.Err(), j.id)}
+	err = j.Follow(ctx, e.cfg.Logger)
+	if ctx.Err() != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+		defer cancel()
+		if serr := j.Stop(stopCtx); serr != nil {
+			return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w; stop job %s: %w", ctx.Err(), j.id, serr)}
 		}
+		return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w: job %s was stopped", ctx.Err(), j.id)}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return j.Result(ctx)

@@ -18,7 +18,7 @@ import (
 
 // newExecutor is the one place where the CLI turns a mode other than local
 // (which execs the plugin binary) into an executor of p.
-func newExecutor(io *IOStreams, flags *runflags.Flags, mode string, p *plugin.Plugin) (synapse.Executor, error) {
+func newExecutor(io *IOStreams, flags *runflags.Flags, mode synapse.Mode, p *plugin.Plugin) (synapse.Executor, error) {
 	env, err := explicitEnv(flags)
 	if err != nil {
 		return nil, err
@@ -30,7 +30,7 @@ func newExecutor(io *IOStreams, flags *runflags.Flags, mode string, p *plugin.Pl
 	}
 	logger := synapse.NewConsoleLogger(io.ErrOut)
 	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(logger)}
-	switch synapse.Mode(mode) {
+	switch mode {
 	case synapse.ModeJob:
 		return ray.NewJobExecutor(p, ray.JobOptions{Cluster: cluster}, opts...)
 	case synapse.ModeTask:

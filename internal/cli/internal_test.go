@@ -24,7 +24,7 @@ func TestPromptMode(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != tt.want {
+		if err != nil || string(got) != tt.want {
 			t.Errorf("input %q: %q, %v; want %q", tt.input, got, err, tt.want)
 		}
 		if !strings.Contains(errOut.String(), "Select executor mode:") || !strings.Contains(errOut.String(), "2) task") {

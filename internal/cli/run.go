@@ -44,7 +44,7 @@ params or an unknown action; 130 interrupted.`,
 }
 
 func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action string) error {
-	mode := runflags.ModeLocal
+	mode := synapse.ModeLocal
 	if flags.Mode != "" {
 		m, err := runflags.NormalizeMode(flags.Mode)
 		if err != nil {
@@ -68,7 +68,7 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
 		return synapse.NotFound(action, cfg.ActionNames())
 	}
-	if mode == runflags.ModeLocal {
+	if mode == synapse.ModeLocal {
 		return execLocal(ctx, io, flags, cfg, action)
 	}
 	ex, err := newExecutor(io, flags, mode, plugin.FromConfig(cfg))
@@ -157,7 +157,7 @@ func buildPlugin(ctx context.Context, io *IOStreams, cfg *config.Config, opts bu
 }
 
 // promptMode asks for the mode on a terminal.
-func promptMode(io *IOStreams) (string, error) {
+func promptMode(io *IOStreams) (synapse.Mode, error) {
 	fmt.Fprintln(io.ErrOut, "Select executor mode:")
 	for i, m := range runflags.ModeDescriptions {
 		fmt.Fprintf(io.ErrOut, "  %d) %-6s - %s\n", i+1, m.Mode, m.Text)
@@ -169,7 +169,7 @@ func promptMode(io *IOStreams) (string, error) {
 	}
 	answer := strings.TrimSpace(line)
 	if answer == "" {
-		return runflags.ModeLocal, nil
+		return synapse.ModeLocal, nil
 	}
 	if n, err := strconv.Atoi(answer); err == nil && n >= 1 && n <= len(runflags.ModeDescriptions) {
 		return runflags.ModeDescriptions[n-1].Mode, nil

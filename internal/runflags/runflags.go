@@ -13,22 +13,18 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-)
-
-// Modes, as accepted by --mode.
-const (
-	ModeLocal  = "local"
-	ModeTask   = "task"
-	ModeJob    = "job"
-	ModeRemote = "remote"
+	synapse "github.com/synapse-sdk/synapse-go"
 )
 
 // ModeDescriptions are the one-line descriptions shown by the mode prompt.
-var ModeDescriptions = []struct{ Mode, Text string }{
-	{ModeLocal, "in this process (best for debugging)"},
-	{ModeTask, "on a reused Ray worker; result returned at once"},
-	{ModeJob, "as a Ray job, with log streaming"},
-	{ModeRemote, "through the Synapse backend"},
+var ModeDescriptions = []struct {
+	Mode synapse.Mode
+	Text string
+}{
+	{synapse.ModeLocal, "in this process (best for debugging)"},
+	{synapse.ModeTask, "on a reused Ray worker; result returned at once"},
+	{synapse.ModeJob, "as a Ray job, with log streaming"},
+	{synapse.ModeRemote, "through the Synapse backend"},
 }
 
 // Flags holds the values of `plugin run` flags.
@@ -119,18 +115,18 @@ func (e *UsageError) ExitCode() int { return 2 }
 func (f *Flags) Changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
 
 // NormalizeMode returns the canonical mode for s, accepting "jobs-api" for job.
-func NormalizeMode(s string) (string, error) {
-	switch m := strings.ToLower(strings.TrimSpace(s)); m {
-	case ModeLocal, ModeTask, ModeJob, ModeRemote:
+func NormalizeMode(s string) (synapse.Mode, error) {
+	switch m := synapse.Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case synapse.ModeLocal, synapse.ModeTask, synapse.ModeJob, synapse.ModeRemote:
 		return m, nil
 	case "jobs-api":
-		return ModeJob, nil
+		return synapse.ModeJob, nil
 	}
 	return "", &UsageError{Flag: "mode", Message: fmt.Sprintf("must be one of local, task, job, remote (got %q)", s)}
 }
 
 // Check validates the flags after parsing. mode is the resolved mode.
-func (f *Flags) Check(mode string) error {
+func (f *Flags) Check(mode synapse.Mode) error {
 	if f.Changed("no-debug") {
 		f.Debug = false
 	}
@@ -167,21 +163,21 @@ func (f *Flags) Check(mode string) error {
 	if f.MaxOngoing < 1 {
 		return &UsageError{Flag: "max-ongoing-requests", Message: fmt.Sprintf("must be >= 1 (got %d)", f.MaxOngoing)}
 	}
-	if mode != ModeTask {
+	if mode != synapse.ModeTask {
 		for _, name := range []string{"replicas", "max-ongoing-requests", "serve-address"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "only works in task mode (--mode task)"}
 			}
 		}
 	}
-	if mode != ModeJob {
+	if mode != synapse.ModeJob {
 		for _, name := range []string{"no-wait", "stop-on-interrupt"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "only works in job mode (--mode job)"}
 			}
 		}
 	}
-	if mode == ModeLocal {
+	if mode == synapse.ModeLocal {
 		for _, name := range []string{"gpus", "cpus", "memory"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "not supported in local mode: local mode runs in this process and allocates no resources (GPUs, CPUs, memory); use --mode task or --mode job"}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	synapse "github.com/synapse-sdk/synapse-go"
+
 	"github.com/spf13/pflag"
 )
 
@@ -26,13 +28,13 @@ func TestDefaults(t *testing.T) {
 	if f.Path != "." || f.Params != "{}" || f.RayAddress != "auto" || !f.Debug || f.InferPath != "/" || f.Output != "text" || f.Mode != "" {
 		t.Errorf("defaults = %+v", f)
 	}
-	if err := f.Check(ModeLocal); err != nil {
+	if err := f.Check(synapse.ModeLocal); err != nil {
 		t.Errorf("Check of defaults: %v", err)
 	}
 }
 
 func TestNormalizeMode(t *testing.T) {
-	for in, want := range map[string]string{"local": "local", "TASK": "task", " job ": "job", "jobs-api": "job", "remote": "remote"} {
+	for in, want := range map[string]synapse.Mode{"local": "local", "TASK": "task", " job ": "job", "jobs-api": "job", "remote": "remote"} {
 		if got, err := NormalizeMode(in); err != nil || got != want {
 			t.Errorf("NormalizeMode(%q) = %q, %v", in, got, err)
 		}
@@ -47,21 +49,21 @@ func TestNormalizeMode(t *testing.T) {
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		args []string
-		mode string
+		mode synapse.Mode
 		want string // "" = valid
 	}{
-		{[]string{"--gpus", "1"}, ModeLocal, "--gpus: not supported in local mode"},
-		{[]string{"--cpus", "2"}, ModeLocal, "--cpus: not supported in local mode"},
-		{[]string{"--gpus", "1", "--cpus", "0.5"}, ModeJob, ""},
-		{[]string{"--gpus", "-1"}, ModeJob, "--gpus: must be >= 0 (got -1)"},
-		{[]string{"-o", "yaml"}, ModeLocal, `--output: must be text or json (got "yaml")`},
-		{[]string{"--env", "A=1", "--env", "B=x=y"}, ModeLocal, ""},
-		{[]string{"--env", "NOVALUE"}, ModeLocal, `--env: want KEY=VALUE (got "NOVALUE")`},
-		{[]string{"--env", "=v"}, ModeLocal, `--env: want KEY=VALUE (got "=v")`},
-		{[]string{"--dlv"}, ModeLocal, ""},
-		{[]string{"--dlv"}, ModeTask, "--dlv: only works in local mode"},
-		{[]string{"-i", "{bad"}, ModeRemote, "--input: must be valid JSON"},
-		{[]string{"-i", `{"image": "x.png"}`}, ModeRemote, ""},
+		{[]string{"--gpus", "1"}, synapse.ModeLocal, "--gpus: not supported in local mode"},
+		{[]string{"--cpus", "2"}, synapse.ModeLocal, "--cpus: not supported in local mode"},
+		{[]string{"--gpus", "1", "--cpus", "0.5"}, synapse.ModeJob, ""},
+		{[]string{"--gpus", "-1"}, synapse.ModeJob, "--gpus: must be >= 0 (got -1)"},
+		{[]string{"-o", "yaml"}, synapse.ModeLocal, `--output: must be text or json (got "yaml")`},
+		{[]string{"--env", "A=1", "--env", "B=x=y"}, synapse.ModeLocal, ""},
+		{[]string{"--env", "NOVALUE"}, synapse.ModeLocal, `--env: want KEY=VALUE (got "NOVALUE")`},
+		{[]string{"--env", "=v"}, synapse.ModeLocal, `--env: want KEY=VALUE (got "=v")`},
+		{[]string{"--dlv"}, synapse.ModeLocal, ""},
+		{[]string{"--dlv"}, synapse.ModeTask, "--dlv: only works in local mode"},
+		{[]string{"-i", "{bad"}, synapse.ModeRemote, "--input: must be valid JSON"},
+		{[]string{"-i", `{"image": "x.png"}`}, synapse.ModeRemote, ""},
 	}
 	for _, tt := range tests {
 		err := parse(t, tt.args...).Check(tt.mode)
@@ -76,11 +78,11 @@ func TestCheck(t *testing.T) {
 
 func TestNoDebug(t *testing.T) {
 	f := parse(t, "--no-debug")
-	if err := f.Check(ModeRemote); err != nil || f.Debug {
+	if err := f.Check(synapse.ModeRemote); err != nil || f.Debug {
 		t.Errorf("--no-debug: Debug = %v, %v", f.Debug, err)
 	}
 	f = parse(t, "--debug=false")
-	if f.Check(ModeRemote) != nil || f.Debug {
+	if f.Check(synapse.ModeRemote) != nil || f.Debug {
 		t.Errorf("--debug=false: Debug = %v", f.Debug)
 	}
 }

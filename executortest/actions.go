@@ -1,0 +1,98 @@
+package executortest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+)
+
+// EchoParams are the params of the "echo" action.
+type EchoParams struct {
+	N    int    `json:"n" default:"1" validate:"min=1,max=100"`
+	Text string `json:"text" default:"hi" validate:"max=64"`
+}
+
+// EchoResult is what "echo" returns.
+type EchoResult struct {
+	N     int    `json:"n"`
+	Text  string `json:"text"`
+	JobID string `json:"job_id"`
+}
+
+// WaitParams are the params of the "wait" action.
+type WaitParams struct {
+	// Mark is a file the action writes "cancelled" to when its Context is
+	// cancelled (the suite runs on one machine, so every mode can see it).
+	Mark    string  `json:"mark"`
+	Seconds float64 `json:"seconds" default:"120" validate:"gt=0"`
+}
+
+// Actions returns the actions the suite runs, the same values the plugin at
+// PluginDir serves:
+//
+//	echo    returns {n, text, job_id}; params n (1–100), text
+//	scalar  returns 42
+//	wrapped returns {"result": "ok"} (an object whose only key is result)
+//	report  logs "reported" {k: 1}, a message, progress 1/2 and 2/2 in
+//	        category "work", metrics {loss: 0.5} in category "train"
+//	env     returns the values of env keys LAYER, FROM_OPTION, FROM_CONFIG
+//	fail    returns the error "disk full"
+//	crash   panics with "boom"
+//	wait    logs "started", then waits for cancellation (see WaitParams)
+func Actions() []synapse.Action {
+	return []synapse.Action{
+		synapse.NewAction("echo", func(ctx *synapse.Context, p EchoParams) (EchoResult, error) {
+			ctx.Log("started", map[string]any{"action": "echo"})
+			return EchoResult{N: p.N, Text: p.Text, JobID: ctx.JobID()}, nil
+		}),
+		synapse.NewAction("scalar", func(ctx *synapse.Context, _ struct{}) (int, error) { return 42, nil }),
+		synapse.NewAction("wrapped", func(ctx *synapse.Context, _ struct{}) (map[string]string, error) {
+			return map[string]string{"result": "ok"}, nil
+		}),
+		synapse.NewAction("report", func(ctx *synapse.Context, _ struct{}) (string, error) {
+			ctx.Log("reported", map[string]any{"k": 1})
+			ctx.LogMessage("reporting done", synapse.LevelSuccess)
+			ctx.SetProgress(1, 2, "work")
+			ctx.SetProgress(2, 2, "work")
+			ctx.SetMetrics(map[string]any{"loss": 0.5}, "train")
+			return "reported", nil
+		}),
+		synapse.NewAction("env", func(ctx *synapse.Context, _ struct{}) (map[string]string, error) {
+			env := ctx.Env()
+			return map[string]string{
+				"LAYER":       env.GetString("LAYER", ""),
+				"FROM_OPTION": env.GetString("FROM_OPTION", ""),
+				"FROM_CONFIG": env.GetString("FROM_CONFIG", ""),
+			}, nil
+		}),
+		synapse.NewAction("fail", func(ctx *synapse.Context, _ struct{}) (any, error) {
+			return nil, errors.New("disk full")
+		}),
+		synapse.NewAction("crash", func(ctx *synapse.Context, _ struct{}) (any, error) { panic("boom") }),
+		synapse.NewAction("wait", func(ctx *synapse.Context, p WaitParams) (any, error) {
+			ctx.Log("started", map[string]any{"action": "wait"})
+			select {
+			case <-ctx.Done():
+				if p.Mark != "" {
+					_ = os.WriteFile(p.Mark, []byte("cancelled"), 0o644)
+				}
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(p.Seconds * float64(time.Second))):
+				return "not cancelled", nil
+			}
+		}),
+	}
+}
+
+// PluginDir returns the directory of a plugin (config.yaml and a main
+// package calling plugin.Main(Actions()...)) that serves Actions, for the
+// executors that run a plugin directory. Its config.yaml sets env LAYER to
+// "config" and FROM_CONFIG to "yes".
+func PluginDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata", "plugin")
+}

@@ -1,0 +1,242 @@
+// Package executortest is the conformance suite every execution mode
+// passes, like go-cloud's drivertest: the same actions (Actions), served
+// in-process or by the plugin at PluginDir, must give the same results,
+// typed errors, events and environment through any synapse.Executor.
+//
+//	func TestConformance(t *testing.T) {
+//		executortest.Run(t, func(t *testing.T, opts ...synapse.Option) synapse.Executor {
+//			set, err := synapse.NewActionSet(executortest.Actions(), opts...)
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return set
+//		})
+//	}
+//
+// The suite assumes the executor's runs happen on this machine (it checks
+// that cancellation reached the action through a file the action writes).
+package executortest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/plugintest"
+)
+
+// NewExecutor returns an executor of Actions (or of the plugin at
+// PluginDir) configured with opts. The suite calls it once per case.
+type NewExecutor func(t *testing.T, opts ...synapse.Option) synapse.Executor
+
+// Timeout bounds each case; cluster modes take seconds per run.
+const Timeout = 3 * time.Minute
+
+// Run runs the conformance cases as subtests of t.
+func Run(t *testing.T, newExecutor NewExecutor) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, ctx context.Context, newExecutor NewExecutor)
+	}{
+		{"ResultRoundTrip", testResults},
+		{"ValidationError", testValidation},
+		{"ActionNotFound", testNotFound},
+		{"ExecutionError", testExecutionError},
+		{"Panic", testPanic},
+		{"Cancellation", testCancellation},
+		{"Events", testEvents},
+		{"EnvLayering", testEnv},
+		{"JobID", testJobID},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), Timeout)
+			defer cancel()
+			c.fn(t, ctx, newExecutor)
+		})
+	}
+}
+
+// jsonEqual reports whether got encodes to the same JSON as want (results
+// that crossed a process boundary come back decoded from JSON).
+func jsonEqual(t *testing.T, got any, want string) {
+	t.Helper()
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatalf("result %#v cannot be encoded: %v", got, err)
+	}
+	var g, w any
+	_ = json.Unmarshal(b, &g)
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Errorf("result = %s, want %s", gb, wb)
+	}
+}
+
+func testResults(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger))
+	for _, tt := range []struct {
+		action string
+		params any
+		want   string
+	}{
+		{"echo", map[string]any{"n": 3, "text": "abc"}, `{"n":3,"text":"abc","job_id":""}`},
+		{"echo", json.RawMessage(`{"n": 2}`), `{"n":2,"text":"hi","job_id":""}`}, // a default filled in
+		{"echo", nil, `{"n":1,"text":"hi","job_id":""}`},
+		{"scalar", nil, `42`},
+		{"wrapped", nil, `{"result":"ok"}`},
+	} {
+		got, err := ex.Run(ctx, tt.action, tt.params)
+		if err != nil {
+			t.Fatalf("Run(%s, %v): %v", tt.action, tt.params, err)
+		}
+		jsonEqual(t, got, tt.want)
+	}
+}
+
+func testValidation(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	rec := plugintest.NewRecorder()
+	ex := newExecutor(t, synapse.WithLogger(rec))
+	_, err := ex.Run(ctx, "echo", map[string]any{"n": 0, "extra": true})
+	var ve *synapse.ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, synapse.ErrValidation) {
+		t.Fatalf("error = %v (%T), want a *synapse.ValidationError", err, err)
+	}
+	fields := make([]string, len(ve.Fields))
+	for i, f := range ve.Fields {
+		fields[i] = f.String()
+	}
+	if ve.Action != "echo" || !slices.Contains(fields, "n: must be >= 1 (got 0)") || !slices.ContainsFunc(fields, func(f string) bool { return strings.HasPrefix(f, "extra: unknown field") }) {
+		t.Errorf("validation error of %q with fields %q", ve.Action, fields)
+	}
+	if logs := rec.Logs("started"); len(logs) != 0 {
+		t.Errorf("the action ran with invalid params: %+v", logs)
+	}
+}
+
+func testNotFound(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger))
+	_, err := ex.Run(ctx, "ecoh", nil)
+	var ne *synapse.ActionNotFoundError
+	if !errors.As(err, &ne) || !errors.Is(err, synapse.ErrActionNotFound) {
+		t.Fatalf("error = %v (%T), want a *synapse.ActionNotFoundError", err, err)
+	}
+	if ne.Action != "ecoh" || ne.Suggestion != "echo" || !slices.Contains(ne.Available, "echo") || !slices.Contains(ne.Available, "wait") {
+		t.Errorf("not-found error %+v", ne)
+	}
+}
+
+func testExecutionError(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger))
+	_, err := ex.Run(ctx, "fail", nil)
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || !errors.Is(err, synapse.ErrExecution) {
+		t.Fatalf("error = %v (%T), want a *synapse.ExecutionError", err, err)
+	}
+	if xe.Action != "fail" || !strings.Contains(xe.Err.Error(), "disk full") || xe.Panicked() {
+		t.Errorf("execution error %+v", xe)
+	}
+}
+
+func testPanic(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger))
+	_, err := ex.Run(ctx, "crash", nil)
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || !xe.Panicked() || !strings.Contains(err.Error(), "panic: boom") {
+		t.Fatalf("error = %v, want an *synapse.ExecutionError for a panic", err)
+	}
+	if !strings.Contains(xe.Stack, "goroutine") {
+		t.Errorf("the panic's stack was lost: %q", xe.Stack)
+	}
+}
+
+func testCancellation(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	mark := filepath.Join(t.TempDir(), "cancelled")
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started := synapse.LoggerFunc(func(e synapse.Event) {
+		if e.Type == synapse.EventLog && e.Event == "started" {
+			cancel()
+		}
+	})
+	ex := newExecutor(t, synapse.WithLogger(started))
+	_, err := ex.Run(runCtx, "wait", map[string]any{"mark": mark, "seconds": 120})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v, want one matching context.Canceled", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the run was not cancelled in time")
+	}
+	// The action saw the cancellation (it may finish just after Run returns).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		b, err := os.ReadFile(mark)
+		if err == nil && string(b) == "cancelled" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the action did not see the cancellation: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a file the action writes
+	}
+}
+
+func testEvents(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	rec := plugintest.NewRecorder()
+	ex := newExecutor(t, synapse.WithLogger(rec))
+	if _, err := ex.Run(ctx, "report", nil); err != nil {
+		t.Fatal(err)
+	}
+	if logs := rec.Logs("reported"); len(logs) != 1 || fmt.Sprint(logs[0].Data["k"]) != "1" || logs[0].Action != "report" {
+		t.Errorf("log events = %+v", logs)
+	}
+	if msgs := rec.Messages(synapse.LevelSuccess); !slices.Contains(msgs, "reporting done") {
+		t.Errorf("success messages = %q", msgs)
+	}
+	if p, ok := rec.LastPercent("work"); !ok || p != 100 {
+		t.Errorf("progress of work ended at %v (%v)", p, ok)
+	}
+	if m := rec.Metrics("train"); fmt.Sprint(m["loss"]) != "0.5" {
+		t.Errorf("metrics of train = %v", m)
+	}
+}
+
+func testEnv(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	env := synapse.NewEnv(map[string]any{"LAYER": "option", "FROM_OPTION": "x"})
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger), synapse.WithEnv(env))
+	got, err := ex.Run(ctx, "env", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := got.(map[string]string)
+	if m == nil {
+		b, _ := json.Marshal(got)
+		_ = json.Unmarshal(b, &m)
+	}
+	// WithEnv reaches the action and wins over config.yaml env (LAYER:
+	// config), which an executor of the plugin directory layers under it.
+	if m["LAYER"] != "option" || m["FROM_OPTION"] != "x" || (m["FROM_CONFIG"] != "" && m["FROM_CONFIG"] != "yes") {
+		t.Errorf("env seen by the action = %v", m)
+	}
+}
+
+func testJobID(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	id := fmt.Sprintf("conformance-%d", time.Now().UnixNano())
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger), synapse.WithJobID(id))
+	got, err := ex.Run(ctx, "echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, got, `{"n":1,"text":"hi","job_id":"`+id+`"}`)
+}
