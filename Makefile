@@ -27,6 +27,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	./scripts/check-imports.sh
 
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:

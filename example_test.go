@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 )
@@ -66,4 +67,60 @@ func ExampleLocalExecutor_Execute() {
 	// SUCCESS: Training completed
 	// result: map[epochs:2] <nil>
 	// invalid: epochs: must be >= 1 (got 0)
+}
+
+func ExampleActionSet() {
+	greet := synapse.NewAction("greet", func(ctx *synapse.Context, p struct {
+		Name string `json:"name" default:"world"`
+	}) (string, error) {
+		return ctx.Env().GetString("GREETING", "hello") + " " + p.Name, nil
+	})
+	set, err := synapse.NewActionSet([]synapse.Action{greet},
+		synapse.WithLogger(synapse.DiscardLogger), synapse.WithEnv(synapse.NewEnv(map[string]any{"GREETING": "hi"})))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// An ActionSet is the in-process synapse.Executor: actions run by name.
+	var ex synapse.Executor = set
+	fmt.Println(ex.Run(context.Background(), "greet", map[string]any{"name": "ann"}))
+	_, err = ex.Run(context.Background(), "gret", nil)
+	fmt.Println(err)
+	// Output:
+	// hi ann <nil>
+	// find action "gret": no such action (did you mean "greet"?); available: greet
+}
+
+func ExampleRunPlugin() {
+	double := synapse.NewAction("double", func(ctx *synapse.Context, p struct {
+		N int `json:"n"`
+	}) (int, error) {
+		return 2 * p.N, nil
+	})
+	// A plugin linked into this program runs in-process under its code.
+	// A plugin directory runs in its own binary (import package plugin), and
+	// other modes need their package: import _ ".../ray" for ModeJob and
+	// ModeTask, with synapse.WithMode and synapse.WithModeOptions.
+	synapse.Register("math", double)
+	res, err := synapse.RunPlugin(context.Background(), "math", "double", `{"n": 21}`, synapse.WithLogger(synapse.DiscardLogger))
+	fmt.Println(res, err)
+	// Output: 42 <nil>
+}
+
+func ExampleContext_WithContext() {
+	fetch := synapse.NewAction("fetch", func(ctx *synapse.Context, _ struct{}) (string, error) {
+		// A sub-task with its own deadline keeps the reporting methods.
+		sub, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		defer cancel()
+		sc := ctx.WithContext(sub).WithCategory("download")
+		<-sc.Done()
+		sc.LogMessage("download timed out, using the cache", synapse.LevelWarning)
+		return "cached", nil
+	})
+	res, err := synapse.NewLocalExecutor(synapse.WithLogger(synapse.NewConsoleLogger(os.Stdout))).
+		Execute(context.Background(), fetch, nil)
+	fmt.Println(res, err)
+	// Output:
+	// WARNING: [download] download timed out, using the cache
+	// cached <nil>
 }

@@ -62,4 +62,3 @@ func Message(err error, verbose bool) string {
 	}
 	return err.Error()
 }
-
