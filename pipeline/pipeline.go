@@ -244,7 +244,7 @@ type Run struct {
 }
 
 // Dirs are the directories of a pipeline run, created when the run
-// starts. Actions of a pipeline reach them through synapse.Context.WorkDir.
+// starts. Actions of a pipeline reach them through WorkDir(ctx).
 type Dirs struct {
 	Root        string // <work dir>/<pipeline>/<run id>
 	Datasets    string // Root/datasets
@@ -310,9 +310,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Run runs the actions in order with params as initial params (a map, a
-// struct, or JSON as in Executor.Execute) and returns the run with the last
-// action's result. opts are executor options (WithEnv, WithJobID,
-// WithLogger) applied to every action.
+// struct, or JSON as in synapse.LocalExecutor.Execute) and returns the run
+// with the last action's result. opts are executor options
+// (synapse.WithEnv, WithJobID, WithLogger) applied to every action.
 //
 //   - Params accumulate: each action receives the accumulated values of the
 //     params it declares (so unknown-field rejection still holds; an action
@@ -324,13 +324,13 @@ func (e *Error) Unwrap() error { return e.Err }
 //     that Check reports missing, as a *synapse.ValidationError of the action
 //     concerned: a run that cannot succeed fails before it starts.
 //   - The run's directories (Dirs) are created under the work dir,
-//     and actions see them through synapse.Context.WorkDir. After each completed
+//     and actions see them through WorkDir(ctx). After each completed
 //     action a checkpoint is written to checkpoints/, for Resume.
 //   - A failing action stops the run: the error is a *Error naming
 //     it, wrapping its typed error.
 //   - Progress: before each action, and when all are done, the pipeline
 //     reports its overall progress under Category (actions done of
-//     actions in total), with the pipeline's name as the events' synapse.Action;
+//     actions in total), with the pipeline's name as the events' Action;
 //     each action reports its own progress as usual.
 //
 // The returned run is non-nil, also with an error, so it can be resumed

@@ -34,7 +34,7 @@ import (
 //	job                         run the action named by $SYNAPSE_ACTION_ENTRYPOINT as a Ray job
 //	validate ACTION             check params (JSON on stdin) without running the action
 //
-// Main exits the process with the CLI's exit codes (see ExitCode). It
+// Main exits the process with the CLI's exit codes (docs/cli.md). It
 // panics if two actions share a name.
 func Main(actions ...synapse.Action) {
 	set, err := synapse.NewActionSet(actions)

@@ -10,7 +10,8 @@
 //	import _ "github.com/synapse-sdk/synapse-go/ray"
 //
 //	res, err := synapse.RunPlugin(ctx, "./my-plugin", "train", params,
-//		synapse.WithMode(synapse.ModeJob), synapse.WithModeOptions(ray.JobOptions{Address: "http://head:8265"}))
+//		synapse.WithMode(synapse.ModeJob),
+//		synapse.WithModeOptions(ray.JobOptions{Cluster: ray.Cluster{Address: "http://head:8265"}}))
 //
 // JobExecutor and TaskExecutor are the same modes as Go values.
 package ray

@@ -46,4 +46,4 @@ echo "--- Python host of task mode (pytest)"
 python3 -m pytest -q internal/serve/python
 
 echo "--- go test -tags integration (against $address)"
-go test -race -count=1 -tags integration -run Integration -timeout 20m . ./internal/cli ./internal/ray
+go test -race -count=1 -tags integration -run Integration -timeout 25m ./ray ./internal/cli ./internal/ray
