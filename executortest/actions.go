@@ -18,9 +18,8 @@ type EchoParams struct {
 
 // EchoResult is what "echo" returns.
 type EchoResult struct {
-	N     int    `json:"n"`
-	Text  string `json:"text"`
-	JobID string `json:"job_id"`
+	N    int    `json:"n"`
+	Text string `json:"text"`
 }
 
 // WaitParams are the params of the "wait" action.
@@ -34,7 +33,8 @@ type WaitParams struct {
 // Actions returns the actions the suite runs, the same values the plugin at
 // PluginDir serves:
 //
-//	echo    returns {n, text, job_id}; params n (1–100), text
+//	echo    returns {n, text}; params n (1–100), text
+//	job     returns {"job_id": ctx.JobID()}
 //	scalar  returns 42
 //	wrapped returns {"result": "ok"} (an object whose only key is result)
 //	report  logs "reported" {k: 1}, a message, progress 1/2 and 2/2 in
@@ -47,7 +47,10 @@ func Actions() []synapse.Action {
 	return []synapse.Action{
 		synapse.NewAction("echo", func(ctx *synapse.Context, p EchoParams) (EchoResult, error) {
 			ctx.Log("started", map[string]any{"action": "echo"})
-			return EchoResult{N: p.N, Text: p.Text, JobID: ctx.JobID()}, nil
+			return EchoResult{N: p.N, Text: p.Text}, nil
+		}),
+		synapse.NewAction("job", func(ctx *synapse.Context, _ struct{}) (map[string]string, error) {
+			return map[string]string{"job_id": ctx.JobID()}, nil
 		}),
 		synapse.NewAction("scalar", func(ctx *synapse.Context, _ struct{}) (int, error) { return 42, nil }),
 		synapse.NewAction("wrapped", func(ctx *synapse.Context, _ struct{}) (map[string]string, error) {

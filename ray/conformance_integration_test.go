@@ -3,6 +3,7 @@
 package ray_test
 
 import (
+	"context"
 	"testing"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -36,6 +37,11 @@ func TestIntegrationConformanceJob(t *testing.T) {
 // on the test Ray head: runs go to one deployed worker application.
 func TestIntegrationConformanceTask(t *testing.T) {
 	p := conformancePlugin(t)
+	t.Cleanup(func() {
+		if _, err := ray.DownTasks(context.Background(), rayAddress(t), p.Code()); err != nil {
+			t.Errorf("remove the worker application: %v", err)
+		}
+	})
 	executortest.Run(t, func(t *testing.T, opts ...synapse.Option) synapse.Executor {
 		e, err := ray.NewTaskExecutor(p, ray.TaskOptions{Cluster: ray.Cluster{Address: rayAddress(t)}, MaxOngoingRequests: 4}, opts...)
 		if err != nil {

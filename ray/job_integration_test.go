@@ -240,7 +240,7 @@ func TestIntegrationJobTooLargeRefusedBeforeUpload(t *testing.T) {
 		}
 	}
 	// The copy lives outside the SDK module: give it a module using the SDK.
-	sdk, _ := filepath.Abs(".")
+	sdk, _ := filepath.Abs("..")
 	gomod := "module example.com/big\n\ngo 1.26\n\nrequire github.com/synapse-sdk/synapse-go v0.0.0-00010101000000-000000000000\n\nreplace github.com/synapse-sdk/synapse-go => " + sdk + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
