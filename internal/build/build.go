@@ -24,6 +24,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/modfile"
 )
 
 // SDKModule is the module path of the SDK that Options.SDKDir points at.
@@ -376,7 +378,11 @@ func (p *plan) key() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, r := range replaces(parseModLines(gomod)) {
+	var modReplaces []replaceDirective
+	if f := parseGoMod("go.mod", gomod); f != nil {
+		modReplaces = replaces(f.Replace)
+	}
+	for _, r := range modReplaces {
 		if r.local == "" || (p.sdkRoot != "" && r.module == SDKModule) {
 			continue
 		}
@@ -398,16 +404,17 @@ func (p *plan) key() (string, error) {
 			return "", err
 		}
 		if data, err := os.ReadFile(work); err == nil {
-			lines := parseModLines(data)
+			wf, _ := modfile.ParseWork(work, data, nil)
+			if wf == nil {
+				wf = &modfile.WorkFile{} // the go command reports what is wrong with it
+			}
 			wdir := filepath.Dir(work)
-			for _, l := range lines {
-				if l.verb == "use" && len(l.args) > 0 {
-					if err := tree("use", resolveRel(wdir, l.args[0]), ""); err != nil {
-						return "", err
-					}
+			for _, u := range wf.Use {
+				if err := tree("use", resolveRel(wdir, u.Path), ""); err != nil {
+					return "", err
 				}
 			}
-			for _, r := range replaces(lines) {
+			for _, r := range replaces(wf.Replace) {
 				if r.local != "" {
 					if err := tree("replace", resolveRel(wdir, r.local), ""); err != nil {
 						return "", err
@@ -569,8 +576,12 @@ func (p *plan) writeModFile(dir string) (string, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}
-	modfile := filepath.Join(dir, "go.mod")
-	if err := os.WriteFile(modfile, sdkModFile(gomod, SDKModule, p.sdkRoot), 0o644); err != nil {
+	content, err := sdkModFile(gomod, SDKModule, p.sdkRoot)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Join(p.root, "go.mod"), err)
+	}
+	modPath := filepath.Join(dir, "go.mod")
+	if err := os.WriteFile(modPath, content, 0o644); err != nil {
 		return "", err
 	}
 	var sum []byte
@@ -587,5 +598,5 @@ func (p *plan) writeModFile(dir string) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
 		return "", err
 	}
-	return modfile, nil
+	return modPath, nil
 }

@@ -832,15 +832,15 @@ replace (
 )
 replace example.com/g => .
 `
-	got := replaces(parseModLines([]byte(gomod)))
+	got := replaces(parseGoMod("go.mod", []byte(gomod)).Replace)
 	want := []replaceDirective{
-		{"example.com/a", "../a", 8},
-		{"example.com/b", "./b", 9},
-		{"example.com/c", "", 10},
-		{"example.com/d", "/abs/d", 12},
-		{"example.com/e", "../with space", 13},
-		{"example.com/f", "", 14},
-		{"example.com/g", ".", 16},
+		{"example.com/a", "../a"},
+		{"example.com/b", "./b"},
+		{"example.com/c", ""},
+		{"example.com/d", "/abs/d"},
+		{"example.com/e", "../with space"},
+		{"example.com/f", ""},
+		{"example.com/g", "."},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("replaces =\n%v\nwant\n%v", got, want)
@@ -850,8 +850,12 @@ replace example.com/g => .
 func TestSDKModFile(t *testing.T) {
 	in := "module example.com/p\n\nrequire " + SDKModule + " v0.9.0\n\nreplace " + SDKModule + " => ../old\n" +
 		"replace (\n\t" + SDKModule + " v0.9.0 => ../older\n\texample.com/x => ../x\n)\n"
-	out := string(sdkModFile([]byte(in), SDKModule, "/new sdk"))
-	rs := replaces(parseModLines([]byte(out)))
+	b, err := sdkModFile([]byte(in), SDKModule, "/new sdk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	rs := replaces(parseGoMod("go.mod", b).Replace)
 	var sdk, other []string
 	for _, r := range rs {
 		if r.module == SDKModule {
