@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/template"
 
+	"golang.org/x/mod/modfile"
+
 	"github.com/spf13/cobra"
 	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
@@ -263,13 +265,12 @@ func camel(s string) string {
 
 // goDirective returns the go version the SDK's go.mod requires.
 func goDirective(sdk string) string {
-	data, err := os.ReadFile(filepath.Join(sdk, "go.mod"))
+	gomod := filepath.Join(sdk, "go.mod")
+	data, err := os.ReadFile(gomod)
 	if err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go "); ok {
-				return strings.TrimSpace(v)
-			}
+		if f, err := modfile.ParseLax(gomod, data, nil); err == nil && f.Go != nil {
+			return f.Go.Version
 		}
 	}
-	return "1.26"
+	return "1.26.0"
 }
