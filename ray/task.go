@@ -10,6 +10,7 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/retry"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
 
@@ -120,7 +121,7 @@ const callRetryWindow = 90 * time.Second
 
 func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.RunRequest) (io.ReadCloser, error) {
 	deadline := time.Now().Add(callRetryWindow)
-	for delay := 200 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+	for backoff := retry.New(200*time.Millisecond, 2*time.Second, 2); ; {
 		body, err := serve.Call(ctx, t.http, proxy, route, req, "")
 		if err == nil {
 			return body, nil
@@ -135,10 +136,8 @@ func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.
 			}
 			return nil, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil, &synapse.ExecutionError{Action: req.Action, JobID: req.JobID, Err: ctx.Err()}
-		case <-time.After(delay):
+		if err := backoff.Wait(ctx); err != nil {
+			return nil, &synapse.ExecutionError{Action: req.Action, JobID: req.JobID, Err: err}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/retry"
 )
 
 // Version is the answer of GET /api/version.
@@ -106,7 +107,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*SubmitResult, 
 		}
 		switch {
 		case strings.Contains(he.Body, noAgentText) && time.Now().Before(deadline):
-			if err := sleep(ctx, c.agentRetryDelay); err != nil {
+			if err := retry.Sleep(ctx, c.agentRetryDelay); err != nil {
 				return nil, fmt.Errorf("ray: submit: %w (last answer: %v)", err, he)
 			}
 			continue
@@ -285,7 +286,7 @@ const maxConsecutiveFailures = 5
 // poll gets the job until it is terminal. When ctx ends it returns the last
 // job seen together with the context's error.
 func (c *Client) poll(ctx context.Context, id string) (*Job, error) {
-	interval := c.pollMin
+	interval := retry.New(c.pollMin, c.pollMax, 1.5)
 	var last *Job
 	failures := 0
 	for {
@@ -307,10 +308,9 @@ func (c *Client) poll(ctx context.Context, id string) (*Job, error) {
 				return last, err
 			}
 		}
-		if err := sleep(ctx, interval); err != nil {
+		if err := interval.Wait(ctx); err != nil {
 			return last, err
 		}
-		interval = min(interval*3/2, c.pollMax)
 	}
 }
 

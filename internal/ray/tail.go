@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
+	"github.com/synapse-sdk/synapse-go/internal/retry"
 )
 
 // tailReadLimit is the largest log frame accepted. The dashboard batches up
@@ -40,12 +41,9 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 		delivered int64 // bytes of the log passed to fn
 		failures  int   // consecutive failed connects or status checks
 		draining  bool  // the job is terminal; this connect only drains
-		backoff   = c.backoffMin
+		backoff   = retry.New(c.backoffMin, c.backoffMax, 2)
 		lastErr   error
 	)
-	next := func() {
-		backoff = min(backoff*2, c.backoffMax)
-	}
 	for {
 		conn, err := c.dialTail(ctx, path)
 		if err != nil {
@@ -59,10 +57,9 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 			if failures >= maxConsecutiveFailures {
 				return fmt.Errorf("ray: tailing the log of job %q: giving up after %d failed connects: %w", id, failures, err)
 			}
-			if err := sleep(ctx, backoff); err != nil {
+			if err := backoff.Wait(ctx); err != nil {
 				return err
 			}
-			next()
 			continue
 		}
 		failures = 0
@@ -70,7 +67,7 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 		n, normal, fnErr, readErr := readTail(ctx, conn, delivered, fn)
 		if n > delivered {
 			delivered = n
-			backoff = c.backoffMin
+			backoff.Reset()
 		}
 		if fnErr != nil {
 			return fnErr
@@ -104,10 +101,9 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 			if failures >= maxConsecutiveFailures {
 				return fmt.Errorf("ray: tailing the log of job %q: the stream ended (%s) and the job status is unavailable: %w", id, tailCloseReason(lastErr), err)
 			}
-			if err := sleep(ctx, backoff); err != nil {
+			if err := backoff.Wait(ctx); err != nil {
 				return err
 			}
-			next()
 		}
 		failures = 0
 		if job.Status.Terminal() {
@@ -119,10 +115,9 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 			draining = true
 			continue
 		}
-		if err := sleep(ctx, backoff); err != nil {
+		if err := backoff.Wait(ctx); err != nil {
 			return err
 		}
-		next()
 	}
 }
 

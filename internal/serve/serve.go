@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/retry"
 )
 
 //go:embed python/synapse_bridge.py python/synapse_serve.py
@@ -220,7 +221,7 @@ func waitRunning(ctx context.Context, c *ray.Client, name string, status func(st
 	ctx, cancel := context.WithTimeout(ctx, DeployTimeout)
 	defer cancel()
 	start, last, failures := time.Now(), "", 0
-	for delay := 200 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+	for backoff := retry.New(200*time.Millisecond, 2*time.Second, 2); ; {
 		details, err := c.ServeApplications(ctx)
 		switch {
 		case err != nil:
@@ -254,16 +255,14 @@ func waitRunning(ctx context.Context, c *ray.Client, name string, status func(st
 				return nil, &DeployError{App: name, Status: a.Status, Message: msg}
 			}
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if err := backoff.Wait(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
 				if last == "" {
 					last = "not started"
 				}
 				return nil, fmt.Errorf("deploy %s: still %s after %v", name, strings.ToLower(last), DeployTimeout)
 			}
-			return nil, ctx.Err()
-		case <-time.After(delay):
+			return nil, err
 		}
 	}
 }
