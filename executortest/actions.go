@@ -47,7 +47,7 @@ func Actions() []synapse.Action {
 	return []synapse.Action{
 		synapse.NewAction("echo", func(ctx *synapse.Context, p EchoParams) (EchoResult, error) {
 			ctx.Log("started", map[string]any{"action": "echo"})
-			return EchoResult{N: p.N, Text: p.Text}, nil
+			return EchoResult(p), nil
 		}),
 		synapse.NewAction("job", func(ctx *synapse.Context, _ struct{}) (map[string]string, error) {
 			return map[string]string{"job_id": ctx.JobID()}, nil
