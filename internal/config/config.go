@@ -402,6 +402,28 @@ func lineCount(data []byte) int {
 type parser struct {
 	file string
 	errs ErrorList
+	work int  // values and mapping entries read so far, aliases expanded
+	over bool // work passed maxWork: reading stopped
+}
+
+// maxWork bounds what one config file may expand to (values and mapping
+// entries, counting each use of an alias or merge anew), so a small file of
+// nested aliases cannot make the reader run out of memory or time.
+const maxWork = 100_000
+
+// spend counts n units of work and reports whether reading may go on; the
+// first time the budget runs out it reports the error at line.
+func (p *parser) spend(n, line int, field string) bool {
+	if p.over {
+		return false
+	}
+	p.work += n
+	if p.work <= maxWork {
+		return true
+	}
+	p.over = true
+	p.errorf(line, field, "the file expands to more than %d values (YAML aliases or merge keys nested too deeply); write the values out instead", maxWork)
+	return false
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
@@ -592,6 +614,9 @@ func (p *parser) mapping(v *yaml.Node, field string, dst map[string]any) {
 // mappings as map[string]any; sequences as []any.
 func (p *parser) value(n *yaml.Node, field string) any {
 	n = resolve(n)
+	if !p.spend(1, n.Line, field) {
+		return nil
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := map[string]any{}
@@ -732,6 +757,9 @@ type pair struct {
 // keys that are not strings and keys given twice; path names m in those
 // reports.
 func (p *parser) pairs(m *yaml.Node, path string, report bool) []pair {
+	if !p.spend(len(m.Content)/2, m.Line, path) {
+		return nil
+	}
 	explicit := map[string]bool{}
 	valid := make([]bool, len(m.Content))
 	for i := 0; i+1 < len(m.Content); i += 2 {

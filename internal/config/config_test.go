@@ -2,12 +2,14 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // yml joins lines with "\n" (and ends with one), so that the i-th
@@ -578,5 +580,42 @@ func mustWrite(t *testing.T, path, data string, perm os.FileMode) {
 	}
 	if err := os.Chmod(path, perm); err != nil { // not limited by the umask
 		t.Fatal(err)
+	}
+}
+
+// TestParseBoundsAliasExpansion: a small file of nested aliases (or merge
+// keys) must fail fast with the line, not expand without limit.
+func TestParseBoundsAliasExpansion(t *testing.T) {
+	seqs := []string{"name: Bomb", "code: bomb", "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"}
+	maps := []string{"name: Bomb", "code: bomb", "m0: &m0 {a: 1, b: 2}"}
+	for i := 1; i < 10; i++ {
+		prev := fmt.Sprintf("*a%d", i-1)
+		seqs = append(seqs, fmt.Sprintf("x%d: &a%d [%s]", i, i, strings.Repeat(prev+", ", 8)+prev))
+		maps = append(maps, fmt.Sprintf("m%d: &m%d {<<: [%s], k%d: 1}", i, i, strings.Repeat(fmt.Sprintf("*m%d, ", i-1), 8)+fmt.Sprintf("*m%d", i-1), i))
+	}
+	tests := map[string]string{
+		"sequences in env":         strings.Join(append(seqs, "env:", "  BOMB: *a9"), "\n"),
+		"sequences in runtime_env": strings.Join(append(seqs, "runtime_env:", "  pip: *a9"), "\n"),
+		"merge keys in env":        strings.Join(append(maps, "env:", "  <<: *m9"), "\n"),
+		"merge keys in env values": strings.Join(append(maps, "env:", "  DEEP: *m9"), "\n"),
+	}
+	for name, doc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if len(doc) > 4096 {
+				t.Fatalf("the document is %d bytes; the case wants a small file", len(doc))
+			}
+			start := time.Now()
+			_, err := Parse("config.yaml", []byte(doc))
+			if err == nil || !strings.Contains(err.Error(), "expands to more than") || !strings.Contains(err.Error(), "config.yaml:") {
+				t.Fatalf("error = %v, want the expansion limit with file:line", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+			var coder interface{ ExitCode() int }
+			if !errors.As(err, &coder) || coder.ExitCode() != 2 {
+				t.Errorf("exit code of %v is not 2", err)
+			}
+		})
 	}
 }
