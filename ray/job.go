@@ -305,12 +305,22 @@ var _ synapse.Submitter = (*JobExecutor)(nil)
 // whole environment), plus SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN when set
 // here; Ray keeps it in the job's record (runtime_env.env_vars). WithJobID
 // sets the submission ID (default synapse-CODE-ACTION-8HEX).
+//
+// Errors (usage errors, exit code 2, before anything is built or sent): an
+// address that is not a Ray dashboard address, and a job ID Ray cannot use
+// (1 to 128 letters, digits, '-', '_' or '.').
 func NewJobExecutor(p *plugin.Plugin, opts JobOptions, eopts ...synapse.Option) (*JobExecutor, error) {
+	cfg := synapse.NewExecutorConfig(eopts...)
+	if cfg.JobID != "" {
+		if err := rayapi.CheckSubmissionID(cfg.JobID); err != nil {
+			return nil, err
+		}
+	}
 	client, err := rayapi.NewClient(opts.Address)
 	if err != nil {
 		return nil, err
 	}
-	return &JobExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client}, nil
+	return &JobExecutor{p: p, opts: opts, cfg: cfg, client: client}, nil
 }
 
 // stopGrace bounds how long Run waits for a cancelled job to stop.

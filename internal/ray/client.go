@@ -66,16 +66,36 @@ func ResolveAddress(flag string) (string, error) {
 		}
 		addr, err := resolve(env)
 		if err != nil {
-			return "", fmt.Errorf("ray: invalid RAY_ADDRESS %q: %w", env, err)
+			return "", &AddressError{Source: "RAY_ADDRESS", Value: env, Err: err}
 		}
 		return addr, nil
 	}
 	addr, err := resolve(v)
 	if err != nil {
-		return "", fmt.Errorf("ray: invalid Ray address %q: %w", flag, err)
+		return "", &AddressError{Value: flag, Err: err}
 	}
 	return addr, nil
 }
+
+// AddressError is a Ray address that cannot be used. It is a usage error
+// (exit code 2): nothing was sent anywhere.
+type AddressError struct {
+	Source string // "RAY_ADDRESS" when the address came from the environment, else ""
+	Value  string
+	Err    error
+}
+
+func (e *AddressError) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("ray: invalid %s %q: %v", e.Source, e.Value, e.Err)
+	}
+	return fmt.Sprintf("ray: invalid Ray address %q: %v (want http://host:8265, host:port or ray://host:10001)", e.Value, e.Err)
+}
+
+func (e *AddressError) Unwrap() error { return e.Err }
+
+// ExitCode makes an unusable address a usage error.
+func (e *AddressError) ExitCode() int { return 2 }
 
 // resolve implements ResolveAddress for one non-empty value.
 func resolve(v string) (string, error) {

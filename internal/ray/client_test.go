@@ -977,3 +977,34 @@ func TestTailGivesUp(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestCheckSubmissionID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"synapse-train-1a2b3c4d": true, "job_1.2": true, "A": true, strings.Repeat("x", 128): true,
+		"": false, "a/b": false, "../x": false, ".hidden": false, "-x": false, "has space": false, "é": false,
+		strings.Repeat("x", 129): false, "a\nb": false,
+	} {
+		err := CheckSubmissionID(id)
+		if (err == nil) != ok {
+			t.Errorf("CheckSubmissionID(%q) = %v", id, err)
+		}
+		var se *SubmissionIDError
+		if err != nil && (!errors.As(err, &se) || se.ExitCode() != 2) {
+			t.Errorf("CheckSubmissionID(%q) = %T, want a usage error", id, err)
+		}
+	}
+}
+
+func TestAddressErrorIsUsage(t *testing.T) {
+	for _, addr := range []string{"ftp://x", "http://", "host:99999", "a b"} {
+		_, err := NewClient(addr)
+		var ae *AddressError
+		if !errors.As(err, &ae) || ae.ExitCode() != 2 || !strings.Contains(err.Error(), addr) {
+			t.Errorf("NewClient(%q) = %v", addr, err)
+		}
+	}
+	t.Setenv("RAY_ADDRESS", "gopher://x")
+	if _, err := NewClient(""); err == nil || !strings.Contains(err.Error(), "RAY_ADDRESS") {
+		t.Errorf("bad RAY_ADDRESS: %v", err)
+	}
+}

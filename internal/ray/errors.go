@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -86,4 +87,28 @@ type DuplicateJobError struct {
 func (e *DuplicateJobError) Error() string {
 	return fmt.Sprintf("ray: submission id %q is already used by a job with a different entrypoint (%q); use a different submission id",
 		e.ID, e.ExistingEntrypoint)
+}
+
+// submissionID is what a submission ID may look like: Ray uses it in file
+// names (the job driver's log), so no path separators or spaces.
+var submissionID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// SubmissionIDError is a submission ID Ray could not use. It is a usage
+// error (exit code 2).
+type SubmissionIDError struct{ ID string }
+
+func (e *SubmissionIDError) Error() string {
+	return fmt.Sprintf("ray: invalid job ID %q: use 1 to 128 letters, digits, '-', '_' or '.', starting with a letter or digit (Ray names files after it)", e.ID)
+}
+
+// ExitCode makes a bad job ID a usage error.
+func (e *SubmissionIDError) ExitCode() int { return 2 }
+
+// CheckSubmissionID returns a *SubmissionIDError when id cannot be a Ray
+// submission ID.
+func CheckSubmissionID(id string) error {
+	if !submissionID.MatchString(id) {
+		return &SubmissionIDError{ID: id}
+	}
+	return nil
 }

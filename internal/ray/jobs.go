@@ -81,6 +81,11 @@ const (
 // submission_id") is resolved by fetching the job: same entrypoint ->
 // SubmitResult{Existing: true}; different -> *DuplicateJobError.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*SubmitResult, error) {
+	if req.SubmissionID != "" {
+		if err := CheckSubmissionID(req.SubmissionID); err != nil {
+			return nil, err
+		}
+	}
 	if strings.TrimSpace(req.Entrypoint) == "" {
 		return nil, errors.New("ray: submit: the entrypoint is empty")
 	}

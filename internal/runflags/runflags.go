@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -136,11 +137,13 @@ func (f *Flags) Check(mode synapse.Mode) error {
 	if err := checkEnv(f.Env); err != nil {
 		return err
 	}
-	if f.GPUs < 0 {
-		return &UsageError{Flag: "gpus", Message: fmt.Sprintf("must be >= 0 (got %v)", f.GPUs)}
-	}
-	if f.CPUs < 0 {
-		return &UsageError{Flag: "cpus", Message: fmt.Sprintf("must be >= 0 (got %v)", f.CPUs)}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"gpus", f.GPUs}, {"cpus", f.CPUs}} {
+		if err := checkResource(r.v); err != nil {
+			return &UsageError{Flag: r.flag, Message: err.Error()}
+		}
 	}
 	if f.Memory != "" {
 		n, err := ParseBytes(f.Memory)
@@ -188,6 +191,21 @@ func (f *Flags) Check(mode synapse.Mode) error {
 	}
 	if f.Changed("input") && !json.Valid([]byte(f.Input)) {
 		return &UsageError{Flag: "input", Message: "must be valid JSON"}
+	}
+	return nil
+}
+
+// checkResource checks a resource quantity the way Ray will: a finite
+// number >= 0, and a whole number when above 1 (Ray takes fractions of one
+// unit only).
+func checkResource(v float64) error {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Errorf("must be a number (got %v)", v)
+	case v < 0:
+		return fmt.Errorf("must be >= 0 (got %v)", v)
+	case v > 1 && v != math.Trunc(v):
+		return fmt.Errorf("must be a whole number when above 1: Ray takes fractions of one unit only (got %v; use %v or %v)", v, math.Floor(v), math.Ceil(v))
 	}
 	return nil
 }
