@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/go-playground/validator/v10"
 )
 
@@ -348,6 +350,9 @@ func (c *Codec) unknown(name string) FieldError {
 // type, applying defaults first and validation after. It returns *Error.
 func (c *Codec) Decode(data []byte, dst any) error {
 	rv := reflect.ValueOf(dst).Elem()
+	if fe := checkStrict(data); fe != nil {
+		return &Error{Fields: []FieldError{*fe}}
+	}
 	if !c.isStruct {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return nil
@@ -367,7 +372,7 @@ func (c *Codec) Decode(data []byte, dst any) error {
 		return &Error{Fields: []FieldError{{Message: errTrailing.Error()}}}
 	}
 	c.fillMaps(rv)
-	return c.Validate(rv.Addr().Interface())
+	return c.validate(rv.Addr().Interface(), presence(data))
 }
 
 var errTrailing = errors.New("unexpected data after the params object")
@@ -490,6 +495,40 @@ func describeDecodeError(data []byte, err error, _ string) string {
 	return "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
 }
 
+// strictChecker is a reusable jsontext reader for checkStrict.
+type strictChecker struct {
+	r   bytes.Reader
+	dec jsontext.Decoder
+}
+
+var strictPool = sync.Pool{New: func() any { return new(strictChecker) }}
+
+// checkStrict rejects what encoding/json lets through silently: a key given
+// twice in one object (encoding/json keeps the last) and bytes that are not
+// UTF-8 (it replaces them). It reads data with jsontext, whose defaults
+// reject both; other syntax errors are left to the decoder's messages.
+func checkStrict(data []byte) *FieldError {
+	sc := strictPool.Get().(*strictChecker)
+	sc.r.Reset(data)
+	sc.dec.Reset(&sc.r)
+	err := sc.dec.SkipValue()
+	sc.r.Reset(nil)
+	strictPool.Put(sc)
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) {
+		return nil
+	}
+	field := strings.ReplaceAll(strings.TrimPrefix(string(se.JSONPointer), "/"), "/", ".")
+	line, col := position(data, se.ByteOffset+1)
+	switch {
+	case errors.Is(se.Err, jsontext.ErrDuplicateName):
+		return &FieldError{Field: field, Message: fmt.Sprintf("given twice (line %d, column %d); give each key once", line, col)}
+	case strings.Contains(se.Err.Error(), "UTF-8"):
+		return &FieldError{Field: field, Message: fmt.Sprintf("invalid UTF-8 at line %d, column %d; params must be UTF-8 text", line, col)}
+	}
+	return nil
+}
+
 func position(data []byte, offset int64) (line, col int) {
 	line, col = 1, 1
 	for i := int64(0); i < offset-1 && i < int64(len(data)); i++ {
@@ -555,7 +594,13 @@ func describeType(t reflect.Type) string {
 }
 
 // Validate runs the `validate` tags of the struct pointed to by v.
-func (c *Codec) Validate(v any) error {
+func (c *Codec) Validate(v any) error { return c.validate(v, nil) }
+
+// validate is Validate; present, when not nil, reports whether the params
+// document gave the field at a dotted path, so that a rule such as
+// `required,min=1` on a field given as 0 says "must be >= 1 (got 0)", not
+// "is required".
+func (c *Codec) validate(v any, present func(path string) bool) error {
 	if !c.isStruct {
 		return nil
 	}
@@ -580,9 +625,89 @@ func (c *Codec) Validate(v any) error {
 		path := strings.TrimPrefix(fe.Namespace(), prefix)
 		path = strings.ReplaceAll(path, embeddedName+".", "")
 		path = strings.TrimSuffix(strings.TrimSuffix(path, embeddedName), ".") // a rule on the embedded struct itself
-		out = append(out, FieldError{Field: path, Message: constraintMessage(fe)})
+		msg := constraintMessage(fe)
+		if fe.Tag() == "required" && present != nil && present(path) {
+			msg = givenZeroMessage(t, fe)
+		}
+		out = append(out, FieldError{Field: path, Message: msg})
 	}
 	return &Error{Fields: out}
+}
+
+// presence returns a function reporting whether the JSON object data has
+// a value at a dotted path (keys matched as encoding/json matches fields).
+func presence(data []byte) func(path string) bool {
+	return func(path string) bool {
+		cur := data
+		for _, key := range strings.Split(path, ".") {
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(cur, &obj) != nil {
+				return false
+			}
+			found := false
+			for k, v := range obj {
+				if strings.EqualFold(k, key) {
+					cur, found = v, true
+					if k == key {
+						break
+					}
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// givenZeroMessage phrases a `required` rule that failed on a value the
+// params did give (a zero value): the field's other rules speak if they
+// fail too ("must be >= 1 (got 0)"), else "must not be zero (got 0)".
+func givenZeroMessage(root reflect.Type, fe validator.FieldError) string {
+	if tag, ok := validateTag(root, fe.StructNamespace()); ok {
+		var rest []string
+		for _, r := range strings.Split(tag, ",") {
+			if r != "required" && r != "omitempty" {
+				rest = append(rest, r)
+			}
+		}
+		if len(rest) > 0 {
+			var verrs validator.ValidationErrors
+			if errors.As(structValidator().Var(fe.Value(), strings.Join(rest, ",")), &verrs) && len(verrs) > 0 {
+				return constraintMessage(verrs[0])
+			}
+		}
+	}
+	if fe.Kind() == reflect.String {
+		return "must not be empty (got \"\")"
+	}
+	return "must not be empty or zero (got " + formatValue(fe.Value()) + ")"
+}
+
+// validateTag returns the `validate` tag of the field at a validator
+// struct namespace ("TrainParams.Optimizer.LR": Go field names).
+func validateTag(root reflect.Type, ns string) (string, bool) {
+	t := root
+	parts := strings.Split(ns, ".")
+	if len(parts) > 0 && parts[0] == t.Name() {
+		parts = parts[1:]
+	}
+	var f reflect.StructField
+	for _, name := range parts {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return "", false
+		}
+		var ok bool
+		if f, ok = t.FieldByName(name); !ok {
+			return "", false
+		}
+		t = f.Type
+	}
+	return f.Tag.Get("validate"), len(parts) > 0
 }
 
 // isStruct reports whether t is a struct or a pointer to one.

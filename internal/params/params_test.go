@@ -616,7 +616,7 @@ func TestValidationMessages(t *testing.T) {
 		field string
 		msg   string
 	}{
-		{"req", "", "req", "is required"},
+		{"req", "", "req", `must not be empty (got "")`}, // given, but empty
 		{"req", absent, "req", "is required"},
 		{"min_i", 0, "min_i", "must be >= 1 (got 0)"},
 		{"min_i", -7, "min_i", "must be >= 1 (got -7)"},
@@ -1055,4 +1055,54 @@ func TestErrorString(t *testing.T) {
 	if got := (&Error{}).Error(); got != "" {
 		t.Errorf("empty Error() = %q", got)
 	}
+}
+
+// TestStrictJSON: what encoding/json lets through silently is rejected
+// with its location.
+func TestStrictJSON(t *testing.T) {
+	c := newCodec[smallParams](t)
+	tests := []struct {
+		in   string
+		want FieldError
+	}{
+		{`{"epochs": 1, "epochs": 2}`, FieldError{"epochs", "given twice (line 1, column 15); give each key once"}},
+		{"{\n  \"lr\": 0.1,\n  \"lr\": 0.2\n}", FieldError{"lr", "given twice (line 3, column 3); give each key once"}},
+		{"{\"epochs\": 1, \"name\": \"a\xffb\"}", FieldError{"name", "invalid UTF-8 at line 1, column 25; params must be UTF-8 text"}},
+	}
+	for _, tt := range tests {
+		var p smallParams
+		checkFields(t, tt.in, fieldErrors(t, c.Decode([]byte(tt.in), &p)), []FieldError{tt.want})
+	}
+	// Untyped params are held to the same rules.
+	m := newCodec[map[string]any](t)
+	var v map[string]any
+	if err := m.Decode([]byte(`{"a": {"b": 1, "b": 2}}`), &v); err == nil || !strings.Contains(err.Error(), "a.b: given twice") {
+		t.Errorf("nested duplicate in untyped params: %v", err)
+	}
+}
+
+type givenZeroParams struct {
+	Epochs int    `json:"epochs" validate:"required,min=1"`
+	Seed   int    `json:"seed" validate:"required"`
+	Name   string `json:"name" validate:"required,max=8"`
+	Inner  struct {
+		Steps int `json:"steps" validate:"required,gte=2"`
+	} `json:"inner"`
+}
+
+// TestRequiredGivenZero: a field given as its zero value is not "missing".
+func TestRequiredGivenZero(t *testing.T) {
+	c := newCodec[givenZeroParams](t)
+	var p givenZeroParams
+	got := fieldErrors(t, c.Decode([]byte(`{"epochs": 0, "seed": 0, "name": "", "inner": {"steps": 0}}`), &p))
+	checkFields(t, "zeros", got, []FieldError{
+		{"epochs", "must be >= 1 (got 0)"},
+		{"seed", "must not be empty or zero (got 0)"},
+		{"name", `must not be empty (got "")`},
+		{"inner.steps", "must be >= 2 (got 0)"},
+	})
+	got = fieldErrors(t, c.Decode([]byte(`{}`), &p))
+	checkFields(t, "absent", got, []FieldError{
+		{"epochs", "is required"}, {"seed", "is required"}, {"name", "is required"}, {"inner.steps", "is required"},
+	})
 }
