@@ -26,6 +26,7 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/retry"
 )
 
 // integrationClient returns a client of the test cluster, or skips.
@@ -124,7 +125,7 @@ func waitStatus(t *testing.T, ctx context.Context, c *Client, id string, cond fu
 		if cond(job.Status) {
 			return job
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := retry.Sleep(ctx, 200*time.Millisecond); err != nil {
 			t.Fatalf("job %s still %s: %v", id, job.Status, err)
 		}
 	}
