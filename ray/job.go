@@ -302,8 +302,10 @@ var _ synapse.Submitter = (*JobExecutor)(nil)
 
 // NewJobExecutor returns the job-mode executor of p on the cluster of
 // opts. The job's env is config.yaml env < WithEnv (never this process's
-// whole environment), plus SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN when set
-// here; Ray keeps it in the job's record (runtime_env.env_vars). WithJobID
+// whole environment), plus SYNAPSE_HOST when set here. Ray keeps it in
+// clear in the job's record (runtime_env.env_vars, shown by `ray job list`
+// and the dashboard, kept after the job ends), so this process's
+// SYNAPSE_ACCESS_TOKEN is never forwarded; see docs/modes.md on secrets. WithJobID
 // sets the submission ID (default synapse-CODE-ACTION-8HEX).
 //
 // Errors (usage errors, exit code 2, before anything is built or sent): an

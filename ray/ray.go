@@ -112,16 +112,15 @@ type TaskOptions struct {
 }
 
 // clusterEnv returns the env of a cluster run: config.yaml env < explicit,
-// plus SYNAPSE_HOST and SYNAPSE_ACCESS_TOKEN of this process when set
-// (never this process's whole environment). Values are strings, as Ray's
-// runtime_env env_vars must be.
+// plus SYNAPSE_HOST of this process when set (never this process's whole
+// environment, and never its SYNAPSE_ACCESS_TOKEN: Ray keeps env_vars in
+// clear in the job's record, readable by anyone who can reach the
+// dashboard). Values are strings, as Ray's runtime_env env_vars must be.
 func clusterEnv(p *plugin.Plugin, explicit *synapse.Env) map[string]string {
 	env := synapse.MergeEnv(p.Env(), explicit).Strings()
-	for _, k := range []string{"SYNAPSE_HOST", "SYNAPSE_ACCESS_TOKEN"} {
-		if v := os.Getenv(k); v != "" {
-			if _, set := env[k]; !set {
-				env[k] = v
-			}
+	if v := os.Getenv("SYNAPSE_HOST"); v != "" {
+		if _, set := env["SYNAPSE_HOST"]; !set {
+			env["SYNAPSE_HOST"] = v
 		}
 	}
 	return env

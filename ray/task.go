@@ -52,8 +52,8 @@ func (t *TaskExecutor) Deployed() bool {
 // NewTaskExecutor prepares task mode for p on the cluster of opts.
 //
 // The worker's environment is config.yaml env < WithEnv, plus SYNAPSE_HOST
-// and SYNAPSE_ACCESS_TOKEN when set here; it is part of the Serve
-// application's config, readable through the cluster's dashboard API until
+// when set here (never this process's SYNAPSE_ACCESS_TOKEN); it is part of
+// the Serve application's config, in clear, readable through the cluster's dashboard API until
 // the application is removed (synapse plugin task down). It is never this
 // process's whole environment.
 func NewTaskExecutor(p *plugin.Plugin, opts TaskOptions, eopts ...synapse.Option) (*TaskExecutor, error) {
