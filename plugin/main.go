@@ -137,6 +137,11 @@ func baseName(p string) string {
 	return p
 }
 
+// ConfigWarnedEnv is set to "1" by the synapse CLI when it runs a plugin
+// binary's `plugin run` after printing config.yaml's warnings itself, so
+// they are printed once.
+const ConfigWarnedEnv = "SYNAPSE_CONFIG_WARNED"
+
 // runLocal is `plugin run` inside a plugin binary.
 func runLocal(set *synapse.ActionSet, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var flags runflags.Flags
@@ -219,9 +224,9 @@ func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string
 		if cfg, err = config.Load(file); err != nil {
 			return err
 		}
-		for _, u := range cfg.Unknown {
-			if flags.Verbose {
-				fmt.Fprintf(stderr, "%s:%d: ignored unknown key %s\n", baseName(cfg.Path), u.Line, u.Key)
+		if os.Getenv(ConfigWarnedEnv) != "1" {
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintln(stderr, "Warning:", w)
 			}
 		}
 	} else if flags.Changed("path") {

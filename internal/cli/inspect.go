@@ -41,7 +41,7 @@ func binaryActions(ctx context.Context, io *IOStreams, cfg *config.Config, verbo
 // pluginActions loads the config at path and pairs its actions with the
 // binary's.
 func pluginActions(ctx context.Context, io *IOStreams, path string, verbose bool) (*config.Config, []actionRow, error) {
-	cfg, err := loadConfig(io, path, verbose)
+	cfg, err := loadConfig(io, path, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,7 +174,7 @@ func newUpdateConfigCmd(io *IOStreams, g *globals) *cobra.Command {
 actions config.yaml lists that the binary lacks. Comments and key order are kept.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(io, path, g.verbose)
+			cfg, err := loadConfig(io, path, true)
 			if err != nil {
 				return err
 			}

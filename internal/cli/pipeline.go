@@ -28,7 +28,7 @@ Exit codes as for plugin run.`,
 			if err := flags.Check(); err != nil {
 				return err
 			}
-			cfg, err := loadConfig(io, flags.Path, flags.Verbose)
+			cfg, err := loadConfig(io, flags.Path, true)
 			if err != nil {
 				return err
 			}

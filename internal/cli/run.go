@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"bufio"
 	"context"
 	"errors"
@@ -61,7 +62,7 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	if err := flags.Check(mode); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(io, flags.Path, flags.Verbose)
+	cfg, err := loadConfig(io, flags.Path, true)
 	if err != nil {
 		return err
 	}
@@ -109,18 +110,24 @@ func execLocal(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *c
 	if dlv != "" {
 		argv = append([]string{dlv, "exec", bin, "--"}, argv[1:]...)
 	}
+	if err := os.Setenv(plugin.ConfigWarnedEnv, "1"); err != nil {
+		return err
+	}
 	return replaceProcess(io, argv)
 }
 
-// loadConfig reads the plugin config, listing unknown keys with -v.
-func loadConfig(io *IOStreams, path string, verbose bool) (*config.Config, error) {
+// loadConfig reads the plugin config and, with warn, prints a warning per
+// unknown key (a typo such as `actons:` would otherwise change what runs
+// in silence). A plugin binary the CLI execs is told (configWarnedEnv) not
+// to print them again.
+func loadConfig(io *IOStreams, path string, warn bool) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if verbose {
-		for _, u := range cfg.Unknown {
-			fmt.Fprintf(io.ErrOut, "%s:%d: ignored unknown key %s\n", cfg.Path, u.Line, u.Key)
+	if warn {
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintln(io.ErrOut, "Warning:", w)
 		}
 	}
 	return cfg, nil

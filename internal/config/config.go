@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/synapse-sdk/synapse-go/internal/params"
 )
 
 // Names are the config file names looked up in a plugin directory, in order.
@@ -128,6 +130,29 @@ type Unknown struct {
 	Key string
 	// Line is the line of the key in the file.
 	Line int
+	// Suggestion is the known key closest to a misspelt one ("actions" for
+	// "actons"), or "".
+	Suggestion string
+}
+
+// The keys the config knows, at the top level and in an action.
+var (
+	knownTopKeys    = []string{"name", "code", "version", "category", "description", "readme", "package_manager", "data_type", "tasks", "env", "runtime_env", "actions", "pipelines"}
+	actionKeys = []string{"entrypoint", "method", "description", "input_type", "output_type"}
+)
+
+// Warnings returns one line per unknown key, for the CLI to print once:
+// "config.yaml:3: unknown key actons is ignored (did you mean actions?)".
+func (c *Config) Warnings() []string {
+	out := make([]string, 0, len(c.Unknown))
+	for _, u := range c.Unknown {
+		w := fmt.Sprintf("%s:%d: unknown key %s is ignored", filepath.Base(c.Path), u.Line, u.Key)
+		if u.Suggestion != "" {
+			w += fmt.Sprintf(" (did you mean %s?)", u.Suggestion)
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // Action returns the action whose key in `actions` is name.
@@ -497,7 +522,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		case "pipelines":
 			pipelinesNode = v
 		default:
-			cfg.Unknown = append(cfg.Unknown, Unknown{Key: kv.key, Line: kv.k.Line})
+			cfg.Unknown = append(cfg.Unknown, Unknown{Key: kv.key, Line: kv.k.Line, Suggestion: params.Suggest(kv.key, knownTopKeys)})
 		}
 	}
 	for _, key := range []string{"name", "code"} {
@@ -689,7 +714,7 @@ func (p *parser) actions(v *yaml.Node, unknown *[]Unknown) []Action {
 				case "output_type":
 					p.optional(sv, sf, &a.OutputType)
 				default:
-					*unknown = append(*unknown, Unknown{Key: sf, Line: s.k.Line})
+					*unknown = append(*unknown, Unknown{Key: sf, Line: s.k.Line, Suggestion: params.Suggest(s.key, actionKeys)})
 				}
 			}
 		}
