@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -44,15 +47,44 @@ func newTaskCmd(io *IOStreams) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	var all bool
 	down := &cobra.Command{
-		Use:   "down [CODE]",
-		Short: "Remove the worker applications of plugin CODE (all of this SDK's without CODE); others are kept",
-		Args:  cobra.MaximumNArgs(1),
+		Use:   "down CODE | --all",
+		Short: "Remove the worker applications of plugin CODE (or, with --all, all of this SDK's); others are kept",
+		Long: `Remove the worker applications task mode deployed for plugin CODE. Other Serve applications are kept.
+
+Without CODE every worker application of this SDK on the cluster is removed, which on a shared cluster
+includes other people's: that takes --all, and on a terminal it asks first.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := flags.check(); err != nil {
 				return err
 			}
-			removed, err := ray.DownTasks(cmd.Context(), flags.rayAddress, optionalArg(args))
+			code := optionalArg(args)
+			switch {
+			case code != "" && all:
+				return &usageError{err: errors.New("give a plugin CODE or --all, not both")}
+			case code == "" && !all:
+				return &usageError{err: errors.New("name the plugin whose workers to remove (synapse plugin task down CODE), or pass --all to remove every worker application of this SDK on the cluster")}
+			case code == "" && io.IsTerminal():
+				apps, err := ray.ListTasks(cmd.Context(), flags.rayAddress, "")
+				if err != nil {
+					return err
+				}
+				if len(apps) > 0 {
+					names := make([]string, len(apps))
+					for i, a := range apps {
+						names[i] = a.Name
+					}
+					fmt.Fprintf(io.ErrOut, "This removes %d worker application(s): %s\nRemove them all? [y/N]: ", len(apps), strings.Join(names, ", "))
+					line, _ := bufio.NewReader(io.In).ReadString('\n')
+					if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+						fmt.Fprintln(io.ErrOut, "Nothing removed.")
+						return nil
+					}
+				}
+			}
+			removed, err := ray.DownTasks(cmd.Context(), flags.rayAddress, code)
 			if err != nil {
 				return err
 			}
@@ -71,6 +103,7 @@ func newTaskCmd(io *IOStreams) *cobra.Command {
 			return nil
 		},
 	}
+	down.Flags().BoolVar(&all, "all", false, "remove every worker application of this SDK (asks first on a terminal)")
 	cmd.AddCommand(list, down)
 	return cmd
 }
