@@ -333,7 +333,14 @@ func (c *Client) do(ctx context.Context, method, path string, in any, out any) e
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return newHTTPError(method, path, resp, b)
+		he := newHTTPError(method, path, resp, b, c.token != "")
+		// A 404 for a package is the normal "not uploaded yet".
+		if path != versionPath && !strings.HasPrefix(path, "/api/packages/") && notFoundish(resp.StatusCode) {
+			if nr := c.notRay(ctx); nr != nil {
+				return nr
+			}
+		}
+		return he
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -345,6 +352,29 @@ func (c *Client) do(ctx context.Context, method, path string, in any, out any) e
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("ray: %s %s: decoding the %s answer: %w (body: %.200q)", method, path, resp.Status, err, b)
+	}
+	return nil
+}
+
+const versionPath = "/api/version"
+
+// notFoundish are the statuses a server that is not a Ray dashboard gives
+// for Ray's API paths.
+func notFoundish(status int) bool {
+	return status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented
+}
+
+// notRay checks, after a not-found answer, whether the address is a Ray
+// dashboard at all, and returns a *NotRayError when it is not.
+func (c *Client) notRay(ctx context.Context) error {
+	var v Version
+	err := c.do(ctx, http.MethodGet, versionPath, nil, &v)
+	var vhe *HTTPError
+	switch {
+	case errors.As(err, &vhe) && notFoundish(vhe.Status):
+		return &NotRayError{Address: c.base, Status: vhe.Status}
+	case err == nil && v.RayVersion == "" && v.Version == "":
+		return &NotRayError{Address: c.base}
 	}
 	return nil
 }

@@ -234,7 +234,7 @@ func TestHTTPErrors(t *testing.T) {
 	}{
 		{500, traceback, "ray: GET /api/jobs/j1: 500 Internal Server Error\n" + strings.TrimSpace(traceback)},
 		{401, "Unauthorized: missing token\n", "ray: GET /api/jobs/j1: 401 Unauthorized (the cluster requires a token: set RAY_AUTH_TOKEN)\nUnauthorized: missing token"},
-		{403, "Forbidden", "ray: GET /api/jobs/j1: 403 Forbidden (the token in RAY_AUTH_TOKEN was rejected)\nForbidden"},
+		{403, "Forbidden", "ray: GET /api/jobs/j1: 403 Forbidden (the token in RAY_AUTH_TOKEN was rejected: check it against the cluster's)\nForbidden"},
 		{413, "", "ray: GET /api/jobs/j1: 413 Request Entity Too Large (the request is larger than the dashboard's 100 MiB limit)"},
 		{400, "bad", "ray: GET /api/jobs/j1: 400 Bad Request\nbad"},
 	}
@@ -264,6 +264,10 @@ func TestHTTPErrors(t *testing.T) {
 
 func TestJobNotFound(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/version" {
+			_, _ = io.WriteString(w, `{"version": "4", "ray_version": "2.60.0"}`)
+			return
+		}
 		id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/api/jobs/"), "/")
 		writeText(w, 404, "Job "+id+" does not exist")
 	}))
@@ -337,8 +341,55 @@ func TestVersion(t *testing.T) {
 		t.Errorf("Version = %+v", v)
 	}
 	_, err = newTestClient(t, srv.URL).Version(ctx)
-	if err == nil || !strings.Contains(err.Error(), srv.URL+" has no Ray Jobs API") {
+	var nr *NotRayError
+	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "no Ray dashboard at "+srv.URL+": it answered GET /api/version with 404 Not Found") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestNotRay: another web server at the address is named as such, and its
+// HTML error page is never printed.
+func TestNotRay(t *testing.T) {
+	page := "<!DOCTYPE html><html><head><title>404</title></head><body>" + strings.Repeat("<p>nope</p>", 200) + "</body></html>"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, page)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL)
+	ctx := testCtx(t)
+	for name, call := range map[string]func() error{
+		"Jobs":   func() error { _, err := c.Jobs(ctx); return err },
+		"Job":    func() error { _, err := c.Job(ctx, "x"); return err },
+		"Submit": func() error { _, err := c.Submit(ctx, SubmitRequest{Entrypoint: "true"}); return err },
+	} {
+		err := call()
+		var nr *NotRayError
+		if !errors.As(err, &nr) || !strings.Contains(err.Error(), "usually listens on port 8265") {
+			t.Errorf("%s: err = %v, want a *NotRayError", name, err)
+		}
+		if strings.Contains(err.Error(), "<") || errors.Is(err, ErrJobNotFound) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+// TestUnauthorized: a 401 says to set the token, or that it was rejected.
+func TestUnauthorized(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, 401, "Unauthorized")
+	}))
+	defer srv.Close()
+	t.Setenv("RAY_AUTH_TOKEN", "")
+	_, err := newTestClient(t, srv.URL).Jobs(testCtx(t))
+	if err == nil || !strings.Contains(err.Error(), "set RAY_AUTH_TOKEN") {
+		t.Errorf("no token: %v", err)
+	}
+	t.Setenv("RAY_AUTH_TOKEN", "tok-123")
+	_, err = newTestClient(t, srv.URL).Jobs(testCtx(t))
+	if err == nil || !strings.Contains(err.Error(), "was rejected") || strings.Contains(err.Error(), "tok-123") {
+		t.Errorf("rejected token: %v", err)
 	}
 }
 

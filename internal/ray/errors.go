@@ -27,18 +27,45 @@ type HTTPError struct {
 	// Status is the HTTP status code.
 	Status int
 	// Body is the response body (at most 1 MiB), trimmed of surrounding
-	// white space.
+	// white space; "" for an HTML page, which is never printed.
 	Body string
+	// TokenSent reports whether the request carried a bearer token.
+	TokenSent bool
 }
 
-func newHTTPError(method, path string, resp *http.Response, body []byte) *HTTPError {
-	return &HTTPError{
-		Method: method,
-		Path:   path,
-		Status: resp.StatusCode,
-		Body:   strings.TrimSpace(string(body)),
+func newHTTPError(method, path string, resp *http.Response, body []byte, tokenSent bool) *HTTPError {
+	text := strings.TrimSpace(string(body))
+	if isHTML(resp.Header.Get("Content-Type"), text) {
+		text = ""
 	}
+	return &HTTPError{Method: method, Path: path, Status: resp.StatusCode, Body: text, TokenSent: tokenSent}
 }
+
+// isHTML reports whether a body is an HTML page (a proxy's or another web
+// server's error page): printing it would bury the message.
+func isHTML(contentType, body string) bool {
+	if strings.HasPrefix(strings.ToLower(contentType), "text/html") {
+		return true
+	}
+	head := strings.ToLower(body[:min(len(body), 64)])
+	return strings.HasPrefix(head, "<!doctype html") || strings.HasPrefix(head, "<html")
+}
+
+// NotRayError says that the address answered HTTP but is not a Ray
+// dashboard: GET /api/version did not answer as Ray does.
+type NotRayError struct {
+	Address string
+	Status  int // the status of GET /api/version (0 when it answered 2xx but not as Ray)
+}
+
+func (e *NotRayError) Error() string {
+	what := "does not answer GET /api/version as Ray does"
+	if e.Status != 0 {
+		what = fmt.Sprintf("answered GET /api/version with %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("ray: no Ray dashboard at %s: it %s; the Ray dashboard usually listens on port 8265 (set --ray-address or RAY_ADDRESS)", e.Address, what)
+}
+
 
 // Error implements error.
 func (e *HTTPError) Error() string {
@@ -53,12 +80,12 @@ func (e *HTTPError) Error() string {
 		b.WriteString(" ")
 		b.WriteString(txt)
 	}
-	switch e.Status {
-	case http.StatusUnauthorized:
+	switch {
+	case e.Status == http.StatusUnauthorized && !e.TokenSent:
 		b.WriteString(" (the cluster requires a token: set RAY_AUTH_TOKEN)")
-	case http.StatusForbidden:
-		b.WriteString(" (the token in RAY_AUTH_TOKEN was rejected)")
-	case http.StatusRequestEntityTooLarge:
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		b.WriteString(" (the token in RAY_AUTH_TOKEN was rejected: check it against the cluster's)")
+	case e.Status == http.StatusRequestEntityTooLarge:
 		b.WriteString(" (the request is larger than the dashboard's 100 MiB limit)")
 	}
 	if e.Body != "" {

@@ -29,10 +29,10 @@ type Version struct {
 // without the Ray Jobs API and gives an error saying so.
 func (c *Client) Version(ctx context.Context) (*Version, error) {
 	var v Version
-	if err := c.do(ctx, http.MethodGet, "/api/version", nil, &v); err != nil {
+	if err := c.do(ctx, http.MethodGet, versionPath, nil, &v); err != nil {
 		var he *HTTPError
-		if errors.As(err, &he) && he.Status == http.StatusNotFound {
-			return nil, fmt.Errorf("ray: %s has no Ray Jobs API; is it the address of a Ray dashboard (port 8265)? (%w)", c.base, err)
+		if errors.As(err, &he) && notFoundish(he.Status) {
+			return nil, &NotRayError{Address: c.base, Status: he.Status}
 		}
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func (c *Client) dialTail(ctx context.Context, path string) (*websocket.Conn, er
 			if resp.Body != nil {
 				body, _ = io.ReadAll(resp.Body)
 			}
-			return nil, newHTTPError(http.MethodGet, path, resp, body)
+			return nil, newHTTPError(http.MethodGet, path, resp, body, c.token != "")
 		}
 		return nil, c.transportError(ctx, http.MethodGet, path, err)
 	}

@@ -42,6 +42,10 @@ func newFake(t *testing.T) (*fakeServe, *ray.Client) {
 func (f *fakeServe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if r.URL.Path == "/api/version" { // a Ray dashboard, with or without Serve
+		_, _ = io.WriteString(w, `{"version": "4", "ray_version": "2.60.0"}`)
+		return
+	}
 	if f.status != 0 {
 		http.Error(w, "Serve dependencies are not installed. Please run `pip install \"ray[serve]\"`.", f.status)
 		return
