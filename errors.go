@@ -71,6 +71,12 @@ type ExecutionError struct {
 }
 
 func (e *ExecutionError) Error() string {
+	if e.Action == "" {
+		if e.JobID != "" {
+			return fmt.Sprintf("run job %s: %v", e.JobID, e.Err)
+		}
+		return fmt.Sprintf("run action: %v", e.Err)
+	}
 	return fmt.Sprintf("run action %q: %v", e.Action, e.Err)
 }
 

@@ -446,3 +446,19 @@ func TestActionNotFoundError(t *testing.T) {
 		t.Errorf("message = %q", empty.Error())
 	}
 }
+
+func TestExecutionErrorText(t *testing.T) {
+	inner := errors.New("job j-1 was stopped")
+	for _, tt := range []struct {
+		err  *synapse.ExecutionError
+		want string
+	}{
+		{&synapse.ExecutionError{Action: "train", JobID: "j-1", Err: inner}, `run action "train": job j-1 was stopped`},
+		{&synapse.ExecutionError{JobID: "j-1", Err: inner}, `run job j-1: job j-1 was stopped`},
+		{&synapse.ExecutionError{Err: inner}, `run action: job j-1 was stopped`},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -210,7 +210,11 @@ func (j *Job) Result(ctx context.Context) (any, error) {
 		}
 		s = worker.ParseJobLog(logs)
 	}
-	return jobOutcome(j.id, j.Action, info, s)
+	action := j.Action
+	if action == "" { // a job opened by ID: its submission metadata names the action
+		action = info.Metadata["action"]
+	}
+	return jobOutcome(j.id, action, info, s)
 }
 
 // jobOutcome turns a finished job's state and log into a result or error.

@@ -231,8 +231,16 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(tw, "ID:\t%s\nStatus:\t%s\n", info.ID, info.Status)
-			if info.Message != "" {
-				fmt.Fprintf(tw, "Message:\t%s\n", info.Message)
+			if msg, _, _ := strings.Cut(info.Message, "\n"); msg != "" {
+				// Ray appends the job's last log lines to a failure message:
+				// they are `plugin job logs`'s, not a table cell's.
+				fmt.Fprintf(tw, "Message:\t%s\n", strings.TrimSuffix(strings.TrimSpace(msg), ":"))
+			}
+			if info.Status == synapse.JobFailed {
+				if _, err := job.Result(cmd.Context()); err != nil {
+					first, _, _ := strings.Cut(err.Error(), "\n")
+					fmt.Fprintf(tw, "Error:\t%s\n", first)
+				}
 			}
 			if info.ErrorType != "" {
 				fmt.Fprintf(tw, "Error type:\t%s\n", info.ErrorType)
