@@ -94,11 +94,35 @@ func EnvFromFile(path string) (*Env, error) {
 	if err := toml.Unmarshal(data, &values); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("read env file: %s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
+			msg := fmt.Sprintf("read env file: %s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
+			if looksLikeDotenv(data) {
+				msg += "\nenv files are TOML, not dotenv: quote strings and may space the equals sign, e.g.\n  DATASET = \"/data/cats\"\n  SEED = 7"
+			}
+			return nil, errors.New(msg)
 		}
 		return nil, fmt.Errorf("read env file: %s: %w", path, err)
 	}
 	return &Env{values: values}, nil
+}
+
+// looksLikeDotenv reports whether data has a dotenv line: KEY=value with
+// the value unquoted (or an `export` prefix), which TOML rejects.
+func looksLikeDotenv(data []byte) bool {
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "export ") {
+			return true
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") || strings.ContainsAny(k, " \t\"'") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if v != "" && !strings.ContainsAny(v[:1], "\"'[{0123456789-+tf") {
+			return true
+		}
+	}
+	return false
 }
 
 // MergeEnv returns an Env with the values of every env, later ones winning

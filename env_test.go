@@ -701,7 +701,9 @@ func TestEnvFromFileErrors(t *testing.T) {
 		{name: "unterminated string", content: "a = \"x\nb = 2\n", want: []string{":1:7:"}},
 		{name: "bad table header", content: "ok = true\n[a]]\n", want: []string{":2:4:"}},
 		{name: "duplicate key", content: "a = 1\na = 2\n", want: []string{":2:7:"}},
-		{name: "double comma in array", content: "x = [1,\n 2,,]\n", want: []string{":2:4:"}},
+		{name: "double comma in array", content: "x = [1,\n 2,,]\n", want: []string{":2:4:"}, notWant: "dotenv"},
+		{name: "dotenv syntax", content: "# settings\nDATASET=/data/cats\nSEED=7\n", want: []string{":2:", "env files are TOML, not dotenv", `DATASET = "/data/cats"`}},
+		{name: "dotenv export", content: "export TOKEN=\"x\"\n", want: []string{"env files are TOML, not dotenv"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
