@@ -14,8 +14,9 @@ import (
 // Executor runs a plugin's actions by name: the contract every execution
 // mode implements (in-process ActionSet, plugin.Executor in a child process,
 // ray.JobExecutor, ray.TaskExecutor). params may be a map[string]any, a
-// json.RawMessage, a []byte or string of JSON, or a value of the action's
-// params type (in-process only).
+// json.RawMessage, a []byte or string of JSON, or any value that encodes
+// to the action's params as JSON (in-process, a value of the params type
+// is used as it is).
 //
 // Run returns the action's result (decoded from JSON when it crossed a
 // process boundary: objects as map[string]any, numbers as float64) and
@@ -89,9 +90,10 @@ type execConfig struct {
 	logger Logger
 }
 
-// WithEnv sets the environment actions see through Context.Env. The default
-// is EnvFromOS(""), read when the executor is created. Executors that run
-// the action elsewhere layer it over config.yaml env.
+// WithEnv sets the environment actions see through Context.Env. In this
+// process the default is EnvFromOS(""), read when the executor is created;
+// a plugin binary on this machine layers it over the OS environment and
+// config.yaml env; the cluster modes over config.yaml env only.
 func WithEnv(env *Env) Option { return func(c *execConfig) { c.env = env } }
 
 // WithJobID sets the job identifier actions see through Context.JobID.

@@ -122,6 +122,7 @@ type RunOption interface {
 type runConfig struct {
 	mode        Mode
 	action      Action
+	actionSet   bool // WithAction was given (its action may be nil)
 	exec        execConfig
 	modeOptions any
 }
@@ -138,7 +139,9 @@ func WithMode(m Mode) RunOption { return runOptionFunc(func(c *runConfig) { c.mo
 // WithAction runs a directly, in-process, in local mode: no discovery
 // (pluginCode is only a label). Other modes reject it: they run the
 // plugin's own binary.
-func WithAction(a Action) RunOption { return runOptionFunc(func(c *runConfig) { c.action = a }) }
+func WithAction(a Action) RunOption {
+	return runOptionFunc(func(c *runConfig) { c.action, c.actionSet = a, true })
+}
 
 // WithModeOptions passes the mode's own options (ray.JobOptions for
 // ModeJob, ray.TaskOptions for ModeTask) to its Opener. A mode given
@@ -204,7 +207,16 @@ func RunPlugin(ctx context.Context, pluginCode, action string, params any, opts 
 		rc.exec.logger = NewConsoleLogger(os.Stderr)
 	}
 	explicitEnv := rc.exec.env
-	if rc.mode == ModeLocal && rc.modeOptions == nil {
+	set, _ := registered(pluginCode)
+	switch {
+	case rc.action == nil && rc.actionSet:
+		return nil, fmt.Errorf("run plugin %q: WithAction was given a nil action", pluginCode)
+	case rc.action != nil && rc.mode != ModeLocal:
+		return nil, fmt.Errorf("run plugin %q: WithAction runs in-process in local mode, not in %s mode (which runs the plugin's own binary)", pluginCode, rc.mode)
+	case rc.mode == ModeLocal && (rc.action != nil || set != nil):
+		if rc.modeOptions != nil {
+			return nil, fmt.Errorf("run plugin %q: an in-process run takes no mode options (got %T)", pluginCode, rc.modeOptions)
+		}
 		inProcess := rc.exec
 		inProcess.env = MergeEnv(EnvFromOS(""), explicitEnv)
 		if rc.action != nil {
@@ -213,16 +225,11 @@ func RunPlugin(ctx context.Context, pluginCode, action string, params any, opts 
 			}
 			return execute(ctx, inProcess, rc.action, params)
 		}
-		if set, _ := registered(pluginCode); set != nil {
-			a, err := set.Lookup(action)
-			if err != nil {
-				return nil, err
-			}
-			return execute(ctx, inProcess, a, params)
+		a, err := set.Lookup(action)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if rc.action != nil {
-		return nil, fmt.Errorf("run plugin %q: WithAction runs in-process in local mode, not in %s mode (which runs the plugin's own binary)", pluginCode, rc.mode)
+		return execute(ctx, inProcess, a, params)
 	}
 	open, err := opener(rc.mode)
 	if err != nil {

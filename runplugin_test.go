@@ -77,6 +77,15 @@ func TestRunPluginUnresolvable(t *testing.T) {
 	if !errors.Is(err, synapse.ErrModeUnavailable) || !strings.Contains(err.Error(), "synapse-go/plugin") {
 		t.Errorf("a directory without package plugin: %v", err)
 	}
+	// Options that cannot apply are errors, not ignored.
+	_, err = synapse.RunPlugin(context.Background(), "greeter", "greet", nil, synapse.WithModeOptions(struct{}{}))
+	if err == nil || !strings.Contains(err.Error(), "an in-process run takes no mode options") {
+		t.Errorf("mode options for a registered code: %v", err)
+	}
+	_, err = synapse.RunPlugin(context.Background(), "label", "greet", nil, synapse.WithAction(nil))
+	if err == nil || !strings.Contains(err.Error(), "nil action") {
+		t.Errorf("WithAction(nil): %v", err)
+	}
 	// WithAction is in-process only.
 	_, err = synapse.RunPlugin(context.Background(), "label", "greet", nil, synapse.WithAction(greet), synapse.WithMode(synapse.ModeJob))
 	if err == nil || !strings.Contains(err.Error(), "WithAction runs in-process in local mode") {

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,9 +53,11 @@ func Run(t *testing.T, newExecutor NewExecutor) {
 		{"ExecutionError", testExecutionError},
 		{"Panic", testPanic},
 		{"Cancellation", testCancellation},
+		{"Deadline", testDeadline},
 		{"Events", testEvents},
 		{"EnvLayering", testEnv},
 		{"JobID", testJobID},
+		{"Concurrent", testConcurrent},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -192,6 +195,46 @@ func testCancellation(t *testing.T, ctx context.Context, newExecutor NewExecutor
 	}
 }
 
+// expiring is a context whose deadline passes when expire is called, so a
+// deadline can be made to pass once the action has started, in any mode.
+type expiring struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *expiring) Done() <-chan struct{} { return c.done }
+
+func (c *expiring) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func (c *expiring) expire() { c.once.Do(func() { close(c.done) }) }
+
+func testDeadline(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	mark := filepath.Join(t.TempDir(), "cancelled")
+	runCtx := &expiring{Context: ctx, done: make(chan struct{})}
+	started := synapse.LoggerFunc(func(e synapse.Event) {
+		if e.Type == synapse.EventLog && e.Event == "started" {
+			runCtx.expire()
+		}
+	})
+	ex := newExecutor(t, synapse.WithLogger(started))
+	_, err := ex.Run(runCtx, "wait", map[string]any{"mark": mark, "seconds": 120})
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v (%T), want an *synapse.ExecutionError matching context.DeadlineExceeded only", err, err)
+	}
+	if xe.Action != "wait" {
+		t.Errorf("the error names action %q, want wait", xe.Action)
+	}
+}
+
 func testEvents(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
 	rec := plugintest.NewRecorder()
 	ex := newExecutor(t, synapse.WithLogger(rec))
@@ -239,4 +282,28 @@ func testJobID(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
 		t.Fatal(err)
 	}
 	jsonEqual(t, got, `{"job_id":"`+id+`"}`)
+}
+
+func testConcurrent(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger))
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			got, err := ex.Run(ctx, "echo", map[string]any{"n": i + 1, "text": fmt.Sprint("run ", i)})
+			if err == nil {
+				b, _ := json.Marshal(got)
+				if want := fmt.Sprintf(`{"n":%d,"text":"run %d"}`, i+1, i); string(b) != want {
+					err = fmt.Errorf("result %s, want %s", b, want)
+				}
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("run %d of 4 at once: %v", i, err)
+		}
+	}
 }

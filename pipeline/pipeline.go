@@ -1,3 +1,8 @@
+// Package pipeline runs actions one after another in this process: each
+// action's result fields flow into the params of the next, a checkpoint is
+// written after each, and a failed run can be resumed where it stopped
+// (docs/steps-and-pipelines.md). `synapse plugin run-pipeline` runs the
+// pipelines a config.yaml declares.
 package pipeline
 
 import (
@@ -287,9 +292,11 @@ func WorkDir(ctx context.Context) (Dirs, bool) {
 // Error reports a pipeline run that failed. errors.As reaches the
 // failing action's *synapse.ValidationError or *synapse.ExecutionError through it.
 type Error struct {
-	// Pipeline is the pipeline's name and RunID the run's ID.
+	// Pipeline is the pipeline's name.
 	Pipeline string
-	RunID    string
+	// RunID is the run's ID; "" for a run rejected before it started
+	// (nothing to resume).
+	RunID string
 	// Action is the name of the failing action, and Index its position
 	// (from 0); "" and -1 when the run failed outside any action (its
 	// files could not be written or read).
@@ -300,6 +307,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.RunID == "" {
+		if e.Action == "" {
+			return fmt.Sprintf("pipeline %q: %v", e.Pipeline, e.Err)
+		}
+		return fmt.Sprintf("pipeline %q: action %q: %v", e.Pipeline, e.Action, e.Err)
+	}
 	if e.Action == "" {
 		return fmt.Sprintf("pipeline %q (run %s): %v", e.Pipeline, e.RunID, e.Err)
 	}
@@ -345,13 +358,21 @@ func (p *Pipeline) Run(ctx context.Context, params any, opts ...synapse.Option) 
 	fail := func(action string, index int, err error) (*Run, error) {
 		return run, &Error{Pipeline: p.name, RunID: id, Action: action, Index: index, Err: err}
 	}
+	// A run rejected before it starts has no ID: there is nothing to resume.
+	reject := func(action string, index int, err error) (*Run, error) {
+		return &Run{}, &Error{Pipeline: p.name, Action: action, Index: index, Err: err}
+	}
 
 	initial, err := paramsMap(params)
 	if err != nil {
-		return fail(p.info[0].name, 0, &synapse.ValidationError{Action: p.info[0].name, Fields: []synapse.FieldError{{Message: err.Error()}}})
+		return reject("", -1, &synapse.ValidationError{Action: p.name, Fields: []synapse.FieldError{{Message: err.Error()}}})
+	}
+	if unknown := p.unknownParams(initial); len(unknown) > 0 {
+		// Params no action takes are the pipeline's fault, not an action's.
+		return reject("", -1, &synapse.ValidationError{Action: p.name, Fields: unknown})
 	}
 	if i, verr := p.precheck(initial); verr != nil {
-		return fail(p.info[i].name, i, verr)
+		return reject(p.info[i].name, i, verr)
 	}
 	if err := dirs.create(); err != nil {
 		return fail("", -1, fmt.Errorf("create run directory: %w", err))
@@ -364,13 +385,9 @@ func (p *Pipeline) Run(ctx context.Context, params any, opts ...synapse.Option) 
 }
 
 // precheck returns the index and validation error of the first action
-// whose params the run could not provide, or of the first action for
-// initial params that no action takes.
+// whose params the run could not provide.
 func (p *Pipeline) precheck(initial map[string]any) (int, error) {
 	fields := make([][]synapse.FieldError, len(p.info))
-	if unknown := p.unknownParams(initial); len(unknown) > 0 {
-		fields[0] = unknown
-	}
 	for i := range p.info {
 		for _, f := range p.missing(i, initial) {
 			fields[i] = append(fields[i], synapse.FieldError{Field: f, Message: "required: not in the pipeline's params nor in the result of an earlier action"})
@@ -467,6 +484,8 @@ func (p *Pipeline) runFrom(ctx context.Context, opts []synapse.Option, run *Run,
 		n := len(p.actions)
 		if start > 0 {
 			pc.LogMessage(fmt.Sprintf("Resuming run %s: %d of %d actions already completed", run.ID, start, n), synapse.LevelInfo)
+		} else {
+			pc.LogMessage(fmt.Sprintf("Run %s started (work dir %s)", run.ID, run.WorkDir), synapse.LevelInfo)
 		}
 		began := pc.Now()
 		progress := func(done int) {

@@ -73,9 +73,10 @@ func (e *Executor) Run(ctx context.Context, action string, params any) (any, err
 		return nil, err
 	}
 	env := synapse.MergeEnv(e.p.Env(), e.env)
-	return runInWorker(ctx, bin, e.p.Dir(), protocol.Request{
+	res, err := runInWorker(ctx, bin, e.p.Dir(), protocol.Request{
 		Type: protocol.TypeRun, ID: "1", Action: entry, Params: raw, JobID: e.jobID, Env: env.Map(),
 	}, e.logger)
+	return res, worker.Rename(err, entry, action)
 }
 
 // runInWorker starts binary as a worker in dir, sends req and waits for its
@@ -112,10 +113,24 @@ func runInWorker(ctx context.Context, binary, dir string, req protocol.Request, 
 	outcome := make(chan worker.Outcome, 1)
 	go func() { outcome <- worker.Read(stdout, req.ID, logger) }()
 
+	gone := func(o worker.Outcome) (any, error) {
+		// The worker's output ended without an outcome: say how it ended.
+		var xe *synapse.ExecutionError
+		if !o.Settled && errors.As(o.Err, &xe) && errors.Is(xe.Err, worker.ErrGone) {
+			_ = stdin.Close()
+			werr := cmd.Wait()
+			settled = true // waited for
+			xe.Action, xe.JobID = req.Action, req.JobID
+			if werr != nil {
+				xe.Err = fmt.Errorf("%w (%v)", worker.ErrGone, werr)
+			}
+		}
+		return o.Result, o.Err
+	}
 	select {
 	case o := <-outcome:
 		settled = o.Settled
-		return o.Result, o.Err
+		return gone(o)
 	case <-ctx.Done():
 	}
 	_ = in.Write(protocol.Request{Type: protocol.TypeCancel, ID: req.ID})

@@ -1,3 +1,12 @@
+// Package plugin is the runtime of a plugin binary, and the way to run a
+// plugin directory from Go.
+//
+// A plugin binary's main is plugin.Main(actions...): it gives the binary
+// the commands the synapse CLI and the cluster modes use (docs/protocol.md).
+// It links no cluster code. Load reads a plugin directory once (config.yaml;
+// its binary for this machine, built when first needed), and NewExecutor
+// runs its actions in local mode in a child process; importing the package
+// lets synapse.RunPlugin run a plugin directory in local mode.
 package plugin
 
 import (

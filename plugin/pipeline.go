@@ -97,14 +97,27 @@ func runPipeline(set *synapse.ActionSet, flags *runflags.PipelineFlags, args []s
 		}
 		run, err = p.Run(ctx, json.RawMessage(params), opts...)
 	}
-	if run != nil {
-		fmt.Fprintf(stderr, "Pipeline run: %s (work dir %s)\n", run.ID, run.WorkDir)
-		if err != nil && run.ID != "" && !errors.Is(err, synapse.ErrValidation) {
-			fmt.Fprintf(stderr, "Resume it with: synapse plugin run-pipeline %s --resume %s\n", decl.Name, run.ID)
+	if err != nil && run != nil && run.ID != "" && !errors.Is(err, synapse.ErrValidation) {
+		// A command that works when pasted: the same plugin and work dir.
+		hint := "synapse plugin run-pipeline " + decl.Name + " --resume " + run.ID
+		if flags.Path != "" && flags.Path != "." {
+			hint += " --path " + shellQuote(flags.Path)
 		}
+		if flags.WorkDir != "" {
+			hint += " --work-dir " + shellQuote(flags.WorkDir)
+		}
+		err = fmt.Errorf("%w\nResume it with: %s", err, hint) // after the error, so it is the last line
 	}
 	if err != nil {
 		return interrupted(ctx, err)
 	}
 	return output.Result(stdout, run.Result, flags.Output == "text" && output.IsTerminal(stdout))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -110,8 +111,17 @@ func (p *Plugin) Validate(ctx context.Context, action string, params any) error 
 	if err != nil {
 		return err
 	}
+	cancelled := func() error {
+		return &synapse.ExecutionError{Action: action, Err: ctx.Err()}
+	}
+	if ctx.Err() != nil {
+		return cancelled()
+	}
 	bin, err := p.Binary(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return cancelled()
+		}
 		return err
 	}
 	cmd := exec.CommandContext(ctx, bin, "validate", entry)
@@ -125,9 +135,15 @@ func (p *Plugin) Validate(ctx context.Context, action string, params any) error 
 	}
 	var w protocol.Error
 	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &w); jerr == nil && w.Kind != "" {
-		return worker.FromError(&w)
+		return worker.Rename(worker.FromError(&w), entry, action)
 	}
-	return fmt.Errorf("validate params with %s: %w\n%s", bin, err, errOut.String())
+	if ctx.Err() != nil {
+		return cancelled()
+	}
+	if msg := strings.TrimSpace(errOut.String()); msg != "" {
+		return fmt.Errorf("validate params with %s: %w\n%s", bin, err, msg)
+	}
+	return fmt.Errorf("validate params with %s: %w", bin, err)
 }
 
 // paramsJSON encodes params for action, reporting what cannot be encoded

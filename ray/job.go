@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -24,15 +25,22 @@ import (
 
 // JobInfo describes a cluster job.
 type JobInfo struct {
-	ID             string            `json:"id"`
-	Status         synapse.JobStatus `json:"status"`
-	Message        string            `json:"message,omitempty"`
-	ErrorType      string            `json:"error_type,omitempty"`
-	Entrypoint     string            `json:"entrypoint"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	Start          time.Time         `json:"start,omitzero"`
-	End            time.Time         `json:"end,omitzero"`
-	DriverExitCode *int              `json:"driver_exit_code,omitempty"`
+	ID     string            `json:"id"`     // the submission ID
+	Status synapse.JobStatus `json:"status"` // Ray's job status
+	// Message is Ray's message about the status; for a failed job it
+	// ends with the job's last log lines.
+	Message   string `json:"message,omitempty"`
+	ErrorType string `json:"error_type,omitempty"` // Ray's error_type, such as JOB_ENTRYPOINT_COMMAND_ERROR
+	// Entrypoint is the shell command the job runs.
+	Entrypoint string `json:"entrypoint"`
+	// Metadata is the submission's metadata: synapse-go sets sdk, plugin
+	// and action.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Start and End are when the job started and ended; zero until then.
+	Start time.Time `json:"start,omitzero"`
+	End   time.Time `json:"end,omitzero"`
+	// DriverExitCode is the entrypoint's exit code, once it has exited.
+	DriverExitCode *int `json:"driver_exit_code,omitempty"`
 }
 
 func jobInfo(j *rayapi.Job) *JobInfo {
@@ -233,10 +241,11 @@ func jobOutcome(id, action string, info *JobInfo, s *worker.JobStream) (any, err
 		return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("%w: job %s was stopped", synapse.ErrJobStopped, id)}
 	}
 	if s.Err != nil {
-		if s.Err.JobID == "" {
-			s.Err.JobID = id
+		w := *s.Err // the stream is shared by concurrent Result calls
+		if w.JobID == "" {
+			w.JobID = id
 		}
-		return nil, worker.FromError(s.Err)
+		return nil, worker.FromError(&w)
 	}
 	msg := fmt.Sprintf("job %s %s", id, strings.ToLower(string(info.Status)))
 	if info.ErrorType != "" {
@@ -300,6 +309,7 @@ type JobExecutor struct {
 	opts   JobOptions
 	cfg    synapse.ExecutorConfig
 	client *rayapi.Client
+	up     reachable
 }
 
 var _ synapse.Submitter = (*JobExecutor)(nil)
@@ -316,6 +326,9 @@ var _ synapse.Submitter = (*JobExecutor)(nil)
 // address that is not a Ray dashboard address, and a job ID Ray cannot use
 // (1 to 128 letters, digits, '-', '_' or '.').
 func NewJobExecutor(p *plugin.Plugin, opts JobOptions, eopts ...synapse.Option) (*JobExecutor, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	cfg := synapse.NewExecutorConfig(eopts...)
 	if cfg.JobID != "" {
 		if err := rayapi.CheckSubmissionID(cfg.JobID); err != nil {
@@ -380,6 +393,9 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 	}
 	// Bad params fail here, before anything is built for or sent to the cluster.
 	if err := e.p.Validate(ctx, action, raw); err != nil {
+		return nil, err
+	}
+	if err := e.up.check(ctx, e.client); err != nil {
 		return nil, err
 	}
 	var t JobTimings
@@ -451,9 +467,17 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 	return &Job{id: res.ID, Action: action, DashboardURL: e.client.JobURL(res.ID), Existing: res.Existing, Timings: t, client: e.client}, nil
 }
 
-// newJobID returns a fresh submission ID: synapse-<code>-<action>-<8 hex>.
+// newJobID returns a fresh submission ID: synapse-<code>-<action>-<8 hex>,
+// the action's name reduced to what a submission ID may hold.
 func newJobID(code, action string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return fmt.Sprintf("synapse-%s-%s-%s", code, strings.ReplaceAll(action, "_", "-"), hex.EncodeToString(b))
+	name := strings.Trim(jobIDUnsafe.ReplaceAllString(strings.ReplaceAll(action, "_", "-"), "-"), "-")
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	return fmt.Sprintf("synapse-%s-%s-%s", code, name, hex.EncodeToString(b))
 }
+
+// jobIDUnsafe matches runs of what a submission ID may not hold.
+var jobIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)

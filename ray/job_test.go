@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/executortest"
+	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
 )
@@ -56,5 +58,69 @@ func TestClusterEnv(t *testing.T) {
 	env = clusterEnv(p, synapse.NewEnv(map[string]any{"SYNAPSE_ACCESS_TOKEN": "given"}))
 	if env["SYNAPSE_ACCESS_TOKEN"] != "given" {
 		t.Errorf("explicit token = %q", env["SYNAPSE_ACCESS_TOKEN"])
+	}
+}
+
+// TestOptionsChecked: options Ray could not use fail in the constructor,
+// as usage errors, before anything is built or sent.
+func TestOptionsChecked(t *testing.T) {
+	p, err := plugin.Load(executortest.PluginDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []Cluster{
+		{Resources: Resources{GPUs: math.NaN()}},
+		{Resources: Resources{CPUs: math.Inf(1)}},
+		{Resources: Resources{GPUs: 1.5}},
+		{Resources: Resources{CPUs: -1}},
+		{Resources: Resources{Memory: -1}},
+		{Arch: "sparc"},
+		{Address: "ftp://x"},
+	}
+	for _, c := range bad {
+		_, jerr := NewJobExecutor(p, JobOptions{Cluster: c})
+		_, terr := NewTaskExecutor(p, TaskOptions{Cluster: c})
+		for _, err := range []error{jerr, terr} {
+			var coder interface{ ExitCode() int }
+			if !errors.As(err, &coder) || coder.ExitCode() != 2 {
+				t.Errorf("%+v: error = %v, want a usage error", c, err)
+			}
+		}
+	}
+	if _, err := NewTaskExecutor(p, TaskOptions{Replicas: -3}); err == nil || !strings.Contains(err.Error(), "Replicas") {
+		t.Errorf("Replicas -3: %v", err)
+	}
+	if _, err := NewJobExecutor(p, JobOptions{}, synapse.WithJobID("a/b")); err == nil || !strings.Contains(err.Error(), "invalid job ID") {
+		t.Errorf("job ID a/b: %v", err)
+	}
+	if _, err := NewJobExecutor(p, JobOptions{Cluster: Cluster{Resources: Resources{CPUs: 0.5, GPUs: 2}, Arch: "arm64"}}); err != nil {
+		t.Errorf("valid options: %v", err)
+	}
+}
+
+// TestRunPluginModeOptions: RunPlugin takes the mode's options by value or
+// pointer (nil meaning the defaults) and refuses other types.
+func TestRunPluginModeOptions(t *testing.T) {
+	dir := executortest.PluginDir()
+	ctx := t.Context()
+	for _, opts := range []any{(*JobOptions)(nil), &JobOptions{Cluster: Cluster{Arch: "sparc"}}, JobOptions{Cluster: Cluster{Arch: "sparc"}}} {
+		_, err := synapse.RunPlugin(ctx, dir, "echo", nil, synapse.WithMode(synapse.ModeJob), synapse.WithModeOptions(opts),
+			synapse.WithJobID("bad/id"), synapse.WithLogger(synapse.DiscardLogger))
+		if err == nil || !(strings.Contains(err.Error(), "invalid job ID") || strings.Contains(err.Error(), "option Arch")) {
+			t.Errorf("options %#v: %v", opts, err)
+		}
+	}
+	_, err := synapse.RunPlugin(ctx, dir, "echo", nil, synapse.WithMode(synapse.ModeTask), synapse.WithModeOptions(JobOptions{}))
+	if err == nil || !strings.Contains(err.Error(), "mode options must be ray.TaskOptions (got ray.JobOptions)") {
+		t.Errorf("job options in task mode: %v", err)
+	}
+}
+
+func TestNewJobID(t *testing.T) {
+	for _, action := range []string{"train", "fine_tune", "with space/and slash", strings.Repeat("long", 40), "ünïcode"} {
+		id := newJobID("my-plugin", action)
+		if err := rayapi.CheckSubmissionID(id); err != nil || !strings.HasPrefix(id, "synapse-my-plugin-") {
+			t.Errorf("newJobID(%q) = %q: %v", action, id, err)
+		}
 	}
 }

@@ -17,48 +17,52 @@
 package ray
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"sync"
+
+	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/plugin"
 )
 
 func init() {
 	synapse.RegisterMode(synapse.ModeJob, func(path string, cfg synapse.ExecutorConfig) (synapse.Executor, error) {
-		var opts JobOptions
-		switch o := cfg.Options.(type) {
-		case nil:
-		case JobOptions:
-			opts = o
-		case *JobOptions:
-			opts = *o
-		default:
-			return nil, fmt.Errorf("run plugin %q in job mode: mode options must be ray.JobOptions (got %T)", path, cfg.Options)
-		}
-		p, err := plugin.Load(path)
+		opts, p, err := open[JobOptions](synapse.ModeJob, path, cfg)
 		if err != nil {
 			return nil, err
 		}
 		return NewJobExecutor(p, opts, synapse.WithEnv(cfg.Env), synapse.WithJobID(cfg.JobID), synapse.WithLogger(cfg.Logger))
 	})
 	synapse.RegisterMode(synapse.ModeTask, func(path string, cfg synapse.ExecutorConfig) (synapse.Executor, error) {
-		var opts TaskOptions
-		switch o := cfg.Options.(type) {
-		case nil:
-		case TaskOptions:
-			opts = o
-		case *TaskOptions:
-			opts = *o
-		default:
-			return nil, fmt.Errorf("run plugin %q in task mode: mode options must be ray.TaskOptions (got %T)", path, cfg.Options)
-		}
-		p, err := plugin.Load(path)
+		opts, p, err := open[TaskOptions](synapse.ModeTask, path, cfg)
 		if err != nil {
 			return nil, err
 		}
 		return NewTaskExecutor(p, opts, synapse.WithEnv(cfg.Env), synapse.WithJobID(cfg.JobID), synapse.WithLogger(cfg.Logger))
 	})
+}
+
+// open takes the mode options (O, *O or nil for the defaults; anything else
+// is an error) and loads the plugin at path, for RunPlugin.
+func open[O any](mode synapse.Mode, path string, cfg synapse.ExecutorConfig) (O, *plugin.Plugin, error) {
+	var opts O
+	switch o := cfg.Options.(type) {
+	case nil:
+	case O:
+		opts = o
+	case *O:
+		if o != nil {
+			opts = *o
+		}
+	default:
+		return opts, nil, fmt.Errorf("run plugin %q in %s mode: mode options must be %T (got %T)", path, mode, opts, cfg.Options)
+	}
+	p, err := plugin.Load(path)
+	return opts, p, err
 }
 
 // Resources are what a cluster run asks Ray for. Zero values ask for
@@ -82,6 +86,43 @@ type Cluster struct {
 	// built for; default amd64.
 	Arch string
 }
+
+// check validates the options as Ray will, before anything is built or
+// sent: a usage error (exit code 2) names the field.
+func (c Cluster) check() error {
+	for _, r := range []struct {
+		field string
+		v     float64
+	}{{"Resources.CPUs", c.Resources.CPUs}, {"Resources.GPUs", c.Resources.GPUs}} {
+		if err := runflags.CheckResource(r.v); err != nil {
+			return &OptionError{Field: r.field, Err: err}
+		}
+	}
+	if c.Resources.Memory < 0 {
+		return &OptionError{Field: "Resources.Memory", Err: fmt.Errorf("must be >= 0 bytes (got %d)", c.Resources.Memory)}
+	}
+	switch c.Arch {
+	case "", "amd64", "arm64":
+	default:
+		return &OptionError{Field: "Arch", Err: fmt.Errorf("must be amd64 or arm64 (got %q)", c.Arch)}
+	}
+	return nil
+}
+
+// OptionError is a mode option Ray could not use. It is a usage error
+// (exit code 2): nothing was built or sent.
+type OptionError struct {
+	Field string // the option, such as "Resources.GPUs"
+	Err   error
+}
+
+func (e *OptionError) Error() string { return "ray: option " + e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns what is wrong with the value.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// ExitCode makes a bad option a usage error.
+func (e *OptionError) ExitCode() int { return 2 }
 
 func (c Cluster) arch() string {
 	if c.Arch == "" {
@@ -124,4 +165,25 @@ func clusterEnv(p *plugin.Plugin, explicit *synapse.Env) map[string]string {
 		}
 	}
 	return env
+}
+
+// reachable remembers that a cluster answered GET /api/version as a Ray
+// dashboard, so an unreachable or wrong address fails at once, before a
+// plugin is built and packaged for it, and is asked only once.
+type reachable struct {
+	mu sync.Mutex
+	ok bool
+}
+
+func (r *reachable) check(ctx context.Context, c *rayapi.Client) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ok {
+		return nil
+	}
+	if _, err := c.Version(ctx); err != nil {
+		return err
+	}
+	r.ok = true
+	return nil
 }

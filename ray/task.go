@@ -3,6 +3,7 @@ package ray
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ type TaskExecutor struct {
 	client *rayapi.Client
 	http   *http.Client
 
+	up       reachable
 	mu       sync.Mutex
 	app      *serve.App
 	proxy    string
@@ -57,6 +59,15 @@ func (t *TaskExecutor) Deployed() bool {
 // the application is removed (synapse plugin task down). It is never this
 // process's whole environment.
 func NewTaskExecutor(p *plugin.Plugin, opts TaskOptions, eopts ...synapse.Option) (*TaskExecutor, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if opts.Replicas < 0 {
+		return nil, &OptionError{Field: "Replicas", Err: fmt.Errorf("must be >= 1, or 0 for the default 1 (got %d)", opts.Replicas)}
+	}
+	if opts.MaxOngoingRequests < 0 {
+		return nil, &OptionError{Field: "MaxOngoingRequests", Err: fmt.Errorf("must be >= 1, or 0 for the default 1 (got %d)", opts.MaxOngoingRequests)}
+	}
 	client, err := rayapi.NewClient(opts.Address)
 	if err != nil {
 		return nil, err
@@ -112,7 +123,7 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	if o.Err != nil && ctx.Err() != nil {
 		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
 	}
-	return o.Result, o.Err
+	return o.Result, worker.Rename(o.Err, entry, action)
 }
 
 // callRetryWindow is how long a call keeps retrying while the worker is
@@ -155,6 +166,9 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	status := t.opts.DeployStatus
 	if status == nil {
 		status = func(string) {}
+	}
+	if err := t.up.check(ctx, t.client); err != nil {
+		return false, err
 	}
 	arch := t.opts.arch()
 	status("building " + t.p.Code() + " for linux/" + arch)

@@ -20,7 +20,7 @@ forbid() {
   local deps
   deps=$(go list -deps "$pkg")
   for d in "$@"; do
-    if grep -qx "$d" <<<"$deps"; then
+    if grep -qxE "$d(/.*)?" <<<"$deps"; then
       fail "$pkg links $d ($why)"
     fi
   done

@@ -1,3 +1,8 @@
+// Package steps runs the stages of one action in order, with weighted
+// progress and rollback: a Registry of Steps run by an Orchestrator with
+// the action's *synapse.Context, each step reporting under its own name
+// as category. It follows the Python SDK's step orchestrator
+// (docs/steps-and-pipelines.md).
 package steps
 
 import (
@@ -50,23 +55,25 @@ func (Base) Rollback(*Context, Result) error { return nil }
 // Result is the outcome of a step.
 type Result struct {
 	// Step is the name of the step; the orchestrator sets it.
-	Step string
+	Step string `json:"step"`
 	// Success reports that the step did its work. The zero Result is a
 	// failure: return Succeeded(data) or set Success.
-	Success bool
+	Success bool `json:"success"`
 	// Skipped reports that the step had nothing to do. The orchestrator sets
 	// it, with Success, when CanSkip returns true; a result of Execute with
 	// Skipped set and no Err counts as a success.
-	Skipped bool
+	Skipped bool `json:"skipped,omitempty"`
 	// Data is what the step produced, for later steps (Context.Result)
 	// and for the caller (Summary.Results).
-	Data map[string]any
+	Data map[string]any `json:"data,omitempty"`
 	// Err is why the step failed. A non-nil Err fails the step even when
-	// Success is true.
-	Err error
+	// Success is true. It is not part of the JSON form.
+	Err error `json:"-"`
 	// RollbackData is what Rollback needs to undo the step (files created,
-	// IDs registered…). It is handed back to Rollback with the result.
-	RollbackData map[string]any
+	// IDs registered…). It is handed back to Rollback with the result and
+	// is not part of the JSON form (it may hold what should not leave the
+	// process).
+	RollbackData map[string]any `json:"-"`
 }
 
 // Succeeded returns a successful Result carrying data.
@@ -130,7 +137,7 @@ func NewRegistry() *Registry { return &Registry{} }
 func (r *Registry) Register(steps ...Step) {
 	for _, s := range steps {
 		if s == nil {
-			panic("synapse: Registry.Register: step is nil")
+			panic("steps: Registry.Register: step is nil")
 		}
 	}
 	r.mu.Lock()
@@ -211,14 +218,14 @@ func weightOf(s Step) float64 {
 // Summary is the outcome of an Orchestrator run.
 type Summary struct {
 	// Success reports that every step succeeded or was skipped.
-	Success bool
+	Success bool `json:"success"`
 	// StepsExecuted counts the steps whose Execute ran, the failed one
 	// included; skipped steps are not counted.
-	StepsExecuted int
+	StepsExecuted int `json:"steps_executed"`
 	// StepsTotal is the number of steps in the registry.
-	StepsTotal int
+	StepsTotal int `json:"steps_total"`
 	// Results holds the result of every step run or skipped, in order.
-	Results []Result
+	Results []Result `json:"results"`
 }
 
 // Error is the error of an Orchestrator run whose step failed,

@@ -1,11 +1,11 @@
 package cli
 
 import (
-	"os"
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"

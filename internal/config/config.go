@@ -137,8 +137,8 @@ type Unknown struct {
 
 // The keys the config knows, at the top level and in an action.
 var (
-	knownTopKeys    = []string{"name", "code", "version", "category", "description", "readme", "package_manager", "data_type", "tasks", "env", "runtime_env", "actions", "pipelines"}
-	actionKeys = []string{"entrypoint", "method", "description", "input_type", "output_type"}
+	knownTopKeys = []string{"name", "code", "version", "category", "description", "readme", "package_manager", "data_type", "tasks", "env", "runtime_env", "actions", "pipelines"}
+	actionKeys   = []string{"entrypoint", "method", "description", "input_type", "output_type"}
 )
 
 // Warnings returns one line per unknown key, for the CLI to print once:

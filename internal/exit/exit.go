@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/pipeline"
 )
 
 // Exit codes of the synapse CLI and plugin binaries.
@@ -46,10 +47,15 @@ func Message(err error, verbose bool) string {
 		ve *synapse.ValidationError
 		xe *synapse.ExecutionError
 	)
+	var pe *pipeline.Error
 	switch {
 	case errors.As(err, &ve):
 		var b strings.Builder
-		fmt.Fprintf(&b, "invalid params for action %q:", ve.Action)
+		if errors.As(err, &pe) && pe.Action == "" {
+			fmt.Fprintf(&b, "invalid params for pipeline %q:", pe.Pipeline)
+		} else {
+			fmt.Fprintf(&b, "invalid params for action %q:", ve.Action)
+		}
 		for _, f := range ve.Fields {
 			b.WriteString("\n  " + f.String())
 		}

@@ -66,7 +66,6 @@ func (e *NotRayError) Error() string {
 	return fmt.Sprintf("ray: no Ray dashboard at %s: it %s; the Ray dashboard usually listens on port 8265 (set --ray-address or RAY_ADDRESS)", e.Address, what)
 }
 
-
 // Error implements error.
 func (e *HTTPError) Error() string {
 	var b strings.Builder

@@ -141,7 +141,7 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		flag string
 		v    float64
 	}{{"gpus", f.GPUs}, {"cpus", f.CPUs}} {
-		if err := checkResource(r.v); err != nil {
+		if err := CheckResource(r.v); err != nil {
 			return &UsageError{Flag: r.flag, Message: err.Error()}
 		}
 	}
@@ -188,6 +188,8 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		}
 	} else if f.Dlv {
 		return &UsageError{Flag: "dlv", Message: "only works in local mode"}
+	} else if f.DebugSDK {
+		return &UsageError{Flag: "debug-sdk", Message: "only works in local mode (cluster builds use the SDK version of the plugin's go.mod)"}
 	}
 	if f.Changed("input") && !json.Valid([]byte(f.Input)) {
 		return &UsageError{Flag: "input", Message: "must be valid JSON"}
@@ -195,10 +197,10 @@ func (f *Flags) Check(mode synapse.Mode) error {
 	return nil
 }
 
-// checkResource checks a resource quantity the way Ray will: a finite
+// CheckResource checks a resource quantity the way Ray will: a finite
 // number >= 0, and a whole number when above 1 (Ray takes fractions of one
 // unit only).
-func checkResource(v float64) error {
+func CheckResource(v float64) error {
 	switch {
 	case math.IsNaN(v) || math.IsInf(v, 0):
 		return fmt.Errorf("must be a number (got %v)", v)

@@ -68,6 +68,7 @@ func TestCheck(t *testing.T) {
 		{[]string{"--env", "=v"}, synapse.ModeLocal, `--env: want KEY=VALUE (got "=v")`},
 		{[]string{"--dlv"}, synapse.ModeLocal, ""},
 		{[]string{"--dlv"}, synapse.ModeTask, "--dlv: only works in local mode"},
+		{[]string{"--debug-sdk"}, synapse.ModeJob, "--debug-sdk: only works in local mode"},
 		{[]string{"-i", "{bad"}, synapse.ModeRemote, "--input: must be valid JSON"},
 		{[]string{"-i", `{"image": "x.png"}`}, synapse.ModeRemote, ""},
 	}

@@ -96,4 +96,32 @@ func (e *causeError) Unwrap() []error { return []error{e.cause, e.err} }
 
 // WrapCause returns err marked with a cancellation cause (errors.Is
 // matches both) whose message is err's alone.
-func WrapCause(cause, err error) error { return &causeError{cause: cause, err: err} }
+func WrapCause(cause, err error) error {
+	if ce, ok := err.(*causeError); ok { // a cause already there is replaced
+		return &causeError{cause: cause, err: ce.err}
+	}
+	return &causeError{cause: cause, err: err}
+}
+
+// Rename returns err with the action name entry (the binary's action that
+// ran) replaced by action (the name the caller asked for), so errors name
+// the same action in every mode.
+func Rename(err error, entry, action string) error {
+	if entry == action {
+		return err
+	}
+	var (
+		ve *synapse.ValidationError
+		xe *synapse.ExecutionError
+		ne *synapse.ActionNotFoundError
+	)
+	switch {
+	case errors.As(err, &ve) && ve.Action == entry:
+		ve.Action = action
+	case errors.As(err, &xe) && xe.Action == entry:
+		xe.Action = action
+	case errors.As(err, &ne) && ne.Action == entry:
+		ne.Action = action
+	}
+	return err
+}
