@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,11 +23,25 @@ import (
 // the JSON event stream to stdout, then the result between the markers, and
 // exits non-zero after an error line on failure.
 func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int {
+	// The binary is the only writer of the job's log: the action's stdout
+	// and stderr become message events (whole lines, valid UTF-8, split
+	// when overlong), so nothing it prints can glue itself to an event, the
+	// result markers or the error line, or break Ray's log reader.
 	out := &lockedWriter{w: stdout}
+	events := synapse.ThrottleProgress(synapse.NewJSONLogger(out))
+	realOut, captOut := captureOutput(stdout, 1, "stdout", events)
+	out.set(realOut)
+	realErr, captErr := captureOutput(stderr, 2, "stderr", events)
+	if f, ok := realErr.(*os.File); ok && f != stderr {
+		_ = debug.SetCrashOutput(f, debug.CrashOptions{}) // a fatal crash still reaches the log
+	}
+	stop := func() { captErr.Stop(); captOut.Stop() }
+	defer stop()
 	fail := func(err error) int {
+		stop()
+		// The error line carries the stack of a panic; the CLI shows it with -v.
 		b, _ := json.Marshal(worker.ErrorLine{Type: "error", Error: worker.ToError(err)})
 		_, _ = out.Write(append(b, '\n'))
-		fmt.Fprintln(stderr, "Error:", exit.Message(err, true))
 		return exit.Code(err)
 	}
 	// `job [ACTION] [inputs=HASH]`: the hash only distinguishes
@@ -53,8 +68,9 @@ func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	result, err := synapse.NewLocalExecutor(synapse.WithJobID(jobID), synapse.WithLogger(synapse.ThrottleProgress(synapse.NewJSONLogger(out)))).
+	result, err := synapse.NewLocalExecutor(synapse.WithJobID(jobID), synapse.WithLogger(events)).
 		Execute(ctx, action, params)
+	stop()
 	if err != nil {
 		return fail(err)
 	}
@@ -93,4 +109,11 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// set points the writer at w.
+func (l *lockedWriter) set(w io.Writer) {
+	l.mu.Lock()
+	l.w = w
+	l.mu.Unlock()
 }

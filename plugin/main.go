@@ -18,13 +18,17 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/capture"
 	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
+	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
@@ -113,7 +117,13 @@ func runMain(set *synapse.ActionSet, args []string, stdin io.Reader, stdout, std
 	case "worker":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if err := serveWorker(ctx, set, stdin, stdout); err != nil {
+		// The protocol owns stdout: what actions print there travels as
+		// events of no run in particular (ID ""), never as raw text.
+		out := &lockedWriter{w: stdout}
+		realOut, capt := captureOutput(stdout, 1, "stdout", newWireLogger("", protocol.NewWriter(out)))
+		out.set(realOut)
+		defer capt.Stop()
+		if err := serveWorker(ctx, set, stdin, out, capt.Sync); err != nil {
 			fmt.Fprintln(stderr, "Error: worker:", err)
 			return exit.Failure
 		}
@@ -261,8 +271,13 @@ func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string
 	stopSignals := cancelOnInterrupt(cancel, stderr)
 	defer stopSignals()
 
-	result, err := synapse.NewLocalExecutor(synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(synapse.NewConsoleLogger(stderr))).
+	logger := synapse.NewConsoleLogger(stderr)
+	// stdout is the result's: what the action prints there is shown with
+	// the logs, so `-o json | jq` reads the result only.
+	stdout, capt := captureOutput(stdout, 1, "stdout", logger)
+	result, err := synapse.NewLocalExecutor(synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(logger)).
 		Execute(ctx, action, json.RawMessage(params))
+	capt.Stop()
 	if err != nil {
 		return interrupted(ctx, err)
 	}
@@ -271,6 +286,44 @@ func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string
 		return &synapse.ExecutionError{Action: action.Name(), JobID: flags.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)}
 	}
 	return nil
+}
+
+// captureOutput captures file descriptor fd when w is this process's own
+// stdout or stderr (not in tests, which pass buffers): what the action
+// writes to it becomes messages of category name on logger, as whole valid
+// lines. It returns the writer for the binary's own output on that
+// descriptor and a function that ends the capture (idempotent).
+func captureOutput(w io.Writer, fd int, name string, logger synapse.Logger) (io.Writer, *captured) {
+	if f, ok := w.(*os.File); !ok || int(f.Fd()) != fd {
+		return w, &captured{}
+	}
+	s, err := capture.Start(fd, func(line string) {
+		logger.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: synapse.LevelInfo, Category: name, Message: line})
+	})
+	if err != nil {
+		return w, &captured{} // not supported here: output is not captured
+	}
+	return s.Orig, &captured{s: s}
+}
+
+// captured is a capture of captureOutput; its zero value captures nothing.
+type captured struct {
+	s    *capture.Stream
+	once sync.Once
+}
+
+// Sync waits until what was written so far has been passed on.
+func (c *captured) Sync() {
+	if c.s != nil {
+		c.s.Sync()
+	}
+}
+
+// Stop ends the capture (once).
+func (c *captured) Stop() {
+	if c.s != nil {
+		c.once.Do(c.s.Stop)
+	}
 }
 
 // resolveAction maps the requested name to a binary action through

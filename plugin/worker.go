@@ -32,8 +32,9 @@ func infos(set *synapse.ActionSet, withSchema bool) []protocol.ActionInfo {
 
 // serveWorker speaks the worker protocol (docs/protocol.md) on r and w
 // until r ends, then waits for the runs in flight. Runs are concurrent;
-// cancelling ctx cancels them all.
-func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.Writer) error {
+// cancelling ctx cancels them all. flush is called when a run ends, before
+// its outcome is written (the captured stdout's Sync).
+func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.Writer, flush func()) error {
 	out := protocol.NewWriter(w)
 	if err := out.Write(protocol.Message{Type: protocol.TypeReady, Protocol: protocol.Version, PID: os.Getpid(), Actions: infos(set, false)}); err != nil {
 		return err
@@ -82,7 +83,7 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 					mu.Unlock()
 					cancel()
 				}()
-				serveRun(rctx, set, base, req, out)
+				serveRun(rctx, set, base, req, out, flush)
 			}()
 		default:
 			_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: &protocol.Error{Kind: protocol.KindProtocol, Message: fmt.Sprintf("unknown request type %q (want run, cancel or ping)", req.Type)}})
@@ -92,7 +93,7 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 }
 
 // serveRun executes one run request and writes its events and outcome.
-func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, req protocol.Request, out *protocol.Writer) {
+func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, req protocol.Request, out *protocol.Writer, flush func()) {
 	fail := func(err error) {
 		_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: worker.ToError(err)})
 	}
@@ -110,6 +111,7 @@ func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, re
 		params = nil
 	}
 	result, err := exec.Execute(ctx, action, params)
+	flush() // what the action printed goes out before its outcome
 	if err != nil {
 		fail(err)
 		return

@@ -35,7 +35,7 @@ func startWorker(t *testing.T, actions ...synapse.Action) *workerHarness {
 	outR, outW := io.Pipe()
 	h := &workerHarness{t: t, in: protocol.NewWriter(inW), inW: inW, msgs: make(chan protocol.Message, 100), done: make(chan error, 1)}
 	go func() {
-		h.done <- serveWorker(context.Background(), set, inR, outW)
+		h.done <- serveWorker(context.Background(), set, inR, outW, func() {})
 		outW.Close()
 	}()
 	go func() {

@@ -211,12 +211,18 @@ func (j *Job) Result(ctx context.Context) (any, error) {
 	j.mu.Lock()
 	s := j.stream
 	j.mu.Unlock()
-	if s == nil {
-		logs, err := j.client.Logs(ctx, j.id)
-		if err != nil {
-			return nil, fmt.Errorf("read result of job %s: %w", j.id, err)
+	if s == nil || s.Result == nil && s.Err == nil {
+		// Not followed, or the stream ended before the outcome line: the
+		// log Ray stored is the record.
+		logs, lerr := j.client.Logs(ctx, j.id)
+		switch {
+		case lerr == nil:
+			s = worker.ParseJobLog(logs)
+		case s == nil:
+			return nil, fmt.Errorf("read result of job %s: %w", j.id, lerr)
+		default:
+			s.Tail = append(s.Tail, fmt.Sprintf("(the log stream ended early and reading the stored log failed: %v)", lerr))
 		}
-		s = worker.ParseJobLog(logs)
 	}
 	action := j.Action
 	if action == "" { // a job opened by ID: its submission metadata names the action
@@ -230,7 +236,11 @@ func jobOutcome(id, action string, info *JobInfo, s *worker.JobStream) (any, err
 	switch info.Status {
 	case synapse.JobSucceeded:
 		if s.Result == nil {
-			return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("job %s succeeded but its log has no result (between %s and %s)", id, worker.ResultStart, worker.ResultEnd)}
+			msg := fmt.Sprintf("job %s succeeded but its log has no result (between %s and %s): the job's command is not a synapse plugin binary's `job`, or its output was cut; see `synapse plugin job logs %s`", id, worker.ResultStart, worker.ResultEnd, id)
+			if len(s.Tail) > 0 {
+				msg += "\nlast log lines:\n  " + strings.Join(s.Tail, "\n  ")
+			}
+			return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: errors.New(msg)}
 		}
 		v, err := worker.UnwrapResult(s.Result)
 		if err != nil {

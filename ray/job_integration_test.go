@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,52 @@ func TestIntegrationJobTooLargeRefusedBeforeUpload(t *testing.T) {
 	job, _ := ray.OpenJob(rayAddress(t), id)
 	if _, err := job.Info(ctx); err == nil {
 		t.Error("a job was submitted for a package that was refused")
+	}
+}
+
+// TestIntegrationJobNoisyOutput: what an action prints (bytes that are not
+// UTF-8, a 5 MiB line, an unterminated progress bar right before it
+// returns) cannot hide the result, break Ray's log endpoint or turn events
+// into raw lines.
+func TestIntegrationJobNoisyOutput(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	job := submit(t, ctx, "noisy", nil)
+	rec := plugintest.NewRecorder()
+	if err := job.Follow(ctx, rec); err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	res, err := job.Result(ctx)
+	if err != nil || res.(map[string]any)["ok"] != 1.0 {
+		t.Fatalf("Result = %v, %v", res, err)
+	}
+	if len(rec.Logs("after_noise")) != 1 {
+		t.Errorf("the event after the noise was lost or shown raw")
+	}
+	var stdout, stderr []string
+	for _, e := range rec.Events() {
+		switch e.Category {
+		case "stdout":
+			stdout = append(stdout, e.Message)
+		case "stderr":
+			stderr = append(stderr, e.Message)
+		case "ray":
+			if strings.Contains(e.Message, "SYNAPSE_RESULT") || strings.Contains(e.Message, `{"type":`) {
+				t.Errorf("a protocol line was shown raw: %.200q", e.Message)
+			}
+		}
+	}
+	if !slices.Contains(stdout, "debug: starting") || !slices.Contains(stdout, "progress 100%") || !slices.Contains(stderr, `warn: bytes \xff\xfe on stderr`) {
+		t.Errorf("stdout lines %d (%.80q…), stderr %q", len(stdout), stdout, stderr)
+	}
+	// Ray's log endpoint reads the whole log (it fails on bytes that are not UTF-8).
+	logs, err := job.Logs(ctx)
+	if err != nil || !strings.Contains(logs, "__SYNAPSE_RESULT_END__") {
+		t.Errorf("Logs: %v (%d bytes)", err, len(logs))
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if len(line) > 128<<10 {
+			t.Errorf("a log line of %d bytes", len(line))
+		}
 	}
 }

@@ -2,9 +2,12 @@ package ray
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -122,5 +125,40 @@ func TestNewJobID(t *testing.T) {
 		if err := rayapi.CheckSubmissionID(id); err != nil || !strings.HasPrefix(id, "synapse-my-plugin-") {
 			t.Errorf("newJobID(%q) = %q: %v", action, id, err)
 		}
+	}
+}
+
+// TestResultFallsBackToStoredLog: when the followed stream ended before the
+// outcome (a cut stream), Result reads the log Ray stored; when that has no
+// result either, the error says what to look at (a fake dashboard: the real
+// one cannot be made to cut a stream on demand).
+func TestResultFallsBackToStoredLog(t *testing.T) {
+	stored := "event\n" + worker.ResultStart + "\n{\"a\":1}\n" + worker.ResultEnd + "\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/jobs/j1", "/api/jobs/j2":
+			_ = json.NewEncoder(w).Encode(map[string]any{"submission_id": "j", "status": "SUCCEEDED", "metadata": map[string]string{"action": "train"}})
+		case "/api/jobs/j1/logs":
+			_ = json.NewEncoder(w).Encode(map[string]string{"logs": stored})
+		case "/api/jobs/j2/logs":
+			_ = json.NewEncoder(w).Encode(map[string]string{"logs": "just text\n"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	client, err := rayapi.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := worker.ParseJobLog("event\n" + worker.ResultStart + "\n") // the stream ended inside the result
+	j := &Job{id: "j1", client: client, stream: cut}
+	if v, err := j.Result(t.Context()); err != nil || v.(map[string]any)["a"] != 1.0 {
+		t.Errorf("Result = %v, %v; want the stored log's result", v, err)
+	}
+	j2 := &Job{id: "j2", client: client, stream: worker.ParseJobLog("")}
+	_, err = j2.Result(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `run action "train": job j2 succeeded but its log has no result`) || !strings.Contains(err.Error(), "synapse plugin job logs j2") || !strings.Contains(err.Error(), "just text") {
+		t.Errorf("no result anywhere: %v", err)
 	}
 }

@@ -85,8 +85,8 @@ func Read(r io.Reader, id string, logger synapse.Logger) Outcome {
 			logger.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: synapse.LevelInfo, Category: "stdout", Message: sc.Text()})
 			continue
 		}
-		if id != "" && m.ID != id && m.Type != protocol.TypeError || m.Type == protocol.TypeReady {
-			continue // the ready line, or another run's messages
+		if id != "" && m.ID != id && m.Type != protocol.TypeError && !(m.Type == protocol.TypeEvent && m.ID == "") || m.Type == protocol.TypeReady {
+			continue // the ready line, or another run's messages (events of no run, ID "", are the worker's output)
 		}
 		switch m.Type {
 		case protocol.TypeEvent:

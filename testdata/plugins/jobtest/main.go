@@ -3,7 +3,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -58,4 +60,18 @@ var sleep = synapse.NewAction("sleep", func(ctx *synapse.Context, p sleepParams)
 	}
 })
 
-func main() { plugin.Main(echo, fail, crash, sleep) }
+// noisy writes to stdout and stderr as careless code does: bytes that are
+// not UTF-8, a line of several MiB, and a progress bar without a final
+// newline right before it returns.
+var noisy = synapse.NewAction("noisy", func(ctx *synapse.Context, p struct {
+	BigMiB int `json:"big_mib" default:"5"`
+}) (map[string]int, error) {
+	fmt.Println("debug: starting")
+	os.Stderr.Write([]byte("warn: bytes \xff\xfe on stderr\n"))
+	os.Stdout.Write([]byte(strings.Repeat("x", p.BigMiB<<20) + "\n"))
+	ctx.Log("after_noise", map[string]any{"ok": true})
+	fmt.Print("\rprogress 50%\rprogress 100%")
+	return map[string]int{"ok": 1}, nil
+})
+
+func main() { plugin.Main(echo, fail, crash, sleep, noisy) }
