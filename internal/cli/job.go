@@ -333,6 +333,22 @@ func followJobLogs(ctx context.Context, io *IOStreams, job *ray.Job) error {
 	if errors.Is(err, context.Canceled) {
 		return synapse.ErrInterrupted
 	}
+	if err != nil {
+		return err
+	}
+	// The exit code is the job's: 0 succeeded, 1 failed or stopped.
+	info, err := job.Info(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.ErrOut, "Job %s %s.\n", job.ID(), info.Status)
+	if info.Status == synapse.JobSucceeded {
+		return nil
+	}
+	_, err = job.Result(ctx)
+	if err == nil {
+		err = fmt.Errorf("job %s ended %s", job.ID(), info.Status)
+	}
 	return err
 }
 

@@ -210,6 +210,10 @@ func checkPort(p string) error {
 	return nil
 }
 
+// OutageWindow is how long following a job's log rides out a Ray dashboard
+// that does not answer (it restarts, the network drops) before giving up.
+const OutageWindow = 3 * time.Minute
+
 // Client talks to one Ray dashboard. It is safe for concurrent use.
 type Client struct {
 	base  string // resolved dashboard URL, no trailing slash
@@ -219,6 +223,7 @@ type Client struct {
 	// Timing knobs; tests shorten them.
 	pollMin, pollMax       time.Duration // Wait/StopAndWait poll interval
 	backoffMin, backoffMax time.Duration // Tail reconnect backoff
+	outageWindow           time.Duration // how long Tail rides out a dashboard that does not answer
 	agentRetryFor          time.Duration // how long Submit retries "No available agent"
 	agentRetryDelay        time.Duration
 }
@@ -256,7 +261,8 @@ func NewClient(address string, opts ...Option) (*Client, error) {
 		pollMin:         500 * time.Millisecond,
 		pollMax:         2 * time.Second,
 		backoffMin:      200 * time.Millisecond,
-		backoffMax:      2 * time.Second,
+		backoffMax:      5 * time.Second,
+		outageWindow:    OutageWindow,
 		agentRetryFor:   30 * time.Second,
 		agentRetryDelay: time.Second,
 	}

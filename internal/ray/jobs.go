@@ -284,21 +284,20 @@ func (c *Client) Wait(ctx context.Context, id string) (*Job, error) {
 	return c.poll(ctx, id)
 }
 
-// maxConsecutiveFailures bounds retries of transient errors while polling and
-// of failed WebSocket connects while tailing.
-const maxConsecutiveFailures = 5
-
-// poll gets the job until it is terminal. When ctx ends it returns the last
-// job seen together with the context's error.
+// poll gets the job until it is terminal, riding out a dashboard that does
+// not answer for up to the client's outage window. When ctx ends it returns
+// the last job seen together with the context's error.
 func (c *Client) poll(ctx context.Context, id string) (*Job, error) {
 	interval := retry.New(c.pollMin, c.pollMax, 1.5)
-	var last *Job
-	failures := 0
+	var (
+		last *Job
+		down time.Time // when the current streak of failures began
+	)
 	for {
 		job, err := c.Job(ctx, id)
 		switch {
 		case err == nil:
-			failures = 0
+			down = time.Time{}
 			last = job
 			if job.Status.Terminal() {
 				return job, nil
@@ -308,8 +307,10 @@ func (c *Client) poll(ctx context.Context, id string) (*Job, error) {
 		case !transient(err):
 			return last, err
 		default:
-			failures++
-			if failures >= maxConsecutiveFailures {
+			if down.IsZero() {
+				down = time.Now()
+			}
+			if time.Since(down) > c.outageWindow {
 				return last, err
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/synapse-sdk/synapse-go/internal/retry"
@@ -25,9 +26,11 @@ const tailReadLimit = 64 << 20
 // Tail gets the job: if it is terminal and the close was normal, Tail
 // returns nil; if it is terminal after an abnormal close, Tail reconnects
 // once more to drain the log and then returns; if it is not terminal, Tail
-// reconnects (backoff 200ms growing to 2s) and gives up after 5 consecutive
-// failed connects with the last error. The dashboard restarts the stream at
-// byte 0 on every connect; the bytes already delivered are skipped.
+// reconnects (backoff 200ms growing to 5s), riding out a dashboard outage
+// (a restart, a network blip) of up to OutageWindow (3 minutes) with the
+// job's own state unknown, then gives up with an *OutageError. The
+// dashboard restarts the stream at byte 0 on every connect; the bytes
+// already delivered are skipped, so no line is shown twice or lost.
 //
 // An error from fn stops Tail and is returned as is. Cancelling ctx stops
 // Tail with the context's error. A 4xx answer to the handshake (such as 404
@@ -38,12 +41,20 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 	}
 	path := jobPath(id) + "/logs/tail"
 	var (
-		delivered int64 // bytes of the log passed to fn
-		failures  int   // consecutive failed connects or status checks
-		draining  bool  // the job is terminal; this connect only drains
+		delivered int64     // bytes of the log passed to fn
+		down      time.Time // when the current streak of failures began (zero: none)
+		draining  bool      // the job is terminal; this connect only drains
 		backoff   = retry.New(c.backoffMin, c.backoffMax, 2)
 		lastErr   error
 	)
+	// failed records a transient failure and reports whether the outage
+	// has lasted longer than the window.
+	failed := func() bool {
+		if down.IsZero() {
+			down = time.Now()
+		}
+		return time.Since(down) > c.outageWindow
+	}
 	for {
 		conn, err := c.dialTail(ctx, path)
 		if err != nil {
@@ -53,16 +64,15 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 			if !transient(err) {
 				return err
 			}
-			failures++
-			if failures >= maxConsecutiveFailures {
-				return fmt.Errorf("ray: tailing the log of job %q: giving up after %d failed connects: %w", id, failures, err)
+			if failed() {
+				return &OutageError{JobID: id, For: time.Since(down), Err: err}
 			}
 			if err := backoff.Wait(ctx); err != nil {
 				return err
 			}
 			continue
 		}
-		failures = 0
+		down = time.Time{}
 
 		n, normal, fnErr, readErr := readTail(ctx, conn, delivered, fn)
 		if n > delivered {
@@ -97,15 +107,14 @@ func (c *Client) Tail(ctx context.Context, id string, fn func(chunk string) erro
 			if !transient(err) {
 				return err
 			}
-			failures++
-			if failures >= maxConsecutiveFailures {
-				return fmt.Errorf("ray: tailing the log of job %q: the stream ended (%s) and the job status is unavailable: %w", id, tailCloseReason(lastErr), err)
+			if failed() {
+				return &OutageError{JobID: id, For: time.Since(down), Err: fmt.Errorf("the log stream ended (%s) and the job's status is unavailable: %w", tailCloseReason(lastErr), err)}
 			}
 			if err := backoff.Wait(ctx); err != nil {
 				return err
 			}
 		}
-		failures = 0
+		down = time.Time{}
 		if job.Status.Terminal() {
 			if normal {
 				return nil
@@ -181,3 +190,19 @@ func tailCloseReason(err error) string {
 	}
 	return strings.TrimSpace(err.Error())
 }
+
+// OutageError is a log tail that gave up: the dashboard did not answer for
+// longer than the client's outage window. The job itself may well still be
+// running.
+type OutageError struct {
+	JobID string
+	For   time.Duration // how long the dashboard did not answer
+	Err   error         // the last failure
+}
+
+func (e *OutageError) Error() string {
+	return fmt.Sprintf("ray: lost the log of job %s: the Ray dashboard did not answer for %v (%v); the job may still be running: follow it again with `synapse plugin job logs -f %s`", e.JobID, e.For.Round(time.Second), e.Err, e.JobID)
+}
+
+// Unwrap returns the last failure.
+func (e *OutageError) Unwrap() error { return e.Err }
