@@ -22,6 +22,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -491,8 +492,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := os.MkdirAll(keyDir, 0o755); err != nil {
 		return nil, fmt.Errorf("build plugin: %w", err)
 	}
-	removeStaleTemps(keyDir)
-	tmp, err := os.MkdirTemp(keyDir, ".tmp-")
+	removeStaleTemps(p.cacheDir)
+	tmp, err := os.MkdirTemp(keyDir, fmt.Sprintf(".tmp-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("build plugin: %w", err)
 	}
@@ -511,19 +512,21 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// removeStaleTemps removes temporary build directories in keyDir left
-// behind more than an hour ago by a process that died mid-build.
-func removeStaleTemps(keyDir string) {
-	entries, err := os.ReadDir(keyDir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), ".tmp-") {
+// removeStaleTemps removes the temporary build directories anywhere in the
+// cache that a build left behind: those of a process that is gone (a build
+// killed mid-way), and any older than a day. Temporary directories are
+// named .tmp-<pid>-<random>.
+func removeStaleTemps(cacheDir string) {
+	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "*", "*", ".tmp-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() {
 			continue
 		}
-		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
-			os.RemoveAll(filepath.Join(keyDir, e.Name()))
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), ".tmp-"), "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || !processAlive(pid) || time.Since(fi.ModTime()) > 24*time.Hour {
+			_ = os.RemoveAll(d)
 		}
 	}
 }

@@ -929,3 +929,29 @@ func BenchmarkKey(b *testing.B) {
 		}
 	}
 }
+
+// TestRemoveStaleTemps: what a killed build left in the cache is removed
+// by the next build, in any key's directory; a running build's is kept.
+func TestRemoveStaleTemps(t *testing.T) {
+	cache := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string) string {
+		d := filepath.Join(cache, "ab", "abcdef", name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	gone := mk(fmt.Sprintf(".tmp-%d-123", dead.Process.Pid))
+	mine := mk(fmt.Sprintf(".tmp-%d-456", os.Getpid()))
+	legacy := mk(".tmp-789") // no PID: from an older version
+	removeStaleTemps(cache)
+	for d, keep := range map[string]bool{gone: false, mine: true, legacy: false} {
+		if _, err := os.Stat(d); (err == nil) != keep {
+			t.Errorf("%s: kept %v, want %v", filepath.Base(d), err == nil, keep)
+		}
+	}
+}

@@ -114,6 +114,9 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			}
 			env.Setenv("SDK", sdk)
 			env.Setenv("SYNAPSE_SDK_DIR", sdk)
+			if goCmd, err := exec.LookPath("go"); err == nil {
+				env.Setenv("REALGO", goCmd) // for scripts that put a fake go first in PATH
+			}
 			env.Setenv("SYNAPSE_CACHE_DIR", cache)
 			for k, v := range extra {
 				env.Setenv(k, v)
@@ -150,20 +153,27 @@ func cmdSDKMod(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdWaitFile waits up to a minute for a file to exist: `waitfile PATH`.
+// cmdWaitFile waits up to a minute for a file to exist: `waitfile PATH`
+// (PATH may be a glob pattern); `! waitfile PATH` waits until none does.
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: waitfile PATH")
+	if len(args) != 1 {
+		ts.Fatalf("usage: [!] waitfile PATH")
 	}
 	path := ts.MkAbs(args[0])
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(path); err == nil {
+		matches, err := filepath.Glob(path)
+		ts.Check(err)
+		if len(matches) > 0 != neg {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ts.Fatalf("waitfile: %s did not appear within a minute", strings.TrimPrefix(path, ts.Getenv("WORK")+"/"))
+	what := "did not appear"
+	if neg {
+		what = "was still there"
+	}
+	ts.Fatalf("waitfile: %s %s within a minute", strings.TrimPrefix(path, ts.Getenv("WORK")+"/"), what)
 }
 
 // cmdLastRun sets $RUNID to the name of the most recently modified

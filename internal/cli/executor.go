@@ -94,7 +94,11 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	if io.IsTerminal() {
 		stop = spin(io.ErrOut, "Building and uploading the plugin")
 	}
-	job, err := sub.Submit(ctx, action, params)
+	var job synapse.Job
+	err := interruptible(ctx, func(ctx context.Context) (err error) {
+		job, err = sub.Submit(ctx, action, params)
+		return err
+	})
 	stop()
 	if err != nil {
 		return err

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -148,7 +150,11 @@ func buildPlugin(ctx context.Context, io *IOStreams, cfg *config.Config, opts bu
 	if io.IsTerminal() {
 		stop = spin(io.ErrOut, "Building plugin "+cfg.Code+" (a first build takes a few seconds)")
 	}
-	res, err := build.Build(ctx, opts)
+	var res *build.Result
+	err := interruptible(ctx, func(ctx context.Context) (err error) {
+		res, err = build.Build(ctx, opts)
+		return err
+	})
 	stop()
 	if err != nil {
 		return "", err
@@ -161,6 +167,21 @@ func buildPlugin(ctx context.Context, io *IOStreams, cfg *config.Config, opts bu
 		fmt.Fprintf(io.ErrOut, "plugin binary: %s (%s)\n", res.Binary, state)
 	}
 	return res.Binary, nil
+}
+
+// interruptible runs fn with a context that Ctrl-C (or SIGTERM) cancels,
+// for work that must stop and clean up when interrupted (a build, which
+// runs in a process group of its own that the terminal's Ctrl-C does not
+// reach, and removes its temporary files). An interrupted fn gives
+// ErrInterrupted (exit 130) once it has returned.
+func interruptible(ctx context.Context, fn func(ctx context.Context) error) error {
+	ictx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := fn(ictx)
+	if ictx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: %w", synapse.ErrInterrupted, err)
+	}
+	return err
 }
 
 // promptMode asks for the mode on a terminal.
