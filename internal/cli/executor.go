@@ -34,10 +34,9 @@ func newExecutor(io *IOStreams, flags *runflags.Flags, mode synapse.Mode, p *plu
 	case synapse.ModeJob:
 		return ray.NewJobExecutor(p, ray.JobOptions{Cluster: cluster}, opts...)
 	case synapse.ModeTask:
+		// Deploy steps go to stderr on a terminal or not: a deploy waiting
+		// for resources must never wait in silence.
 		status := func(s string) { fmt.Fprintf(io.ErrOut, "Task mode: %s\n", s) }
-		if !flags.Verbose && !io.IsTerminal() {
-			status = func(string) {}
-		}
 		return ray.NewTaskExecutor(p, ray.TaskOptions{Cluster: cluster, Replicas: flags.Replicas,
 			MaxOngoingRequests: flags.MaxOngoing, ServeAddress: flags.ServeAddress, DeployStatus: status}, opts...)
 	}

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -141,11 +143,14 @@ func (e *DeployError) Error() string {
 }
 
 // Deploy makes the application of spec RUNNING: it reads the declarative
-// config, adds or replaces this plugin's application (older versions of
-// the same plugin are replaced; every other application is kept as
-// deployed), writes it back, and polls until the application is RUNNING or
-// DEPLOY_FAILED. An application already running with the same config is
-// reused without a write. status, if not nil, is told what is happening.
+// config, adds this plugin's application beside every application deployed
+// (older versions of the same plugin included, so they keep serving),
+// writes it back, and polls until the new application is RUNNING. Then
+// the older versions of the plugin are removed. If the new version fails
+// (DEPLOY_FAILED, or not RUNNING within DeployTimeout) it is removed again,
+// the older ones are left serving, and the error carries Serve's reason.
+// An application already running with the same config is reused without a
+// write. status, if not nil, is told what is happening.
 func Deploy(ctx context.Context, c *ray.Client, spec Spec, status func(string)) (app *App, deployed bool, err error) {
 	if status == nil {
 		status = func(string) {}
@@ -159,33 +164,55 @@ func Deploy(ctx context.Context, c *ray.Client, spec Spec, status func(string)) 
 	if cur, ok := details.Applications[name]; ok && cur.Status == ray.AppRunning && sameConfig(cur.DeployedAppConfig, want) {
 		return &App{Name: name, Code: spec.Code, RoutePrefix: cur.RoutePrefix, Status: cur.Status}, false, nil
 	}
-	apps := []any{}
-	names := sortedNames(details.Applications)
-	for _, n := range names {
-		a := details.Applications[n]
-		if n == name || ownedBy(n, spec.Code) || a.Status == ray.AppDeleting {
-			continue // replaced by the new version, or on its way out
-		}
-		if a.DeployedAppConfig == nil {
-			return nil, false, fmt.Errorf("deploy %s: application %q has no deployed config to keep; refusing to write a config that would remove it", name, n)
-		}
-		apps = append(apps, a.DeployedAppConfig)
-	}
-	apps = append(apps, want)
-	config := map[string]any{"applications": apps}
-	if details.ProxyLocation != "" {
-		config["proxy_location"] = details.ProxyLocation
-	}
 	status("deploying " + name)
-	if err := c.PutServeApplications(ctx, config); err != nil {
+	if err := rewrite(ctx, c, details, func(n string) bool { return n != name }, want); err != nil {
 		return nil, false, fmt.Errorf("deploy %s: %w", name, err)
 	}
 	a, err := waitRunning(ctx, c, name, status)
 	if err != nil {
+		// Leave the older version serving: take the failed one out again.
+		if d, rerr := c.ServeApplications(context.WithoutCancel(ctx)); rerr == nil {
+			_ = rewrite(context.WithoutCancel(ctx), c, d, func(n string) bool { return n != name }, nil)
+		}
 		return nil, true, err
+	}
+	if d, err := c.ServeApplications(ctx); err == nil {
+		older := func(n string) bool { return !(ownedBy(n, spec.Code) && n != name) }
+		if slices.ContainsFunc(sortedNames(d.Applications), func(n string) bool { return !older(n) }) {
+			status("removing the older versions of " + spec.Code)
+			if err := rewrite(ctx, c, d, older, nil); err != nil {
+				status("could not remove the older versions: " + err.Error())
+			}
+		}
 	}
 	a.Code = spec.Code
 	return a, true, nil
+}
+
+// rewrite writes the declarative Serve config: the deployed applications
+// for which keep is true (and that are not being deleted), plus add when it
+// is not nil. An application without a deployed config cannot be kept, so
+// rewrite refuses to write a config that would drop it.
+func rewrite(ctx context.Context, c *ray.Client, details *ray.ServeDetails, keep func(name string) bool, add map[string]any) error {
+	apps := []any{}
+	for _, n := range sortedNames(details.Applications) {
+		a := details.Applications[n]
+		if !keep(n) || a.Status == ray.AppDeleting {
+			continue
+		}
+		if a.DeployedAppConfig == nil {
+			return fmt.Errorf("application %q has no deployed config to keep; refusing to write a config that would remove it", n)
+		}
+		apps = append(apps, a.DeployedAppConfig)
+	}
+	if add != nil {
+		apps = append(apps, add)
+	}
+	config := map[string]any{"applications": apps}
+	if details.ProxyLocation != "" {
+		config["proxy_location"] = details.ProxyLocation
+	}
+	return c.PutServeApplications(ctx, config)
 }
 
 // sameConfig compares a deployed config with the wanted one as JSON values.
@@ -220,7 +247,7 @@ var missingGrace = 15 * time.Second
 func waitRunning(ctx context.Context, c *ray.Client, name string, status func(string)) (*App, error) {
 	ctx, cancel := context.WithTimeout(ctx, DeployTimeout)
 	defer cancel()
-	start, last, failures := time.Now(), "", 0
+	start, last, lastMsg, failures := time.Now(), "", "", 0
 	for backoff := retry.New(200*time.Millisecond, 2*time.Second, 2); ; {
 		details, err := c.ServeApplications(ctx)
 		switch {
@@ -242,17 +269,15 @@ func waitRunning(ctx context.Context, c *ray.Client, name string, status func(st
 				status(strings.ToLower(a.Status))
 				last = a.Status
 			}
+			if m := appMessage(a); m != "" && m != lastMsg {
+				status(m) // Serve's reason for waiting: resources, a runtime env, …
+				lastMsg = m
+			}
 			switch a.Status {
 			case ray.AppRunning:
 				return &App{Name: name, RoutePrefix: a.RoutePrefix, Status: a.Status}, nil
 			case ray.AppDeployFailed:
-				msg := a.Message
-				for dn, d := range a.Deployments {
-					if d.Message != "" {
-						msg += "\n" + dn + ": " + d.Message
-					}
-				}
-				return nil, &DeployError{App: name, Status: a.Status, Message: msg}
+				return nil, &DeployError{App: name, Status: a.Status, Message: appMessage(a)}
 			}
 		}
 		if err := backoff.Wait(ctx); err != nil {
@@ -260,11 +285,25 @@ func waitRunning(ctx context.Context, c *ray.Client, name string, status func(st
 				if last == "" {
 					last = "not started"
 				}
-				return nil, fmt.Errorf("deploy %s: still %s after %v", name, strings.ToLower(last), DeployTimeout)
+				return nil, &DeployError{App: name, Status: last, Message: fmt.Sprintf("still %s after %v (the older version, if any, keeps serving): %s", strings.ToLower(last), DeployTimeout, lastMsg)}
 			}
 			return nil, err
 		}
 	}
+}
+
+// appMessage is Serve's message about an application and its deployments.
+func appMessage(a ray.ServeApplication) string {
+	parts := []string{}
+	if m := strings.TrimSpace(a.Message); m != "" {
+		parts = append(parts, m)
+	}
+	for _, dn := range slices.Sorted(maps.Keys(a.Deployments)) {
+		if m := strings.TrimSpace(a.Deployments[dn].Message); m != "" {
+			parts = append(parts, dn+": "+m)
+		}
+	}
+	return strings.Join(parts, "\n")
 }
 
 // List returns the applications this SDK deployed (all plugins, or one code).

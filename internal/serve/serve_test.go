@@ -310,3 +310,38 @@ func TestDeployLostToAConcurrentWriter(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestDeployKeepsOldVersionUntilNewRuns: a new version of a plugin is
+// deployed beside the old one, which is removed only once the new one is
+// RUNNING; a new version that fails is removed and the old one keeps
+// serving.
+func TestDeployKeepsOldVersionUntilNewRuns(t *testing.T) {
+	f, c := newFake(t)
+	ctx := context.Background()
+	if _, _, err := Deploy(ctx, c, spec("ver", "_ray_pkg_1111111111111111.zip"), nil); err != nil {
+		t.Fatal(err)
+	}
+	old := "synapse-ver-11111111"
+	// v2 deploys beside v1, then v1 is removed.
+	app, _, err := Deploy(ctx, c, spec("ver", "_ray_pkg_2222222222222222.zip"), nil)
+	if err != nil || app.Name != "synapse-ver-22222222" {
+		t.Fatalf("Deploy v2 = %+v, %v", app, err)
+	}
+	first := f.puts[1]["applications"].([]any)
+	if len(first) != 2 {
+		t.Errorf("the first write of v2 has %d applications, want v1 and v2", len(first))
+	}
+	if _, ok := f.apps[old]; ok {
+		t.Errorf("v1 is still deployed after v2 runs: %v", sortedNames(f.apps))
+	}
+	// v3 fails: it is taken out again and v2 keeps serving.
+	f.failApp = "synapse-ver-33333333"
+	_, _, err = Deploy(ctx, c, spec("ver", "_ray_pkg_3333333333333333.zip"), nil)
+	var de *DeployError
+	if !errors.As(err, &de) {
+		t.Fatalf("Deploy v3 = %v, want a DeployError", err)
+	}
+	if names := sortedNames(f.apps); len(names) != 1 || names[0] != "synapse-ver-22222222" {
+		t.Errorf("after a failed v3 the applications are %v, want v2 alone", names)
+	}
+}
