@@ -273,10 +273,43 @@ func jobOutcome(id, action string, info *JobInfo, s *worker.JobStream) (any, err
 // Stop stops the job and waits (up to a minute) until Ray reports it stopped.
 // The plugin process gets SIGTERM (its action's context is cancelled), then
 // SIGKILL after Ray's grace period.
+//
+// A job still PENDING (waiting for resources) is different: Ray accepts the
+// stop but keeps such a job PENDING until its own start timeout
+// (RAY_JOB_START_TIMEOUT_SECONDS, default 15 minutes) fails it. Stop then
+// returns within seconds with an error matching ErrStopPending that says so.
 func (j *Job) Stop(ctx context.Context) error {
-	_, err := j.client.StopAndWait(ctx, j.id, time.Minute)
-	return err
+	info, err := j.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.Status != synapse.JobPending {
+		_, err := j.client.StopAndWait(ctx, j.id, time.Minute)
+		return err
+	}
+	rj, err := j.client.StopAndWait(ctx, j.id, pendingStopWait)
+	if err == nil || ctx.Err() != nil || rj == nil || rj.Status != synapse.JobPending {
+		return err
+	}
+	return &PendingStopError{ID: j.id}
 }
+
+// pendingStopWait is how long Stop waits for a PENDING job to stop.
+var pendingStopWait = 5 * time.Second
+
+// ErrStopPending matches the error of Stop on a job that Ray keeps PENDING
+// after accepting the stop.
+var ErrStopPending = errors.New("stop of a pending job accepted; the job stays pending")
+
+// PendingStopError is Stop's error for a job that waits for resources.
+type PendingStopError struct{ ID string }
+
+func (e *PendingStopError) Error() string {
+	return fmt.Sprintf("job %s is waiting for resources: Ray accepted the stop but keeps such a job PENDING until its own start timeout fails it (RAY_JOB_START_TIMEOUT_SECONDS on the cluster, default 15 minutes); it will not start", e.ID)
+}
+
+// Is reports whether target is ErrStopPending.
+func (e *PendingStopError) Is(target error) bool { return target == ErrStopPending }
 
 // RequestStop asks Ray to stop the job and returns without waiting;
 // stopped reports whether Ray accepted the request.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/executortest"
@@ -160,5 +161,35 @@ func TestResultFallsBackToStoredLog(t *testing.T) {
 	_, err = j2.Result(t.Context())
 	if err == nil || !strings.Contains(err.Error(), `run action "train": job j2 succeeded but its log has no result`) || !strings.Contains(err.Error(), "synapse plugin job logs j2") || !strings.Contains(err.Error(), "just text") {
 		t.Errorf("no result anywhere: %v", err)
+	}
+}
+
+// TestStopPendingJob: Ray keeps a job that waits for resources PENDING
+// after accepting a stop (Ray 2.60); Stop says so within seconds instead of
+// waiting a minute (a fake dashboard that behaves that way).
+func TestStopPendingJob(t *testing.T) {
+	pendingStopWait = 300 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/api/jobs/p1/stop":
+			_ = json.NewEncoder(w).Encode(map[string]bool{"stopped": true})
+		case r.URL.Path == "/api/jobs/p1":
+			_ = json.NewEncoder(w).Encode(map[string]any{"submission_id": "p1", "status": "PENDING", "message": "waiting for resources"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	j, err := OpenJob(srv.URL, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = j.Stop(t.Context())
+	if !errors.Is(err, ErrStopPending) || !strings.Contains(err.Error(), "RAY_JOB_START_TIMEOUT_SECONDS") {
+		t.Errorf("Stop = %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Stop took %v", d)
 	}
 }

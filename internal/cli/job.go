@@ -301,7 +301,11 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 				return err
 			}
 			if err := job.Stop(cmd.Context()); err != nil {
-				return err
+				if !errors.Is(err, ray.ErrStopPending) {
+					return err
+				}
+				fmt.Fprintln(io.ErrOut, "Note:", err)
+				return report(io, flags.out, job.ID(), "stop_requested")
 			}
 			return report(io, flags.out, job.ID(), "stopped")
 		},
@@ -356,7 +360,7 @@ func report(io *IOStreams, out, id, what string) error {
 	if out == "json" {
 		return output.Result(io.Out, map[string]any{"id": id, what: true}, false)
 	}
-	fmt.Fprintf(io.Out, "Job %s %s.\n", id, what)
+	fmt.Fprintf(io.Out, "Job %s %s.\n", id, strings.ReplaceAll(what, "_", " "))
 	return nil
 }
 
