@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/executortest"
 	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/serve"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
 )
@@ -191,5 +193,36 @@ func TestStopPendingJob(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Stop took %v", d)
+	}
+}
+
+// TestTaskWorkerLostMidCall: a replica killed mid-call cuts the stream; the
+// error says the worker died and that the call can be retried (a fake
+// Serve proxy: the cut must come at a chosen moment).
+func TestTaskWorkerLostMidCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the conformance plugin to validate params; skipped with -short")
+	}
+	t.Setenv("SYNAPSE_CACHE_DIR", t.TempDir())
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_, _ = io.WriteString(w, `{"type":"event","id":"","event":{"type":"log","event":"started","level":"info"}}`+"\n")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the replica dies: the stream is cut
+	}))
+	defer proxy.Close()
+	p, err := plugin.Load(executortest.PluginDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	te, err := NewTaskExecutor(p, TaskOptions{}, synapse.WithLogger(synapse.DiscardLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.app, te.proxy, te.up.ok = &serve.App{Name: "synapse-conformance-x", RoutePrefix: "/x"}, proxy.URL, true
+	_, err = te.Run(t.Context(), "wait", map[string]any{"seconds": 60})
+	var xe *synapse.ExecutionError
+	if !errors.Is(err, ErrWorkerLost) || !errors.As(err, &xe) || xe.Action != "wait" || !strings.Contains(err.Error(), "the call can be retried") {
+		t.Errorf("error = %v", err)
 	}
 }

@@ -123,6 +123,10 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	if o.Err != nil && ctx.Err() != nil {
 		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
 	}
+	if o.Err != nil && !o.Settled {
+		// The stream ended without the run's outcome: the worker died.
+		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: fmt.Errorf("%w: the task worker (a Ray Serve replica) stopped before the run ended; Serve replaces it, so the call can be retried (%v)", ErrWorkerLost, o.Err)}
+	}
 	return o.Result, worker.Rename(o.Err, entry, action)
 }
 
@@ -210,6 +214,12 @@ func (t *TaskExecutor) App() string {
 	}
 	return t.app.Name
 }
+
+// ErrWorkerLost matches the error of a task-mode run whose worker died
+// (its replica was killed or replaced) before the run ended. Retrying the
+// call is safe as far as synapse-go is concerned: the run's outcome never
+// reached the caller.
+var ErrWorkerLost = errors.New("task worker lost")
 
 // TaskApp is a worker application task mode deployed (a Ray Serve
 // application named synapse-CODE-HASH).

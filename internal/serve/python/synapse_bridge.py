@@ -121,7 +121,7 @@ class WorkerBridge:
             _log(f"the plugin worker exited ({_describe_status(status)}) with "
                  f"{len(subs)} request(s) in flight")
         for mid, (sub, action, job_id) in subs.items():
-            line = self._exit_line(mid, "during the run", action, job_id)
+            line = self._exit_line(mid, "during the run; Serve replaces this worker, so the call can be retried", action, job_id)
             sub(line, json.loads(line))
 
     def _read_ready(self, line: bytes) -> bool:
