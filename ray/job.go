@@ -248,7 +248,7 @@ func jobOutcome(id, action string, info *JobInfo, s *worker.JobStream) (any, err
 		}
 		return v, nil
 	case synapse.JobStopped:
-		return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: fmt.Errorf("%w: job %s was stopped", synapse.ErrJobStopped, id)}
+		return nil, &synapse.ExecutionError{Action: action, JobID: id, Err: stoppedError(id)}
 	}
 	if s.Err != nil {
 		w := *s.Err // the stream is shared by concurrent Result calls
@@ -293,6 +293,13 @@ func (j *Job) Stop(ctx context.Context) error {
 	}
 	return &PendingStopError{ID: j.id}
 }
+
+// stoppedError is the error of a job that was stopped; it matches
+// synapse.ErrJobStopped.
+type stoppedError string
+
+func (e stoppedError) Error() string        { return "job " + string(e) + " was stopped" }
+func (e stoppedError) Is(target error) bool { return target == synapse.ErrJobStopped }
 
 // pendingStopWait is how long Stop waits for a PENDING job to stop.
 var pendingStopWait = 5 * time.Second

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -56,7 +58,8 @@ func categoryNames() []string {
 
 type createOptions struct {
 	path, name, code, category string
-	yes                        bool
+	yes, force                 bool
+	interactive                bool // ask for what is missing (set from the terminal and --yes)
 }
 
 func newCreateCmd(io *IOStreams) *cobra.Command {
@@ -66,48 +69,139 @@ func newCreateCmd(io *IOStreams) *cobra.Command {
 		Short: "Create a new plugin",
 		Long: `Create synapse-<code>-plugin/ with config.yaml, go.mod, main.go (a working action for the
 category), a test using plugintest, README.md, .gitignore and .synapseignore. On a terminal,
-missing values are asked for. The plugin builds against this SDK's source checkout
-($SYNAPSE_SDK_DIR, or the checkout this CLI was built from).`,
+missing values are asked for (again, when an answer is not valid). An existing plugin directory is
+replaced only with --force (or when you say so on a terminal). The plugin builds against this SDK's
+source checkout ($SYNAPSE_SDK_DIR, or the checkout this CLI was built from).`,
 		Example: `  synapse plugin create --name "Image Resizer" --code image-resizer --category converter --yes`,
 		Args:    noArgs,
-		RunE:    func(cmd *cobra.Command, _ []string) error { return createPlugin(io, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.interactive = io.IsTerminal() && !o.yes
+			return createPlugin(io, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.path, "path", "p", ".", "directory to create the plugin in")
 	f.StringVarP(&o.name, "name", "n", "", "plugin name")
 	f.StringVar(&o.code, "code", "", "plugin code: lowercase letters, digits and dashes (default: from the name)")
 	f.StringVarP(&o.category, "category", "c", "", "category: "+strings.Join(categoryNames(), ", ")+" (default custom)")
-	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask; replace an existing plugin directory")
+	f.BoolVarP(&o.yes, "yes", "y", false, "do not ask: use the flags and defaults")
+	f.BoolVar(&o.force, "force", false, "replace an existing plugin directory (what is removed is listed)")
 	return cmd
 }
 
 func createPlugin(io *IOStreams, o createOptions) error {
-	interactive := io.IsTerminal() && !o.yes
+	interactive := o.interactive
 	in := bufio.NewReader(io.In)
-	ask := func(question, def string) (string, error) {
-		if def != "" {
-			fmt.Fprintf(io.ErrOut, "%s [%s]: ", question, def)
-		} else {
-			fmt.Fprintf(io.ErrOut, "%s: ", question)
+	// ask asks until check accepts the answer (an empty answer is def).
+	ask := func(question, def string, check func(string) error) (string, error) {
+		for {
+			if def != "" {
+				fmt.Fprintf(io.ErrOut, "%s [%s]: ", question, def)
+			} else {
+				fmt.Fprintf(io.ErrOut, "%s: ", question)
+			}
+			line, err := in.ReadString('\n')
+			if err != nil && line == "" {
+				return "", errors.New("create plugin: cancelled (stdin closed)")
+			}
+			answer := strings.TrimSpace(line)
+			if answer == "" {
+				answer = def
+			}
+			if err := check(answer); err != nil {
+				fmt.Fprintf(io.ErrOut, "  %v; try again\n", err)
+				continue
+			}
+			return answer, nil
 		}
-		line, err := in.ReadString('\n')
-		if err != nil && line == "" {
-			return "", errors.New("create plugin: cancelled (stdin closed)")
+	}
+	checkCode := func(code string) error {
+		if !codePattern.MatchString(code) {
+			return fmt.Errorf("a code is lowercase letters, digits and dashes, not starting or ending with a dash (got %q)", code)
 		}
-		if line = strings.TrimSpace(line); line == "" {
-			return def, nil
+		return nil
+	}
+	checkCategory := func(c string) error {
+		if !slices.Contains(categoryNames(), c) {
+			return fmt.Errorf("the category must be one of %s (got %q)", strings.Join(categoryNames(), ", "), c)
 		}
-		return line, nil
+		return nil
 	}
 	var err error
+	if o.name == "" && o.code == "" && interactive {
+		if o.name, err = ask("Plugin name", "", func(s string) error {
+			if s == "" {
+				return errors.New("a name is required")
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if o.code == "" && o.name != "" {
+		if o.code = slug(o.name); interactive {
+			if o.code, err = ask("Plugin code", o.code, checkCode); err != nil {
+				return err
+			}
+		}
+	}
+	if o.code == "" {
+		return &runflags.UsageError{Flag: "name", Message: "a plugin name or --code is required"}
+	}
+	if err := checkCode(o.code); err != nil {
+		return &runflags.UsageError{Flag: "code", Message: "must be " + strings.TrimPrefix(err.Error(), "a code is ")}
+	}
+	if o.name == "" {
+		o.name = o.code
+	}
+
+	// The directory comes first: nothing else is asked about a plugin that
+	// would not be written.
+	dir := filepath.Join(o.path, "synapse-"+o.code+"-plugin")
+	if _, err := os.Stat(dir); err == nil {
+		replace := o.force
+		if !replace && interactive {
+			answer, err := ask(fmt.Sprintf("%s exists. Replace it (its files are deleted)? y/n", dir), "n", func(s string) error {
+				if s := strings.ToLower(s); s != "y" && s != "yes" && s != "n" && s != "no" {
+					return errors.New("answer y or n")
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if replace = strings.HasPrefix(strings.ToLower(answer), "y"); !replace {
+				fmt.Fprintln(io.ErrOut, "Cancelled; nothing was changed.")
+				return nil
+			}
+		}
+		if !replace {
+			return &runflags.UsageError{Message: fmt.Sprintf("create plugin: %s already exists; use --force to replace it, or another --code or --path", dir)}
+		}
+		removed, err := removeTree(dir)
+		if err != nil {
+			return fmt.Errorf("create plugin: %w", err)
+		}
+		fmt.Fprintf(io.ErrOut, "Removed %s (%d files):\n", dir, len(removed))
+		for _, f := range removed[:min(len(removed), 20)] {
+			fmt.Fprintf(io.ErrOut, "  %s\n", f)
+		}
+		if len(removed) > 20 {
+			fmt.Fprintf(io.ErrOut, "  … and %d more\n", len(removed)-20)
+		}
+	}
+
 	if o.category == "" && interactive {
 		fmt.Fprintln(io.ErrOut, "Categories: "+strings.Join(categoryNames(), ", "))
-		if o.category, err = ask("Category", "custom"); err != nil {
+		if o.category, err = ask("Category", "custom", checkCategory); err != nil {
 			return err
 		}
 	}
 	if o.category == "" {
 		o.category = "custom"
+	}
+	if err := checkCategory(o.category); err != nil {
+		return &runflags.UsageError{Flag: "category", Message: strings.TrimPrefix(err.Error(), "the category ")}
 	}
 	var starter *categoryAction
 	for i := range categories {
@@ -115,55 +209,10 @@ func createPlugin(io *IOStreams, o createOptions) error {
 			starter = &categories[i].categoryAction
 		}
 	}
-	if starter == nil {
-		return &runflags.UsageError{Flag: "category", Message: fmt.Sprintf("must be one of %s (got %q)", strings.Join(categoryNames(), ", "), o.category)}
-	}
-	if o.name == "" && interactive {
-		if o.name, err = ask("Plugin name", ""); err != nil {
-			return err
-		}
-	}
-	if o.code == "" && o.name != "" {
-		if o.code = slug(o.name); interactive {
-			if o.code, err = ask("Plugin code", o.code); err != nil {
-				return err
-			}
-		}
-	}
-	if o.code == "" {
-		return &runflags.UsageError{Flag: "name", Message: "a plugin name or --code is required (run on a terminal to be asked)"}
-	}
-	if !codePattern.MatchString(o.code) {
-		return &runflags.UsageError{Flag: "code", Message: fmt.Sprintf("must be lowercase letters, digits and dashes, not starting or ending with a dash (got %q)", o.code)}
-	}
-	if o.name == "" {
-		o.name = o.code
-	}
 
 	sdk, err := sdkDir()
 	if err != nil {
 		return fmt.Errorf("create plugin: %w", err)
-	}
-	dir := filepath.Join(o.path, "synapse-"+o.code+"-plugin")
-	if _, err := os.Stat(dir); err == nil {
-		replace := o.yes
-		if !replace && interactive {
-			answer, err := ask(fmt.Sprintf("%s exists. Replace it?", dir), "n")
-			if err != nil {
-				return err
-			}
-			replace = strings.HasPrefix(strings.ToLower(answer), "y")
-			if !replace {
-				fmt.Fprintln(io.ErrOut, "Cancelled.")
-				return nil
-			}
-		}
-		if !replace {
-			return &runflags.UsageError{Message: fmt.Sprintf("create plugin: %s already exists (use --yes to replace it)", dir)}
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("create plugin: %w", err)
-		}
 	}
 
 	data := templateData{
@@ -187,6 +236,22 @@ func createPlugin(io *IOStreams, o createOptions) error {
 	}
 	fmt.Fprintf(io.Out, "Created %s\n\nNext steps:\n  cd %s\n  synapse plugin run %s --params '{\"items\": 20}'\n  go test ./...\n", dir, dir, starter.action)
 	return nil
+}
+
+// removeTree deletes dir and returns the files it held (relative paths).
+func removeTree(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return files, os.RemoveAll(dir)
 }
 
 type templateData struct {

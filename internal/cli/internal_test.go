@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,5 +58,43 @@ func TestEveryCategoryHasAStarter(t *testing.T) {
 	}
 	if len(seen) != 9 {
 		t.Errorf("%d categories, want the 9 of config.yaml", len(seen))
+	}
+}
+
+// TestCreateAsksAgain: the wizard asks again after a bad answer, asks about
+// an existing directory before anything else, and replaces it only when
+// told to.
+func TestCreateAsksAgain(t *testing.T) {
+	sdk, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SYNAPSE_SDK_DIR", sdk)
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "synapse-taken-plugin")
+	if err := os.MkdirAll(existing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(existing, "keep.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// name; a bad code, then a good one (that exists); a bad y/n, then no.
+	var errOut, out strings.Builder
+	in := strings.NewReader("Taken\nBad_Code\ntaken\nmaybe\nn\n")
+	err = createPlugin(&IOStreams{In: in, Out: &out, ErrOut: &errOut}, createOptions{path: dir, interactive: true})
+	if err != nil {
+		t.Fatalf("createPlugin: %v\n%s", err, errOut.String())
+	}
+	text := errOut.String()
+	for _, want := range []string{"a code is lowercase letters", "answer y or n", "Cancelled; nothing was changed."} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the dialogue lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Category") {
+		t.Errorf("asked for the category before settling the directory:\n%s", text)
+	}
+	if _, err := os.Stat(filepath.Join(existing, "keep.txt")); err != nil {
+		t.Errorf("the existing directory was changed: %v", err)
 	}
 }
