@@ -268,10 +268,10 @@ func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stopSignals := cancelOnInterrupt(cancel, stderr)
+	logger := synapse.NewConsoleLogger(stderr)
+	stopSignals := cancelOnInterrupt(cancel, logger, stderr)
 	defer stopSignals()
 
-	logger := synapse.NewConsoleLogger(stderr)
 	// stdout is the result's: what the action prints there is shown with
 	// the logs, so `-o json | jq` reads the result only.
 	stdout, capt := captureOutput(stdout, 1, "stdout", logger)
@@ -359,7 +359,11 @@ func interrupted(ctx context.Context, err error) error {
 
 // cancelOnInterrupt cancels the run at the first Ctrl-C (or SIGTERM) and
 // exits at the second. It returns a function that stops listening.
-func cancelOnInterrupt(cancel context.CancelFunc, stderr io.Writer) func() {
+//
+// The notice goes through logger (so a live progress bar on a terminal
+// does not draw over it): an action that ignores cancellation would
+// otherwise look as if Ctrl-C did nothing.
+func cancelOnInterrupt(cancel context.CancelFunc, logger synapse.Logger, stderr io.Writer) func() {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -369,7 +373,8 @@ func cancelOnInterrupt(cancel context.CancelFunc, stderr io.Writer) func() {
 		case <-done:
 			return
 		}
-		fmt.Fprintln(stderr, "\nInterrupted: cancelling the action (press Ctrl-C again to stop at once)")
+		logger.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: synapse.LevelWarning,
+			Message: "Interrupted: cancelling the action — press Ctrl-C again to stop now"})
 		cancel()
 		select {
 		case <-sigs:

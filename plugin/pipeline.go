@@ -79,9 +79,10 @@ func runPipeline(set *synapse.ActionSet, flags *runflags.PipelineFlags, args []s
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stopSignals := cancelOnInterrupt(cancel, stderr)
+	logger := synapse.NewConsoleLogger(stderr)
+	stopSignals := cancelOnInterrupt(cancel, logger, stderr)
 	defer stopSignals()
-	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(synapse.NewConsoleLogger(stderr))}
+	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(logger)}
 
 	var run *pipeline.Run
 	if flags.Resume != "" {
