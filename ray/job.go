@@ -502,13 +502,14 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 
 	start = time.Now()
 	res, err := e.client.Submit(ctx, rayapi.SubmitRequest{
-		Entrypoint:        jobEntrypoint(entry, inputsHash(pkg.Name, envVars)),
-		SubmissionID:      jobID,
-		RuntimeEnv:        runtimeEnv,
-		Metadata:          map[string]string{"sdk": "synapse-go", "plugin": e.p.Code(), "action": action},
-		EntrypointNumCPUs: e.opts.Resources.CPUs,
-		EntrypointNumGPUs: e.opts.Resources.GPUs,
-		EntrypointMemory:  e.opts.Resources.Memory,
+		Entrypoint:          jobEntrypoint(entry, inputsHash(pkg.Name, envVars)),
+		SubmissionID:        jobID,
+		RuntimeEnv:          runtimeEnv,
+		Metadata:            map[string]string{"sdk": "synapse-go", "plugin": e.p.Code(), "action": action},
+		EntrypointNumCPUs:   e.opts.Resources.CPUs,
+		EntrypointNumGPUs:   e.opts.Resources.GPUs,
+		EntrypointMemory:    e.opts.Resources.Memory,
+		EntrypointResources: e.opts.Resources.Custom,
 	})
 	if err != nil {
 		return nil, err

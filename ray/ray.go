@@ -18,6 +18,7 @@ package ray
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -71,6 +72,11 @@ type Resources struct {
 	CPUs   float64 // entrypoint_num_cpus (job) or ray_actor_options.num_cpus (task)
 	GPUs   float64 // entrypoint_num_gpus or ray_actor_options.num_gpus
 	Memory int64   // bytes: entrypoint_memory or ray_actor_options.memory
+	// Custom are custom resources by name (entrypoint_resources, or
+	// ray_actor_options.resources): Ray places the run on a node that has
+	// them, such as {"worker_node": 1} for a node started with
+	// `ray start --resources='{"worker_node": 1}'`.
+	Custom map[string]float64
 }
 
 // Cluster is where a cluster mode runs and what the plugin binary is built
@@ -96,6 +102,14 @@ func (c Cluster) check() error {
 	}{{"Resources.CPUs", c.Resources.CPUs}, {"Resources.GPUs", c.Resources.GPUs}} {
 		if err := runflags.CheckResource(r.v); err != nil {
 			return &OptionError{Field: r.field, Err: err}
+		}
+	}
+	for name, v := range c.Resources.Custom {
+		if name == "" {
+			return &OptionError{Field: "Resources.Custom", Err: errors.New("a resource needs a name")}
+		}
+		if err := runflags.CheckResource(v); err != nil {
+			return &OptionError{Field: "Resources.Custom[" + name + "]", Err: err}
 		}
 	}
 	if c.Resources.Memory < 0 {

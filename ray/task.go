@@ -193,6 +193,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 		Code: t.p.Code(), PackageName: pkg.Name, BinaryName: worker.BinaryName, EnvVars: envVars,
 		RuntimeEnv: t.p.Config().RuntimeEnv, Replicas: t.opts.Replicas, MaxOngoing: t.opts.MaxOngoingRequests,
 		CPUs: t.opts.Resources.CPUs, GPUs: t.opts.Resources.GPUs, Memory: t.opts.Resources.Memory,
+		Resources: t.opts.Resources.Custom,
 	}, status)
 	if err != nil {
 		return false, err

@@ -26,7 +26,7 @@ func newExecutor(io *IOStreams, flags *runflags.Flags, mode synapse.Mode, p *plu
 	cluster := ray.Cluster{
 		Address:   flags.RayAddress,
 		Arch:      flags.Arch,
-		Resources: ray.Resources{CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes()},
+		Resources: ray.Resources{CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes(), Custom: flags.CustomResources()},
 	}
 	logger := synapse.NewConsoleLogger(io.ErrOut)
 	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(logger)}

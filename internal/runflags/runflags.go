@@ -51,6 +51,7 @@ type Flags struct {
 	Verbose    bool // registered by the caller: the CLI has it as a global flag
 
 	Memory          string        // job and task modes: "512MiB", "2G", or bytes
+	Resources       []string      // job and task modes: custom Ray resources, NAME=N
 	NoWait          bool          // job mode: return after submission
 	StopOnInterrupt bool          // job mode: Ctrl-C stops the job instead of the following
 	StartTimeout    time.Duration // job mode: fail a job PENDING for longer
@@ -60,6 +61,7 @@ type Flags struct {
 	ServeAddress    string        // task mode: the Serve HTTP proxy
 
 	memoryBytes int64
+	resources   map[string]float64
 
 	fs *pflag.FlagSet
 }
@@ -87,6 +89,7 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.Dlv, "dlv", false, "run under the Delve debugger (local mode)")
 	fs.StringVarP(&f.Output, "output", "o", "text", "text or json (the result only, machine-readable)")
 	fs.StringVar(&f.Memory, "memory", "", "memory for task and job modes, e.g. 512MiB, 2GiB or bytes")
+	fs.StringArrayVar(&f.Resources, "resources", nil, "custom Ray resource for task and job modes, NAME=N (repeatable), e.g. worker_node=1")
 	fs.BoolVar(&f.NoWait, "no-wait", false, "job mode: print the job ID and return right after submission")
 	fs.BoolVar(&f.StopOnInterrupt, "stop-on-interrupt", false, "job mode: Ctrl-C stops the job (default: only stops following it)")
 	fs.DurationVar(&f.StartTimeout, "start-timeout", 10*time.Minute, "job mode: fail if the job is still PENDING after this long")
@@ -152,6 +155,20 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		}
 		f.memoryBytes = n
 	}
+	if len(f.Resources) > 0 {
+		f.resources = map[string]float64{}
+		for _, kv := range f.Resources {
+			name, value, ok := strings.Cut(kv, "=")
+			n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if !ok || strings.TrimSpace(name) == "" || err != nil {
+				return &UsageError{Flag: "resources", Message: fmt.Sprintf("want NAME=N, a custom Ray resource and a number (got %q)", kv)}
+			}
+			if err := CheckResource(n); err != nil {
+				return &UsageError{Flag: "resources", Message: fmt.Sprintf("%s: %v", name, err)}
+			}
+			f.resources[strings.TrimSpace(name)] = n
+		}
+	}
 	if f.StartTimeout <= 0 {
 		return &UsageError{Flag: "start-timeout", Message: fmt.Sprintf("must be positive (got %v)", f.StartTimeout)}
 	}
@@ -181,7 +198,7 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		}
 	}
 	if mode == synapse.ModeLocal {
-		for _, name := range []string{"gpus", "cpus", "memory"} {
+		for _, name := range []string{"gpus", "cpus", "memory", "resources"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "not supported in local mode: local mode runs in this process and allocates no resources (GPUs, CPUs, memory); use --mode task or --mode job"}
 			}
@@ -239,6 +256,9 @@ func envValues(env []string) map[string]any {
 	}
 	return out
 }
+
+// CustomResources returns the --resources values by name (nil for none).
+func (f *Flags) CustomResources() map[string]float64 { return f.resources }
 
 // MemoryBytes returns --memory in bytes (0 when not given), after Check.
 func (f *Flags) MemoryBytes() int64 { return f.memoryBytes }

@@ -55,6 +55,7 @@ type Spec struct {
 	MaxOngoing  int               // max_ongoing_requests per replica; default 1
 	CPUs, GPUs  float64
 	Memory      int64
+	Resources   map[string]float64 // custom resources of each replica
 }
 
 // AppName is the application's name: the plugin code and the package's
@@ -97,6 +98,9 @@ func appConfig(spec Spec) map[string]any {
 	}
 	if spec.GPUs > 0 {
 		actor["num_gpus"] = spec.GPUs
+	}
+	if len(spec.Resources) > 0 {
+		actor["resources"] = spec.Resources
 	}
 	if spec.Memory > 0 {
 		actor["memory"] = spec.Memory
