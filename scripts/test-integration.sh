@@ -2,7 +2,8 @@
 # The integration suite: real processes and a real Ray cluster.
 #  1. the synapse CLI builds the example plugin and runs it locally (the README's main job);
 #  2. a pinned Ray head is installed and started (scripts/ray-head.sh), the Go integration
-#     tests (-tags integration) run against it, and the head is stopped even when tests fail.
+#     tests (-tags integration) run against it; then a second node joins (worker_node=1) for
+#     the two-node test, which kills it mid-job; everything is stopped even when tests fail.
 # Under CI=true a Ray head that cannot be installed or started fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,4 +47,13 @@ echo "--- Python host of task mode (pytest)"
 python3 -m pytest -q internal/serve/python
 
 echo "--- go test -tags integration (against $address)"
-go test -race -count=1 -tags integration -run Integration -timeout 25m ./ray ./internal/cli ./internal/ray
+go test -race -count=1 -tags integration -run Integration -skip TwoNodes -timeout 25m ./ray ./internal/cli ./internal/ray
+
+# The two-node test runs alone: it kills the second node on purpose.
+echo "--- a second Ray node on this machine (custom resource worker_node=1)"
+if ! pids=$(./scripts/ray-head.sh worker-start | tail -n1); then
+  echo "FAIL: could not start a second Ray node (see above)"
+  exit 1
+fi
+export SYNAPSE_TEST_RAY_WORKER_PIDS="$pids"
+go test -race -count=1 -tags integration -run TwoNodes -timeout 10m ./ray

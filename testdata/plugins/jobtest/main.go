@@ -31,6 +31,7 @@ var echo = synapse.NewAction("echo", func(ctx *synapse.Context, p echoParams) (m
 		"from_config": env.GetString("FROM_CONFIG", ""),
 		"from_flag":   env.GetString("FROM_FLAG", ""),
 		"pid":         os.Getpid(),
+		"node":        os.Getenv("SYNAPSE_TEST_NODE"), // set on the test cluster's nodes (scripts/ray-head.sh)
 		"home_leaked": env.GetString("SYNAPSE_TEST_SECRET", "") != "",
 	}, nil
 }, synapse.WithDescription("Echo params, env and job id"))
