@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 
@@ -257,6 +258,20 @@ func (e *findError) Error() string { return e.msg }
 func (e *findError) Unwrap() error { return e.err }
 func (e *findError) ExitCode() int { return 2 }
 
+// pathError is a path Find cannot use (a symlink loop, no permission): a
+// usage error naming the path.
+func pathError(path string, err error) error {
+	what := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		what = pe.Err.Error()
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		what = "a loop of symbolic links (a link that points back to itself)"
+	}
+	return &findError{msg: fmt.Sprintf("find plugin config: %s: %s", path, what), err: err}
+}
+
 // Find returns the config file for path: path itself if it is a regular
 // file; else dir/config.yaml, else dir/synapse.yaml (see Names). An empty
 // path means the current directory. When nothing is found the error
@@ -270,7 +285,7 @@ func Find(path string) (string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", &findError{msg: fmt.Sprintf("find plugin config: %s does not exist", path), err: err}
 		}
-		return "", fmt.Errorf("find plugin config: %w", err)
+		return "", pathError(path, err)
 	}
 	if info.Mode().IsRegular() {
 		return path, nil
@@ -285,7 +300,7 @@ func Find(path string) (string, error) {
 		case err == nil && fi.Mode().IsRegular():
 			return p, nil
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
-			return "", fmt.Errorf("find plugin config: %w", err)
+			return "", pathError(p, err)
 		}
 	}
 	return "", &findError{

@@ -530,7 +530,22 @@ func TestFindErrors(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Find(empty dir) error does not match fs.ErrNotExist")
 	}
-	for _, path := range []string{missing, empty, "/dev/null"} {
+	// Symbolic link loops: the config file itself, or the path given.
+	loopDir := filepath.Join(dir, "loop")
+	mustMkdir(t, loopDir)
+	if err := os.Symlink("config.yaml", filepath.Join(loopDir, "config.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	loopA, loopB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := errors.Join(os.Symlink(loopB, loopA), os.Symlink(loopA, loopB)); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{loopDir, loopA} {
+		if _, err := Find(path); err == nil || !strings.Contains(err.Error(), "a loop of symbolic links") {
+			t.Errorf("Find(%s) error = %v", path, err)
+		}
+	}
+	for _, path := range []string{missing, empty, "/dev/null", loopDir, loopA} {
 		_, err := Find(path)
 		var ec interface{ ExitCode() int }
 		if !errors.As(err, &ec) || ec.ExitCode() != 2 {
