@@ -266,11 +266,8 @@ func runLocalAction(set *synapse.ActionSet, flags *runflags.Flags, args []string
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logger := synapse.NewConsoleLogger(stderr)
-	stopSignals := cancelOnInterrupt(cancel, logger, stderr)
-	defer stopSignals()
+	ctx, logger, done := startRun(stderr)
+	defer done()
 
 	// stdout is the result's: what the action prints there is shown with
 	// the logs, so `-o json | jq` reads the result only.
@@ -355,6 +352,16 @@ func interrupted(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", synapse.ErrInterrupted, err)
 	}
 	return err
+}
+
+// startRun begins a run of `plugin run` or `plugin run-pipeline`: its
+// context (cancelled by the first Ctrl-C), its console logger on stderr,
+// and the function that ends it.
+func startRun(stderr io.Writer) (context.Context, synapse.Logger, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := synapse.NewConsoleLogger(stderr)
+	stopSignals := cancelOnInterrupt(cancel, logger, stderr)
+	return ctx, logger, func() { stopSignals(); cancel() }
 }
 
 // cancelOnInterrupt cancels the run at the first Ctrl-C (or SIGTERM) and

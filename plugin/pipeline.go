@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,11 +76,8 @@ func runPipeline(set *synapse.ActionSet, flags *runflags.PipelineFlags, args []s
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logger := synapse.NewConsoleLogger(stderr)
-	stopSignals := cancelOnInterrupt(cancel, logger, stderr)
-	defer stopSignals()
+	ctx, logger, done := startRun(stderr)
+	defer done()
 	opts := []synapse.Option{synapse.WithEnv(env), synapse.WithJobID(flags.JobID), synapse.WithLogger(logger)}
 
 	var run *pipeline.Run
