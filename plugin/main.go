@@ -30,6 +30,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/output"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/internal/supervise"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
@@ -54,7 +55,15 @@ func Main(actions ...synapse.Action) {
 	if err != nil {
 		panic("plugin.Main: " + err.Error())
 	}
-	os.Exit(runMain(set, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if len(args) >= 2 && args[0] == "plugin" && (args[1] == "run" || args[1] == "run-pipeline") {
+		if code, ok := supervise.Self(args, os.Stderr); ok {
+			os.Exit(code)
+		}
+	}
+	code := runMain(set, args, os.Stdin, os.Stdout, os.Stderr)
+	supervise.MarkChosenExit()
+	os.Exit(code)
 }
 
 const mainUsage = `Usage: %[1]s COMMAND
@@ -386,6 +395,7 @@ func cancelOnInterrupt(cancel context.CancelFunc, logger synapse.Logger, stderr 
 		select {
 		case <-sigs:
 			fmt.Fprintln(stderr, "Stopped.")
+			supervise.MarkChosenExit()
 			os.Exit(exit.Interrupted)
 		case <-done:
 		}

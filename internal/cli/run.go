@@ -17,6 +17,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/internal/supervise"
 	"github.com/synapse-sdk/synapse-go/plugin"
 )
 
@@ -111,9 +112,22 @@ func execLocal(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *c
 	}
 	if dlv != "" {
 		argv = append([]string{dlv, "exec", bin, "--"}, argv[1:]...)
+		// One process, the one Delve started, so breakpoints hit.
+		if err := os.Setenv(supervise.Env, "off"); err != nil {
+			return err
+		}
+		return replaceProcess(io, argv)
 	}
 	if err := os.Setenv(plugin.ConfigWarnedEnv, "1"); err != nil {
 		return err
+	}
+	// The binary runs as a supervised child (no more processes than an exec):
+	// an exit its action forced is reported, not mistaken for ours.
+	if code, ok := supervise.Run(argv[0], argv[1:], io.ErrOut); ok {
+		if code == 0 {
+			return nil
+		}
+		return &execReplaced{code: code}
 	}
 	return replaceProcess(io, argv)
 }
