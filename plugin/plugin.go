@@ -107,7 +107,7 @@ func (p *Plugin) Validate(ctx context.Context, action string, params any) error 
 	if err != nil {
 		return err
 	}
-	raw, err := paramsJSON(action, params)
+	raw, err := ParamsJSON(action, params)
 	if err != nil {
 		return err
 	}
@@ -146,23 +146,16 @@ func (p *Plugin) Validate(ctx context.Context, action string, params any) error 
 	return fmt.Errorf("validate params with %s: %w", bin, err)
 }
 
-// paramsJSON encodes params for action, reporting what cannot be encoded
-// as a *synapse.ValidationError.
-func paramsJSON(action string, v any) (json.RawMessage, error) {
+// ParamsJSON returns params in any form Executor.Run takes as JSON ("{}"
+// for nil), or a *synapse.ValidationError when they cannot be encoded: the
+// params every executor of a plugin directory sends.
+func ParamsJSON(action string, v any) (json.RawMessage, error) {
 	raw, err := params.JSON(v)
 	if err != nil {
 		return nil, &synapse.ValidationError{Action: action, Fields: []synapse.FieldError{{Message: "params cannot be encoded as JSON: " + err.Error()}}}
 	}
-	return raw, nil
-}
-
-// ParamsJSON returns params in any form Executor.Run takes as JSON ("{}"
-// for nil), or a *synapse.ValidationError when they cannot be encoded: the
-// params every executor of a plugin directory sends.
-func ParamsJSON(action string, params any) (json.RawMessage, error) {
-	raw, err := paramsJSON(action, params)
-	if err == nil && len(raw) == 0 {
+	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
 	}
-	return raw, err
+	return raw, nil
 }
