@@ -70,7 +70,7 @@ start() {
 }
 
 # rayprocs lists the PIDs of this machine's Ray daemons (raylets, agents, log monitors).
-rayprocs() { pgrep -f "$VENV/.*ray/(core/src/ray/raylet/raylet|dashboard/agent.py|_private/log_monitor.py|_private/runtime_env/agent/main.py)" | sort -n || true; }
+rayprocs() { pgrep -f "$VENV/.*ray/(core/src/ray/raylet/raylet|dashboard/agent.py|_private/log_monitor.py|_private/runtime_env/agent/main.py)" | sort || true; }   # sorted as text, for comm
 
 # worker_alive: Ray reports a live node with the worker_node resource.
 worker_alive() {
