@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/livebar"
@@ -41,12 +44,32 @@ type consoleLogger struct {
 	w        io.Writer
 	live     *livebar.Renderer
 	throttle progressThrottle
+	shown    map[seriesShown]time.Time // when each metric series last had a line
 	buf      bytes.Buffer
 }
+
+type seriesShown struct {
+	run           uint64
+	category, key string
+}
+
+// metricInterval is the least time between two console lines of one
+// metric series.
+const metricInterval = time.Second
 
 func (c *consoleLogger) Handle(e Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if e.Type == EventMetric {
+		k := seriesShown{e.run, e.Category, e.Key}
+		if last, ok := c.shown[k]; ok && e.Time.Sub(last) < metricInterval {
+			return
+		}
+		if c.shown == nil || len(c.shown) >= maxTracked {
+			c.shown = map[seriesShown]time.Time{}
+		}
+		c.shown[k] = e.Time
+	}
 	if e.Type == EventProgress {
 		if !c.throttle.allow(e, c.live == nil) {
 			return
@@ -69,6 +92,9 @@ func (c *consoleLogger) bar(e Event) {
 	suffix := ""
 	if e.ETA >= 0 {
 		suffix = "| ETA: " + formatETA(e.ETA)
+	}
+	if e.Failed {
+		suffix = "| FAILED"
 	}
 	c.live.Set(fmt.Sprintf("%d\x00%s", e.run, e.Category), label, e.Percent, suffix)
 }
@@ -94,7 +120,7 @@ func (t *progressThrottle) allow(e Event, onCategoryChange bool) bool {
 	key := progressKey{run: e.run, category: e.Category}
 	whole := int(math.Floor(e.Percent))
 	last, seen := t.last[key]
-	done := e.Current == e.Total
+	done := e.Current == e.Total || e.Failed
 	if seen && whole == last && e.Current != 0 && !done && (!onCategoryChange || key == t.lastKey) {
 		return false
 	}
@@ -120,10 +146,11 @@ func (c *consoleLogger) emit() {
 	_, _ = c.w.Write(c.buf.Bytes())
 }
 
-// formatLine appends the plain-text line of e, without a newline.
+// formatLine appends the plain-text line of e, without a newline; trials
+// add their table below it.
 func formatLine(b *bytes.Buffer, e Event) {
 	level := strings.ToUpper(e.Level.String())
-	if e.Type == EventProgress || e.Type == EventMetrics {
+	if (e.Type == EventProgress && !e.Failed) || e.Type == EventMetrics || e.Type == EventMetric || e.Type == EventSteps {
 		level = "INFO"
 	}
 	b.WriteString(level)
@@ -138,10 +165,15 @@ func formatLine(b *bytes.Buffer, e Event) {
 		b.WriteString(e.Event)
 		b.WriteByte(' ')
 		writeJSON(b, e.Data)
+		writeFile(b, e)
 	case EventMessage:
 		b.WriteString(e.Message)
 	case EventProgress:
 		b.WriteString("Progress: ")
+		if e.Failed {
+			b.WriteString("failed")
+			break
+		}
 		b.WriteString(formatPercent(e.Percent))
 		b.WriteByte('%')
 		if e.ETA >= 0 {
@@ -151,9 +183,115 @@ func formatLine(b *bytes.Buffer, e Event) {
 	case EventMetrics:
 		b.WriteString("Metrics: ")
 		writeJSON(b, e.Values)
+	case EventMetric:
+		b.WriteString("Metric: ")
+		b.WriteString(e.Key)
+		b.WriteByte('=')
+		b.Write(appendFloat(b.AvailableBuffer(), e.Value))
+		if len(e.Data) > 0 {
+			b.WriteByte(' ')
+			writeJSON(b, e.Data)
+		}
+	case EventVisualization:
+		fmt.Fprintf(b, "Visualization: %v #%v", e.Data["group"], e.Data["index"])
+		if meta := withoutKeys(e.Data, "group", "index"); len(meta) > 0 {
+			b.WriteByte(' ')
+			writeJSON(b, meta)
+		}
+		writeFile(b, e)
+	case EventTrials:
+		writeTrials(b, e.Data)
+	case EventSteps:
+		b.WriteString("Steps: ")
+		for i, s := range e.Steps {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(b, "%s %s%%", s.Name, formatPercent(s.Proportion))
+		}
 	default:
 		b.WriteString(string(e.Type))
 	}
+}
+
+// writeFile appends " (file: NAME, SIZE TYPE)" for an event with a file.
+func writeFile(b *bytes.Buffer, e Event) {
+	if e.File == "" {
+		return
+	}
+	ct, data, err := DecodeDataURI(e.File)
+	if err != nil {
+		fmt.Fprintf(b, " (file: %s, unreadable)", e.FileName)
+		return
+	}
+	fmt.Fprintf(b, " (file: %s, %s %s)", e.FileName, formatBytes(int64(len(data))), ct)
+}
+
+func withoutKeys(m map[string]any, keys ...string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if !slices.Contains(keys, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// writeTrials appends "Trials: N (best: ID)" and a table of the trials,
+// one row per trial sorted by ID, the best marked with *.
+func writeTrials(b *bytes.Buffer, data map[string]any) {
+	var t Trials
+	raw, _ := json.Marshal(jsonSafe(data))
+	if err := json.Unmarshal(raw, &t); err != nil {
+		b.WriteString("Trials: ")
+		writeJSON(b, data)
+		return
+	}
+	fmt.Fprintf(b, "Trials: %d", len(t.Trials))
+	if t.BestTrial != "" {
+		fmt.Fprintf(b, " (best: %s)", t.BestTrial)
+	}
+	if len(t.Trials) == 0 {
+		return
+	}
+	cols := slices.Concat(t.Base, t.Hyperparameters, t.Metrics)
+	if len(cols) == 0 { // no columns named: every key of any row
+		seen := map[string]bool{}
+		for _, row := range t.Trials {
+			for k := range row {
+				seen[k] = true
+			}
+		}
+		cols = slices.Sorted(maps.Keys(seen))
+	}
+	b.WriteByte('\n')
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "  trial")
+	for _, c := range cols {
+		fmt.Fprintf(tw, "\t%s", c)
+	}
+	for _, id := range slices.Sorted(maps.Keys(t.Trials)) {
+		mark := " "
+		if id == t.BestTrial {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "\n%s %s", mark, id)
+		for _, c := range cols {
+			v, ok := t.Trials[id][c]
+			cell := "-"
+			if ok {
+				var cb bytes.Buffer
+				if s, isStr := v.(string); isStr {
+					cb.WriteString(s)
+				} else {
+					writeJSON(&cb, v)
+				}
+				cell = cb.String()
+			}
+			fmt.Fprintf(tw, "\t%s", cell)
+		}
+	}
+	_ = tw.Flush()
 }
 
 // formatPercent writes p with at least one and at most two decimals: 50.0, 33.33.

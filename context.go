@@ -33,9 +33,14 @@ type runState struct {
 	logger Logger
 	now    func() time.Time
 
+	lang string // from WithLanguage; "" reads the environment
+
+	tracker ProgressTracker
+
 	mu       sync.Mutex
 	progress map[string]*progressState
 	metrics  map[string]map[string]any
+	series   map[seriesKey][]MetricPoint
 	warned   map[string]bool
 	slog     *slog.Logger
 
@@ -102,7 +107,15 @@ func (c *Context) Emit(e Event) {
 		e.Category = c.category
 	}
 	e.Action, e.JobID, e.run = c.run.action, c.run.jobID, c.run.id
-	c.run.logger.Handle(e)
+	c.run.handle(e)
+}
+
+// handle passes an event of the run to its progress record and logger.
+func (r *runState) handle(e Event) {
+	if e.Type == EventProgress || e.Type == EventSteps {
+		r.tracker.Handle(e)
+	}
+	r.logger.Handle(e)
 }
 
 // Now returns the run's clock reading (time.Now outside tests).
@@ -121,20 +134,27 @@ func (c *Context) event(t EventType, level Level) Event {
 }
 
 // Log reports a structured event, such as "epoch_complete" with its data,
-// at info level.
-func (c *Context) Log(event string, data map[string]any) {
-	e := c.event(EventLog, LevelInfo)
+// at info level (Python: log(event, data)). LogAt takes a level, LogFile a
+// file.
+func (c *Context) Log(event string, data map[string]any) { c.LogAt(LevelInfo, event, data) }
+
+// LogAt reports a structured event at level (Python: log(event, data,
+// level=…)).
+func (c *Context) LogAt(level Level, event string, data map[string]any) {
+	e := c.event(EventLog, level)
 	e.Event = event
 	e.Data = data
-	c.run.logger.Handle(e)
+	c.run.handle(e)
 }
 
 // LogMessage reports a message for people, such as "Training completed" at
-// LevelSuccess.
+// LevelSuccess (Python: log_message(message, level)). Debugf, Infof and
+// the other helpers format one at their level; LogLocalized picks the
+// run's language.
 func (c *Context) LogMessage(message string, level Level) {
 	e := c.event(EventMessage, level)
 	e.Message = message
-	c.run.logger.Handle(e)
+	c.run.handle(e)
 }
 
 // SetProgress reports that current of total units of work are done, under
@@ -180,7 +200,7 @@ func (c *Context) SetProgress(current, total int, category ...string) {
 	if current > 0 {
 		e.ETA = time.Duration(float64(elapsed) / float64(current) * float64(total-current))
 	}
-	r.logger.Handle(e)
+	r.handle(e)
 }
 
 // SetMetrics merges values into the metrics of category (later values win)
@@ -211,7 +231,7 @@ func (c *Context) SetMetrics(values map[string]any, category string) {
 	e := c.event(EventMetrics, LevelInfo)
 	e.Category = category
 	e.Values = snapshot
-	r.logger.Handle(e)
+	r.handle(e)
 }
 
 // Metrics returns a copy of the cumulative metrics of category.

@@ -188,7 +188,7 @@ func TestSlogRecords(t *testing.T) {
 }
 
 func TestLevelText(t *testing.T) {
-	for _, l := range []Level{LevelDebug, LevelInfo, LevelSuccess, LevelWarning, LevelError} {
+	for _, l := range []Level{LevelDebug, LevelInfo, LevelSuccess, LevelWarning, LevelDanger, LevelError, LevelCritical} {
 		b, _ := l.MarshalText()
 		var back Level
 		if err := back.UnmarshalText(b); err != nil || back != l {
@@ -199,7 +199,7 @@ func TestLevelText(t *testing.T) {
 	if err := l.UnmarshalText([]byte("loud")); err == nil || !strings.Contains(err.Error(), `unknown level "loud"`) {
 		t.Errorf("UnmarshalText(loud) = %v", err)
 	}
-	for in, want := range map[string]Level{"WARN": LevelWarning, "danger": LevelError, "Success": LevelSuccess} {
+	for in, want := range map[string]Level{"WARN": LevelWarning, "danger": LevelDanger, "Success": LevelSuccess, "CRITICAL": LevelCritical, "fatal": LevelCritical, "": LevelInfo} {
 		if err := l.UnmarshalText([]byte(in)); err != nil || l != want {
 			t.Errorf("UnmarshalText(%q) = %v, %v", in, l, err)
 		}

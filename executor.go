@@ -81,13 +81,14 @@ func (s JobStatus) Terminal() bool {
 }
 
 // Option configures an executor: NewLocalExecutor, NewActionSet, RunPlugin
-// and the executors of every mode accept the same three.
+// and the executors of every mode accept the same ones.
 type Option func(*execConfig)
 
 type execConfig struct {
 	env    *Env
 	jobID  string
 	logger Logger
+	lang   string
 }
 
 // WithEnv sets the environment actions see through Context.Env. In this
@@ -144,7 +145,10 @@ func execute(ctx context.Context, cfg execConfig, action Action, params any) (an
 		return nil, errors.New("execute action: action is nil")
 	}
 	c := newRun(ctx, runIDs.Add(1), action.Name(), cfg.jobID, cfg.env, cfg.logger)
+	c.run.lang = cfg.lang
+	start := c.run.now()
 	result, verr, err := action.invoke(c, params)
+	c.run.tracker.Finish(c.run.now().Sub(start))
 	if verr != nil {
 		return nil, verr
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -18,15 +19,23 @@ func NewJSONLogger(w io.Writer) Logger {
 }
 
 type jsonLogger struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf bytes.Buffer
+	mu   sync.Mutex
+	w    io.Writer
+	buf  bytes.Buffer
+	line []byte // the fast path's buffer
 }
 
 func (l *jsonLogger) Handle(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf.Reset()
+	if e.Type == EventMetric && len(e.Data) == 0 {
+		var ok bool
+		if l.line, ok = appendMetric(l.line[:0], &e); ok {
+			_, _ = l.w.Write(l.line)
+			return
+		}
+	}
 	enc := json.NewEncoder(&l.buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(e); err != nil {
@@ -53,28 +62,54 @@ type eventJSON struct {
 	Category   string         `json:"category,omitempty"`
 	Event      string         `json:"event,omitempty"`
 	Data       map[string]any `json:"data,omitempty"`
+	File       string         `json:"file,omitempty"`
+	FileName   string         `json:"file_name,omitempty"`
 	Message    string         `json:"message,omitempty"`
 	Current    *int           `json:"current,omitempty"`
 	Total      *int           `json:"total,omitempty"`
 	Percent    *float64       `json:"percent,omitempty"`
 	ETASeconds *float64       `json:"eta_seconds,omitempty"`
+	Failed     bool           `json:"failed,omitempty"`
 	Values     map[string]any `json:"values,omitempty"`
+	Key        string         `json:"key,omitempty"`
+	Value      *jsonFloat     `json:"value,omitempty"`
+	Steps      []StepInfo     `json:"steps,omitempty"`
+}
+
+// jsonFloat is a float64 whose non-finite values encode as null and
+// decode from null as NaN.
+type jsonFloat float64
+
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	return appendFloat(nil, float64(f)), nil
+}
+
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = jsonFloat(math.NaN())
+		return nil
+	}
+	return json.Unmarshal(b, (*float64)(f))
 }
 
 // MarshalJSON encodes the event in its wire form: progress fields only on
-// progress events, the time in UTC, and the ETA as eta_seconds (absent
-// while unknown).
+// progress events, value only on metric events, the time in UTC, and the
+// ETA as eta_seconds (absent while unknown).
 func (e Event) MarshalJSON() ([]byte, error) {
 	j := eventJSON{
 		Type: e.Type, Time: e.Time.UTC(), Level: e.Level, Action: e.Action, JobID: e.JobID,
-		Category: e.Category, Event: e.Event, Data: e.Data, Message: e.Message, Values: e.Values,
+		Category: e.Category, Event: e.Event, Data: e.Data, File: e.File, FileName: e.FileName,
+		Message: e.Message, Values: e.Values, Key: e.Key, Steps: e.Steps,
 	}
-	if e.Type == EventProgress {
-		j.Current, j.Total, j.Percent = &e.Current, &e.Total, &e.Percent
+	switch e.Type {
+	case EventProgress:
+		j.Current, j.Total, j.Percent, j.Failed = &e.Current, &e.Total, &e.Percent, e.Failed
 		if e.ETA >= 0 {
 			s := math.Round(e.ETA.Seconds()*1000) / 1000
 			j.ETASeconds = &s
 		}
+	case EventMetric:
+		j.Value = (*jsonFloat)(&e.Value)
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -96,7 +131,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	*e = Event{
 		Type: j.Type, Time: j.Time, Level: j.Level, Action: j.Action, JobID: j.JobID,
-		Category: j.Category, Event: j.Event, Data: j.Data, Message: j.Message, Values: j.Values,
+		Category: j.Category, Event: j.Event, Data: j.Data, File: j.File, FileName: j.FileName,
+		Message: j.Message, Values: j.Values, Key: j.Key, Steps: j.Steps, Failed: j.Failed,
 		ETA: -1,
 	}
 	if j.Current != nil {
@@ -111,5 +147,73 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if j.ETASeconds != nil {
 		e.ETA = time.Duration(*j.ETASeconds * float64(time.Second))
 	}
+	if j.Value != nil {
+		e.Value = float64(*j.Value)
+	}
 	return nil
+}
+
+// appendMetric appends the wire form of a metric event without extra
+// metrics, as MarshalJSON would write it, and reports whether it could:
+// strings that need escaping take the general path. It is what makes a
+// metric point cheap enough to log in a tight loop.
+func appendMetric(b []byte, e *Event) ([]byte, bool) {
+	if !plainJSON(e.Action) || !plainJSON(e.JobID) || !plainJSON(e.Category) || !plainJSON(e.Key) {
+		return b, false
+	}
+	b = append(b, `{"type":"metric","time":"`...)
+	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"`...)
+	b = append(b, e.Level.String()...)
+	b = append(b, '"')
+	b = appendField(b, "action", e.Action)
+	b = appendField(b, "job_id", e.JobID)
+	b = appendField(b, "category", e.Category)
+	b = appendField(b, "key", e.Key)
+	b = append(b, `,"value":`...)
+	b = appendFloat(b, e.Value)
+	return append(b, "}\n"...), true
+}
+
+func appendField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, `":"`...)
+	b = append(b, value...)
+	return append(b, '"')
+}
+
+// plainJSON reports whether s is written in JSON as is: printable ASCII
+// without quote or backslash.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendFloat writes f as encoding/json does, and null when it is not
+// finite.
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }

@@ -46,7 +46,8 @@ type ExecutorConfig struct {
 }
 
 // NewExecutorConfig resolves opts for an executor of another package:
-// Env is the WithEnv value (nil when none was given), Logger defaults to
+// Env is the WithEnv value (nil when none was given) with WithLanguage's
+// language as SYNAPSE_LANGUAGE, Logger defaults to
 // NewConsoleLogger(os.Stderr).
 func NewExecutorConfig(opts ...Option) ExecutorConfig {
 	var c execConfig
@@ -55,6 +56,9 @@ func NewExecutorConfig(opts ...Option) ExecutorConfig {
 	}
 	if c.logger == nil {
 		c.logger = NewConsoleLogger(os.Stderr)
+	}
+	if c.lang != "" {
+		c.env = MergeEnv(c.env, NewEnv(map[string]any{LanguageEnv: c.lang}))
 	}
 	return ExecutorConfig{Env: c.env, JobID: c.jobID, Logger: c.logger}
 }
@@ -207,6 +211,9 @@ func RunPlugin(ctx context.Context, pluginCode, action string, params any, opts 
 		rc.exec.logger = NewConsoleLogger(os.Stderr)
 	}
 	explicitEnv := rc.exec.env
+	if rc.exec.lang != "" {
+		explicitEnv = MergeEnv(explicitEnv, NewEnv(map[string]any{LanguageEnv: rc.exec.lang}))
+	}
 	set, _ := registered(pluginCode)
 	switch {
 	case rc.action == nil && rc.actionSet:

@@ -45,7 +45,7 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	e.Event = r.Message
 	e.Data = data
-	h.ctx.run.logger.Handle(e)
+	h.ctx.run.handle(e)
 	return nil
 }
 
@@ -101,8 +101,10 @@ func fromSlogLevel(l slog.Level) Level {
 		return LevelInfo
 	case l < slog.LevelError:
 		return LevelWarning
+	case l < slog.LevelError+4:
+		return LevelError
 	}
-	return LevelError
+	return LevelCritical
 }
 
 func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -70,6 +70,7 @@ func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int
 	defer cancel()
 	result, err := synapse.NewLocalExecutor(synapse.WithJobID(jobID), synapse.WithLogger(events)).
 		Execute(ctx, action, params)
+	events.Flush() // held-back progress, so the caller's progress record ends right
 	stop()
 	if err != nil {
 		return fail(err)

@@ -102,16 +102,18 @@ func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, re
 		fail(err)
 		return
 	}
+	wire := newWireLogger(req.ID, out)
 	exec := synapse.NewLocalExecutor(
 		synapse.WithEnv(synapse.MergeEnv(base, synapse.NewEnv(req.Env))),
 		synapse.WithJobID(req.JobID),
-		synapse.WithLogger(newWireLogger(req.ID, out)))
+		synapse.WithLogger(wire))
 	params := any(req.Params)
 	if len(req.Params) == 0 {
 		params = nil
 	}
 	result, err := exec.Execute(ctx, action, params)
-	flush() // what the action printed goes out before its outcome
+	wire.Flush() // held-back progress, so the caller's progress record ends right
+	flush()      // what the action printed goes out before its outcome
 	if err != nil {
 		fail(err)
 		return
@@ -126,7 +128,7 @@ func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, re
 
 // newWireLogger sends a run's events as protocol event messages. Progress
 // is throttled as on the console, so a tight loop does not flood the pipe.
-func newWireLogger(id string, out *protocol.Writer) synapse.Logger {
+func newWireLogger(id string, out *protocol.Writer) *synapse.ThrottledLogger {
 	return synapse.ThrottleProgress(synapse.NewJSONLogger(lineFunc(func(line []byte) {
 		_ = out.Write(protocol.Message{Type: protocol.TypeEvent, ID: id, Event: bytes.TrimRight(line, "\n")})
 	})))

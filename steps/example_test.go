@@ -34,9 +34,15 @@ func (exConvertStep) Rollback(ctx *steps.Context, r steps.Result) error {
 	return nil
 }
 
-// printStepProgress prints the progress events of a run, and nothing else.
+// printStepProgress prints the plan and the progress events of a run, and
+// nothing else.
 var printStepProgress = synapse.LoggerFunc(func(e synapse.Event) {
-	if e.Type == synapse.EventProgress {
+	switch e.Type {
+	case synapse.EventSteps:
+		for _, s := range e.Steps {
+			fmt.Printf("plan %d %s %v%%\n", s.Order, s.Name, s.Proportion)
+		}
+	case synapse.EventProgress:
 		fmt.Printf("progress [%s] %d/%d\n", e.Category, e.Current, e.Total)
 	}
 })
@@ -60,7 +66,9 @@ func exImportSteps(failConvert bool) *steps.Registry {
 
 func ExampleOrchestrator() {
 	importAction := synapse.NewAction("import", func(ctx *synapse.Context, _ struct{}) (steps.Summary, error) {
-		return steps.NewOrchestrator(exImportSteps(false)).Run(ctx)
+		sum, err := steps.NewOrchestrator(exImportSteps(false)).Run(ctx)
+		fmt.Println("overall", ctx.Progress().Current.Overall)
+		return sum, err
 	})
 	out, err := synapse.NewLocalExecutor(synapse.WithLogger(printStepProgress)).Execute(context.Background(), importAction, nil)
 	if err != nil {
@@ -71,9 +79,13 @@ func ExampleOrchestrator() {
 	fmt.Printf("success=%v executed=%d total=%d converted=%v\n",
 		sum.Success, sum.StepsExecuted, sum.StepsTotal, sum.Results[2].Data["converted"])
 	// Output:
-	// progress [download] 30/100
-	// progress [validate] 50/100
+	// plan 0 download 30%
+	// plan 1 validate 20%
+	// plan 2 convert 50%
+	// progress [download] 100/100
+	// progress [validate] 100/100
 	// progress [convert] 100/100
+	// overall 100
 	// success=true executed=2 total=3 converted=/data/cats.yolo
 }
 

@@ -41,6 +41,14 @@ type Step interface {
 	Rollback(ctx *Context, result Result) error
 }
 
+// Proportioner is implemented by a step with an explicit proportion: its
+// share of the whole run in percent (Python: progress_proportion). Values
+// that are not > 0 mean none. Steps made by New take one with
+// WithProportion; the wrappers pass on the wrapped step's.
+type Proportioner interface {
+	ProgressProportion() float64
+}
+
 // Base provides the optional methods of Step: CanSkip returns false
 // and Rollback does nothing. Embed it and define Name, ProgressWeight and
 // Execute.
@@ -215,6 +223,80 @@ func weightOf(s Step) float64 {
 	return w
 }
 
+// Plan returns the steps' names, 0-based orders and proportions, the way
+// an Orchestrator announces them (synapse.EventSteps) and the progress
+// record weighs them. Proportions are in percent and add up to 100:
+//
+//   - explicit proportions (Proportioner) are kept when they add up to at
+//     most 100 (scaled down to 100 when they add up to more);
+//   - the rest of 100 is shared by the other steps by progress weight;
+//   - when no other step has weight, the explicit proportions are scaled
+//     up to 100; when no step has either, all share equally.
+//
+// Proportions are rounded to 2 decimals.
+func (r *Registry) Plan() []synapse.StepInfo { return plan(r.Steps()) }
+
+func plan(steps []Step) []synapse.StepInfo {
+	out := make([]synapse.StepInfo, len(steps))
+	explicit := make([]float64, len(steps))
+	var sumExplicit, sumWeight float64
+	for i, s := range steps {
+		out[i] = synapse.StepInfo{Name: s.Name(), Order: i}
+		if p := proportionOf(s); p > 0 {
+			explicit[i] = p
+			sumExplicit += p
+		} else {
+			sumWeight += weightOf(s)
+		}
+	}
+	share := make([]float64, len(steps))
+	switch {
+	case sumExplicit == 0 && sumWeight == 0:
+		for i := range share {
+			share[i] = 100 / float64(len(steps))
+		}
+	case sumWeight == 0 || sumExplicit >= 100:
+		for i := range share {
+			share[i] = explicit[i] / sumExplicit * 100
+		}
+	default:
+		rest := 100 - sumExplicit
+		for i, s := range steps {
+			if explicit[i] > 0 {
+				share[i] = explicit[i]
+			} else {
+				share[i] = weightOf(s) / sumWeight * rest
+			}
+		}
+	}
+	// Round to 2 decimals; the last step with a share takes the rounding
+	// remainder, so the proportions add up to 100 exactly.
+	last, sum := -1, 0.0
+	for i := range out {
+		out[i].Proportion = math.Round(share[i]*100) / 100
+		if share[i] > 0 {
+			last = i
+		}
+		sum += out[i].Proportion
+	}
+	if last >= 0 {
+		out[last].Proportion = math.Round((out[last].Proportion+100-sum)*100) / 100
+	}
+	return out
+}
+
+func proportionOf(s Step) float64 {
+	p, ok := s.(Proportioner)
+	if !ok {
+		return 0
+	}
+	v := p.ProgressProportion()
+	if !(v > 0) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
 // Summary is the outcome of an Orchestrator run.
 type Summary struct {
 	// Success reports that every step succeeded or was skipped.
@@ -274,6 +356,13 @@ var errNoSuccess = errors.New("the step returned Success false without an Err")
 // Orchestrator runs the steps of a Registry in order, inside an action.
 type Orchestrator struct {
 	reg *Registry
+
+	// BeforeStep, when set, is called before each step's skip check, with
+	// the step's name and the Context the step will get (Python: the
+	// orchestrator's before_step hook): it can prepare state the step
+	// depends on. An error (or a panic) fails the step without running it;
+	// the steps run before it are rolled back.
+	BeforeStep func(ctx *Context, name string) error
 }
 
 // NewOrchestrator returns an orchestrator for the steps of reg. The steps
@@ -296,21 +385,25 @@ func NewOrchestrator(reg *Registry) *Orchestrator { return &Orchestrator{reg: re
 // A failure returns a *Error naming the step, with the rollback
 // errors; the summary is returned too, with Success false.
 //
-// Progress: after each step that succeeds or is skipped, when the total
-// weight is > 0, Run reports progress under the step's name as category:
-// current = int(completed weight / total weight * 100), total = 100, so the
-// last step reports 100. The ETA is estimated from the time since Run
-// started and the completed weight.
+// Progress: Run first announces the plan (an EventSteps event with
+// Registry.Plan's names, orders and proportions), which the run's progress
+// record (synapse.Context.Progress) uses to weigh each step's progress in
+// the overall percent. Inside a step, ctx.SetProgress reports under the
+// step's name. After each step that succeeds or is skipped, Run reports
+// 100% for it unless the step already did; a failed step is marked with
+// SetProgressFailed. BeforeStep, when set, runs before each skip check.
+// The Context's CurrentStep is cleared when Run returns, on success and on
+// failure.
 func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 	if ctx == nil {
 		return Summary{}, errors.New("run steps: context is nil")
 	}
 	steps := o.reg.Steps()
 	sum := Summary{StepsTotal: len(steps)}
-	total := totalWeight(steps)
 	sc := &Context{Context: ctx}
-	start := ctx.Now()
-	var done float64
+	if len(steps) > 0 {
+		ctx.Emit(synapse.Event{Type: synapse.EventSteps, Level: synapse.LevelInfo, Steps: plan(steps)})
+	}
 	var executed []int // indexes of the steps whose Execute ran
 
 	// sc.Results gets one result per step reached, so sc.Results[i] is the
@@ -321,6 +414,12 @@ func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 		sc.Context = ctx.WithCategory(name)
 		if err := ctx.Err(); err != nil {
 			return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: err})
+		}
+		if o.BeforeStep != nil {
+			if stack, err := callBefore(o.BeforeStep, sc, name); err != nil {
+				sc.Results = append(sc.Results, Result{Step: name, Err: err})
+				return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: err, Stack: stack})
+			}
 		}
 		skip, stack, perr := callSkip(s, sc)
 		if perr != nil {
@@ -342,9 +441,8 @@ func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 				return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: res.Err, Stack: stack})
 			}
 		}
-		done += weightOf(s)
-		if total > 0 {
-			reportStepProgress(ctx, name, done, total, ctx.Now().Sub(start))
+		if p, ok := ctx.Progress().Steps[name]; !ok || p.Percent != 100 {
+			emitProgress(ctx, name, 100, 100, 0)
 		}
 	}
 	sc.CurrentStep = ""
@@ -359,6 +457,7 @@ func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 // failed run. Skipped steps, and a step whose CanSkip panicked, did not
 // execute and are not rolled back.
 func rollback(ctx *synapse.Context, sc *Context, steps []Step, executed []int, sum Summary, serr *Error) (Summary, error) {
+	ctx.SetProgressFailed(serr.Step)
 	uncancelled := ctx.WithContext(context.WithoutCancel(ctx))
 	for _, i := range slices.Backward(executed) {
 		res := sc.Results[i]
@@ -377,21 +476,6 @@ func rollback(ctx *synapse.Context, sc *Context, steps []Step, executed []int, s
 	return sum, serr
 }
 
-// reportStepProgress emits the orchestrator's progress event. It does not
-// go through SetProgress, whose ETA is per category: the share is overall,
-// so the ETA is estimated from the whole run.
-func reportStepProgress(ctx *synapse.Context, category string, done, total float64, elapsed time.Duration) {
-	current := min(max(int(done/total*100), 0), 100)
-	eta := time.Duration(-1)
-	if done > 0 {
-		eta = time.Duration(float64(elapsed) / done * (total - done))
-		if current == 100 || eta < 0 {
-			eta = 0
-		}
-	}
-	emitProgress(ctx, category, current, 100, eta)
-}
-
 // emitProgress sends a progress event with a computed ETA; 0 <= current <=
 // total and total > 0 are the caller's to guarantee.
 func emitProgress(ctx *synapse.Context, category string, current, total int, eta time.Duration) {
@@ -400,6 +484,18 @@ func emitProgress(ctx *synapse.Context, category string, current, total int, eta
 	e.Percent = math.Round(float64(current)/float64(total)*10000) / 100
 	e.ETA = eta
 	ctx.Emit(e)
+}
+
+func callBefore(before func(*Context, string) error, sc *Context, name string) (stack string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack, err = string(debug.Stack()), &synapse.PanicError{Value: v}
+		}
+	}()
+	if err := before(sc, name); err != nil {
+		return "", fmt.Errorf("before step %q: %w", name, err)
+	}
+	return "", nil
 }
 
 func callSkip(s Step, sc *Context) (skip bool, stack string, err error) {
@@ -443,6 +539,12 @@ func New(name string, weight float64, execute func(ctx *Context) Result, opts ..
 // Option configures a step created by New.
 type Option func(*funcStep)
 
+// WithProportion gives the step an explicit proportion: its share of the
+// whole run in percent (see Registry.Plan).
+func WithProportion(percent float64) Option {
+	return func(s *funcStep) { s.proportion = percent }
+}
+
 // WithSkipCheck makes the step skipped whenever canSkip returns true.
 func WithSkipCheck(canSkip func(ctx *Context) bool) Option {
 	return func(s *funcStep) { s.canSkip = canSkip }
@@ -454,15 +556,19 @@ func WithRollback(rollback func(ctx *Context, result Result) error) Option {
 }
 
 type funcStep struct {
-	name     string
-	weight   float64
-	execute  func(*Context) Result
-	canSkip  func(*Context) bool
-	rollback func(*Context, Result) error
+	name       string
+	weight     float64
+	proportion float64
+	execute    func(*Context) Result
+	canSkip    func(*Context) bool
+	rollback   func(*Context, Result) error
 }
 
 func (s *funcStep) Name() string            { return s.name }
 func (s *funcStep) ProgressWeight() float64 { return s.weight }
+
+// ProgressProportion returns the WithProportion value (0 for none).
+func (s *funcStep) ProgressProportion() float64 { return s.proportion }
 
 func (s *funcStep) Execute(ctx *Context) Result {
 	if s.execute == nil {
@@ -504,6 +610,7 @@ type wrapped struct{ s Step }
 
 func (w wrapped) Name() string                          { return w.s.Name() }
 func (w wrapped) ProgressWeight() float64               { return w.s.ProgressWeight() }
+func (w wrapped) ProgressProportion() float64           { return proportionOf(w.s) }
 func (w wrapped) CanSkip(ctx *Context) bool             { return w.s.CanSkip(ctx) }
 func (w wrapped) Rollback(ctx *Context, r Result) error { return w.s.Rollback(ctx, r) }
 

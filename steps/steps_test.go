@@ -388,24 +388,21 @@ func TestOrchestratorStopsWhenCancelled(t *testing.T) {
 }
 
 func TestOrchestratorProgress(t *testing.T) {
-	type ev struct {
-		category       string
-		current, total int
-	}
 	tests := []struct {
-		name    string
-		weights []float64
-		skip    int // index of the skipped step, or -1
-		fail    int // index of the failing step, or -1
-		want    []ev
+		name        string
+		weights     []float64
+		skip        int // index of the skipped step, or -1
+		fail        int // index of the failing step, or -1
+		proportions []float64
+		overall     []float64 // overall after each progress event
 	}{
-		{"weighted", []float64{0.3, 0.2, 0.5}, -1, -1, []ev{{"a", 30, 100}, {"b", 50, 100}, {"c", 100, 100}}},
-		{"skipped step counts as done", []float64{0.3, 0.2, 0.5}, 1, -1, []ev{{"a", 30, 100}, {"b", 50, 100}, {"c", 100, 100}}},
-		{"truncated to whole percents", []float64{1, 1, 1}, -1, -1, []ev{{"a", 33, 100}, {"b", 66, 100}, {"c", 100, 100}}},
-		{"zero-weight step reports the same share", []float64{1, 0, 1}, -1, -1, []ev{{"a", 50, 100}, {"b", 50, 100}, {"c", 100, 100}}},
-		{"negative and NaN weights count as 0", []float64{1, -5, math.NaN()}, -1, -1, []ev{{"a", 100, 100}, {"b", 100, 100}, {"c", 100, 100}}},
-		{"no weight, no progress", []float64{0, 0, 0}, -1, -1, nil},
-		{"failure stops progress", []float64{0.3, 0.2, 0.5}, -1, 1, []ev{{"a", 30, 100}}},
+		{"weighted", []float64{0.3, 0.2, 0.5}, -1, -1, []float64{30, 20, 50}, []float64{30, 50, 100}},
+		{"skipped step counts as done", []float64{0.3, 0.2, 0.5}, 1, -1, []float64{30, 20, 50}, []float64{30, 50, 100}},
+		{"rounding remainder goes to the last step", []float64{1, 1, 1}, -1, -1, []float64{33.33, 33.33, 33.34}, []float64{33.33, 66.66, 100}},
+		{"zero-weight step has no share", []float64{1, 0, 1}, -1, -1, []float64{50, 0, 50}, []float64{50, 50, 100}},
+		{"negative and NaN weights count as 0", []float64{1, -5, math.NaN()}, -1, -1, []float64{100, 0, 0}, []float64{100, 100, 100}},
+		{"no weight at all: equal shares", []float64{0, 0, 0}, -1, -1, []float64{33.33, 33.33, 33.34}, []float64{33.33, 66.66, 100}},
+		{"failure marks the step failed, overall stays", []float64{0.3, 0.2, 0.5}, -1, 1, []float64{30, 20, 50}, []float64{30, 30}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -419,19 +416,120 @@ func TestOrchestratorProgress(t *testing.T) {
 				list = append(list, s)
 			}
 			r := runSteps(t, nil, list...)
-			var got []ev
+			pt := synapse.NewProgressTracker()
+			var overall []float64
+			var plan []synapse.StepInfo
 			for _, e := range r.Events() {
-				if e.Type == synapse.EventProgress {
-					got = append(got, ev{e.Category, e.Current, e.Total})
-					if e.Percent != float64(e.Current) {
-						t.Errorf("percent %v for %d of 100", e.Percent, e.Current)
-					}
+				pt.Handle(e)
+				switch e.Type {
+				case synapse.EventSteps:
+					plan = e.Steps
+				case synapse.EventProgress:
+					overall = append(overall, pt.Record().Current.Overall)
 				}
 			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("progress = %v, want %v", got, tt.want)
+			var props []float64
+			for i, s := range plan {
+				if s.Order != i || s.Name != []string{"a", "b", "c"}[i] {
+					t.Errorf("plan step %d = %+v", i, s)
+				}
+				props = append(props, s.Proportion)
+			}
+			if !slices.Equal(props, tt.proportions) {
+				t.Errorf("proportions = %v, want %v", props, tt.proportions)
+			}
+			if !slices.Equal(overall, tt.overall) {
+				t.Errorf("overall after each progress event = %v, want %v", overall, tt.overall)
+			}
+			rec := pt.Record()
+			if tt.fail >= 0 {
+				name := []string{"a", "b", "c"}[tt.fail]
+				if st := rec.Steps[name]; st.Status != "failed" || rec.Current.Step != name {
+					t.Errorf("failed step record = %+v, current %+v; want status failed and current", st, rec.Current)
+				}
+			} else if rec.Current.Step != "c" || *rec.Current.Order != 2 || rec.Current.Percent != 100 {
+				t.Errorf("current = %+v, want step c, order 2, 100%%", rec.Current)
 			}
 		})
+	}
+}
+
+func TestPlanExplicitProportions(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []steps.Step
+		want []float64
+	}{
+		{"explicit kept, rest by weight", []steps.Step{
+			steps.New("a", 1, nil, steps.WithProportion(20)),
+			steps.New("b", 3, nil),
+			steps.New("c", 1, nil),
+		}, []float64{20, 60, 20}},
+		{"explicit only, scaled up to 100", []steps.Step{
+			steps.New("a", 0, nil, steps.WithProportion(10)),
+			steps.New("b", 0, nil, steps.WithProportion(30)),
+		}, []float64{25, 75}},
+		{"explicit over 100, scaled down; others get nothing", []steps.Step{
+			steps.New("a", 0, nil, steps.WithProportion(150)),
+			steps.New("b", 0, nil, steps.WithProportion(50)),
+			steps.New("c", 5, nil),
+		}, []float64{75, 25, 0}},
+		{"wrappers pass the proportion on", []steps.Step{
+			steps.Logging(steps.Timing(steps.New("a", 0, nil, steps.WithProportion(40)))),
+			steps.New("b", 1, nil),
+		}, []float64{40, 60}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := steps.NewRegistry()
+			reg.Register(tt.in...)
+			var got []float64
+			for _, s := range reg.Plan() {
+				got = append(got, s.Proportion)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("proportions = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBeforeStep(t *testing.T) {
+	tr := &stepTrace{}
+	a := &recStep{name: "a", weight: 1, tr: tr}
+	b := &recStep{name: "b", weight: 1, tr: tr, skip: true}
+	c := &recStep{name: "c", weight: 1, tr: tr}
+	reg := steps.NewRegistry()
+	reg.Register(a, b, c)
+	o := steps.NewOrchestrator(reg)
+	var seen []string
+	o.BeforeStep = func(ctx *steps.Context, name string) error {
+		seen = append(seen, name+"/"+ctx.CurrentStep+"/"+ctx.Category())
+		if name == "c" {
+			return errors.New("no GPU")
+		}
+		return nil
+	}
+	var sc *steps.Context
+	o.BeforeStep = func(prev func(*steps.Context, string) error) func(*steps.Context, string) error {
+		return func(ctx *steps.Context, name string) error { sc = ctx; return prev(ctx, name) }
+	}(o.BeforeStep)
+	res := plugintest.Run(t, synapse.NewAction("x", func(ctx *synapse.Context, _ struct{}) (any, error) {
+		_, err := o.Run(ctx)
+		return nil, err
+	}), nil)
+	if want := []string{"a/a/a", "b/b/b", "c/c/c"}; !slices.Equal(seen, want) {
+		t.Errorf("hook saw %v, want %v (called before each skip check, with the step's context)", seen, want)
+	}
+	var se *steps.Error
+	if !errors.As(res.Err, &se) || se.Step != "c" || !strings.Contains(se.Error(), "no GPU") {
+		t.Fatalf("error = %v, want step c failing with the hook's error", res.Err)
+	}
+	if want := []string{"run:a", "rollback:a(undo=a)"}; !slices.Equal(tr.calls, want) {
+		t.Errorf("calls = %v, want %v (c never runs; a is rolled back)", tr.calls, want)
+	}
+	if sc.CurrentStep != "" {
+		t.Errorf("CurrentStep = %q after Run, want it cleared", sc.CurrentStep)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 )
@@ -51,6 +52,9 @@ Exit codes as for plugin run.`,
 			argv := []string{bin, "plugin", "run-pipeline", args[0], "--path", cfg.Path, "--params", flags.Params, "--output", flags.Output}
 			for _, kv := range flags.Env {
 				argv = append(argv, "--env", kv)
+			}
+			if flags.Lang != "" { // as an env value, which binaries of any SDK version take
+				argv = append(argv, "--env", synapse.LanguageEnv+"="+flags.Lang)
 			}
 			for flag, v := range map[string]string{"--env-file": flags.EnvFile, "--job-id": flags.JobID, "--resume": flags.Resume, "--work-dir": flags.WorkDir} {
 				if v != "" {

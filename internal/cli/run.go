@@ -101,6 +101,9 @@ func execLocal(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *c
 	for _, kv := range flags.Env {
 		argv = append(argv, "--env", kv)
 	}
+	if flags.Lang != "" { // as an env value, which binaries of any SDK version take
+		argv = append(argv, "--env", synapse.LanguageEnv+"="+flags.Lang)
+	}
 	if flags.EnvFile != "" {
 		argv = append(argv, "--env-file", flags.EnvFile)
 	}

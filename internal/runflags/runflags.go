@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type Flags struct {
 	Path       string
 	Params     string
 	Mode       string
+	Lang       string
 	Env        []string
 	EnvFile    string
 	JobID      string
@@ -74,6 +76,7 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Params, "params", "{}", "action params as JSON; @file.json reads a file, - reads stdin")
 	fs.StringVarP(&f.Mode, "mode", "m", "", "local, task, job (alias jobs-api) or remote (default: a prompt on a terminal, else local)")
 	fs.StringArrayVar(&f.Env, "env", nil, "KEY=VALUE for the action's env (repeatable; highest precedence)")
+	fs.StringVar(&f.Lang, "lang", "", "language of the run's localized messages, e.g. en or ko (default $SYNAPSE_LANGUAGE, else en)")
 	fs.StringVar(&f.EnvFile, "env-file", "", "TOML file of env values")
 	fs.StringVar(&f.JobID, "job-id", "", "job identifier passed to the run")
 	fs.StringVar(&f.RayAddress, "ray-address", "auto", "Ray address for task and job modes")
@@ -138,6 +141,9 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		return err
 	}
 	if err := checkEnv(f.Env); err != nil {
+		return err
+	}
+	if err := checkLang(f.Lang); err != nil {
 		return err
 	}
 	for _, r := range []struct {
@@ -286,8 +292,10 @@ func ParseBytes(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
-// EnvValues parses the --env flags into a map (later flags win).
-func (f *Flags) EnvValues() map[string]any { return envValues(f.Env) }
+// EnvValues parses the --env flags into a map (later flags win), with
+// the run's language as SYNAPSE_LANGUAGE: --lang, else an --env value,
+// else $SYNAPSE_LANGUAGE (so it reaches runs on a cluster too).
+func (f *Flags) EnvValues() map[string]any { return withLang(envValues(f.Env), f.Lang) }
 
 // ReadParams returns the params JSON named by --params: the text itself,
 // @file to read a file, or - to read stdin.
@@ -319,6 +327,7 @@ func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) 
 type PipelineFlags struct {
 	Path    string
 	Params  string
+	Lang    string
 	Env     []string
 	EnvFile string
 	JobID   string
@@ -333,6 +342,7 @@ func (f *PipelineFlags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Path, "path", ".", "plugin directory or config.yaml path")
 	fs.StringVar(&f.Params, "params", "{}", "initial params as JSON; @file.json reads a file, - reads stdin")
 	fs.StringArrayVar(&f.Env, "env", nil, "KEY=VALUE for the actions' env (repeatable; highest precedence)")
+	fs.StringVar(&f.Lang, "lang", "", "language of the actions' localized messages, e.g. en or ko (default $SYNAPSE_LANGUAGE, else en)")
 	fs.StringVar(&f.EnvFile, "env-file", "", "TOML file of env values")
 	fs.StringVar(&f.JobID, "job-id", "", "job identifier passed to every action")
 	fs.StringVarP(&f.Output, "output", "o", "text", "text or json (the last action's result only)")
@@ -348,11 +358,45 @@ func (f *PipelineFlags) Check() error {
 	if err := checkEnv(f.Env); err != nil {
 		return err
 	}
+	if err := checkLang(f.Lang); err != nil {
+		return err
+	}
 	if f.Resume != "" && f.Params != "{}" {
 		return &UsageError{Flag: "params", Message: "a resumed run continues with its saved params; drop --params or --resume"}
 	}
 	return nil
 }
 
-// EnvValues parses the --env flags into a map (later flags win).
-func (f *PipelineFlags) EnvValues() map[string]any { return envValues(f.Env) }
+// EnvValues parses the --env flags into a map (later flags win), with
+// the language as for Flags.EnvValues.
+func (f *PipelineFlags) EnvValues() map[string]any { return withLang(envValues(f.Env), f.Lang) }
+
+// langPattern is a language code: ISO 639-1 or -2, maybe with a region or
+// script (en, ko, pt-BR, zh-Hant).
+var langPattern = regexp.MustCompile(`^[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*$`)
+
+func checkLang(lang string) error {
+	if lang != "" && !langPattern.MatchString(lang) {
+		return &UsageError{Flag: "lang", Message: fmt.Sprintf("want a language code such as en, ko or pt-BR (got %q)", lang)}
+	}
+	return nil
+}
+
+// withLang sets SYNAPSE_LANGUAGE in values: to lang when given, else keeps
+// an --env value, else takes the environment's.
+func withLang(values map[string]any, lang string) map[string]any {
+	if lang == "" {
+		if _, ok := values[synapse.LanguageEnv]; ok {
+			return values
+		}
+		lang = os.Getenv(synapse.LanguageEnv)
+	}
+	if lang == "" {
+		return values
+	}
+	if values == nil {
+		values = map[string]any{}
+	}
+	values[synapse.LanguageEnv] = lang
+	return values
+}
