@@ -187,7 +187,11 @@ func formatLine(b *bytes.Buffer, e Event) {
 		b.WriteString("Metric: ")
 		b.WriteString(e.Key)
 		b.WriteByte('=')
-		b.Write(appendFloat(b.AvailableBuffer(), e.Value))
+		if math.IsNaN(e.Value) || math.IsInf(e.Value, 0) {
+			b.WriteString(strconv.FormatFloat(e.Value, 'g', -1, 64))
+		} else {
+			b.Write(appendFloat(b.AvailableBuffer(), e.Value))
+		}
 		if len(e.Data) > 0 {
 			b.WriteByte(' ')
 			writeJSON(b, e.Data)

@@ -51,6 +51,22 @@ var formatEvents = []Event{
 	{Type: EventProgress, Current: 3, Total: 3, Percent: 100, ETA: 0},
 	{Type: EventMetrics, Category: "training", Values: map[string]any{"final_loss": 0.05}},
 	{Type: EventMetrics, Category: "training", Values: map[string]any{"final_loss": 0.05, "accuracy": 0.93, "epochs": 10}},
+	{Type: EventMessage, Level: LevelDanger, Message: "GPU memory at 98%"},
+	{Type: EventMessage, Level: LevelCritical, Category: "upload", Message: "storage lost"},
+	{Type: EventLog, Level: LevelWarning, Category: "eval", Event: "confusion", Data: map[string]any{"n": 2}, File: "data:image/png;base64,iVBORw0KGgo=", FileName: "cm.png"},
+	{Type: EventMetric, Category: "train", Key: "loss", Value: 0.25},
+	{Type: EventMetric, Category: "val", Key: "acc", Value: 1e-7, Data: map[string]any{"epoch": 3}},
+	{Type: EventMetric, Category: "val", Key: "loss", Value: math.NaN()},
+	{Type: EventVisualization, Category: "val", Data: map[string]any{"group": "predictions", "index": 0, "threshold": 0.5}, File: "data:image/jpeg;base64,/9j/", FileName: "pred-0.jpg"},
+	{Type: EventTrials, Data: map[string]any{
+		"trials":          map[string]any{"t1": map[string]any{"lr": 0.01, "loss": 0.4, "status": "done"}, "t2": map[string]any{"lr": 0.1, "loss": 0.2}},
+		"base":            []any{"status"},
+		"hyperparameters": []any{"lr"},
+		"metrics":         []any{"loss"},
+		"best_trial":      "t2",
+	}},
+	{Type: EventSteps, Steps: []StepInfo{{Name: "download", Order: 0, Proportion: 20}, {Name: "train", Order: 1, Proportion: 80}}},
+	{Type: EventProgress, Level: LevelError, Category: "train", Failed: true, ETA: -1},
 }
 
 func TestConsoleFormatsGolden(t *testing.T) {

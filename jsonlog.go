@@ -149,6 +149,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	if j.Value != nil {
 		e.Value = float64(*j.Value)
+	} else if e.Type == EventMetric {
+		e.Value = math.NaN() // null: not finite
 	}
 	return nil
 }

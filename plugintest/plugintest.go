@@ -1,5 +1,6 @@
 // Package plugintest runs synapse actions in-process for tests and records
-// what they reported: result, error, logs, messages, progress and metrics.
+// what they reported: result, error, logs, messages, progress (and the
+// progress record), metrics and metric series, visualizations and trials.
 //
 //	res := plugintest.Run(t, Train, map[string]any{"epochs": 3})
 //	if res.Err != nil { t.Fatal(res.Err) }
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 )
@@ -20,8 +22,10 @@ import (
 // Recorder is a synapse.Logger that keeps every event. It is safe for
 // concurrent use.
 type Recorder struct {
-	mu     sync.Mutex
-	events []synapse.Event
+	mu      sync.Mutex
+	events  []synapse.Event
+	elapsed time.Duration // how long the run took, once done
+	done    bool
 }
 
 // NewRecorder returns an empty Recorder.
@@ -101,6 +105,103 @@ func (r *Recorder) Metrics(category string) map[string]any {
 	return maps.Clone(last)
 }
 
+// Series returns the points of the metric series key of category
+// (Context.LogMetric), in order.
+func (r *Recorder) Series(category, key string) []synapse.MetricPoint {
+	var out []synapse.MetricPoint
+	for _, e := range r.Events() {
+		if e.Type == synapse.EventMetric && e.Category == category && e.Key == key {
+			out = append(out, synapse.MetricPoint{Time: e.Time, Value: e.Value, Extra: e.Data})
+		}
+	}
+	return out
+}
+
+// Visualization is one image reported with Context.LogVisualization.
+type Visualization struct {
+	Category, Group string
+	Index           int
+	// Meta is the metadata given with the image.
+	Meta map[string]any
+	// Name, ContentType and Image are the file's name, MIME type and bytes.
+	Name, ContentType string
+	Image             []byte
+}
+
+// Visualizations returns the images reported, in order.
+func (r *Recorder) Visualizations() []Visualization {
+	var out []Visualization
+	for _, e := range r.Events() {
+		if e.Type != synapse.EventVisualization {
+			continue
+		}
+		v := Visualization{Category: e.Category, Meta: map[string]any{}, Name: e.FileName}
+		for k, val := range e.Data {
+			switch k {
+			case "group":
+				v.Group, _ = val.(string)
+			case "index":
+				v.Index = toInt(val)
+			default:
+				v.Meta[k] = val
+			}
+		}
+		v.ContentType, v.Image, _ = synapse.DecodeDataURI(e.File)
+		out = append(out, v)
+	}
+	return out
+}
+
+func toInt(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+// Trials returns the last trials reported with Context.LogTrials, and
+// whether any were.
+func (r *Recorder) Trials() (synapse.Trials, bool) {
+	var last map[string]any
+	for _, e := range r.Events() {
+		if e.Type == synapse.EventTrials {
+			last = e.Data
+		}
+	}
+	if last == nil {
+		return synapse.Trials{}, false
+	}
+	var t synapse.Trials
+	b, err := json.Marshal(last)
+	if err == nil {
+		err = json.Unmarshal(b, &t)
+	}
+	return t, err == nil
+}
+
+// ProgressRecord returns the progress record built from the recorded
+// events, as a caller of a job would rebuild it (synapse.ProgressTracker);
+// after Run it has the run's time_elapsed.
+func (r *Recorder) ProgressRecord() synapse.ProgressRecord {
+	t := synapse.NewProgressTracker()
+	for _, e := range r.Events() {
+		t.Handle(e)
+	}
+	r.mu.Lock()
+	elapsed, done := r.elapsed, r.done
+	r.mu.Unlock()
+	if done {
+		t.Finish(elapsed)
+	}
+	return t.Record()
+}
+
 // Categories returns the categories that reported progress or metrics, in
 // order of first use.
 func (r *Recorder) Categories() []string {
@@ -159,6 +260,10 @@ func run(ctx context.Context, action synapse.Action, params any, opts []synapse.
 	}
 	cfg := append([]synapse.Option{synapse.WithEnv(synapse.NewEnv(nil))}, opts...)
 	cfg = append(cfg, synapse.WithLogger(logger))
+	start := time.Now()
 	v, err := synapse.NewLocalExecutor(cfg...).Execute(ctx, action, params)
+	rec.mu.Lock()
+	rec.elapsed, rec.done = time.Since(start), true
+	rec.mu.Unlock()
 	return &Result{Recorder: rec, Value: v, Err: err}
 }
