@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/go-playground/validator/v10"
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -105,4 +106,46 @@ func BenchmarkProgressMillion(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkMetricSeriesMillion is one op = 1,000,000 metric-series points
+// (Context.LogMetric) through the JSON logger to io.Discard, the wire a
+// plugin binary writes; the context keeps every point for Series too.
+// "encoder" is the baseline: the same events through encoding/json, what
+// each point would cost without the logger's fast path.
+func BenchmarkMetricSeriesMillion(b *testing.B) {
+	const points = 1_000_000
+	run := func(b *testing.B, extra bool) {
+		loop := synapse.NewAction("loop", func(ctx *synapse.Context, p map[string]any) (int, error) {
+			for i := range points {
+				var m map[string]any
+				if extra {
+					m = map[string]any{"epoch": i}
+				}
+				ctx.LogMetric("train", "loss", 1/float64(i+1), m)
+			}
+			return points, nil
+		})
+		ex := synapse.NewLocalExecutor(synapse.WithLogger(synapse.NewJSONLogger(io.Discard)), synapse.WithEnv(synapse.NewEnv(nil)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ex.Execute(context.Background(), loop, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("point", func(b *testing.B) { run(b, false) })
+	b.Run("point+extra", func(b *testing.B) { run(b, true) })
+	b.Run("encoder", func(b *testing.B) {
+		enc := json.NewEncoder(io.Discard)
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range points {
+				e := synapse.Event{Type: synapse.EventMetric, Time: time.Now(), Action: "loop", Category: "train", Key: "loss", Value: 1 / float64(i+1)}
+				if err := enc.Encode(e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

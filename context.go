@@ -40,7 +40,7 @@ type runState struct {
 	mu       sync.Mutex
 	progress map[string]*progressState
 	metrics  map[string]map[string]any
-	series   map[seriesKey][]MetricPoint
+	series   map[seriesKey]*series
 	warned   map[string]bool
 	slog     *slog.Logger
 
