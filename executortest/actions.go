@@ -8,6 +8,7 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/steps"
 )
 
 // EchoParams are the params of the "echo" action.
@@ -39,6 +40,8 @@ type WaitParams struct {
 //	wrapped returns {"result": "ok"} (an object whose only key is result)
 //	report  logs "reported" {k: 1}, a message, progress 1/2 and 2/2 in
 //	        category "work", metrics {loss: 0.5} in category "train"
+//	context uses every reporting call (ReportingAction); returns the
+//	        run's progress record and language
 //	env     returns the values of env keys LAYER, FROM_OPTION, FROM_CONFIG
 //	fail    returns the error "disk full"
 //	crash   panics with "boom"
@@ -64,6 +67,7 @@ func Actions() []synapse.Action {
 			ctx.SetMetrics(map[string]any{"loss": 0.5}, "train")
 			return "reported", nil
 		}),
+		ReportingAction(),
 		synapse.NewAction("env", func(ctx *synapse.Context, _ struct{}) (map[string]string, error) {
 			env := ctx.Env()
 			return map[string]string{
@@ -89,6 +93,64 @@ func Actions() []synapse.Action {
 			}
 		}),
 	}
+}
+
+// PNG is the image the "context" action reports as a visualization and
+// as a log event's file (a 1×1 PNG).
+var PNG = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89")
+
+// ContextResult is what the "context" action returns: the progress record
+// as the action saw it, and the run's language.
+type ContextResult struct {
+	Progress synapse.ProgressRecord `json:"progress"`
+	Language string                 `json:"language"`
+}
+
+// ReportingAction is the "context" action. It reports through every call
+// of the run's Context: a steps orchestrator with three steps ("prepare"
+// skipped, "train" with 997 progress updates and a metric series
+// train/loss of 5 points with an "epoch" extra, "evaluate" with a
+// visualization, a file, trials, a localized message, danger and critical
+// messages), and progress category "optional" marked failed.
+func ReportingAction() synapse.Action {
+	return synapse.NewAction("context", func(ctx *synapse.Context, _ struct{}) (ContextResult, error) {
+		reg := steps.NewRegistry()
+		reg.Register(
+			steps.New("prepare", 1, nil, steps.WithSkipCheck(func(*steps.Context) bool { return true })),
+			steps.New("train", 3, func(sc *steps.Context) steps.Result {
+				const n = 997
+				for i := 0; i <= n; i++ {
+					sc.SetProgress(i, n)
+				}
+				for epoch := range 5 {
+					sc.LogMetric("train", "loss", 1/float64(epoch+1), map[string]any{"epoch": epoch})
+				}
+				return steps.Succeeded(nil)
+			}),
+			steps.New("evaluate", 0, func(sc *steps.Context) steps.Result {
+				if err := sc.LogVisualization("val", "predictions", 0, synapse.File{Data: PNG, Name: "pred-0.png"}, map[string]any{"iou": 0.75}); err != nil {
+					return steps.Failed(err)
+				}
+				if err := sc.LogFile(synapse.LevelInfo, "confusion", map[string]any{"classes": 2}, synapse.File{Data: PNG, Name: "cm.png"}); err != nil {
+					return steps.Failed(err)
+				}
+				sc.LogTrials(synapse.Trials{
+					Trials:          map[string]map[string]any{"t1": {"lr": 0.1, "loss": 0.4}, "t2": {"lr": 0.01, "loss": 0.2}},
+					Hyperparameters: []string{"lr"}, Metrics: []string{"loss"}, BestTrial: "t2",
+				})
+				sc.LogLocalized(synapse.Localized{"en": "Evaluation done", "ko": "평가 완료"}, synapse.LevelSuccess)
+				sc.Dangerf("accuracy below %d%%", 90)
+				sc.Criticalf("critical %s", "check")
+				return steps.Succeeded(nil)
+			}, steps.WithProportion(10)),
+		)
+		if _, err := steps.NewOrchestrator(reg).Run(ctx); err != nil {
+			return ContextResult{}, err
+		}
+		ctx.SetProgress(1, 4, "optional")
+		ctx.SetProgressFailed("optional")
+		return ContextResult{Progress: ctx.Progress(), Language: ctx.Language()}, nil
+	})
 }
 
 // PluginDir returns the directory of a plugin (config.yaml and a main

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ func Run(t *testing.T, newExecutor NewExecutor) {
 		{"Cancellation", testCancellation},
 		{"Deadline", testDeadline},
 		{"Events", testEvents},
+		{"Reporting", testReporting},
 		{"EnvLayering", testEnv},
 		{"JobID", testJobID},
 		{"Concurrent", testConcurrent},
@@ -253,6 +255,83 @@ func testEvents(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
 	if m := rec.Metrics("train"); fmt.Sprint(m["loss"]) != "0.5" {
 		t.Errorf("metrics of train = %v", m)
 	}
+}
+
+// testReporting runs the "context" action and checks that every
+// reporting call arrives, and that the progress record rebuilt from the
+// events the caller received is the one the action saw.
+func testReporting(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+	rec := plugintest.NewRecorder()
+	tracker := synapse.NewProgressTracker()
+	ex := newExecutor(t, synapse.WithLogger(synapse.MultiLogger(rec, tracker)), synapse.WithLanguage("ko"))
+	out, err := ex.Run(ctx, "context", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res ContextResult
+	b, _ := json.Marshal(out)
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("decode result %s: %v", b, err)
+	}
+	if res.Language != "ko" {
+		t.Errorf("language in the action = %q, want ko (WithLanguage)", res.Language)
+	}
+	if msgs := rec.Messages(synapse.LevelSuccess); !slices.Contains(msgs, "평가 완료") {
+		t.Errorf("success messages = %q, want the Korean text", msgs)
+	}
+	if msgs := rec.Messages(synapse.LevelDanger); !slices.Equal(msgs, []string{"accuracy below 90%"}) {
+		t.Errorf("danger messages = %q", msgs)
+	}
+	if msgs := rec.Messages(synapse.LevelCritical); !slices.Equal(msgs, []string{"critical check"}) {
+		t.Errorf("critical messages = %q", msgs)
+	}
+
+	// The record: what the caller rebuilt equals what the action saw
+	// (times aside: the caller's clock and rounding differ).
+	got, want := normalize(tracker.Record()), normalize(res.Progress)
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		t.Errorf("progress record rebuilt by the caller:\n%s\nthe action's:\n%s", gb, wb)
+	}
+	if want.Current.Overall != 100 || want.Steps["train"].Proportion != 67.5 || want.Steps["evaluate"].Proportion != 10 ||
+		want.Steps["optional"].Status != "failed" || *want.Steps["evaluate"].Order != 2 {
+		b, _ := json.Marshal(want)
+		t.Errorf("record = %s; want overall 100, train 67.5%%, evaluate 10%% (order 2), optional failed", b)
+	}
+
+	loss := rec.Series("train", "loss")
+	if len(loss) != 5 {
+		t.Fatalf("train/loss has %d points, want 5", len(loss))
+	}
+	for i, p := range loss {
+		if p.Value != 1/float64(i+1) || fmt.Sprint(p.Extra["epoch"]) != fmt.Sprint(i) {
+			t.Errorf("point %d = %+v", i, p)
+		}
+	}
+	vis := rec.Visualizations()
+	if len(vis) != 1 || vis[0].Group != "predictions" || vis[0].Index != 0 || fmt.Sprint(vis[0].Meta["iou"]) != "0.75" ||
+		vis[0].ContentType != "image/png" || !slices.Equal(vis[0].Image, PNG) || vis[0].Category != "val" {
+		t.Errorf("visualizations = %+v", vis)
+	}
+	if logs := rec.Logs("confusion"); len(logs) != 1 || logs[0].FileName != "cm.png" {
+		t.Errorf("log events with a file = %+v", logs)
+	} else if ct, data, err := synapse.DecodeDataURI(logs[0].File); err != nil || ct != "image/png" || !slices.Equal(data, PNG) {
+		t.Errorf("file = %s, %d bytes, %v", ct, len(data), err)
+	}
+	if tr, ok := rec.Trials(); !ok || tr.BestTrial != "t2" || len(tr.Trials) != 2 || fmt.Sprint(tr.Trials["t1"]["lr"]) != "0.1" {
+		t.Errorf("trials = %+v, %v", tr, ok)
+	}
+}
+
+// normalize drops the times of a progress record.
+func normalize(r synapse.ProgressRecord) synapse.ProgressRecord {
+	for name, s := range r.Steps {
+		s.TimeRemaining = nil
+		r.Steps[name] = s
+	}
+	r.TimeRemaining, r.Current.TimeRemaining, r.Current.TimeElapsed = nil, nil, nil
+	return r
 }
 
 func testEnv(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
