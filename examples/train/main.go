@@ -7,4 +7,4 @@ package main
 
 import "github.com/synapse-sdk/synapse-go/plugin"
 
-func main() { plugin.Main(Train, Evaluate) }
+func main() { plugin.Main(Train, Evaluate, Tune) }
