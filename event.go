@@ -78,6 +78,16 @@ const (
 	EventSteps         EventType = "steps"         // the plan of a steps orchestrator: Steps
 )
 
+// Known reports whether t is one of the event types above. Readers of an
+// event stream use it to tell events from other JSON lines.
+func (t EventType) Known() bool {
+	switch t {
+	case EventLog, EventMessage, EventProgress, EventMetrics, EventMetric, EventVisualization, EventTrials, EventSteps:
+		return true
+	}
+	return false
+}
+
 // Event is one thing a run reported. Which fields are set depends on Type;
 // the JSON form (see NewJSONLogger and docs/logging.md) is the wire format
 // between the CLI, plugin binaries and cluster jobs.

@@ -84,8 +84,8 @@ func (s *JobStream) line(line string) {
 			Error *protocol.Error `json:"error"`
 		}
 		if json.Unmarshal([]byte(line), &probe) == nil {
-			switch synapse.EventType(probe.Type) {
-			case synapse.EventLog, synapse.EventMessage, synapse.EventProgress, synapse.EventMetrics:
+			switch t := synapse.EventType(probe.Type); {
+			case t.Known():
 				var e synapse.Event
 				if json.Unmarshal([]byte(line), &e) == nil {
 					if s.event != nil {
@@ -93,7 +93,7 @@ func (s *JobStream) line(line string) {
 					}
 					return
 				}
-			case "error":
+			case t == "error":
 				if probe.Error != nil {
 					s.Err = probe.Error
 					if s.OnOutcome != nil {

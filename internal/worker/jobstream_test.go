@@ -16,6 +16,8 @@ func TestJobStreamParsing(t *testing.T) {
 		`{"type":"progress","time":"2026-11-27T00:00:00Z","level":"info","category":"c","current":1,"total":2,"percent":50}`,
 		`{"type":"log","time":"2026-11-27T00:00:00Z","level":"info","event":"e","data":{"k":1}}`,
 		`{"type":"unknown","x":1}`,
+		`{"type":"metric","time":"2026-11-27T00:00:00Z","level":"info","category":"train","key":"loss","value":0.5}`,
+		`{"type":"steps","time":"2026-11-27T00:00:00Z","level":"info","steps":[{"name":"a","order":0,"proportion":100}]}`,
 		ResultStart, `{"early":true}`, ResultEnd, // printed by the action itself: not the result
 		"plain stderr line",
 		ResultStart, `{"final":`, `1}`, ResultEnd,
@@ -26,7 +28,8 @@ func TestJobStreamParsing(t *testing.T) {
 		s.Write(log[i:min(i+7, len(log))])
 	}
 	s.Close()
-	if len(events) != 2 || events[0].Type != synapse.EventProgress || events[0].Percent != 50 || events[1].Data["k"] == nil {
+	if len(events) != 4 || events[0].Type != synapse.EventProgress || events[0].Percent != 50 || events[1].Data["k"] == nil ||
+		events[2].Type != synapse.EventMetric || events[2].Value != 0.5 || events[3].Type != synapse.EventSteps || len(events[3].Steps) != 1 {
 		t.Errorf("events = %+v", events)
 	}
 	wantRaw := []string{"2026-11-27 INFO job_manager.py:581 -- Runtime env is setting up.", `{"type":"unknown","x":1}`, "plain stderr line", "Running entrypoint for job x: chmod ..."}
