@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,14 +29,19 @@ type jsonLogger struct {
 func (l *jsonLogger) Handle(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buf.Reset()
-	if e.Type == EventMetric && len(e.Data) == 0 {
+	if e.Type == EventMetric {
 		var ok bool
 		if l.line, ok = appendMetric(l.line[:0], &e); ok {
 			_, _ = l.w.Write(l.line)
 			return
 		}
 	}
+	l.slowHandle(e)
+}
+
+// slowHandle writes e through encoding/json; l.mu is held.
+func (l *jsonLogger) slowHandle(e Event) {
+	l.buf.Reset()
 	enc := json.NewEncoder(&l.buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(e); err != nil {
@@ -155,14 +161,16 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// appendMetric appends the wire form of a metric event without extra
-// metrics, as MarshalJSON would write it, and reports whether it could:
-// strings that need escaping take the general path. It is what makes a
-// metric point cheap enough to log in a tight loop.
+// appendMetric appends the wire form of a metric event, as MarshalJSON
+// would write it, and reports whether it could: strings that need
+// escaping, and extra metrics that are not a few numbers, strings and
+// booleans, take the general path. It is what makes a metric point cheap
+// enough to log in a tight loop.
 func appendMetric(b []byte, e *Event) ([]byte, bool) {
 	if !plainJSON(e.Action) || !plainJSON(e.JobID) || !plainJSON(e.Category) || !plainJSON(e.Key) {
 		return b, false
 	}
+	start := len(b)
 	b = append(b, `{"type":"metric","time":"`...)
 	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"`...)
@@ -171,10 +179,67 @@ func appendMetric(b []byte, e *Event) ([]byte, bool) {
 	b = appendField(b, "action", e.Action)
 	b = appendField(b, "job_id", e.JobID)
 	b = appendField(b, "category", e.Category)
+	if len(e.Data) > 0 {
+		var ok bool
+		b = append(b, `,"data":`...)
+		if b, ok = appendFlatMap(b, e.Data); !ok {
+			return b[:start], false
+		}
+	}
 	b = appendField(b, "key", e.Key)
 	b = append(b, `,"value":`...)
 	b = appendFloat(b, e.Value)
 	return append(b, "}\n"...), true
+}
+
+// appendFlatMap appends m as encoding/json would (keys sorted) when it has
+// at most 8 keys, all plain, and values that are numbers, plain strings or
+// booleans; otherwise it reports false.
+func appendFlatMap(b []byte, m map[string]any) ([]byte, bool) {
+	if len(m) > 8 {
+		return b, false
+	}
+	var arr [8]string
+	keys := arr[:0]
+	for k := range m {
+		if !plainJSON(k) {
+			return b, false
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, `":`...)
+		switch v := m[k].(type) {
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return b, false // the general path writes these as strings
+			}
+			b = appendFloat(b, v)
+		case string:
+			if !plainJSON(v) {
+				return b, false
+			}
+			b = append(b, '"')
+			b = append(b, v...)
+			b = append(b, '"')
+		case bool:
+			b = strconv.AppendBool(b, v)
+		default:
+			return b, false
+		}
+	}
+	return append(b, '}'), true
 }
 
 func appendField(b []byte, name, value string) []byte {

@@ -142,7 +142,12 @@ type series struct {
 type point struct {
 	unixNano int64
 	value    float64
-	extra    map[string]any
+	extra    []extraMetric // a copy of the extra map, smaller to keep
+}
+
+type extraMetric struct {
+	key   string
+	value any
 }
 
 const chunkPoints = 4096
@@ -163,7 +168,14 @@ func (s *series) points() []MetricPoint {
 	out := make([]MetricPoint, 0, s.n)
 	for _, c := range s.chunks {
 		for _, p := range c {
-			out = append(out, MetricPoint{Time: time.Unix(0, p.unixNano), Value: p.value, Extra: p.extra})
+			mp := MetricPoint{Time: time.Unix(0, p.unixNano), Value: p.value}
+			if p.extra != nil {
+				mp.Extra = make(map[string]any, len(p.extra))
+				for _, x := range p.extra {
+					mp.Extra[x.key] = x.value
+				}
+			}
+			out = append(out, mp)
 		}
 	}
 	return out
@@ -171,24 +183,30 @@ func (s *series) points() []MetricPoint {
 
 // MaxSeriesPoints is how many points a Context keeps per series for
 // Series; later points are still reported, not kept (a warning says so
-// once). At 24 bytes a point (plus any extra metrics), a full series
-// takes 24 MiB.
+// once). At 40 bytes a point (plus any extra metrics), a full series
+// takes 40 MiB.
 const MaxSeriesPoints = 1 << 20
 
 // LogMetric adds a point to the metric series key of category, such as
 // ("train", "loss", 0.42, {"epoch": 3}) (Python: log_metric(category, key,
 // value, **metrics)). Points are kept in order per category and key, and
 // each is reported as one EventMetric; unlike SetMetrics, nothing is
-// merged. extra is copied. The console shows at most one line a second
-// per series.
+// merged. The context keeps a copy of extra; like Log's data, the event's
+// Data is extra itself. The console shows at most one line a second per
+// series.
 func (c *Context) LogMetric(category, key string, value float64, extra map[string]any) {
 	if category == "" {
 		category = c.category
 	}
 	e := c.event(EventMetric, LevelInfo)
 	e.Category, e.Key, e.Value = category, key, value
+	var kept []extraMetric
 	if len(extra) > 0 {
-		e.Data = maps.Clone(extra)
+		e.Data = extra
+		kept = make([]extraMetric, 0, len(extra))
+		for k, v := range extra {
+			kept = append(kept, extraMetric{k, v})
+		}
 	}
 	r := c.run
 	r.mu.Lock()
@@ -203,7 +221,7 @@ func (c *Context) LogMetric(category, key string, value float64, extra map[strin
 	}
 	full := s.n >= MaxSeriesPoints
 	if !full {
-		s.add(point{unixNano: e.Time.UnixNano(), value: value, extra: e.Data})
+		s.add(point{unixNano: e.Time.UnixNano(), value: value, extra: kept})
 	}
 	r.mu.Unlock()
 	if full {

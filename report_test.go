@@ -200,6 +200,30 @@ func TestMetricJSONFastPathMatchesEncoder(t *testing.T) {
 			}
 		}
 	}
+	// Extra metrics: flat maps of numbers, strings and booleans take the
+	// fast path; anything else the encoder's. Both write the same line.
+	nine := map[string]any{}
+	for i := range 9 {
+		nine[string(rune('a'+i))] = i
+	}
+	for _, data := range []map[string]any{
+		{"epoch": 3},
+		{"b": 1.5, "a": "x", "c": true, "d": int64(-7), "e": 1e-9},
+		{"nan": math.NaN()},
+		{"nested": map[string]any{"x": 1}},
+		{"q\"uote": 1},
+		{"s": "ü"},
+		{"n": json.Number("12")},
+		nine,
+	} {
+		e := Event{Type: EventMetric, Time: t0, Category: "train", Key: "loss", Value: 0.5, Data: data}
+		var fast, slow bytes.Buffer
+		NewJSONLogger(&fast).Handle(e)
+		(&jsonLogger{w: &slow}).slowHandle(e)
+		if fast.String() != slow.String() {
+			t.Errorf("data %v:\nlogger  %s\nencoder %s", data, fast.String(), slow.String())
+		}
+	}
 	// Strings that need escaping take the encoder's path, and still decode.
 	var buf bytes.Buffer
 	l := NewJSONLogger(&buf)
