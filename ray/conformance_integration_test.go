@@ -4,6 +4,8 @@ package ray_test
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -49,4 +51,40 @@ func TestIntegrationConformanceTask(t *testing.T) {
 		}
 		return e
 	})
+}
+
+// TestIntegrationProgressRecordLocalVsJob runs the same action in local mode
+// (a plugin binary on this machine) and as a Ray job, and compares the
+// progress records each caller rebuilt from the events it received.
+func TestIntegrationProgressRecordLocalVsJob(t *testing.T) {
+	p := conformancePlugin(t)
+	record := func(ex synapse.Executor, tracker *synapse.ProgressTracker) synapse.ProgressRecord {
+		t.Helper()
+		if _, err := ex.Run(t.Context(), "context", nil); err != nil {
+			t.Fatal(err)
+		}
+		r := tracker.Record()
+		for name, s := range r.Steps { // times differ between runs
+			s.TimeRemaining = nil
+			r.Steps[name] = s
+		}
+		r.TimeRemaining, r.Current.TimeRemaining, r.Current.TimeElapsed = nil, nil, nil
+		return r
+	}
+	localTracker, jobTracker := synapse.NewProgressTracker(), synapse.NewProgressTracker()
+	local := record(plugin.NewExecutor(p, synapse.WithLogger(localTracker)), localTracker)
+	jobEx, err := ray.NewJobExecutor(p, jobOptions(t), synapse.WithLogger(jobTracker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := record(jobEx, jobTracker)
+	if !reflect.DeepEqual(local, job) {
+		lb, _ := json.Marshal(local)
+		jb, _ := json.Marshal(job)
+		t.Errorf("progress records differ:\nlocal %s\njob   %s", lb, jb)
+	}
+	if len(local.Steps) != 4 || local.Current.Overall != 100 {
+		lb, _ := json.Marshal(local)
+		t.Errorf("record = %s, want 4 steps and overall 100", lb)
+	}
 }
