@@ -97,8 +97,8 @@ func (c *Context) WithContext(ctx context.Context) *Context {
 // and the run's identity are set from c, Time when it is zero, and
 // Category when it is empty. It is for code that reports on an action's
 // behalf with events the other methods do not build (the steps
-// orchestrator's weighted progress, say); prefer Log, LogMessage,
-// SetProgress and SetMetrics.
+// orchestrator's plan, say); prefer the reporting methods. Progress and
+// plan events also update the run's progress record (Progress).
 func (c *Context) Emit(e Event) {
 	if e.Time.IsZero() {
 		e.Time = c.run.now()
