@@ -52,7 +52,8 @@ type actionInfo struct {
 	// declared are the top-level params the action takes; all (nil) when
 	// its params accept any field.
 	declared []string
-	// required are the params with validate:"required" and no default.
+	// required are the params a run must be given (see neededParams), in
+	// the order of the schema's properties.
 	required []string
 	// results are the top-level fields of the action's result, when
 	// resultsKnown; a result that is not a JSON object has none.
@@ -90,15 +91,21 @@ func defaultWorkDir() string {
 // New returns a pipeline named name that runs actions in order.
 // The name names the runs' directory, so it must be a valid file name.
 //
-// For each action after the first, New checks that its required
-// params (validate:"required" without a default) are fields of the result
-// of an earlier action. (Params accumulate, so a field returned by any
-// earlier action reaches it.) A param that is not must come from the
-// initial params. A result that is a map, an interface or a type with its
-// own MarshalJSON has fields that cannot be known, and the check cannot be
-// made (a result that is not a struct has no fields). Either is an error with Strict, and otherwise a warning, returned
-// by Warnings and reported when a run starts. Pipeline.Check lists what the
-// initial params of a run must still provide.
+// For each action after the first, New checks that its required params
+// are fields of the result of an earlier action. (Params accumulate, so a
+// field returned by any earlier action reaches it.) A param is required
+// when the action has no default for it and leaving it out fails the
+// action's `validate` rules: validate:"required", but also a rule that its
+// zero value breaks, such as min=1 on an int or a string. Rules that
+// depend on other fields (required_without, gtfield, …) and the params'
+// Validate method are not considered, since other params may satisfy
+// them. A required param that no earlier result provides must come from
+// the initial params. A result that is a map, an interface or a type with
+// its own MarshalJSON has fields that cannot be known, and the check
+// cannot be made (a result that is not a struct has no fields). Either is
+// an error with Strict, and otherwise a warning, returned by Warnings and
+// reported when a run starts. Pipeline.Check lists what the initial params
+// of a run must still provide.
 func New(name string, actions []synapse.Action, opts ...Option) (*Pipeline, error) {
 	if err := checkPathElement(name); err != nil {
 		return nil, fmt.Errorf("create pipeline %q: name %w", name, err)
@@ -203,9 +210,11 @@ func (p *Pipeline) WorkDir() string { return p.workDir }
 // Warnings returns the problems New found without Strict (a copy).
 func (p *Pipeline) Warnings() []string { return slices.Clone(p.warnings) }
 
-// Check returns the required params that a run with initial params would
-// lack, as "action.field", in action order: required params of an action
-// that are neither in initial nor fields of an earlier action's result. A
+// Check returns the required params (as defined in New) that a run with
+// initial params would lack, as "action.field", in action order and, within
+// an action, in the order of its params' fields: required params of an
+// action that are neither in initial nor fields of an earlier action's
+// result. A
 // param that an earlier action with an unknown result type (a map, say)
 // might provide is not listed. Run fails with the first such gap before it
 // runs any action.
@@ -580,10 +589,144 @@ func inspectAction(a synapse.Action) (actionInfo, error) {
 			info.declared = []string{}
 		}
 	}
-	info.required = schema.Required
+	info.required = neededParams(a.ParamsType(), schema.Required, propertyOrder(a.Schema()))
 	info.resultType = a.ResultType()
 	info.results, info.resultsKnown = resultFields(info.resultType)
 	return info, nil
+}
+
+// neededParams returns the params of type t that a run must be given, in
+// the order of the schema's properties: those the schema requires, and
+// the top-level fields whose `validate` rules reject the params decoded
+// from an empty object, with its defaults applied (Epochs int
+// `validate:"min=1"` without a default). The decode is the one an action
+// makes of its params before running, but without the params' Validate
+// method: that is code of the action's own, which need not be safe to call
+// with empty params, and whose per-field errors are commonly conditional.
+// A failure of a rule that depends on other fields (required_without,
+// gtfield, …) is not counted either: another param may satisfy it. A
+// nested failure ("optimizer.lr") counts for its top-level field.
+func neededParams(t reflect.Type, schemaRequired, properties []string) []string {
+	need := map[string]bool{}
+	for _, f := range schemaRequired {
+		need[f] = true
+	}
+	if c, err := params.NewCodec(t); err == nil {
+		var pe *params.Error
+		if errors.As(c.Decode([]byte("{}"), reflect.New(t).Interface()), &pe) {
+			for _, fe := range pe.Fields {
+				top, _, _ := strings.Cut(fe.Field, ".")
+				top, _, _ = strings.Cut(top, "[")
+				if top == "" || !slices.Contains(properties, top) || dependsOnOtherFields(t, fe.Field) {
+					continue
+				}
+				need[top] = true
+			}
+		}
+	}
+	var out []string
+	for _, f := range properties {
+		if need[f] {
+			out = append(out, f)
+			delete(need, f)
+		}
+	}
+	// Required names that are not properties (there should be none) keep
+	// the schema's order.
+	for _, f := range schemaRequired {
+		if need[f] {
+			out = append(out, f)
+			delete(need, f)
+		}
+	}
+	return out
+}
+
+// dependsOnOtherFields reports whether a field on the dotted JSON path
+// (from the params type t down to the failing field) has a `validate`
+// rule that compares it with, or makes it conditional on, another field.
+func dependsOnOtherFields(t reflect.Type, path string) bool {
+	for _, seg := range strings.Split(path, ".") {
+		seg, _, _ = strings.Cut(seg, "[")
+		sf, ok := jsonField(t, seg)
+		if !ok {
+			return false
+		}
+		for _, rule := range strings.Split(sf.Tag.Get("validate"), ",") {
+			for _, alt := range strings.Split(rule, "|") {
+				name, _, _ := strings.Cut(strings.TrimSpace(alt), "=")
+				if strings.Contains(name, "field") || strings.HasPrefix(name, "required_") ||
+					strings.HasPrefix(name, "excluded_") || strings.HasPrefix(name, "skip_") {
+					return true
+				}
+			}
+		}
+		t = sf.Type
+	}
+	return false
+}
+
+// jsonField finds the struct field that encoding/json decodes the key name
+// into, in t or, through pointers, slices, arrays and maps, in their
+// element struct (promoted fields of embedded structs included).
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		switch {
+		case tag == "-":
+		case tag == "" && sf.Anonymous && embedsStruct(sf.Type):
+			if f, ok := jsonField(sf.Type, name); ok {
+				return f, true
+			}
+		case !sf.IsExported():
+		case tag == name || tag == "" && sf.Name == name:
+			return sf, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// embedsStruct reports whether an embedded field of type t has its fields
+// promoted by encoding/json: t is a struct or a pointer to one.
+func embedsStruct(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
+}
+
+// propertyOrder returns the names of a JSON schema's top-level properties
+// in the order the schema lists them (the params' field order).
+func propertyOrder(schema json.RawMessage) []string {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(schema, &top) != nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(top["properties"]))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var names []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return names
+		}
+		name, _ := tok.(string)
+		names = append(names, name)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return names
+		}
+	}
+	return names
 }
 
 var jsonMarshaler = reflect.TypeFor[json.Marshaler]()

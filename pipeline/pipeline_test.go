@@ -856,3 +856,163 @@ func TestPipelineResumeRejectsForeignCheckpoint(t *testing.T) {
 		t.Errorf("actions ran: %v", f.calls)
 	}
 }
+
+// Params types for TestPipelineCheckZeroValueRules: which params a run
+// must be given, beyond validate:"required".
+type (
+	zvMin struct {
+		Epochs int `json:"epochs" validate:"min=1"`
+	}
+	zvDefault struct {
+		Epochs int `json:"epochs" default:"3" validate:"min=1"`
+	}
+	zvRequired struct {
+		Name string `json:"name" validate:"required"`
+	}
+	zvString struct {
+		Name string `json:"name" validate:"min=1"`
+	}
+	zvOptional struct {
+		Epochs int    `json:"epochs" validate:"omitempty,min=1"`
+		Note   string `json:"note"`
+		Seed   int    `json:"seed" validate:"gte=0"`
+	}
+	zvOpt struct {
+		LR float64 `json:"lr" validate:"gt=0"`
+	}
+	zvOptDefault struct {
+		LR float64 `json:"lr" default:"0.1" validate:"gt=0"`
+	}
+	zvNested struct {
+		Optimizer zvOpt `json:"optimizer"`
+	}
+	zvNestedOK struct {
+		Optimizer zvOptDefault `json:"optimizer"`
+		Extra     *zvOpt       `json:"extra" validate:"omitempty"`
+		Layers    []zvOpt      `json:"layers" validate:"dive"`
+	}
+	zvItems struct {
+		Layers []int `json:"layers" validate:"min=1"`
+	}
+	ZvEmbedded struct {
+		Epochs int `json:"epochs" validate:"min=1"`
+	}
+	zvEmbedding struct {
+		ZvEmbedded
+		Name string `json:"name"`
+	}
+	zvOrder struct {
+		Zeta  int    `json:"zeta" validate:"min=1"`
+		Mid   string `json:"mid"`
+		Alpha string `json:"alpha" validate:"required"`
+	}
+	// zvCross has rules that other params can satisfy.
+	zvCross struct {
+		Model  string `json:"model" validate:"required_without=Preset"`
+		Preset string `json:"preset"`
+		Min    int    `json:"min"`
+		Max    int    `json:"max" validate:"gtfield=Min"`
+	}
+	zvValidate struct {
+		Mode string `json:"mode" default:"copy"`
+		Path string `json:"path"`
+	}
+	zvPanicky struct {
+		Opt *zvOptDefault `json:"opt"`
+	}
+)
+
+// Validate requires path only in copy mode, the default.
+func (p *zvValidate) Validate() error {
+	if p.Mode == "copy" && p.Path == "" {
+		return synapse.FieldError{Field: "path", Message: "required in copy mode"}
+	}
+	return nil
+}
+
+// Validate dereferences opt: it panics on params without it.
+func (p *zvPanicky) Validate() error {
+	if p.Opt.LR > 10 {
+		return synapse.FieldError{Field: "opt.lr", Message: "too large"}
+	}
+	return nil
+}
+
+// zvAction is an action named name with params P that does nothing.
+func zvAction[P any](name string) synapse.Action {
+	return synapse.NewAction(name, func(*synapse.Context, P) (struct{}, error) { return struct{}{}, nil })
+}
+
+func TestPipelineCheckZeroValueRules(t *testing.T) {
+	type epochsResult struct {
+		Epochs int `json:"epochs"`
+	}
+	givesEpochs := synapse.NewAction("prep", func(*synapse.Context, struct{}) (epochsResult, error) {
+		return epochsResult{Epochs: 5}, nil
+	})
+	givesOther := synapse.NewAction("prep", func(*synapse.Context, struct{}) (plConvertResult, error) {
+		return plConvertResult{}, nil
+	})
+	tests := []struct {
+		name    string
+		actions []synapse.Action
+		initial map[string]any
+		want    []string
+		warning string // New's warning; "" for none
+	}{
+		{"min=1 int without default", []synapse.Action{zvAction[zvMin]("fit")}, nil, []string{"fit.epochs"}, ""},
+		{"min=1 int given", []synapse.Action{zvAction[zvMin]("fit")}, map[string]any{"epochs": 2}, nil, ""},
+		{"min=1 int with default", []synapse.Action{zvAction[zvDefault]("fit")}, nil, nil, ""},
+		{"validate required", []synapse.Action{zvAction[zvRequired]("fit")}, nil, []string{"fit.name"}, ""},
+		{"min=1 string (length)", []synapse.Action{zvAction[zvString]("fit")}, nil, []string{"fit.name"}, ""},
+		{"optional fields", []synapse.Action{zvAction[zvOptional]("fit")}, nil, nil, ""},
+		{"nested rule counts for its top-level field", []synapse.Action{zvAction[zvNested]("fit")}, nil, []string{"fit.optimizer"}, ""},
+		{"nested fields satisfied by defaults, nil pointer, empty slice", []synapse.Action{zvAction[zvNestedOK]("fit")}, nil, nil, ""},
+		{"slice needing items", []synapse.Action{zvAction[zvItems]("fit")}, nil, []string{"fit.layers"}, ""},
+		{"promoted field of an embedded struct", []synapse.Action{zvAction[zvEmbedding]("fit")}, nil, []string{"fit.epochs"}, ""},
+		{"params' field order", []synapse.Action{zvAction[zvOrder]("fit")}, nil, []string{"fit.zeta", "fit.alpha"}, ""},
+		{"cross-field rules satisfied by other params", []synapse.Action{zvAction[zvCross]("fit")}, map[string]any{"preset": "small", "min": -1}, nil, ""},
+		{"Validate method not considered", []synapse.Action{zvAction[zvValidate]("fit")}, map[string]any{"mode": "move"}, nil, ""},
+		{"Validate method that panics on empty params", []synapse.Action{zvAction[zvPanicky]("fit")}, map[string]any{"opt": map[string]any{"lr": 1}}, nil, ""},
+		{"provided by an earlier result", []synapse.Action{givesEpochs, zvAction[zvMin]("fit")}, nil, nil, ""},
+		{"not provided by the earlier result", []synapse.Action{givesOther, zvAction[zvMin]("fit")}, nil, []string{"fit.epochs"},
+			`action "fit" requires "epochs", which the result of action "prep" does not have`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := newTestPipeline(t, tt.actions)
+			if got := p.Check(tt.initial); !slices.Equal(got, tt.want) {
+				t.Errorf("Check(%v) = %q, want %q", tt.initial, got, tt.want)
+			}
+			if w := p.Warnings(); tt.warning == "" && len(w) != 0 || tt.warning != "" && (len(w) != 1 || !strings.Contains(w[0], tt.warning)) {
+				t.Errorf("warnings = %q, want %q", w, tt.warning)
+			}
+			// Run agrees with Check: it succeeds when nothing is missing,
+			// and otherwise rejects the run before it starts, naming the
+			// missing params.
+			_, err := p.Run(t.Context(), tt.initial, plOpts(plugintest.NewRecorder())...)
+			if tt.want == nil {
+				if err != nil {
+					t.Errorf("Run: %v, want success since Check reports nothing", err)
+				}
+				return
+			}
+			var pe *pipeline.Error
+			var ve *synapse.ValidationError
+			if !errors.As(err, &pe) || pe.RunID != "" || pe.Action != "fit" || !errors.As(err, &ve) {
+				t.Fatalf("Run error = %v, want the run rejected before it started, for action fit", err)
+			}
+			var fields []string
+			for _, fe := range ve.Fields {
+				fields = append(fields, "fit."+fe.Field)
+				if fe.Message != "required: not in the pipeline's params nor in the result of an earlier action" {
+					t.Errorf("field %q: message %q", fe.Field, fe.Message)
+				}
+			}
+			want := slices.Sorted(slices.Values(tt.want))
+			if !slices.Equal(fields, want) {
+				t.Errorf("Run rejected fields %q, want %q", fields, want)
+			}
+		})
+	}
+}
