@@ -88,3 +88,30 @@ func TestIntegrationProgressRecordLocalVsJob(t *testing.T) {
 		t.Errorf("record = %s, want 4 steps and overall 100", lb)
 	}
 }
+
+// TestIntegrationTaskLanguagePerCall: the run's language travels with each
+// call, so runs in another language reuse the deployed workers.
+func TestIntegrationTaskLanguagePerCall(t *testing.T) {
+	p := conformancePlugin(t)
+	t.Cleanup(func() {
+		if _, err := ray.DownTasks(context.Background(), rayAddress(t), p.Code()); err != nil {
+			t.Errorf("remove the worker application: %v", err)
+		}
+	})
+	for i, lang := range []string{"ko", "de"} {
+		e, err := ray.NewTaskExecutor(p, ray.TaskOptions{Cluster: ray.Cluster{Address: rayAddress(t)}}, synapse.WithLogger(synapse.DiscardLogger), synapse.WithLanguage(lang))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.Run(t.Context(), "context", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := out.(map[string]any)["language"]; got != lang {
+			t.Errorf("language = %v, want %s", got, lang)
+		}
+		if i > 0 && e.Deployed() {
+			t.Errorf("a run in %s redeployed the workers", lang)
+		}
+	}
+}

@@ -93,6 +93,11 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 		return nil, err
 	}
 	req := serve.RunRequest{Action: entry, Params: raw, JobID: t.cfg.JobID}
+	if lang := synapse.MergeEnv(t.p.Env(), t.cfg.Env).GetString(synapse.LanguageEnv, ""); lang != "" {
+		// Per call, not in the application's env: another language must
+		// not redeploy (and restart) the workers.
+		req.Env = map[string]any{synapse.LanguageEnv: lang}
+	}
 	var body io.ReadCloser
 	for attempt := 0; ; attempt++ {
 		if _, err := t.Deploy(ctx); err != nil {
@@ -189,6 +194,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	envVars := clusterEnv(t.p, t.cfg.Env)
+	delete(envVars, synapse.LanguageEnv) // sent with each call (Run)
 	app, deployed, err := serve.Deploy(ctx, t.client, serve.Spec{
 		Code: t.p.Code(), PackageName: pkg.Name, BinaryName: worker.BinaryName, EnvVars: envVars,
 		RuntimeEnv: t.p.Config().RuntimeEnv, Replicas: t.opts.Replicas, MaxOngoing: t.opts.MaxOngoingRequests,
