@@ -93,10 +93,12 @@ func (c *consoleLogger) bar(e Event) {
 	if e.ETA >= 0 {
 		suffix = "| ETA: " + formatETA(e.ETA)
 	}
+	key := fmt.Sprintf("%d\x00%s", e.run, e.Category)
 	if e.Failed {
-		suffix = "| FAILED"
+		c.live.End(key, label, "| FAILED")
+		return
 	}
-	c.live.Set(fmt.Sprintf("%d\x00%s", e.run, e.Category), label, e.Percent, suffix)
+	c.live.Set(key, label, e.Percent, suffix)
 }
 
 type progressKey struct {

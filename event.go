@@ -107,8 +107,8 @@ type Event struct {
 
 	// File is an attached file as a base64 data URI
 	// ("data:image/png;base64,…"), the form the Synapse backend takes in
-	// a log entry's "file" field; FileName is its name for people ("" for
-	// bytes given without one). EventLog (LogFile) and EventVisualization.
+	// a log entry's "file" field; FileName is its name for people
+	// ("(bytes)" for bytes given without one). EventLog (LogFile) and EventVisualization.
 	File     string `json:"file,omitempty"`
 	FileName string `json:"file_name,omitempty"`
 

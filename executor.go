@@ -144,7 +144,11 @@ func execute(ctx context.Context, cfg execConfig, action Action, params any) (an
 	if action == nil {
 		return nil, errors.New("execute action: action is nil")
 	}
-	c := newRun(ctx, runIDs.Add(1), action.Name(), cfg.jobID, cfg.env, cfg.logger)
+	env := cfg.env
+	if cfg.lang != "" { // as other modes see it: in the env too
+		env = MergeEnv(env, NewEnv(map[string]any{LanguageEnv: cfg.lang}))
+	}
+	c := newRun(ctx, runIDs.Add(1), action.Name(), cfg.jobID, env, cfg.logger)
 	c.run.lang = cfg.lang
 	start := c.run.now()
 	result, verr, err := action.invoke(c, params)

@@ -50,8 +50,8 @@ type CurrentProgress struct {
 	// Overall is the progress of the whole run in percent (0–100, two
 	// decimals). It never decreases. With a plan, the steps reported before
 	// the current one count whole and the current one by its percent, each
-	// weighted by its proportion; without one, it follows the percent of the
-	// category reporting.
+	// weighted by its proportion; without one, it is the highest percent
+	// any category has reached.
 	Overall float64 `json:"overall"`
 	// Step is the category that reported progress last ("" for none or for
 	// progress without a category).

@@ -57,11 +57,17 @@ func (c *Context) Criticalf(format string, args ...any) {
 // LocalizedMessage.
 type Localized map[string]string
 
-// In returns the text for lang, falling back to "en", then to the first
-// language in alphabetical order; "" for an empty Localized.
+// In returns the text for lang, falling back to its base language ("pt"
+// for "pt-BR"), then to "en", then to the first language in alphabetical
+// order; "" for an empty Localized.
 func (m Localized) In(lang string) string {
 	if s, ok := m[lang]; ok {
 		return s
+	}
+	if base, _, found := strings.Cut(strings.ReplaceAll(lang, "_", "-"), "-"); found {
+		if s, ok := m[base]; ok {
+			return s
+		}
 	}
 	if s, ok := m["en"]; ok {
 		return s
@@ -102,8 +108,9 @@ func (c *Context) LogLocalized(message Localized, level Level) {
 // SetProgressFailed marks the progress of category (else the Context's
 // category) as failed (Python: set_progress_failed(category)): its
 // percent becomes 0, the console shows it failed, and the progress
-// record's step gets status "failed". The overall progress stays where it
-// was.
+// record's step gets status "failed" and becomes the current step. The
+// overall progress is never lowered (with a plan, the steps before the
+// failed one count whole, as for any progress of a later step).
 func (c *Context) SetProgressFailed(category ...string) {
 	cat := c.category
 	if len(category) > 0 {
@@ -191,8 +198,8 @@ const MaxSeriesPoints = 1 << 20
 // ("train", "loss", 0.42, {"epoch": 3}) (Python: log_metric(category, key,
 // value, **metrics)). Points are kept in order per category and key, and
 // each is reported as one EventMetric; unlike SetMetrics, nothing is
-// merged. The context keeps a copy of extra; like Log's data, the event's
-// Data is extra itself. The console shows at most one line a second per
+// merged. The context keeps a shallow copy of extra; like Log's data, the
+// event's Data is extra itself. The console shows at most one line a second per
 // series.
 func (c *Context) LogMetric(category, key string, value float64, extra map[string]any) {
 	if category == "" {

@@ -270,8 +270,8 @@ func TestLogVisualization(t *testing.T) {
 }
 
 func TestLocalized(t *testing.T) {
-	m := Localized{"en": "Done", "ko": "완료", "de": "Fertig"}
-	for lang, want := range map[string]string{"ko": "완료", "fr": "Done", "en": "Done"} {
+	m := Localized{"en": "Done", "ko": "완료", "de": "Fertig", "pt": "Feito", "pt-BR": "Pronto"}
+	for lang, want := range map[string]string{"ko": "완료", "fr": "Done", "en": "Done", "pt-BR": "Pronto", "pt-PT": "Feito", "pt_AO": "Feito", "de-CH": "Fertig", "en-GB": "Done"} {
 		if got := m.In(lang); got != want {
 			t.Errorf("In(%q) = %q, want %q", lang, got, want)
 		}
@@ -298,6 +298,9 @@ func TestLocalized(t *testing.T) {
 			opts := append([]Option{WithLogger(rec), WithEnv(NewEnv(nil))}, tt.opts...)
 			a := NewAction("hi", func(ctx *Context, _ struct{}) (string, error) {
 				ctx.LogLocalized(m, LevelSuccess)
+				if env := ctx.Env().GetString(LanguageEnv, "en"); env != ctx.Language() {
+					t.Errorf("env SYNAPSE_LANGUAGE = %q, Language() = %q; want them equal as in other modes", env, ctx.Language())
+				}
 				return ctx.Language(), nil
 			})
 			if _, err := NewLocalExecutor(opts...).Execute(t.Context(), a, nil); err != nil {

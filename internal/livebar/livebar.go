@@ -70,6 +70,27 @@ func (r *Renderer) Set(key, label string, percent float64, suffix string) {
 	r.flush()
 }
 
+// End prints the bar for key one last time as an ordinary line, at the
+// percent it had reached (0 for a new key) with suffix, and removes it:
+// for a bar that stops short of 100% (a failure).
+func (r *Renderer) End(key, label, suffix string) {
+	b := &bar{key: key}
+	for i, x := range r.bars {
+		if x.key == key {
+			b = x
+			r.bars = append(r.bars[:i], r.bars[i+1:]...)
+			break
+		}
+	}
+	b.label, b.suffix = label, suffix
+	r.buf.Reset()
+	r.clear()
+	r.buf.WriteString(render(b))
+	r.buf.WriteByte('\n')
+	r.draw()
+	r.flush()
+}
+
 // clear moves the cursor back to the first bar line and erases the bars.
 func (r *Renderer) clear() {
 	if r.drawn > 0 {

@@ -87,3 +87,24 @@ func TestRendererFinishesBarsAt100(t *testing.T) {
 		t.Errorf("%d live bars, want 1", len(r.bars))
 	}
 }
+
+func TestRendererEndKeepsThePercentReached(t *testing.T) {
+	var out strings.Builder
+	r := New(&out)
+	r.Set("a", "[upload]", 50, "| ETA: 3.0s")
+	r.Set("b", "[train]", 10, "")
+	r.End("a", "[upload]", "| FAILED")
+	r.End("c", "[never]", "| FAILED")
+	got := screen(t, out.String())
+	want := []string{
+		"[upload] ██████████████░░░░░░░░░░░░░░  50.0% | FAILED",
+		"[never] ░░░░░░░░░░░░░░░░░░░░░░░░░░░░   0.0% | FAILED",
+		"[train] ██░░░░░░░░░░░░░░░░░░░░░░░░░░  10.0%",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("screen:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(r.bars) != 1 {
+		t.Errorf("%d live bars, want 1", len(r.bars))
+	}
+}
