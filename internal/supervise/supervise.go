@@ -110,9 +110,13 @@ func Run(bin string, args []string, stderr io.Writer) (code int, ok bool) {
 		return code, true
 	}
 	how := fmt.Sprintf("exited with status %d", code)
+	why := "the action (or code it calls) ended the process (os.Exit, log.Fatal, a crash); return an error from the action instead"
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		how = "was killed by " + ws.Signal().String()
+		how = fmt.Sprintf("was killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+		if ws.Signal() == syscall.SIGKILL {
+			why = "the system may have run out of memory (see `dmesg`), or something outside killed it"
+		}
 	}
-	fmt.Fprintf(stderr, "Error: the plugin's process %s before the run ended: the action (or code it calls) ended the process (os.Exit, log.Fatal, a crash); return an error from the action instead\n", how)
+	fmt.Fprintf(stderr, "Error: the plugin's process %s before the run ended: %s\n", how, why)
 	return exit.Failure, true
 }

@@ -33,7 +33,7 @@ func TestRun(t *testing.T) {
 	}{
 		{chosen, 2, ""},
 		{forced, 1, "exited with status 3 before the run ended"},
-		{killed, 1, "was killed by killed"},
+		{killed, 1, "was killed by signal 9 (killed) before the run ended: the system may have run out of memory"},
 	} {
 		var stderr strings.Builder
 		code, ok := Run(tt.bin, nil, &stderr)
