@@ -106,6 +106,7 @@ func (c *Context) Emit(e Event) {
 	if e.Category == "" {
 		e.Category = c.category
 	}
+	e.Level = min(max(e.Level, LevelDebug), LevelCritical)
 	e.Action, e.JobID, e.run = c.run.action, c.run.jobID, c.run.id
 	c.run.handle(e)
 }
@@ -122,6 +123,7 @@ func (r *runState) handle(e Event) {
 func (c *Context) Now() time.Time { return c.run.now() }
 
 func (c *Context) event(t EventType, level Level) Event {
+	level = min(max(level, LevelDebug), LevelCritical)
 	return Event{
 		Type:     t,
 		Time:     c.run.now(),

@@ -12,7 +12,8 @@ import (
 // LogLevel has the same names.
 type Level int8
 
-// Levels, from least to most severe. The zero Level is LevelInfo.
+// Levels, from least to most severe. The zero Level is LevelInfo. A
+// Context reports a level outside this range as the nearest one.
 const (
 	LevelDebug    Level = -1
 	LevelInfo     Level = 0
@@ -129,8 +130,8 @@ type Event struct {
 	Values map[string]any `json:"values,omitempty"`
 
 	// EventMetric: the series key within Category ("loss") and the
-	// point's value. A value that is not finite travels as JSON null and
-	// is decoded as NaN.
+	// point's value. A value that is not finite travels as the JSON string
+	// "NaN", "+Inf" or "-Inf".
 	Key   string  `json:"key,omitempty"`
 	Value float64 `json:"value,omitempty"`
 

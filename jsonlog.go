@@ -82,20 +82,39 @@ type eventJSON struct {
 	Steps      []StepInfo     `json:"steps,omitempty"`
 }
 
-// jsonFloat is a float64 whose non-finite values encode as null and
-// decode from null as NaN.
+// jsonFloat is a float64 whose non-finite values encode as the strings
+// "NaN", "+Inf" and "-Inf" (as the logger writes them inside Data), and
+// decode from them (and from null, as NaN).
 type jsonFloat float64
 
 func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	return appendFloat(nil, float64(f)), nil
+	return appendValue(nil, float64(f)), nil
 }
 
 func (f *jsonFloat) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
+	switch string(b) {
+	case "null", `"NaN"`:
 		*f = jsonFloat(math.NaN())
+		return nil
+	case `"+Inf"`, `"Inf"`:
+		*f = jsonFloat(math.Inf(1))
+		return nil
+	case `"-Inf"`:
+		*f = jsonFloat(math.Inf(-1))
 		return nil
 	}
 	return json.Unmarshal(b, (*float64)(f))
+}
+
+// appendValue writes a metric value: a number, or for a value that is not
+// finite its name as a JSON string.
+func appendValue(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		b = append(b, '"')
+		b = strconv.AppendFloat(b, f, 'g', -1, 64)
+		return append(b, '"')
+	}
+	return appendFloat(b, f)
 }
 
 // MarshalJSON encodes the event in its wire form: progress fields only on
@@ -155,8 +174,6 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	}
 	if j.Value != nil {
 		e.Value = float64(*j.Value)
-	} else if e.Type == EventMetric {
-		e.Value = math.NaN() // null: not finite
 	}
 	return nil
 }
@@ -188,7 +205,7 @@ func appendMetric(b []byte, e *Event) ([]byte, bool) {
 	}
 	b = appendField(b, "key", e.Key)
 	b = append(b, `,"value":`...)
-	b = appendFloat(b, e.Value)
+	b = appendValue(b, e.Value)
 	return append(b, "}\n"...), true
 }
 
@@ -265,7 +282,7 @@ func plainJSON(s string) bool {
 }
 
 // appendFloat writes f as encoding/json does, and null when it is not
-// finite.
+// finite (callers write non-finite values their own way first).
 func appendFloat(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, "null"...)

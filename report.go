@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"mime"
 	"os"
@@ -57,15 +58,15 @@ func (c *Context) Criticalf(format string, args ...any) {
 // LocalizedMessage.
 type Localized map[string]string
 
-// In returns the text for lang, falling back to its base language ("pt"
-// for "pt-BR"), then to "en", then to the first language in alphabetical
+// In returns the text for lang (case-insensitive), falling back to its
+// base language ("pt" for "pt-BR"), then to "en", then to the first language in alphabetical
 // order; "" for an empty Localized.
 func (m Localized) In(lang string) string {
-	if s, ok := m[lang]; ok {
+	if s, ok := m.lookup(lang); ok {
 		return s
 	}
 	if base, _, found := strings.Cut(strings.ReplaceAll(lang, "_", "-"), "-"); found {
-		if s, ok := m[base]; ok {
+		if s, ok := m.lookup(base); ok {
 			return s
 		}
 	}
@@ -76,6 +77,19 @@ func (m Localized) In(lang string) string {
 		return ""
 	}
 	return m[slices.Min(slices.Collect(maps.Keys(m)))]
+}
+
+// lookup finds lang, ignoring case (language codes are case-insensitive).
+func (m Localized) lookup(lang string) (string, bool) {
+	if s, ok := m[lang]; ok {
+		return s, true
+	}
+	for k, s := range m {
+		if strings.EqualFold(k, lang) {
+			return s, true
+		}
+	}
+	return "", false
 }
 
 // LanguageEnv is the environment variable that sets the language of a run
@@ -102,6 +116,10 @@ func (c *Context) Language() string {
 // LogLocalized reports message in the run's language (Localized.In) at
 // level (Python: log_message({lang: text}, level)).
 func (c *Context) LogLocalized(message Localized, level Level) {
+	if len(message) == 0 {
+		c.warnOnce("localized-empty", "ignored an empty localized message")
+		return
+	}
 	c.LogMessage(message.In(c.Language()), level)
 }
 
@@ -205,6 +223,10 @@ func (c *Context) LogMetric(category, key string, value float64, extra map[strin
 	if category == "" {
 		category = c.category
 	}
+	if category == "" || key == "" {
+		c.warnOnce("metric-names", fmt.Sprintf("ignored metric point (category %q, key %q): both are required, as in LogMetric(\"train\", \"loss\", v, nil)", category, key))
+		return
+	}
 	e := c.event(EventMetric, LevelInfo)
 	e.Category, e.Key, e.Value = category, key, value
 	var kept []extraMetric
@@ -279,7 +301,7 @@ type FileError struct {
 
 func (e *FileError) Error() string {
 	if errors.Is(e.Err, ErrFileTooLarge) {
-		return fmt.Sprintf("attach file %s: %s is over the %s limit (synapse.MaxFileSize); attach a smaller or compressed file, or store it elsewhere and log where", e.Name, formatBytes(e.Size), formatBytes(MaxFileSize))
+		return fmt.Sprintf("attach file %s: %d bytes is over the limit of %d bytes (2 MiB, synapse.MaxFileSize); attach a smaller or compressed file, or store it elsewhere and log where", e.Name, e.Size, MaxFileSize)
 	}
 	return fmt.Sprintf("attach file %s: %v", e.Name, e.Err)
 }
@@ -288,7 +310,9 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 // dataURI reads f and returns it as a base64 data URI, with its name.
-func (f File) dataURI() (uri, name string, err error) {
+// With image, the file must be an image: an image/* ContentType, or else
+// content that sniff recognises.
+func (f File) dataURI(image bool) (uri, name string, err error) {
 	name = f.Name
 	if name == "" {
 		name = filepath.Base(f.Path)
@@ -298,29 +322,32 @@ func (f File) dataURI() (uri, name string, err error) {
 	}
 	data := f.Data
 	if data == nil {
-		if f.Path == "" {
-			return "", name, &FileError{Name: name, Err: errors.New("no Path and no Data")}
-		}
-		fi, err := os.Stat(f.Path)
-		if err != nil {
-			return "", name, &FileError{Name: f.Path, Err: err}
-		}
-		if fi.Size() > MaxFileSize {
-			return "", name, &FileError{Name: f.Path, Size: fi.Size(), Err: ErrFileTooLarge}
-		}
-		if data, err = os.ReadFile(f.Path); err != nil {
-			return "", name, &FileError{Name: f.Path, Err: err}
+		if data, err = readLimited(f.Path); err != nil {
+			return "", name, err
 		}
 	}
 	if len(data) > MaxFileSize {
 		return "", name, &FileError{Name: name, Size: int64(len(data)), Err: ErrFileTooLarge}
 	}
-	ct := f.ContentType
-	if ct == "" && f.Path != "" {
+	ct := strings.ToLower(f.ContentType)
+	if ct != "" {
+		mt, _, perr := mime.ParseMediaType(ct)
+		if perr != nil || !strings.Contains(mt, "/") {
+			return "", name, &FileError{Name: name, Err: fmt.Errorf("content type %q is not a MIME type such as image/png", f.ContentType)}
+		}
+		ct = mt // parameters (charset=…) are dropped: the backend wants the type
+	}
+	sniffed := sniff(data)
+	switch {
+	case image && ct == "" && !strings.HasPrefix(sniffed, "image/"):
+		return "", name, &FileError{Name: name, Err: errors.New("content is not a PNG, JPEG, GIF or WebP image (set File.ContentType for another image format)")}
+	case image && ct != "" && !strings.HasPrefix(ct, "image/"):
+		return "", name, &FileError{Name: name, Err: fmt.Errorf("content type %s is not an image (want PNG or JPEG)", ct)}
+	case ct == "" && f.Path != "" && sniffed == "application/octet-stream":
 		ct, _, _ = strings.Cut(mime.TypeByExtension(filepath.Ext(f.Path)), ";")
 	}
 	if ct == "" {
-		ct = sniff(data)
+		ct = sniffed
 	}
 	var b strings.Builder
 	b.Grow(len("data:;base64,") + len(ct) + base64.StdEncoding.EncodedLen(len(data)))
@@ -331,6 +358,37 @@ func (f File) dataURI() (uri, name string, err error) {
 	_, _ = enc.Write(data)
 	_ = enc.Close()
 	return b.String(), name, nil
+}
+
+// readLimited reads the regular file at path, at most MaxFileSize+1
+// bytes: a device, pipe or /proc file could be endless or never end.
+func readLimited(path string) ([]byte, error) {
+	if path == "" {
+		return nil, &FileError{Name: "(none)", Err: errors.New("no Path and no Data")}
+	}
+	fi, err := os.Stat(path) // never blocks, unlike opening a pipe
+	if err != nil {
+		return nil, &FileError{Name: path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &FileError{Name: path, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, &FileError{Name: path, Size: fi.Size(), Err: ErrFileTooLarge}
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, &FileError{Name: path, Err: err}
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
+	if err != nil {
+		return nil, &FileError{Name: path, Err: err}
+	}
+	if len(data) > MaxFileSize { // it grew after the Stat
+		return nil, &FileError{Name: path, Size: int64(len(data)), Err: ErrFileTooLarge}
+	}
+	return data, nil
 }
 
 // sniff names the image formats a visualization is likely to be.
@@ -368,7 +426,7 @@ func DecodeDataURI(uri string) (contentType string, data []byte, err error) {
 // (Event.File). A file that cannot be read or is over MaxFileSize is a
 // *FileError, and nothing is reported.
 func (c *Context) LogFile(level Level, event string, data map[string]any, file File) error {
-	uri, name, err := file.dataURI()
+	uri, name, err := file.dataURI(false)
 	if err != nil {
 		return err
 	}
@@ -385,15 +443,21 @@ func (c *Context) LogFile(level Level, event string, data map[string]any, file F
 // read, is over MaxFileSize or is not an image/* type is a *FileError, and
 // nothing is reported.
 func (c *Context) LogVisualization(category, group string, index int, image File, meta map[string]any) error {
-	uri, name, err := image.dataURI()
+	if category == "" {
+		category = c.category
+	}
+	if category == "" {
+		return errors.New("log visualization: a category is required, as in LogVisualization(\"val\", …)")
+	}
+	uri, name, err := image.dataURI(true)
 	if err != nil {
 		return err
 	}
-	if ct, _, _ := strings.Cut(strings.TrimPrefix(uri, "data:"), ";"); !strings.HasPrefix(ct, "image/") {
-		return &FileError{Name: name, Err: fmt.Errorf("content type %s is not an image (want PNG or JPEG, or set File.ContentType)", ct)}
+	if _, clash := meta["group"]; clash {
+		c.warnOnce("visualization-meta-group", "visualization meta key \"group\" is replaced by the group argument")
 	}
-	if category == "" {
-		category = c.category
+	if _, clash := meta["index"]; clash {
+		c.warnOnce("visualization-meta-index", "visualization meta key \"index\" is replaced by the index argument")
 	}
 	data := make(map[string]any, len(meta)+2)
 	maps.Copy(data, meta)

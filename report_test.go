@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,6 +65,10 @@ func TestLogFile(t *testing.T) {
 	if err := os.WriteFile(png, pngBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	txt := filepath.Join(dir, "a.txt")
+	if err := os.WriteFile(txt, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	big := filepath.Join(dir, "big.bin")
 	if err := os.WriteFile(big, make([]byte, MaxFileSize+1), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,6 +89,8 @@ func TestLogFile(t *testing.T) {
 		{"path over the limit", File{Path: big}, "", "", ErrFileTooLarge},
 		{"bytes over the limit", File{Data: make([]byte, MaxFileSize+1)}, "", "", ErrFileTooLarge},
 		{"missing path", File{Path: filepath.Join(dir, "nope.png")}, "", "", fs.ErrNotExist},
+		{"text by extension", File{Path: txt}, "text/plain", "a.txt", nil},
+		{"content type parameters dropped", File{Data: []byte("x"), ContentType: "Text/Plain; charset=utf-8"}, "text/plain", "(bytes)", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +105,7 @@ func TestLogFile(t *testing.T) {
 				if len(rec.events) != 0 {
 					t.Errorf("an event was reported despite the error")
 				}
-				if errors.Is(err, ErrFileTooLarge) && (!strings.Contains(err.Error(), "2.0 MiB limit") || !strings.Contains(err.Error(), "MaxFileSize")) {
+				if errors.Is(err, ErrFileTooLarge) && (!strings.Contains(err.Error(), "2097153 bytes is over the limit of 2097152 bytes") || !strings.Contains(err.Error(), "MaxFileSize")) {
 					t.Errorf("message %q does not name the limit", err)
 				}
 				return
@@ -120,6 +127,15 @@ func TestLogFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fifo makes a named pipe in dir: opening it for reading would block.
+func fifo(t *testing.T, dir string) string {
+	path := filepath.Join(dir, "pipe.png")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestDecodeDataURIErrors(t *testing.T) {
@@ -195,7 +211,7 @@ func TestMetricJSONFastPathMatchesEncoder(t *testing.T) {
 			if err := json.Unmarshal(fast, &back); err != nil {
 				t.Fatal(err)
 			}
-			if back.Value != v && !(math.IsNaN(back.Value) && (math.IsNaN(v) || math.IsInf(v, 0))) {
+			if back.Value != v && !(math.IsNaN(back.Value) && math.IsNaN(v)) {
 				t.Errorf("round trip of %v gave %v", v, back.Value)
 			}
 		}
@@ -234,6 +250,33 @@ func TestMetricJSONFastPathMatchesEncoder(t *testing.T) {
 	}
 }
 
+func TestReportingMisuseWarns(t *testing.T) {
+	rec := &recorder{}
+	c, _ := newTestRun(rec)
+	c.LogMetric("", "loss", 1, nil)
+	c.LogMetric("train", "", 1, nil)
+	c.LogLocalized(nil, LevelInfo)
+	c.LogAt(Level(42), "e", nil)
+	c.LogMessage("low", Level(-9))
+	var warnings []string
+	for _, e := range rec.events {
+		switch e.Type {
+		case EventMessage:
+			if e.Level == LevelWarning {
+				warnings = append(warnings, e.Message)
+			}
+		case EventMetric:
+			t.Errorf("a metric point without a category or key was reported: %+v", e)
+		}
+	}
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "both are required") || !strings.Contains(warnings[1], "empty localized message") {
+		t.Errorf("warnings = %q", warnings)
+	}
+	if got := []Level{rec.events[len(rec.events)-2].Level, rec.events[len(rec.events)-1].Level}; got[0] != LevelCritical || got[1] != LevelDebug {
+		t.Errorf("out-of-range levels reported as %v, want critical and debug", got)
+	}
+}
+
 func TestConsoleMetricThrottle(t *testing.T) {
 	var buf bytes.Buffer
 	c, clock := newTestRun(NewConsoleLogger(&buf))
@@ -259,19 +302,46 @@ func TestLogVisualization(t *testing.T) {
 	if e.Type != EventVisualization || e.Category != "val" || e.Data["group"] != "pred" || e.Data["index"] != 3 || e.Data["iou"] != 0.8 || e.FileName != "p.png" {
 		t.Errorf("event = %+v", e)
 	}
-	err := c.LogVisualization("val", "pred", 4, File{Data: []byte("not an image")}, nil)
-	var fe *FileError
-	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "not an image") {
-		t.Errorf("text as image: error = %v", err)
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "fake.png")
+	if err := os.WriteFile(fake, []byte("text, not a PNG"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name     string
+		category string
+		file     File
+		want     string
+	}{
+		{"text bytes", "val", File{Data: []byte("not an image")}, "not a PNG, JPEG, GIF or WebP image"},
+		{"text named .png", "val", File{Path: fake}, "not a PNG, JPEG, GIF or WebP image"},
+		{"explicit non-image type", "val", File{Data: pngBytes, ContentType: "text/plain"}, "content type text/plain is not an image"},
+		{"bad content type", "val", File{Data: pngBytes, ContentType: "a,b;base64"}, `content type "a,b;base64" is not a MIME type`},
+		{"no category", "", File{Data: pngBytes}, "a category is required"},
+		{"a pipe", "val", File{Path: fifo(t, dir)}, "not a regular file"},
+		{"a device", "val", File{Path: "/dev/zero"}, "not a regular file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.LogVisualization(tt.category, "pred", 4, tt.file, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want %q", err, tt.want)
+			}
+		})
 	}
 	if len(rec.events) != 1 {
 		t.Error("a rejected image was reported")
+	}
+	if err := c.LogVisualization("val", "pred", 5, File{Data: pngBytes, ContentType: "image/svg+xml"}, map[string]any{"group": "x"}); err != nil {
+		t.Errorf("explicit image type: %v", err)
+	}
+	if e := rec.events[len(rec.events)-2]; e.Type != EventMessage || e.Level != LevelWarning || !strings.Contains(e.Message, `meta key "group" is replaced`) {
+		t.Errorf("no warning for a clashing meta key: %+v", e)
 	}
 }
 
 func TestLocalized(t *testing.T) {
 	m := Localized{"en": "Done", "ko": "완료", "de": "Fertig", "pt": "Feito", "pt-BR": "Pronto"}
-	for lang, want := range map[string]string{"ko": "완료", "fr": "Done", "en": "Done", "pt-BR": "Pronto", "pt-PT": "Feito", "pt_AO": "Feito", "de-CH": "Fertig", "en-GB": "Done"} {
+	for lang, want := range map[string]string{"ko": "완료", "fr": "Done", "en": "Done", "pt-BR": "Pronto", "pt-PT": "Feito", "pt_AO": "Feito", "de-CH": "Fertig", "en-GB": "Done", "KO": "완료", "PT-br": "Pronto"} {
 		if got := m.In(lang); got != want {
 			t.Errorf("In(%q) = %q, want %q", lang, got, want)
 		}
