@@ -2,6 +2,7 @@ package synapse
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -274,14 +275,14 @@ func writeTrials(b *bytes.Buffer, data map[string]any) {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "  trial")
 	for _, c := range cols {
-		fmt.Fprintf(tw, "\t%s", c)
+		fmt.Fprintf(tw, "\t%s", cellText(c))
 	}
-	for _, id := range slices.Sorted(maps.Keys(t.Trials)) {
+	for _, id := range slices.SortedFunc(maps.Keys(t.Trials), naturalCompare) {
 		mark := " "
 		if id == t.BestTrial {
 			mark = "*"
 		}
-		fmt.Fprintf(tw, "\n%s %s", mark, id)
+		fmt.Fprintf(tw, "\n%s %s", mark, cellText(id))
 		for _, c := range cols {
 			v, ok := t.Trials[id][c]
 			cell := "-"
@@ -294,10 +295,60 @@ func writeTrials(b *bytes.Buffer, data map[string]any) {
 				}
 				cell = cb.String()
 			}
-			fmt.Fprintf(tw, "\t%s", cell)
+			fmt.Fprintf(tw, "\t%s", cellText(cell))
 		}
 	}
 	_ = tw.Flush()
+}
+
+// cellText keeps a table cell on its line and in its column.
+func cellText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// naturalCompare orders strings with their digit runs compared as
+// numbers: trial-2 before trial-10 (ties, such as t2 and t02, in byte
+// order).
+func naturalCompare(a, b string) int {
+	if c := natural(a, b); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+func natural(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitPrefix(a), digitPrefix(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := cmp.Compare(len(na), len(nb)); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitPrefix(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // formatPercent writes p with at least one and at most two decimals: 50.0, 33.33.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,33 @@ func TestEventUnmarshalKeepsLargeIntegers(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"type":"log","level":"loud"}`), &e); err == nil {
 		t.Error("an unknown level was accepted")
+	}
+}
+
+func TestTrialsTableOrderAndCells(t *testing.T) {
+	var buf bytes.Buffer
+	NewConsoleLogger(&buf).Handle(Event{Type: EventTrials, Time: t0, Data: map[string]any{
+		"trials": map[string]any{
+			"trial-10": map[string]any{"loss": 0.1},
+			"trial-2":  map[string]any{"loss": 0.2, "note": "a\tb\nc"},
+			"trial-1":  map[string]any{"loss": 0.3},
+		},
+		"metrics": []any{"loss", "note"}, "best_trial": "trial-10",
+	}})
+	want := "INFO: Trials: 3 (best: trial-10)\n" +
+		"  trial     loss  note\n" +
+		"  trial-1   0.3   -\n" +
+		"  trial-2   0.2   a b c\n" +
+		"* trial-10  0.1   -\n"
+	if buf.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func TestNaturalCompare(t *testing.T) {
+	in := []string{"t10", "t2", "t1", "a", "t02", "t", "b1x", "b1"}
+	slices.SortFunc(in, naturalCompare)
+	if want := []string{"a", "b1", "b1x", "t", "t1", "t02", "t2", "t10"}; !slices.Equal(in, want) {
+		t.Errorf("sorted = %v, want %v", in, want)
 	}
 }

@@ -3,7 +3,6 @@ package synapse
 import (
 	"encoding/json"
 	"math"
-	"slices"
 	"sync"
 	"time"
 )
@@ -48,10 +47,12 @@ type StepProgress struct {
 // CurrentProgress is the current_progress part of a ProgressRecord.
 type CurrentProgress struct {
 	// Overall is the progress of the whole run in percent (0–100, two
-	// decimals). It never decreases. With a plan, the steps reported before
-	// the current one count whole and the current one by its percent, each
-	// weighted by its proportion; without one, it is the highest percent
-	// any category has reached.
+	// decimals). It never decreases. With a plan, it is the sum of each
+	// planned step's proportion times its percent (a step that has not
+	// reported counts 0; a category outside the plan, nothing); without
+	// one, it is the highest percent any category has reached. (The Python
+	// SDK's JobLogger counts every step before the current one whole, even
+	// one that failed; synapse-go does not.)
 	Overall float64 `json:"overall"`
 	// Step is the category that reported progress last ("" for none or for
 	// progress without a category).
@@ -107,8 +108,8 @@ func (r *ProgressRecord) UnmarshalJSON(b []byte) error {
 type ProgressTracker struct {
 	mu       sync.Mutex
 	plan     map[string]StepInfo // nil until a plan arrives
+	order    []StepInfo          // the plan, in order
 	steps    map[string]*StepProgress
-	used     []string // categories in the order they first reported progress
 	current  string
 	reported bool // some progress was reported
 	overall  float64
@@ -143,6 +144,7 @@ func (t *ProgressTracker) setPlan(steps []StepInfo) {
 		return
 	}
 	t.plan = make(map[string]StepInfo, len(steps))
+	t.order = steps
 	if t.steps == nil {
 		t.steps = make(map[string]*StepProgress, len(steps))
 	}
@@ -182,9 +184,6 @@ func (t *ProgressTracker) progress(e Event) {
 		sp = &StepProgress{}
 		t.steps[e.Category] = sp
 	}
-	if !slices.Contains(t.used, e.Category) {
-		t.used = append(t.used, e.Category)
-	}
 	sp.Percent, sp.TimeRemaining = percent, remain
 	if e.Failed {
 		sp.Status = "failed"
@@ -194,13 +193,8 @@ func (t *ProgressTracker) progress(e Event) {
 		return
 	}
 	var overall float64
-	for _, name := range t.used {
-		w := t.plan[name].Proportion
-		if name == e.Category {
-			overall += w * percent / 100
-			break
-		}
-		overall += w
+	for _, s := range t.order { // in plan order, so every tracker sums alike
+		overall += s.Proportion * t.steps[s.Name].Percent / 100
 	}
 	t.overall = max(t.overall, min(math.Round(overall*100)/100, 100))
 }

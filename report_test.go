@@ -431,7 +431,8 @@ func TestProgressRecord(t *testing.T) {
 		{"plan only", []Event{plan}, 0, "", nil},
 		{"weighted", []Event{plan, ev("download", 100), ev("train", 50)}, 55, "train", new(1)},
 		{"never decreases", []Event{plan, ev("download", 100), ev("train", 50), ev("train", 10)}, 55, "train", new(1)},
-		{"unplanned category weighs nothing; earlier steps count whole", []Event{plan, ev("download", 50), ev("extra", 100)}, 20, "extra", nil},
+		{"unplanned category weighs nothing", []Event{plan, ev("download", 50), ev("extra", 100)}, 10, "extra", nil},
+		{"a step counts by its percent, not whole", []Event{plan, ev("download", 100), ev("train", 50), {Type: EventProgress, Category: "train", Failed: true, ETA: -1}, ev("upload", 100)}, 55, "upload", new(2)}, // 20 + 0 (failed) + 10 < 55 reached before
 		{"no plan: follows the category", []Event{ev("", 30), ev("", 60)}, 60, "", nil},
 		{"no plan: never decreases across categories", []Event{ev("a", 80), ev("b", 10)}, 80, "b", nil},
 		{"second plan ignored", []Event{plan, {Type: EventSteps, Steps: []StepInfo{{"x", 0, 100}}}, ev("download", 100)}, 20, "download", new(0)},

@@ -177,12 +177,41 @@ func (r *Recorder) Trials() (synapse.Trials, bool) {
 	if last == nil {
 		return synapse.Trials{}, false
 	}
-	var t synapse.Trials
-	b, err := json.Marshal(last)
-	if err == nil {
-		err = json.Unmarshal(b, &t)
+	return trialsOf(last)
+}
+
+// trialsOf reads the Data of a trials event, as the context built it or as
+// it came back from JSON. Values are kept as they are (NaN included).
+func trialsOf(data map[string]any) (synapse.Trials, bool) {
+	t := synapse.Trials{Trials: map[string]map[string]any{}}
+	rows, ok := data["trials"].(map[string]any)
+	if !ok {
+		return synapse.Trials{}, false
 	}
-	return t, err == nil
+	for id, row := range rows {
+		r, ok := row.(map[string]any)
+		if !ok {
+			return synapse.Trials{}, false
+		}
+		t.Trials[id] = r
+	}
+	strs := func(v any) []string {
+		var out []string
+		switch l := v.(type) {
+		case []string:
+			out = append(out, l...)
+		case []any:
+			for _, x := range l {
+				if s, ok := x.(string); ok {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	t.Base, t.Hyperparameters, t.Metrics = strs(data["base"]), strs(data["hyperparameters"]), strs(data["metrics"])
+	t.BestTrial, _ = data["best_trial"].(string)
+	return t, true
 }
 
 // ProgressRecord returns the progress record built from the recorded

@@ -3,6 +3,7 @@ package plugintest_test
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
@@ -74,5 +75,36 @@ func TestRunContextAndEnv(t *testing.T) {
 	env := synapse.NewEnv(map[string]any{"HOME": "/home/x"})
 	if res := plugintest.Run(t, report, nil, synapse.WithEnv(env)); res.Err == nil {
 		t.Error("WithEnv was not applied")
+	}
+}
+
+func TestRecorderReportingCalls(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+	a := synapse.NewAction("r", func(ctx *synapse.Context, _ struct{}) (any, error) {
+		ctx.LogMetric("train", "loss", 0.5, map[string]any{"epoch": 1})
+		ctx.LogMetric("train", "loss", math.Inf(1), nil)
+		if err := ctx.LogVisualization("val", "g", 2, synapse.File{Data: png, Name: "p.png"}, map[string]any{"iou": 0.5}); err != nil {
+			return nil, err
+		}
+		ctx.LogTrials(synapse.Trials{Trials: map[string]map[string]any{"t1": {"loss": math.NaN()}}, Metrics: []string{"loss"}, BestTrial: "t1"})
+		ctx.SetProgress(1, 2, "train")
+		return nil, nil
+	})
+	res := plugintest.Run(t, a, nil)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if s := res.Series("train", "loss"); len(s) != 2 || s[0].Extra["epoch"] != 1 || !math.IsInf(s[1].Value, 1) {
+		t.Errorf("series = %+v", s)
+	}
+	if v := res.Visualizations(); len(v) != 1 || v[0].Group != "g" || v[0].Index != 2 || v[0].Meta["iou"] != 0.5 || v[0].ContentType != "image/png" || string(v[0].Image) != string(png) {
+		t.Errorf("visualizations = %+v", v)
+	}
+	tr, ok := res.Trials()
+	if !ok || tr.BestTrial != "t1" || !math.IsNaN(tr.Trials["t1"]["loss"].(float64)) || !reflect.DeepEqual(tr.Metrics, []string{"loss"}) {
+		t.Errorf("trials with NaN = %+v, %v", tr, ok)
+	}
+	if rec := res.ProgressRecord(); rec.Current.Step != "train" || rec.Current.Percent != 50 || rec.Current.TimeElapsed == nil {
+		t.Errorf("progress record = %+v", rec.Current)
 	}
 }

@@ -6,6 +6,7 @@
 package steps
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -233,10 +234,15 @@ func weightOf(s Step) float64 {
 //   - when no other step has weight, the explicit proportions are scaled
 //     up to 100; when no step has either, all share equally.
 //
-// Proportions are rounded to 2 decimals.
+// Proportions are rounded to 2 decimals by largest remainder (so they add
+// up to 100 exactly and none is negative). Steps that share a name share
+// one entry, with the sum of their proportions, at the place of the first.
 func (r *Registry) Plan() []synapse.StepInfo { return plan(r.Steps()) }
 
 func plan(steps []Step) []synapse.StepInfo {
+	if len(steps) == 0 {
+		return nil
+	}
 	out := make([]synapse.StepInfo, len(steps))
 	explicit := make([]float64, len(steps))
 	var sumExplicit, sumWeight float64
@@ -269,20 +275,43 @@ func plan(steps []Step) []synapse.StepInfo {
 			}
 		}
 	}
-	// Round to 2 decimals; the last step with a share takes the rounding
-	// remainder, so the proportions add up to 100 exactly.
-	last, sum := -1, 0.0
-	for i := range out {
-		out[i].Proportion = math.Round(share[i]*100) / 100
-		if share[i] > 0 {
-			last = i
+	// Steps that share a name share one entry (its order is its first
+	// step's place among the distinct names), since progress is reported
+	// by name.
+	var merged []synapse.StepInfo
+	var shares []float64
+	at := map[string]int{}
+	for i, st := range out {
+		j, ok := at[st.Name]
+		if !ok {
+			j = len(merged)
+			at[st.Name] = j
+			merged = append(merged, synapse.StepInfo{Name: st.Name, Order: j})
+			shares = append(shares, 0)
 		}
-		sum += out[i].Proportion
+		shares[j] += share[i]
 	}
-	if last >= 0 {
-		out[last].Proportion = math.Round((out[last].Proportion+100-sum)*100) / 100
+	// Round to hundredths by largest remainder: never negative, adding up
+	// to 100 exactly.
+	units := make([]int, len(shares))
+	byRemainder := make([]int, len(shares))
+	left := 10000
+	for j, sh := range shares {
+		units[j] = int(math.Floor(sh * 100))
+		left -= units[j]
+		byRemainder[j] = j
 	}
-	return out
+	slices.SortStableFunc(byRemainder, func(x, y int) int {
+		rx, ry := shares[x]*100-float64(units[x]), shares[y]*100-float64(units[y])
+		return cmp.Compare(ry, rx)
+	})
+	for k := 0; k < left && k < len(byRemainder); k++ {
+		units[byRemainder[k]]++
+	}
+	for j := range merged {
+		merged[j].Proportion = float64(units[j]) / 100
+	}
+	return merged
 }
 
 func proportionOf(s Step) float64 {
@@ -401,6 +430,10 @@ func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 	steps := o.reg.Steps()
 	sum := Summary{StepsTotal: len(steps)}
 	sc := &Context{Context: ctx}
+	count, seen := map[string]int{}, map[string]int{}
+	for _, st := range steps {
+		count[st.Name()]++
+	}
 	if len(steps) > 0 {
 		ctx.Emit(synapse.Event{Type: synapse.EventSteps, Level: synapse.LevelInfo, Steps: plan(steps)})
 	}
@@ -441,7 +474,10 @@ func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 				return rollback(ctx, sc, steps, executed, sum, &Error{Step: name, Err: res.Err, Stack: stack})
 			}
 		}
-		if p, ok := ctx.Progress().Steps[name]; !ok || p.Percent != 100 {
+		seen[name]++
+		if n := count[name]; n > 1 { // steps sharing a name: the share done
+			emitProgress(ctx, name, seen[name], n, 0)
+		} else if p, ok := ctx.Progress().Steps[name]; !ok || p.Percent != 100 {
 			emitProgress(ctx, name, 100, 100, 0)
 		}
 	}
@@ -457,7 +493,9 @@ func (o *Orchestrator) Run(ctx *synapse.Context) (Summary, error) {
 // failed run. Skipped steps, and a step whose CanSkip panicked, did not
 // execute and are not rolled back.
 func rollback(ctx *synapse.Context, sc *Context, steps []Step, executed []int, sum Summary, serr *Error) (Summary, error) {
-	ctx.SetProgressFailed(serr.Step)
+	if ctx.Progress().Steps[serr.Step].Status != "failed" { // unless the step said so itself
+		ctx.SetProgressFailed(serr.Step)
+	}
 	uncancelled := ctx.WithContext(context.WithoutCancel(ctx))
 	for _, i := range slices.Backward(executed) {
 		res := sc.Results[i]
@@ -489,7 +527,7 @@ func emitProgress(ctx *synapse.Context, category string, current, total int, eta
 func callBefore(before func(*Context, string) error, sc *Context, name string) (stack string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			stack, err = string(debug.Stack()), &synapse.PanicError{Value: v}
+			stack, err = string(debug.Stack()), fmt.Errorf("before step %q: %w", name, &synapse.PanicError{Value: v})
 		}
 	}()
 	if err := before(sc, name); err != nil {

@@ -398,10 +398,10 @@ func TestOrchestratorProgress(t *testing.T) {
 	}{
 		{"weighted", []float64{0.3, 0.2, 0.5}, -1, -1, []float64{30, 20, 50}, []float64{30, 50, 100}},
 		{"skipped step counts as done", []float64{0.3, 0.2, 0.5}, 1, -1, []float64{30, 20, 50}, []float64{30, 50, 100}},
-		{"rounding remainder goes to the last step", []float64{1, 1, 1}, -1, -1, []float64{33.33, 33.33, 33.34}, []float64{33.33, 66.66, 100}},
+		{"largest remainder rounding", []float64{1, 1, 1}, -1, -1, []float64{33.34, 33.33, 33.33}, []float64{33.34, 66.67, 100}},
 		{"zero-weight step has no share", []float64{1, 0, 1}, -1, -1, []float64{50, 0, 50}, []float64{50, 50, 100}},
 		{"negative and NaN weights count as 0", []float64{1, -5, math.NaN()}, -1, -1, []float64{100, 0, 0}, []float64{100, 100, 100}},
-		{"no weight at all: equal shares", []float64{0, 0, 0}, -1, -1, []float64{33.33, 33.33, 33.34}, []float64{33.33, 66.66, 100}},
+		{"no weight at all: equal shares", []float64{0, 0, 0}, -1, -1, []float64{33.34, 33.33, 33.33}, []float64{33.34, 66.67, 100}},
 		{"failure marks the step failed, overall stays", []float64{0.3, 0.2, 0.5}, -1, 1, []float64{30, 20, 50}, []float64{30, 30}},
 	}
 	for _, tt := range tests {
@@ -491,6 +491,78 @@ func TestPlanExplicitProportions(t *testing.T) {
 				t.Errorf("proportions = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestPlanRounding(t *testing.T) {
+	for _, n := range []int{1, 3, 7, 201, 202, 300, 3000, 30001} {
+		reg := steps.NewRegistry()
+		for i := range n {
+			reg.Register(steps.New(fmt.Sprintf("s%d", i), 1, nil))
+		}
+		var sum int
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, s := range reg.Plan() {
+			if s.Proportion < 0 {
+				t.Fatalf("n=%d: step %s has proportion %v", n, s.Name, s.Proportion)
+			}
+			sum += int(math.Round(s.Proportion * 100))
+			lo, hi = min(lo, s.Proportion), max(hi, s.Proportion)
+		}
+		if sum != 10000 || hi-lo > 0.011 {
+			t.Errorf("n=%d: proportions add up to %v (want 100), range %v–%v (want within a hundredth)", n, float64(sum)/100, lo, hi)
+		}
+	}
+}
+
+func TestDuplicateStepNames(t *testing.T) {
+	tr := &stepTrace{}
+	r := runSteps(t, nil, &recStep{name: "a", weight: 1, tr: tr}, &recStep{name: "b", weight: 2, tr: tr}, &recStep{name: "a", weight: 1, tr: tr})
+	pt := synapse.NewProgressTracker()
+	var overall []float64
+	for _, e := range r.Events() {
+		pt.Handle(e)
+		if e.Type == synapse.EventSteps && (len(e.Steps) != 2 || e.Steps[0].Proportion != 50 || e.Steps[1].Proportion != 50) {
+			t.Errorf("plan = %+v, want a (50%%, both steps) and b (50%%)", e.Steps)
+		}
+		if e.Type == synapse.EventProgress {
+			overall = append(overall, pt.Record().Current.Overall)
+		}
+	}
+	if want := []float64{25, 75, 100}; !slices.Equal(overall, want) {
+		t.Errorf("overall = %v, want %v (the first a is half of a's share)", overall, want)
+	}
+}
+
+func TestBeforeStepPanicIsNamed(t *testing.T) {
+	reg := steps.NewRegistry()
+	reg.Register(steps.New("b", 1, nil))
+	o := steps.NewOrchestrator(reg)
+	o.BeforeStep = func(*steps.Context, string) error { panic("boom") }
+	res := plugintest.Run(t, synapse.NewAction("x", func(ctx *synapse.Context, _ struct{}) (any, error) {
+		_, err := o.Run(ctx)
+		return nil, err
+	}), nil)
+	var pe *synapse.PanicError
+	if !errors.As(res.Err, &pe) || !strings.Contains(res.Err.Error(), `before step "b": panic: boom`) {
+		t.Errorf("error = %v, want the hook's panic, named", res.Err)
+	}
+}
+
+func TestFailedStepMarkedOnce(t *testing.T) {
+	s := steps.New("train", 1, func(ctx *steps.Context) steps.Result {
+		ctx.SetProgressFailed()
+		return steps.Failed(errors.New("diverged"))
+	})
+	var n int
+	r := runSteps(t, nil, s)
+	for _, e := range r.Events() {
+		if e.Type == synapse.EventProgress && e.Failed {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d failed-progress events, want 1", n)
 	}
 }
 
