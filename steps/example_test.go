@@ -105,3 +105,40 @@ func ExampleOrchestrator_rollback() {
 	// failed step: convert
 	// run action "import": step "convert" failed: unsupported format
 }
+
+func ExampleRegistry_Plan() {
+	reg := steps.NewRegistry()
+	reg.Register(
+		steps.New("download", 1, nil),
+		steps.New("train", 3, nil),
+		steps.New("upload", 0, nil, steps.WithProportion(10)), // an explicit 10%
+	)
+	for _, s := range reg.Plan() {
+		fmt.Printf("%d %s %v%%\n", s.Order, s.Name, s.Proportion)
+	}
+	// Output:
+	// 0 download 22.5%
+	// 1 train 67.5%
+	// 2 upload 10%
+}
+
+func ExampleOrchestrator_beforeStep() {
+	reg := steps.NewRegistry()
+	reg.Register(steps.New("train", 1, func(ctx *steps.Context) steps.Result {
+		return steps.Succeeded(map[string]any{"device": ctx.Env().GetString("DEVICE", "")})
+	}))
+	o := steps.NewOrchestrator(reg)
+	o.BeforeStep = func(ctx *steps.Context, name string) error {
+		fmt.Println("before", name, "current step:", ctx.CurrentStep)
+		return nil
+	}
+	action := synapse.NewAction("fit", func(ctx *synapse.Context, _ struct{}) (steps.Summary, error) {
+		return o.Run(ctx)
+	})
+	out, err := synapse.NewLocalExecutor(synapse.WithLogger(synapse.DiscardLogger), synapse.WithEnv(synapse.NewEnv(map[string]any{"DEVICE": "cuda:0"}))).
+		Execute(context.Background(), action, nil)
+	fmt.Println(out.(steps.Summary).Results[0].Data["device"], err)
+	// Output:
+	// before train current step: train
+	// cuda:0 <nil>
+}
