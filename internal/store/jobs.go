@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Job statuses, as the Synapse backend spells them.
+const (
+	StatusPending   = "PENDING"
+	StatusRunning   = "RUNNING"
+	StatusStopped   = "STOPPED"
+	StatusSucceeded = "SUCCEEDED"
+	StatusFailed    = "FAILED"
+)
+
+// Terminal reports whether status is final.
+func Terminal(status string) bool {
+	return status == StatusStopped || status == StatusSucceeded || status == StatusFailed
+}
+
+// Job is a run of a release's action on an agent (Synapse backend
+// /jobs/{id}/). The JSON fields are nil until set.
+type Job struct {
+	ID             string // a UUID
+	ReleaseID      int64
+	Agent          string
+	Action         string
+	Params         json.RawMessage
+	Status         string
+	ProgressRecord json.RawMessage
+	MetricsRecord  json.RawMessage
+	Result         json.RawMessage
+	Meta           json.RawMessage
+	CreatedAt      time.Time
+	StartedAt      *time.Time
+	CompletedAt    *time.Time
+}
+
+// CreateJob stores a new PENDING job of j's release, agent, action and
+// params, with a new UUID, and returns it.
+func (s *Store) CreateJob(ctx context.Context, j Job) (Job, error) {
+	j.ID = uuid.NewString()
+	j.Status = StatusPending
+	j.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
+	if j.Params == nil {
+		j.Params = json.RawMessage("{}")
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, release_id, agent, action, params, status, meta, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		j.ID, j.ReleaseID, j.Agent, j.Action, string(j.Params), j.Status, nullJSON(j.Meta), millis(j.CreatedAt))
+	if err != nil {
+		return Job{}, fmt.Errorf("create job: %w", err)
+	}
+	return j, nil
+}
+
+// GetJob returns the job with that ID, or ErrNotFound.
+func (s *Store) GetJob(ctx context.Context, id string) (Job, error) {
+	rows, err := s.db.QueryContext(ctx, jobSelect+` WHERE id = $1`, id)
+	if err != nil {
+		return Job{}, fmt.Errorf("get job %s: %w", id, err)
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return Job{}, fmt.Errorf("get job %s: %w", id, err)
+	}
+	if len(jobs) == 0 {
+		return Job{}, fmt.Errorf("get job %s: %w", id, ErrNotFound)
+	}
+	return jobs[0], nil
+}
+
+// JobFilter selects jobs for ListJobs. Zero fields select everything.
+type JobFilter struct {
+	Status string
+	Agent  string
+	// After is the cursor: the ID of the last job of the previous page.
+	After string
+	// Limit is the page size (default and maximum 1000).
+	Limit int
+}
+
+// ListJobs returns jobs newest first, and the cursor of the next page (""
+// when this was the last).
+func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error) {
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+arg(f.Status))
+	}
+	if f.Agent != "" {
+		where = append(where, "agent = "+arg(f.Agent))
+	}
+	if f.After != "" {
+		after, err := s.GetJob(ctx, f.After)
+		if err != nil {
+			return nil, "", fmt.Errorf("list jobs: cursor: %w", err)
+		}
+		c, id := arg(millis(after.CreatedAt)), arg(after.ID)
+		where = append(where, fmt.Sprintf("(created_at < %s OR (created_at = %s AND id < %s))", c, c, id))
+	}
+	q := jobSelect
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
+	}
+	next := ""
+	if len(jobs) > limit {
+		jobs = jobs[:limit]
+		next = jobs[limit-1].ID
+	}
+	return jobs, next, nil
+}
+
+// JobUpdate is a change to a job (Synapse backend PATCH /jobs/{id}/): the
+// fields that are not nil or "" are set.
+type JobUpdate struct {
+	Status         string
+	ProgressRecord json.RawMessage
+	MetricsRecord  json.RawMessage
+	Result         json.RawMessage
+	Meta           json.RawMessage
+}
+
+// UpdateJob applies u to the job and returns it. Status moves PENDING →
+// RUNNING → a terminal status (PENDING may also end directly); setting a
+// job's own status again is a no-op, and any other change is an error
+// matching ErrTransition. A terminal job takes no other changes either.
+// RUNNING sets the start time, a terminal status the completion time.
+func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	var out Job
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, jobSelect+` WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		jobs, err := scanJobs(rows)
+		if err != nil {
+			return err
+		}
+		if len(jobs) == 0 {
+			return ErrNotFound
+		}
+		j := jobs[0]
+		if u.Status != "" && u.Status != j.Status {
+			if !allowed(j.Status, u.Status) {
+				return fmt.Errorf("%w: %s to %s", ErrTransition, j.Status, u.Status)
+			}
+		} else if Terminal(j.Status) {
+			if u.ProgressRecord == nil && u.MetricsRecord == nil && u.Result == nil && u.Meta == nil { // a repeated final status
+				out = j
+				return nil
+			}
+			return fmt.Errorf("%w: the job is %s", ErrTransition, j.Status)
+		}
+		now := s.now().UTC().Truncate(time.Millisecond)
+		if u.Status != "" && u.Status != j.Status {
+			j.Status = u.Status
+			if u.Status == StatusRunning {
+				j.StartedAt = &now
+			}
+			if Terminal(u.Status) {
+				j.CompletedAt = &now
+			}
+		}
+		for _, f := range []struct {
+			dst *json.RawMessage
+			src json.RawMessage
+		}{{&j.ProgressRecord, u.ProgressRecord}, {&j.MetricsRecord, u.MetricsRecord}, {&j.Result, u.Result}, {&j.Meta, u.Meta}} {
+			if f.src != nil {
+				*f.dst = f.src
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7 WHERE id = $8`,
+			j.Status, nullJSON(j.ProgressRecord), nullJSON(j.MetricsRecord), nullJSON(j.Result), nullJSON(j.Meta), nullMillis(j.StartedAt), nullMillis(j.CompletedAt), id)
+		out = j
+		return err
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("update job %s: %w", id, err)
+	}
+	return out, nil
+}
+
+func allowed(from, to string) bool {
+	switch from {
+	case StatusPending:
+		return to == StatusRunning || Terminal(to)
+	case StatusRunning:
+		return Terminal(to)
+	}
+	return false
+}
+
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at FROM jobs`
+
+func scanJobs(rows *sql.Rows) ([]Job, error) {
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		var j Job
+		var params string
+		var progress, metrics, result, meta sql.NullString
+		var created int64
+		var started, completed sql.NullInt64
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed); err != nil {
+			return nil, err
+		}
+		j.Params = json.RawMessage(params)
+		j.ProgressRecord, j.MetricsRecord, j.Result, j.Meta = rawJSON(progress), rawJSON(metrics), rawJSON(result), rawJSON(meta)
+		j.CreatedAt, j.StartedAt, j.CompletedAt = time.UnixMilli(created).UTC(), fromMillis(started), fromMillis(completed)
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func nullJSON(b json.RawMessage) sql.NullString {
+	return sql.NullString{String: string(b), Valid: b != nil}
+}
+
+func rawJSON(v sql.NullString) json.RawMessage {
+	if !v.Valid {
+		return nil
+	}
+	return json.RawMessage(v.String)
+}
+
+func nullMillis(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: millis(*t), Valid: true}
+}
+
+// AppendConsole appends lines to the job's console log and returns the
+// sequence number of the last one (lines are numbered from 1).
+func (s *Store) AppendConsole(ctx context.Context, jobID string, lines []string) (int64, error) {
+	var last int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM console_lines WHERE job_id = $1`, jobID).Scan(&last); err != nil {
+			return err
+		}
+		for _, l := range lines {
+			last++
+			if _, err := tx.ExecContext(ctx, `INSERT INTO console_lines (job_id, seq, line) VALUES ($1, $2, $3)`, jobID, last, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append console log of job %s: %w", jobID, err)
+	}
+	return last, nil
+}
+
+// ConsoleLine is one line of a job's console log.
+type ConsoleLine struct {
+	Seq  int64
+	Line string
+}
+
+// Console returns up to limit lines of the job's console log after
+// sequence number after (0 for the start), in order.
+func (s *Store) Console(ctx context.Context, jobID string, after int64, limit int) ([]ConsoleLine, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, line FROM console_lines WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, jobID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read console log of job %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []ConsoleLine
+	for rows.Next() {
+		var l ConsoleLine
+		if err := rows.Scan(&l.Seq, &l.Line); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,229 @@
+// Package store is the persistence of `synapse server`: access tokens,
+// plugins, releases, jobs and their console logs, in SQLite (pure Go,
+// modernc.org/sqlite) or PostgreSQL (pgx), with the same schema and
+// behaviour. The schema is versioned and migrated at Open; a database of a
+// newer schema than this binary knows is refused.
+//
+// Records follow the Synapse backend's job API (see
+// ../shared/reference/synapse-backend.md in the project's notes): job IDs
+// are UUIDs, job statuses are upper case, and JSON fields (params,
+// progress_record, metrics_record, result, meta) are stored as given.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	_ "modernc.org/sqlite"             // driver "sqlite"
+)
+
+// Errors matched with errors.Is.
+var (
+	// ErrNotFound: no record has that ID (or a token is unknown or revoked).
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a record with that key exists (a plugin code, a non-debug
+	// release version).
+	ErrExists = errors.New("already exists")
+	// ErrTransition: a job status change the lifecycle does not allow.
+	ErrTransition = errors.New("invalid status transition")
+)
+
+// SchemaError is the error of Open for a database whose schema is newer
+// than this binary's.
+type SchemaError struct {
+	Database, Binary int // schema versions
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("open store: the database has schema version %d, newer than this synapse (version %d): upgrade synapse, or use another --data-dir/--db", e.Database, e.Binary)
+}
+
+// Store is an open database. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect string // "sqlite" or "postgres"
+	now     func() time.Time
+}
+
+//go:embed migrations
+var migrations embed.FS
+
+// Open opens the database named by dsn and migrates it: a postgres:// or
+// postgresql:// URL is PostgreSQL; anything else is the path of an SQLite
+// file, created with mode 0600 (its directory 0700) when missing.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{now: time.Now}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.dialect = "postgres"
+		s.db, err = sql.Open("pgx", dsn)
+	} else {
+		s.dialect = "sqlite"
+		if err := prepareFile(dsn); err != nil {
+			return nil, err
+		}
+		// One writer at a time; WAL lets readers run beside it.
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open store: %s: %w", redact(dsn), err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepareFile creates the SQLite file's directory (0700) and the file
+// (0600) when missing.
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	return f.Close()
+}
+
+// redact hides a password in a DSN.
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
+				return dsn[:i+3+colon] + ":***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// SchemaVersion is the newest schema this binary knows.
+func SchemaVersion() int {
+	files, _ := fs.ReadDir(migrations, "migrations/sqlite")
+	return len(files)
+}
+
+// migrate applies the embedded migrations the database lacks, each in a
+// transaction, and refuses a database newer than them.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	files, err := fs.ReadDir(migrations, "migrations/"+s.dialect)
+	if err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	slices.Sort(names)
+	if current > len(names) {
+		return &SchemaError{Database: current, Binary: len(names)}
+	}
+	for i, name := range names {
+		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+		if err != nil || version != i+1 {
+			return fmt.Errorf("migrate store: migration %s is out of sequence", name)
+		}
+		if version <= current {
+			continue
+		}
+		text, err := fs.ReadFile(migrations, "migrations/"+s.dialect+"/"+name)
+		if err != nil {
+			return fmt.Errorf("migrate store: %w", err)
+		}
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			for stmt := range strings.SplitSeq(stripComments(string(text)), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, version)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate store to version %d (%s): %w", version, name, err)
+		}
+	}
+	return nil
+}
+
+// stripComments drops the "--" comment lines of a migration (which may
+// hold semicolons). Statements hold no semicolons of their own.
+func stripComments(stmt string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(stmt, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// tx runs fn in a transaction, committed when fn returns nil.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// millis is a time as stored: Unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMillis reads a stored time; nil for NULL.
+func fromMillis(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := time.UnixMilli(v.Int64).UTC()
+	return &t
+}
+
+// isUnique reports whether err is a unique-constraint violation in either
+// database.
+func isUnique(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}

@@ -1,0 +1,367 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// requirePostgres is set by the integration build: there, a PostgreSQL
+// DSN must be given (scripts/test-integration.sh starts one).
+var requirePostgres = false
+
+// stores returns an empty store of each database this run can reach:
+// SQLite always, PostgreSQL when SYNAPSE_TEST_POSTGRES_DSN names one (each
+// test in a schema of its own, dropped afterwards).
+func stores(t *testing.T) map[string]*Store {
+	t.Helper()
+	out := map[string]*Store{}
+	lite, err := Open(t.Context(), filepath.Join(t.TempDir(), "data", "synapse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lite.Close() })
+	out["sqlite"] = lite
+
+	dsn := os.Getenv("SYNAPSE_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		if requirePostgres {
+			t.Fatal("SYNAPSE_TEST_POSTGRES_DSN is not set: the integration suite must run the store against a real PostgreSQL (make test-integration starts one)")
+		}
+		return out
+	}
+	schema := fmt.Sprintf("t_%d", time.Now().UnixNano())
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema on %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	pg, err := Open(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	out["postgres"] = pg
+	return out
+}
+
+// each runs fn as a subtest against every store.
+func each(t *testing.T, fn func(t *testing.T, s *Store)) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) { fn(t, s) })
+	}
+}
+
+func TestTokens(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		secret, tok, err := s.CreateToken(ctx, "admin", TokenAdmin, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(secret, "syn_") || len(secret) != 44 {
+			t.Errorf("secret = %q", secret)
+		}
+		got, err := s.LookupToken(ctx, secret)
+		if err != nil || got.ID != tok.ID || got.Kind != TokenAdmin || !got.CreatedAt.Equal(tok.CreatedAt) {
+			t.Errorf("LookupToken = %+v, %v; want %+v", got, err, tok)
+		}
+		if _, err := s.LookupToken(ctx, secret+"x"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown secret: %v", err)
+		}
+		var stored string
+		if err := s.db.QueryRowContext(ctx, `SELECT hash FROM tokens WHERE id = $1`, tok.ID).Scan(&stored); err != nil || strings.Contains(stored, secret) || stored != hashToken(secret) {
+			t.Errorf("stored %q: the secret must be kept only as its hash", stored)
+		}
+		jobSecret, _, err := s.CreateToken(ctx, "job", TokenJob, "job-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RevokeToken(ctx, "job-1"); err != nil { // by job ID
+			t.Fatal(err)
+		}
+		if _, err := s.LookupToken(ctx, jobSecret); !errors.Is(err, ErrNotFound) {
+			t.Errorf("revoked job token still works: %v", err)
+		}
+		if err := s.RevokeToken(ctx, "job-1"); err != nil {
+			t.Errorf("revoking again: %v", err)
+		}
+		if err := s.RevokeToken(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("revoke unknown: %v", err)
+		}
+		list, err := s.ListTokens(ctx)
+		if err != nil || len(list) != 2 || list[0].RevokedAt != nil || list[1].RevokedAt == nil {
+			t.Errorf("ListTokens = %+v, %v", list, err)
+		}
+	})
+}
+
+func newRelease(t *testing.T, s *Store, code, version string, debug bool) Release {
+	t.Helper()
+	p, err := s.GetPlugin(t.Context(), code)
+	if errors.Is(err, ErrNotFound) {
+		p, err = s.CreatePlugin(t.Context(), Plugin{Code: code, Name: code})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.CreateRelease(t.Context(), Release{PluginID: p.ID, Version: version, Config: json.RawMessage(`{"code":"` + code + `"}`), Debug: debug, SHA256: "ab", Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestPluginsAndReleases(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		p, err := s.CreatePlugin(ctx, Plugin{Code: "yolo", Name: "YOLO", Category: "neural_net"})
+		if err != nil || p.ID == 0 {
+			t.Fatalf("CreatePlugin = %+v, %v", p, err)
+		}
+		if _, err := s.CreatePlugin(ctx, Plugin{Code: "yolo", Name: "again"}); !errors.Is(err, ErrExists) {
+			t.Errorf("duplicate code: %v", err)
+		}
+		if _, err := s.GetPlugin(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown plugin: %v", err)
+		}
+		clock := time.Now()
+		s.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+		r1 := newRelease(t, s, "yolo", "1.0.0", false)
+		if _, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.0.0", Config: json.RawMessage(`{}`)}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already exists") {
+			t.Errorf("duplicate non-debug version: %v", err)
+		}
+		d1 := newRelease(t, s, "yolo", "1.1.0-dev", true)
+		d2, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.1.0-dev", Config: json.RawMessage(`{"v":2}`), Debug: true, SHA256: "cd", Size: 20})
+		if err != nil || d2.ID != d1.ID {
+			t.Fatalf("debug re-publish = %+v, %v; want the same ID %d replaced", d2, err, d1.ID)
+		}
+		got, err := s.GetRelease(ctx, d1.ID)
+		if err != nil || got.SHA256 != "cd" || string(got.Config) != `{"v":2}` || !got.Debug {
+			t.Errorf("replaced release = %+v, %v", got, err)
+		}
+		newest, err := s.FindRelease(ctx, p.ID, "", false)
+		if err != nil || newest.ID != r1.ID {
+			t.Errorf("newest non-debug = %+v, %v; want %d", newest, err, r1.ID)
+		}
+		newest, err = s.FindRelease(ctx, p.ID, "", true)
+		if err != nil || newest.ID != d1.ID {
+			t.Errorf("newest with debug = %+v, %v; want %d", newest, err, d1.ID)
+		}
+		if byVersion, err := s.FindRelease(ctx, p.ID, "1.0.0", false); err != nil || byVersion.ID != r1.ID {
+			t.Errorf("by version = %+v, %v", byVersion, err)
+		}
+		if _, err := s.FindRelease(ctx, p.ID, "9.9", false); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown version: %v", err)
+		}
+	})
+}
+
+func TestJobLifecycle(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "local", Action: "train", Params: json.RawMessage(`{"epochs":3}`)})
+		if err != nil || j.Status != StatusPending || len(j.ID) != 36 {
+			t.Fatalf("CreateJob = %+v, %v", j, err)
+		}
+		tests := []struct {
+			name    string
+			update  JobUpdate
+			status  string
+			wantErr error
+		}{
+			{"pending to succeeded needs no running, but here we run first", JobUpdate{Status: StatusRunning}, StatusRunning, nil},
+			{"progress while running", JobUpdate{ProgressRecord: json.RawMessage(`{"current_progress":{"overall":50}}`)}, StatusRunning, nil},
+			{"back to pending", JobUpdate{Status: StatusPending}, "", ErrTransition},
+			{"finish", JobUpdate{Status: StatusSucceeded, Result: json.RawMessage(`{"ok":true}`)}, StatusSucceeded, nil},
+			{"same final status again is a no-op", JobUpdate{Status: StatusSucceeded}, StatusSucceeded, nil},
+			{"another final status", JobUpdate{Status: StatusFailed}, "", ErrTransition},
+			{"changes after the end", JobUpdate{Result: json.RawMessage(`{}`)}, "", ErrTransition},
+		}
+		for _, tt := range tests {
+			got, err := s.UpdateJob(ctx, j.ID, tt.update)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("%s: error = %v, want %v", tt.name, err, tt.wantErr)
+				}
+				continue
+			}
+			if err != nil || got.Status != tt.status {
+				t.Errorf("%s: = %s, %v; want %s", tt.name, got.Status, err, tt.status)
+			}
+		}
+		got, err := s.GetJob(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Result) != `{"ok":true}` || string(got.ProgressRecord) != `{"current_progress":{"overall":50}}` || string(got.Params) != `{"epochs":3}` ||
+			got.StartedAt == nil || got.CompletedAt == nil || got.CompletedAt.Before(*got.StartedAt) || got.MetricsRecord != nil {
+			t.Errorf("job = %+v", got)
+		}
+		if _, err := s.UpdateJob(ctx, "00000000-0000-0000-0000-000000000000", JobUpdate{Status: StatusRunning}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("unknown job: %v", err)
+		}
+		p, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "local", Action: "train"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stopped, err := s.UpdateJob(ctx, p.ID, JobUpdate{Status: StatusStopped}); err != nil || stopped.StartedAt != nil || stopped.CompletedAt == nil {
+			t.Errorf("stop a pending job = %+v, %v", stopped, err)
+		}
+	})
+}
+
+func TestListJobsPages(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		clock := time.Now()
+		s.now = func() time.Time { return clock } // equal times: the ID breaks ties
+		for i := range 7 {
+			if i == 4 {
+				clock = clock.Add(time.Second)
+			}
+			if _, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: []string{"a", "b"}[i%2], Action: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var seen []string
+		after := ""
+		for page := 0; ; page++ {
+			jobs, next, err := s.ListJobs(ctx, JobFilter{Limit: 3, After: after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, j := range jobs {
+				seen = append(seen, j.ID)
+				if i > 0 && j.CreatedAt.After(jobs[i-1].CreatedAt) {
+					t.Errorf("page %d not newest first", page)
+				}
+			}
+			if next == "" {
+				break
+			}
+			after = next
+		}
+		if len(seen) != 7 || len(unique(seen)) != 7 {
+			t.Errorf("pages gave %d jobs (%d distinct), want all 7 once", len(seen), len(unique(seen)))
+		}
+		jobs, _, err := s.ListJobs(ctx, JobFilter{Agent: "a"})
+		if err != nil || len(jobs) != 4 {
+			t.Errorf("agent a: %d jobs, %v", len(jobs), err)
+		}
+		if _, _, err := s.ListJobs(ctx, JobFilter{After: "nope"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("bad cursor: %v", err)
+		}
+	})
+}
+
+func unique(s []string) map[string]bool {
+	m := map[string]bool{}
+	for _, v := range s {
+		m[v] = true
+	}
+	return m
+}
+
+func TestConsoleConcurrentAppends(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "a", Action: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 10 {
+					if _, err := s.AppendConsole(ctx, j.ID, []string{fmt.Sprintf("w%d-%d", w, i), "x"}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		lines, err := s.Console(ctx, j.ID, 0, 1000)
+		if err != nil || len(lines) != 80 {
+			t.Fatalf("%d lines, %v; want 80", len(lines), err)
+		}
+		for i, l := range lines {
+			if l.Seq != int64(i+1) {
+				t.Fatalf("line %d has seq %d", i, l.Seq)
+			}
+		}
+		rest, err := s.Console(ctx, j.ID, 75, 10)
+		if err != nil || len(rest) != 5 || rest[0].Seq != 76 {
+			t.Errorf("after 75: %+v, %v", rest, err)
+		}
+	})
+}
+
+func TestSchemaVersions(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		var v int
+		if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil || v != SchemaVersion() {
+			t.Fatalf("schema version %d, %v; want %d", v, err, SchemaVersion())
+		}
+		if err := s.migrate(ctx); err != nil { // already current: nothing to do
+			t.Errorf("migrate again: %v", err)
+		}
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, SchemaVersion()+1); err != nil {
+			t.Fatal(err)
+		}
+		err := s.migrate(ctx)
+		var se *SchemaError
+		if !errors.As(err, &se) || se.Database != SchemaVersion()+1 || !strings.Contains(err.Error(), "upgrade synapse") {
+			t.Errorf("newer database: %v", err)
+		}
+	})
+}
+
+func TestSQLiteFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s, err := Open(t.Context(), filepath.Join(dir, "synapse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "synapse.db"): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := redact("postgres://u:secret@h:5432/db"); got != "postgres://u:***@h:5432/db" || strings.Contains(got, "secret") {
+		t.Errorf("redact = %q", got)
+	}
+	if _, err := Open(t.Context(), "postgres://u:secret@127.0.0.1:1/db?connect_timeout=1"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Open error leaks the password or succeeded: %v", err)
+	}
+}
