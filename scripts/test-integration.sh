@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The integration suite: real processes and a real Ray cluster.
+# The integration suite: real processes, a real PostgreSQL server and a real Ray cluster.
 #  1. the synapse CLI builds the example plugin and runs it locally (the README's main job);
-#  2. a pinned Ray head is installed and started (scripts/ray-head.sh), the Go integration
+#  2. a throwaway PostgreSQL server is started (scripts/postgres.sh) and the store's
+#     integration tests run against it and SQLite (when internal/store exists);
+#  3. a pinned Ray head is installed and started (scripts/ray-head.sh), the Go integration
 #     tests (-tags integration) run against it; then a second node joins (worker_node=1) for
 #     the two-node test, which kills it mid-job; everything is stopped even when tests fail.
-# Under CI=true a Ray head that cannot be installed or started fails the run.
+# A PostgreSQL server or Ray head that cannot be installed or started fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 export SYNAPSE_CACHE_DIR="$work/cache"
 cleanup() {
   ./scripts/ray-head.sh stop || true
+  ./scripts/postgres.sh stop || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -34,6 +37,19 @@ if [ "$code" != 2 ] || ! grep -q 'epochs: must be >= 1 (got 0)' "$work/err"; the
   echo "FAIL: exit $code"; cat "$work/err"; exit 1
 fi
 echo "ok: exit 2 with: $(grep epochs "$work/err")"
+
+echo "--- PostgreSQL"
+if ! dsn=$(./scripts/postgres.sh start | tail -n1); then
+  echo "FAIL: could not install or start PostgreSQL (see above)"
+  exit 1
+fi
+export SYNAPSE_TEST_POSTGRES_DSN="$dsn"
+echo "ok: $dsn"
+
+if [ -d internal/store ]; then
+  echo "--- go test -tags integration ./internal/store (SQLite and PostgreSQL)"
+  go test -race -count=1 -tags integration -timeout 10m ./internal/store/...
+fi
 
 echo "--- Ray head"
 if ! address=$(./scripts/ray-head.sh start | tail -n1); then
