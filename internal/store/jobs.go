@@ -260,9 +260,16 @@ func nullMillis(t *time.Time) sql.NullInt64 {
 func (s *Store) AppendConsole(ctx context.Context, jobID string, lines []string) (int64, error) {
 	var last int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM console_lines WHERE job_id = $1`, jobID).Scan(&last); err != nil {
+		// Reserving the numbers on the job's row locks it, so concurrent
+		// appends to one job never take the same numbers.
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET console_seq = console_seq + $1 WHERE id = $2 RETURNING console_seq`, len(lines), jobID).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
 			return err
 		}
+		last -= int64(len(lines))
 		for _, l := range lines {
 			last++
 			if _, err := tx.ExecContext(ctx, `INSERT INTO console_lines (job_id, seq, line) VALUES ($1, $2, $3)`, jobID, last, l); err != nil {

@@ -314,6 +314,9 @@ func TestConsoleConcurrentAppends(t *testing.T) {
 				t.Fatalf("line %d has seq %d", i, l.Seq)
 			}
 		}
+		if _, err := s.AppendConsole(ctx, "00000000-0000-0000-0000-000000000000", []string{"x"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("append to an unknown job: %v", err)
+		}
 		rest, err := s.Console(ctx, j.ID, 75, 10)
 		if err != nil || len(rest) != 5 || rest[0].Seq != 76 {
 			t.Errorf("after 75: %+v, %v", rest, err)

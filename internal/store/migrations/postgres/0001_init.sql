@@ -40,7 +40,8 @@ CREATE TABLE jobs (
     meta            TEXT,
     created_at      BIGINT NOT NULL,
     started_at      BIGINT,
-    completed_at    BIGINT
+    completed_at    BIGINT,
+    console_seq     BIGINT NOT NULL DEFAULT 0 -- the last console line's number
 );
 CREATE INDEX jobs_created ON jobs (created_at, id);
 CREATE TABLE console_lines (

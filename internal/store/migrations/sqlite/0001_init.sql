@@ -40,7 +40,8 @@ CREATE TABLE jobs (
     meta            TEXT,
     created_at      INTEGER NOT NULL,
     started_at      INTEGER,
-    completed_at    INTEGER
+    completed_at    INTEGER,
+    console_seq     INTEGER NOT NULL DEFAULT 0 -- the last console line's number
 );
 CREATE INDEX jobs_created ON jobs (created_at, id);
 CREATE TABLE console_lines (
