@@ -1,0 +1,90 @@
+// Package server is `synapse server`, a self-hosted backend that speaks
+// the Synapse backend's HTTP API (work in progress: issue 12). This file
+// is its authentication: which token a request carries, and what that
+// token may do.
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/synapse-sdk/synapse-go/internal/store"
+)
+
+// TokenFromRequest returns the access token a request carries, in any form
+// the Synapse backend's clients send:
+//
+//	Synapse-Access-Token: Token <t>   (the Python SDK's v1 client)
+//	Synapse-Access-Token: <t>         (its v2 client; header names are case-insensitive)
+//	Authorization: Token <t>          (DRF user token; Synapse-Tenant is accepted and ignored)
+//	Authorization: Bearer <t>
+//
+// It returns "" when there is none.
+func TokenFromRequest(r *http.Request) string {
+	if v := strings.TrimSpace(r.Header.Get("Synapse-Access-Token")); v != "" {
+		return stripScheme(v, "Token")
+	}
+	v := strings.TrimSpace(r.Header.Get("Authorization"))
+	for _, scheme := range []string{"Token", "Bearer"} {
+		if t := stripScheme(v, scheme); t != v {
+			return t
+		}
+	}
+	return ""
+}
+
+// stripScheme removes "scheme " (case-insensitive) from the front of v.
+func stripScheme(v, scheme string) string {
+	if len(v) > len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) && v[len(scheme)] == ' ' {
+		return strings.TrimSpace(v[len(scheme)+1:])
+	}
+	return v
+}
+
+// Errors of Authenticate, matched with errors.Is; the API answers them
+// 401 and 403.
+var (
+	ErrUnauthenticated = errors.New("authentication credentials were not provided or are not valid")
+	ErrForbidden       = errors.New("this token may not do that")
+)
+
+// Tokens looks tokens up; *store.Store implements it.
+type Tokens interface {
+	LookupToken(ctx context.Context, secret string) (store.Token, error)
+}
+
+// Scope is what a request needs: any admin token, or a job's own token
+// (for that job's reporting calls: PATCH /jobs/{id}/, POST /logs/).
+type Scope struct {
+	// JobID, when set, is the job the request concerns; a job token of
+	// that job is allowed too.
+	JobID string
+}
+
+// Authenticate checks the request's token for scope and returns it. An
+// absent, unknown or revoked token is ErrUnauthenticated; a job token used
+// outside its job is ErrForbidden.
+func Authenticate(ctx context.Context, tokens Tokens, r *http.Request, scope Scope) (store.Token, error) {
+	secret := TokenFromRequest(r)
+	if secret == "" {
+		return store.Token{}, ErrUnauthenticated
+	}
+	t, err := tokens.LookupToken(ctx, secret)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Token{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return store.Token{}, err
+	}
+	switch t.Kind {
+	case store.TokenAdmin:
+		return t, nil
+	case store.TokenJob:
+		if scope.JobID != "" && t.JobID == scope.JobID {
+			return t, nil
+		}
+	}
+	return store.Token{}, ErrForbidden
+}
