@@ -1,0 +1,346 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/synapse-sdk/synapse-go/internal/store"
+)
+
+// Agent is a place jobs run (the Synapse backend's agent): a process agent
+// on this machine or a Ray cluster.
+type Agent struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	Kind string `json:"kind"` // "process" or "ray"
+}
+
+// API serves the Synapse backend's HTTP routes from a store. What is here
+// so far (issue 12 in progress): health, agents, and reading and
+// reporting jobs (v1 and v2). The run, release and streaming routes come
+// next.
+type API struct {
+	Store  *store.Store
+	Agents []Agent
+}
+
+// maxBody bounds a request body (PATCH /jobs/{id}/ carries records).
+const maxBody = 8 << 20
+
+// Handler returns the API's routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /agents/", a.admin(a.listAgents))
+	mux.HandleFunc("GET /jobs/", a.admin(a.listJobsV1))
+	mux.HandleFunc("GET /jobs/{id}/", a.admin(a.getJobV1))
+	mux.HandleFunc("GET /jobs/{id}/console_logs/", a.admin(a.consoleV1))
+	mux.HandleFunc("PATCH /jobs/{id}/", a.patchJob(false))
+	mux.HandleFunc("GET /v2/jobs/", a.admin(a.listJobsV2))
+	mux.HandleFunc("GET /v2/jobs/{id}/", a.admin(a.getJobV2))
+	mux.HandleFunc("PATCH /v2/jobs/{id}/", a.patchJob(true))
+	return mux
+}
+
+// apiError is an error answer: the status and, for the v2 envelope, a code.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, v2 bool, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, ErrUnauthenticated):
+		ae = &apiError{http.StatusUnauthorized, "UNAUTHENTICATED", err.Error()}
+	case errors.Is(err, ErrForbidden):
+		ae = &apiError{http.StatusForbidden, "FORBIDDEN", err.Error()}
+	case errors.Is(err, store.ErrNotFound):
+		ae = &apiError{http.StatusNotFound, "NOT_FOUND", "not found"}
+	case errors.Is(err, store.ErrTransition):
+		ae = &apiError{http.StatusBadRequest, "INVALID_TRANSITION", err.Error()}
+	default:
+		ae = &apiError{http.StatusInternalServerError, "INTERNAL", "internal error"}
+	}
+	if v2 {
+		writeJSON(w, ae.status, map[string]any{"error": map[string]any{"code": ae.code, "message": ae.message, "details": []any{}}, "meta": map[string]string{"request_id": uuid.NewString()}})
+		return
+	}
+	writeJSON(w, ae.status, map[string]string{"detail": ae.message})
+}
+
+// admin wraps a handler that needs an admin token.
+func (a *API) admin(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v2 := len(r.URL.Path) > 4 && r.URL.Path[:4] == "/v2/"
+		if _, err := Authenticate(r.Context(), a.Store, r, Scope{}); err != nil {
+			a.fail(w, r, v2, err)
+			return
+		}
+		if err := h(w, r); err != nil {
+			a.fail(w, r, v2, err)
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// page is the v1 (DRF) list form.
+type page struct {
+	Count    int     `json:"count"`
+	Next     *string `json:"next"`
+	Previous *string `json:"previous"`
+	Results  any     `json:"results"`
+}
+
+func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
+	type agentJSON struct {
+		Agent
+		Status string `json:"status"`
+	}
+	out := make([]agentJSON, len(a.Agents))
+	for i, ag := range a.Agents {
+		out[i] = agentJSON{ag, "connected"}
+	}
+	writeJSON(w, http.StatusOK, page{Count: len(out), Results: out})
+	return nil
+}
+
+// jobJSON is a job as the backend's job detail shows it.
+func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
+	rel, err := a.Store.GetRelease(r.Context(), j.ReleaseID)
+	if err != nil {
+		return nil, err
+	}
+	agent := map[string]any{"name": j.Agent}
+	for _, ag := range a.Agents {
+		if ag.Name == j.Agent {
+			agent["id"] = ag.ID
+		}
+	}
+	var code struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(rel.Config, &code)
+	stamp := func(t *time.Time) any {
+		if t == nil {
+			return nil
+		}
+		return t.Format(time.RFC3339Nano)
+	}
+	return map[string]any{
+		"id": j.ID, "status": j.Status, "action": j.Action, "params": j.Params,
+		"progress_record": j.ProgressRecord, "metrics_record": j.MetricsRecord, "result": j.Result, "meta": j.Meta,
+		"plugin_release": map[string]any{"id": rel.ID, "plugin": code.Code, "version": rel.Version},
+		"agent":          agent,
+		"created":        j.CreatedAt.Format(time.RFC3339Nano), "started": stamp(j.StartedAt), "completed": stamp(j.CompletedAt),
+	}, nil
+}
+
+func (a *API) getJob(r *http.Request) (map[string]any, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, store.ErrNotFound
+	}
+	j, err := a.Store.GetJob(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	return a.jobJSON(r, j)
+}
+
+func (a *API) getJobV1(w http.ResponseWriter, r *http.Request) error {
+	j, err := a.getJob(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (a *API) getJobV2(w http.ResponseWriter, r *http.Request) error {
+	j, err := a.getJob(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": j, "meta": map[string]string{"request_id": uuid.NewString()}})
+	return nil
+}
+
+// listJobs reads a page of jobs: size from sizeParam (default 20, at most
+// 1000), the cursor from cursor.
+func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, string, error) {
+	q := r.URL.Query()
+	size := 20
+	if v := q.Get(sizeParam); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, "", &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("%s: want a number from 1 to 1000 (got %q)", sizeParam, v)}
+		}
+		size = n
+	}
+	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: q.Get("status"), After: q.Get("cursor"), Limit: size})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: no such job"}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]map[string]any, 0, len(jobs))
+	for _, j := range jobs {
+		m, err := a.jobJSON(r, j)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, m)
+	}
+	return out, next, nil
+}
+
+func (a *API) listJobsV1(w http.ResponseWriter, r *http.Request) error {
+	jobs, next, err := a.listJobs(r, "page_size")
+	if err != nil {
+		return err
+	}
+	p := page{Count: len(jobs), Results: jobs}
+	if next != "" {
+		u := *r.URL
+		q := u.Query()
+		q.Set("cursor", next)
+		u.RawQuery = q.Encode()
+		s := (&url.URL{Path: u.Path, RawQuery: u.RawQuery}).String()
+		p.Next = &s
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (a *API) listJobsV2(w http.ResponseWriter, r *http.Request) error {
+	jobs, next, err := a.listJobs(r, "per_page")
+	if err != nil {
+		return err
+	}
+	meta := map[string]any{"request_id": uuid.NewString(), "next_cursor": nil}
+	if next != "" {
+		meta["next_cursor"] = next
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": jobs, "meta": meta})
+	return nil
+}
+
+func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.getJob(r); err != nil {
+		return err
+	}
+	lines, err := a.Store.Console(r.Context(), r.PathValue("id"), 0, 1_000_000)
+	if err != nil {
+		return err
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.Line
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// patchJob is PATCH /jobs/{id}/ (and /v2/): the worker's reports, with an
+// admin token or the job's own.
+func (a *API) patchJob(v2 bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if _, err := Authenticate(r.Context(), a.Store, r, Scope{JobID: id}); err != nil {
+			a.fail(w, r, v2, err)
+			return
+		}
+		var body struct {
+			Status         string          `json:"status"`
+			ProgressRecord json.RawMessage `json:"progress_record"`
+			MetricsRecord  json.RawMessage `json:"metrics_record"`
+			ConsoleLogs    json.RawMessage `json:"console_logs"`
+			Result         json.RawMessage `json:"result"`
+			Meta           json.RawMessage `json:"meta"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error() + " (fields: status, progress_record, metrics_record, console_logs, result, meta)"})
+			return
+		}
+		switch body.Status {
+		case "", store.StatusPending, store.StatusRunning, store.StatusStopped, store.StatusSucceeded, store.StatusFailed:
+		default:
+			a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_STATUS", fmt.Sprintf("status: %q is not one of PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED", body.Status)})
+			return
+		}
+		null := func(b json.RawMessage) json.RawMessage { // JSON null leaves the field as it is
+			if string(b) == "null" {
+				return nil
+			}
+			return b
+		}
+		if _, err := a.Store.UpdateJob(r.Context(), id, store.JobUpdate{Status: body.Status, ProgressRecord: null(body.ProgressRecord),
+			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}); err != nil {
+			a.fail(w, r, v2, err)
+			return
+		}
+		if lines, err := consoleLines(body.ConsoleLogs); err != nil {
+			a.fail(w, r, v2, err)
+			return
+		} else if len(lines) > 0 {
+			if _, err := a.Store.AppendConsole(r.Context(), id, lines); err != nil {
+				a.fail(w, r, v2, err)
+				return
+			}
+		}
+		if body.Status != "" && store.Terminal(body.Status) {
+			_ = a.Store.RevokeToken(r.Context(), id) // the job's own tokens end with it
+		}
+		j, err := a.getJob(r)
+		if err != nil {
+			a.fail(w, r, v2, err)
+			return
+		}
+		if v2 {
+			writeJSON(w, http.StatusOK, map[string]any{"data": j, "meta": map[string]string{"request_id": uuid.NewString()}})
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	}
+}
+
+// consoleLines reads PATCH console_logs: a string (split into lines) or a
+// list of strings.
+func consoleLines(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		return strings.Split(strings.TrimSuffix(text, "\n"), "\n"), nil
+	}
+	var lines []string
+	if err := json.Unmarshal(raw, &lines); err != nil {
+		return nil, &apiError{http.StatusBadRequest, "INVALID_BODY", "console_logs: want a string or a list of strings"}
+	}
+	return lines, nil
+}

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/synapse-sdk/synapse-go/internal/store"
+)
+
+type apiFixture struct {
+	srv   *httptest.Server
+	store *store.Store
+	admin string
+	job   store.Job
+	jobTk string
+}
+
+func newAPI(t *testing.T) *apiFixture {
+	t.Helper()
+	ctx := t.Context()
+	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	admin, _, err := s.CreateToken(ctx, "admin", store.TokenAdmin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CreatePlugin(ctx, store.Plugin{Code: "yolo", Name: "YOLO"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := s.CreateRelease(ctx, store.Release{PluginID: p.ID, Version: "1.0.0", Config: json.RawMessage(`{"code":"yolo"}`), SHA256: "x", Size: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := s.CreateJob(ctx, store.Job{ReleaseID: rel.ID, Agent: "local", Action: "train", Params: json.RawMessage(`{"epochs":2}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobTk, _, err := s.CreateToken(ctx, "job "+job.ID, store.TokenJob, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &API{Store: s, Agents: []Agent{{ID: 1, Name: "local", Kind: "process"}}}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return &apiFixture{srv: srv, store: s, admin: admin, job: job, jobTk: jobTk}
+}
+
+// call sends a request with token (in the Python v1 client's header form)
+// and returns the status and the decoded JSON body.
+func (f *apiFixture) call(t *testing.T, method, path, token, body string) (int, any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, f.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Synapse-Access-Token", "Token "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %s", method, path, b)
+	}
+	return resp.StatusCode, v
+}
+
+func TestAPIAuthAndReads(t *testing.T) {
+	f := newAPI(t)
+	jobPath := "/jobs/" + f.job.ID + "/"
+	tests := []struct {
+		name, method, path, token string
+		status                    int
+	}{
+		{"health needs no token", "GET", "/health/", "", 200},
+		{"agents without a token", "GET", "/agents/", "", 401},
+		{"agents", "GET", "/agents/", f.admin, 200},
+		{"agents with a job token", "GET", "/agents/", f.jobTk, 403},
+		{"job", "GET", jobPath, f.admin, 200},
+		{"unknown job", "GET", "/jobs/00000000-0000-0000-0000-000000000000/", f.admin, 404},
+		{"not a UUID", "GET", "/jobs/12/", f.admin, 404},
+		{"jobs", "GET", "/jobs/?page_size=1", f.admin, 200},
+		{"bad page size", "GET", "/jobs/?page_size=0", f.admin, 400},
+		{"v2 job", "GET", "/v2" + jobPath, f.admin, 200},
+		{"v2 jobs", "GET", "/v2/jobs/?per_page=5", f.admin, 200},
+		{"v2 bad cursor", "GET", "/v2/jobs/?cursor=nope", f.admin, 400},
+		{"console logs", "GET", jobPath + "console_logs/", f.admin, 200},
+	}
+	for _, tt := range tests {
+		status, _ := f.call(t, tt.method, tt.path, tt.token, "")
+		if status != tt.status {
+			t.Errorf("%s: %s %s = %d, want %d", tt.name, tt.method, tt.path, status, tt.status)
+		}
+	}
+	_, v := f.call(t, "GET", "/agents/", f.admin, "")
+	agents := v.(map[string]any)
+	if agents["count"] != 1.0 || agents["results"].([]any)[0].(map[string]any)["status"] != "connected" {
+		t.Errorf("agents = %v", v)
+	}
+	_, v = f.call(t, "GET", jobPath, f.admin, "")
+	j := v.(map[string]any)
+	if j["id"] != f.job.ID || j["status"] != "PENDING" || j["plugin_release"].(map[string]any)["plugin"] != "yolo" ||
+		j["agent"].(map[string]any)["id"] != 1.0 || j["params"].(map[string]any)["epochs"] != 2.0 || j["started"] != nil {
+		t.Errorf("job = %v", j)
+	}
+	_, v = f.call(t, "GET", "/v2/jobs/?cursor=nope", f.admin, "")
+	if e := v.(map[string]any)["error"].(map[string]any); e["code"] != "INVALID_CURSOR" {
+		t.Errorf("v2 error envelope = %v", v)
+	}
+}
+
+func TestAPIPatchJobAsTheWorker(t *testing.T) {
+	f := newAPI(t)
+	path := "/jobs/" + f.job.ID + "/"
+	steps := []struct {
+		name, token, body string
+		status            int
+	}{
+		{"running", f.jobTk, `{"status":"RUNNING"}`, 200},
+		{"progress", f.jobTk, `{"progress_record":{"current_progress":{"overall":50}},"console_logs":"line 1\nline 2\n"}`, 200},
+		{"unknown field", f.jobTk, `{"stauts":"RUNNING"}`, 400},
+		{"bad status", f.jobTk, `{"status":"DONE"}`, 400},
+		{"back to pending", f.jobTk, `{"status":"PENDING"}`, 400},
+		{"another job's token", "syn_nope", `{"status":"FAILED"}`, 401},
+		{"finish", f.jobTk, `{"status":"SUCCEEDED","result":{"ok":true}}`, 200},
+		{"the job token ends with the job", f.jobTk, `{"status":"SUCCEEDED"}`, 401},
+		{"same final status again (admin)", f.admin, `{"status":"SUCCEEDED"}`, 200},
+	}
+	for _, s := range steps {
+		status, v := f.call(t, "PATCH", path, s.token, s.body)
+		if status != s.status {
+			t.Errorf("%s: %d %v, want %d", s.name, status, v, s.status)
+		}
+	}
+	_, v := f.call(t, "GET", path, f.admin, "")
+	j := v.(map[string]any)
+	if j["status"] != "SUCCEEDED" || j["result"].(map[string]any)["ok"] != true || j["started"] == nil || j["completed"] == nil ||
+		j["progress_record"].(map[string]any)["current_progress"].(map[string]any)["overall"] != 50.0 {
+		t.Errorf("job = %v", j)
+	}
+	_, v = f.call(t, "GET", path+"console_logs/", f.admin, "")
+	if lines, _ := v.([]any); len(lines) != 2 || lines[1] != "line 2" {
+		t.Errorf("console logs = %v", v)
+	}
+
+	// A job token cannot touch another job.
+	other, err := f.store.CreateJob(t.Context(), store.Job{ReleaseID: f.job.ReleaseID, Agent: "local", Action: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, _, err := f.store.CreateToken(t.Context(), "job", store.TokenJob, other.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := f.call(t, "PATCH", path, tk, `{"meta":{}}`); status != 403 {
+		t.Errorf("job token on another job: %d, want 403", status)
+	}
+}
