@@ -47,6 +47,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /jobs/{id}/", a.admin(a.getJobV1))
 	mux.HandleFunc("GET /jobs/{id}/console_logs/", a.admin(a.consoleV1))
 	mux.HandleFunc("PATCH /jobs/{id}/", a.patchJob(false))
+	mux.HandleFunc("POST /logs/", a.postLogs)
+	mux.HandleFunc("GET /v2/job-logs/", a.admin(a.listLogsV2))
 	mux.HandleFunc("GET /v2/jobs/", a.admin(a.listJobsV2))
 	mux.HandleFunc("GET /v2/jobs/{id}/", a.admin(a.getJobV2))
 	mux.HandleFunc("PATCH /v2/jobs/{id}/", a.patchJob(true))
@@ -343,4 +345,106 @@ func consoleLines(raw json.RawMessage) ([]string, error) {
 		return nil, &apiError{http.StatusBadRequest, "INVALID_BODY", "console_logs: want a string or a list of strings"}
 	}
 	return lines, nil
+}
+
+// maxLogBatch is the most entries one POST /logs/ takes (the backend's
+// bulk limit).
+const maxLogBatch = 1000
+
+// postLogs is POST /logs/: one entry or a list, all stored or none. A job
+// token may send entries of its own job only.
+func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
+	type entryJSON struct {
+		Event    string          `json:"event"`
+		Data     json.RawMessage `json:"data"`
+		Datetime string          `json:"datetime"`
+		Job      string          `json:"job"`
+		Level    string          `json:"level"`
+		Step     string          `json:"step"`
+		File     string          `json:"file"`
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(raw) > maxBody {
+		a.fail(w, r, false, &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("body over %d bytes", maxBody)})
+		return
+	}
+	var list []entryJSON
+	if err := json.Unmarshal(raw, &list); err != nil {
+		var one entryJSON
+		if err := json.Unmarshal(raw, &one); err != nil {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", "want a log entry {event, data, datetime, job} or a list of them"})
+			return
+		}
+		list = []entryJSON{one}
+	}
+	if len(list) == 0 || len(list) > maxLogBatch {
+		a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("want 1 to %d entries (got %d)", maxLogBatch, len(list))})
+		return
+	}
+	entries := make([]store.LogEntry, len(list))
+	for i, e := range list {
+		if e.Event == "" || e.Job == "" {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("entry %d: event and job are required", i)})
+			return
+		}
+		if _, err := uuid.Parse(e.Job); err != nil {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("entry %d: job %q is not a job ID", i, e.Job)})
+			return
+		}
+		if i > 0 && e.Job != list[0].Job {
+			// A job token covers one job; an admin sends one job's entries too.
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", "all entries of one request must be of one job"})
+			return
+		}
+		entries[i] = store.LogEntry{JobID: e.Job, Event: e.Event, Data: e.Data, Datetime: e.Datetime, Level: e.Level, Step: e.Step, File: e.File}
+	}
+	if _, err := Authenticate(r.Context(), a.Store, r, Scope{JobID: list[0].Job}); err != nil {
+		a.fail(w, r, false, err)
+		return
+	}
+	if err := a.Store.AddLogs(r.Context(), entries); err != nil {
+		a.fail(w, r, false, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]int{"created": len(entries)})
+}
+
+// listLogsV2 is GET /v2/job-logs/?job=ID&cursor=&per_page=.
+func (a *API) listLogsV2(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	job := q.Get("job")
+	if _, err := uuid.Parse(job); err != nil {
+		return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", "job: want a job ID"}
+	}
+	size := 200
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("per_page: want a number from 1 to 1000 (got %q)", v)}
+		}
+		size = n
+	}
+	var after int64
+	if v := q.Get("cursor"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: not a cursor of this list"}
+		}
+		after = n
+	}
+	entries, err := a.Store.Logs(r.Context(), job, after, size)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, len(entries))
+	for i, e := range entries {
+		out[i] = map[string]any{"id": e.ID, "job": e.JobID, "event": e.Event, "data": e.Data, "datetime": e.Datetime,
+			"level": e.Level, "step": e.Step, "file": e.File}
+	}
+	meta := map[string]any{"request_id": uuid.NewString(), "next_cursor": nil}
+	if len(entries) == size {
+		meta["next_cursor"] = strconv.FormatInt(entries[len(entries)-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": out, "meta": meta})
+	return nil
 }

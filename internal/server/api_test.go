@@ -169,3 +169,40 @@ func TestAPIPatchJobAsTheWorker(t *testing.T) {
 		t.Errorf("job token on another job: %d, want 403", status)
 	}
 }
+
+func TestAPILogs(t *testing.T) {
+	f := newAPI(t)
+	one := `{"event":"message","data":{"content":"hi"},"datetime":"2026-12-04T10:00:00+00:00","job":"` + f.job.ID + `","level":"success"}`
+	two := `[` + one + `,{"event":"metric","data":{"category":"train","key":"loss","value":0.5},"datetime":"2026-12-04T10:00:01+00:00","job":"` + f.job.ID + `","step":"train"}]`
+	steps := []struct {
+		name, token, body string
+		status            int
+	}{
+		{"one entry with the job token", f.jobTk, one, 201},
+		{"a list", f.jobTk, two, 201},
+		{"no token", "", one, 401},
+		{"not JSON", f.jobTk, `{`, 400},
+		{"empty list", f.jobTk, `[]`, 400},
+		{"no job", f.jobTk, `{"event":"x"}`, 400},
+		{"two jobs in one request", f.admin, `[` + one + `,{"event":"x","job":"00000000-0000-0000-0000-000000000000"}]`, 400},
+		{"an unknown job (admin)", f.admin, `{"event":"x","job":"00000000-0000-0000-0000-000000000000"}`, 404},
+	}
+	for _, s := range steps {
+		if status, v := f.call(t, "POST", "/logs/", s.token, s.body); status != s.status {
+			t.Errorf("%s: %d %v, want %d", s.name, status, v, s.status)
+		}
+	}
+	status, v := f.call(t, "GET", "/v2/job-logs/?job="+f.job.ID+"&per_page=2", f.admin, "")
+	page := v.(map[string]any)
+	data := page["data"].([]any)
+	if status != 200 || len(data) != 2 || data[0].(map[string]any)["level"] != "success" || page["meta"].(map[string]any)["next_cursor"] == nil {
+		t.Fatalf("first page = %d %v", status, v)
+	}
+	_, v = f.call(t, "GET", "/v2/job-logs/?job="+f.job.ID+"&cursor="+page["meta"].(map[string]any)["next_cursor"].(string), f.admin, "")
+	if rest := v.(map[string]any)["data"].([]any); len(rest) != 1 || rest[0].(map[string]any)["step"] != "train" {
+		t.Errorf("second page = %v", v)
+	}
+	if status, _ := f.call(t, "GET", "/v2/job-logs/?job="+f.job.ID, f.jobTk, ""); status != 403 {
+		t.Errorf("reading logs with a job token: %d, want 403", status)
+	}
+}

@@ -334,6 +334,18 @@ func TestSchemaVersions(t *testing.T) {
 		if err := s.migrate(ctx); err != nil { // already current: nothing to do
 			t.Errorf("migrate again: %v", err)
 		}
+		// A database of schema 1 (before job_logs) is brought up to date.
+		for _, q := range []string{`DROP TABLE job_logs`, `DELETE FROM schema_version WHERE version = 2`} {
+			if _, err := s.db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.migrate(ctx); err != nil {
+			t.Fatalf("migrate from 1: %v", err)
+		}
+		if _, err := s.Logs(ctx, "x", 0, 1); err != nil {
+			t.Errorf("job_logs after migrating from 1: %v", err)
+		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, SchemaVersion()+1); err != nil {
 			t.Fatal(err)
 		}
@@ -367,4 +379,36 @@ func TestRedact(t *testing.T) {
 	if _, err := Open(t.Context(), "postgres://u:secret@127.0.0.1:1/db?connect_timeout=1"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("Open error leaks the password or succeeded: %v", err)
 	}
+}
+
+func TestLogs(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "a", Action: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries := []LogEntry{
+			{JobID: j.ID, Event: "message", Data: json.RawMessage(`{"content":"hi"}`), Datetime: "2026-12-04T10:00:00+00:00", Level: "success"},
+			{JobID: j.ID, Event: "visualization", Data: json.RawMessage(`{"group":"g","index":0}`), Datetime: "2026-12-04T10:00:01+00:00", Step: "val", File: "data:image/png;base64,AA=="},
+		}
+		if err := s.AddLogs(ctx, entries); err != nil {
+			t.Fatal(err)
+		}
+		bad := append(entries[:1:1], LogEntry{JobID: "00000000-0000-0000-0000-000000000000", Event: "x", Datetime: "t"})
+		if err := s.AddLogs(ctx, bad); !errors.Is(err, ErrNotFound) {
+			t.Errorf("entry of an unknown job: %v", err)
+		}
+		got, err := s.Logs(ctx, j.ID, 0, 100)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("Logs = %+v, %v; want the 2 entries (the failed batch added none)", got, err)
+		}
+		if got[0].Level != "success" || string(got[0].Data) != `{"content":"hi"}` || got[1].File != "data:image/png;base64,AA==" || got[1].Step != "val" || got[1].ID <= got[0].ID {
+			t.Errorf("entries = %+v", got)
+		}
+		if rest, err := s.Logs(ctx, j.ID, got[0].ID, 100); err != nil || len(rest) != 1 || rest[0].Event != "visualization" {
+			t.Errorf("after the first: %+v, %v", rest, err)
+		}
+	})
 }
