@@ -31,6 +31,13 @@ type Agent struct {
 type API struct {
 	Store  *store.Store
 	Agents []Agent
+	// TailPoll is how often a console log follower looks for new lines
+	// (default 200ms).
+	TailPoll time.Duration
+	// MaxFollowers caps the console log followers of one job (default 100).
+	MaxFollowers int
+
+	tails followers
 }
 
 // maxBody bounds a request body (PATCH /jobs/{id}/ carries records).
@@ -46,6 +53,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /jobs/", a.admin(a.listJobsV1))
 	mux.HandleFunc("GET /jobs/{id}/", a.admin(a.getJobV1))
 	mux.HandleFunc("GET /jobs/{id}/console_logs/", a.admin(a.consoleV1))
+	mux.HandleFunc("GET /jobs/{id}/tail_console_logs/", a.admin(a.tail))
+	mux.HandleFunc("GET /v2/jobs/{id}/tail_console_logs/", a.admin(a.tail))
 	mux.HandleFunc("PATCH /jobs/{id}/", a.patchJob(false))
 	mux.HandleFunc("POST /logs/", a.postLogs)
 	mux.HandleFunc("GET /v2/job-logs/", a.admin(a.listLogsV2))

@@ -20,7 +20,7 @@ type apiFixture struct {
 	jobTk string
 }
 
-func newAPI(t *testing.T) *apiFixture {
+func newAPI(t *testing.T, configure ...func(*API)) *apiFixture {
 	t.Helper()
 	ctx := t.Context()
 	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
@@ -49,6 +49,9 @@ func newAPI(t *testing.T) *apiFixture {
 		t.Fatal(err)
 	}
 	api := &API{Store: s, Agents: []Agent{{ID: 1, Name: "local", Kind: "process"}}}
+	for _, c := range configure {
+		c(api)
+	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &apiFixture{srv: srv, store: s, admin: admin, job: job, jobTk: jobTk}

@@ -1,0 +1,157 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/store"
+)
+
+// Follower limits of GET /jobs/{id}/tail_console_logs/.
+const (
+	maxFollowers      = 100 // per job (default of API.MaxFollowers); more get 429 with Retry-After
+	tailPoll          = 200 * time.Millisecond
+	heartbeatInterval = 15 * time.Second // an SSE comment line keeps proxies from closing an idle stream
+)
+
+// followers counts the open tails per job.
+type followers struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *followers) add(job string, limit int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[string]int{}
+	}
+	if f.n[job] >= limit {
+		return false
+	}
+	f.n[job]++
+	return true
+}
+
+func (f *followers) done(job string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n[job]--; f.n[job] <= 0 {
+		delete(f.n, job)
+	}
+}
+
+// tail is GET /jobs/{id}/tail_console_logs/: the job's console log as
+// Server-Sent Events in the Synapse backend's frames, which the Python
+// CLI parses:
+//
+//	data: {"type": "connected", "job_id": ID}
+//	id: SEQ
+//	data: {"type": "log", "data": "data: {\"type\": \"log\", \"message\": \"LINE\\n\"}\n\n"}
+//	data: {"type": "complete", "status": STATUS}
+//
+// with ": heartbeat" comment lines while nothing happens. Each log frame
+// has an id (the line's number): a client reconnecting with Last-Event-ID
+// resumes after it (an extension of synapse-go's). The stream ends with
+// "complete" once the job has ended and every line was sent, or when the
+// client goes away.
+func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := a.getJob(r); err != nil {
+		return err
+	}
+	var after int64
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", "Last-Event-ID: want a line number from an id: line of this stream"}
+		}
+		after = n
+	}
+	limit := a.MaxFollowers
+	if limit <= 0 {
+		limit = maxFollowers
+	}
+	if !a.tails.add(id, limit) {
+		w.Header().Set("Retry-After", "5")
+		return &apiError{http.StatusTooManyRequests, "TOO_MANY_FOLLOWERS", fmt.Sprintf("job %s has %d followers already; retry later", id, limit)}
+	}
+	defer a.tails.done(id)
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(frame string) bool {
+		if _, err := fmt.Fprint(w, frame); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
+	}
+	if !send(dataFrame(map[string]any{"type": "connected", "job_id": id})) {
+		return nil
+	}
+	poll := a.TailPoll
+	if poll <= 0 {
+		poll = tailPoll
+	}
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	lastSent := time.Now()
+	for {
+		// The status is read before the lines: a job that ended after its
+		// last line was written has no line after this read.
+		job, err := a.Store.GetJob(r.Context(), id)
+		if err != nil {
+			return nil // the client went away, or the store did: end the stream
+		}
+		lines, err := a.Store.Console(r.Context(), id, after, 500)
+		if err != nil {
+			return nil
+		}
+		var b strings.Builder
+		for _, l := range lines {
+			inner, _ := json.Marshal(map[string]string{"type": "log", "message": l.Line + "\n"})
+			fmt.Fprintf(&b, "id: %d\n%s", l.Seq, dataFrame(map[string]any{"type": "log", "data": "data: " + string(inner) + "\n\n"}))
+			after = l.Seq
+		}
+		if b.Len() > 0 {
+			if !send(b.String()) {
+				return nil
+			}
+			lastSent = time.Now()
+			if len(lines) == 500 {
+				continue // more waiting
+			}
+		}
+		if store.Terminal(job.Status) && len(lines) < 500 {
+			send(dataFrame(map[string]any{"type": "complete", "status": job.Status}))
+			return nil
+		}
+		if time.Since(lastSent) >= heartbeatInterval {
+			if !send(": heartbeat\n\n") {
+				return nil
+			}
+			lastSent = time.Now()
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// dataFrame is one SSE event holding v as JSON.
+func dataFrame(v any) string {
+	b, _ := json.Marshal(v)
+	return "data: " + string(b) + "\n\n"
+}
