@@ -34,6 +34,8 @@ type API struct {
 	// TailPoll is how often a console log follower looks for new lines
 	// (default 200ms).
 	TailPoll time.Duration
+	// ReleaseDir is where release zips are kept, as SHA256.zip.
+	ReleaseDir string
 	// MaxFollowers caps the console log followers of one job (default 100).
 	MaxFollowers int
 
@@ -56,6 +58,11 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /jobs/{id}/tail_console_logs/", a.admin(a.tail))
 	mux.HandleFunc("GET /v2/jobs/{id}/tail_console_logs/", a.admin(a.tail))
 	mux.HandleFunc("PATCH /jobs/{id}/", a.patchJob(false))
+	mux.HandleFunc("GET /plugins/", a.admin(a.listPlugins))
+	mux.HandleFunc("POST /plugins/", a.admin(a.createPlugin))
+	mux.HandleFunc("GET /plugins/{id}/", a.admin(a.getPlugin))
+	mux.HandleFunc("POST /plugin_releases/", a.admin(a.createRelease))
+	mux.HandleFunc("GET /plugin_releases/{id}/", a.admin(a.getRelease))
 	mux.HandleFunc("POST /logs/", a.postLogs)
 	mux.HandleFunc("GET /v2/job-logs/", a.admin(a.listLogsV2))
 	mux.HandleFunc("GET /v2/jobs/", a.admin(a.listJobsV2))

@@ -209,3 +209,14 @@ func TestAPILogs(t *testing.T) {
 		t.Errorf("reading logs with a job token: %d, want 403", status)
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// jsonText is v as compact JSON (or as is when it is a string).
+func jsonText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -141,18 +141,54 @@ func (s *Store) CreatePlugin(ctx context.Context, p Plugin) (Plugin, error) {
 
 // GetPlugin returns the plugin with code code, or ErrNotFound.
 func (s *Store) GetPlugin(ctx context.Context, code string) (Plugin, error) {
-	var p Plugin
-	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, code, name, category, description, created_at FROM plugins WHERE code = $1`, code).
-		Scan(&p.ID, &p.Code, &p.Name, &p.Category, &p.Description, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Plugin{}, fmt.Errorf("get plugin %q: %w", code, ErrNotFound)
+	ps, err := s.plugins(ctx, ` WHERE code = $1`, code)
+	if err == nil && len(ps) == 0 {
+		err = ErrNotFound
 	}
 	if err != nil {
 		return Plugin{}, fmt.Errorf("get plugin %q: %w", code, err)
 	}
-	p.CreatedAt = time.UnixMilli(created).UTC()
-	return p, nil
+	return ps[0], nil
+}
+
+// GetPluginByID returns the plugin with that ID, or ErrNotFound.
+func (s *Store) GetPluginByID(ctx context.Context, id int64) (Plugin, error) {
+	ps, err := s.plugins(ctx, ` WHERE id = $1`, id)
+	if err == nil && len(ps) == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Plugin{}, fmt.Errorf("get plugin %d: %w", id, err)
+	}
+	return ps[0], nil
+}
+
+// ListPlugins returns every plugin, by code.
+func (s *Store) ListPlugins(ctx context.Context) ([]Plugin, error) {
+	ps, err := s.plugins(ctx, ` ORDER BY code`)
+	if err != nil {
+		return nil, fmt.Errorf("list plugins: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *Store) plugins(ctx context.Context, where string, args ...any) ([]Plugin, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, code, name, category, description, created_at FROM plugins`+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Plugin
+	for rows.Next() {
+		var p Plugin
+		var created int64
+		if err := rows.Scan(&p.ID, &p.Code, &p.Name, &p.Category, &p.Description, &created); err != nil {
+			return nil, err
+		}
+		p.CreatedAt = time.UnixMilli(created).UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 // Release is a published version of a plugin (Synapse backend

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func zipOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for name, body := range files {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(w, body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// publish posts a release as the Python SDK's create_plugin_release does:
+// multipart form fields and the zip as part "file" named plugin.zip.
+func (f *apiFixture) publish(t *testing.T, fields map[string]string, file []byte) (int, any) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	if file != nil {
+		w, _ := mw.CreateFormFile("file", "plugin.zip")
+		_, _ = w.Write(file)
+	}
+	_ = mw.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", f.srv.URL+"/plugin_releases/", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Synapse-Access-Token", "Token "+f.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var v any
+	_ = jsonUnmarshal(b, &v)
+	return resp.StatusCode, v
+}
+
+func TestReleases(t *testing.T) {
+	dir := t.TempDir()
+	f := newAPI(t, func(a *API) { a.ReleaseDir = dir })
+	z := zipOf(t, map[string]string{"config.yaml": "code: seg\n", "synapse-plugin": "\x7fELF"})
+	sum := sha256.Sum256(z)
+	cfg := `{"code":"seg","name":"Segmenter","category":"neural_net","description":"masks"}`
+
+	status, v := f.publish(t, map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "False"}, z)
+	if status != 201 {
+		t.Fatalf("publish = %d %v", status, v)
+	}
+	rel := v.(map[string]any)
+	if rel["plugin"] != "seg" || rel["version"] != "0.1.0" || rel["debug"] != false || rel["checksum"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("release = %v", rel)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, hex.EncodeToString(sum[:])+".zip")); err != nil || !bytes.Equal(got, z) {
+		t.Errorf("stored zip: %v", err)
+	}
+	// The plugin was created from the config.
+	_, v = f.call(t, "GET", "/plugins/seg/", f.admin, "")
+	if p := v.(map[string]any); p["name"] != "Segmenter" || p["category"] != "neural_net" {
+		t.Errorf("plugin = %v", v)
+	}
+
+	tests := []struct {
+		name   string
+		fields map[string]string
+		file   []byte
+		status int
+		text   string
+	}{
+		{"same version again", map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "False"}, z, 400, "already exists"},
+		{"same version as debug replaces it", map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "True"}, z, 201, ""},
+		{"not a zip", map[string]string{"plugin": "seg", "version": "0.2.0", "config": cfg}, []byte("hello"), 400, "not a zip"},
+		{"bad config", map[string]string{"plugin": "seg", "version": "0.2.0", "config": "{"}, z, 400, "config"},
+		{"bad code", map[string]string{"plugin": "../x", "version": "0.2.0"}, z, 400, "plugin code"},
+		{"bad version", map[string]string{"plugin": "seg", "version": "1.0/../x"}, z, 400, "version"},
+	}
+	for _, tt := range tests {
+		status, v := f.publish(t, tt.fields, tt.file)
+		if status != tt.status || !strings.Contains(jsonText(v), tt.text) {
+			t.Errorf("%s: %d %v, want %d containing %q", tt.name, status, v, tt.status, tt.text)
+		}
+	}
+
+	_, v = f.call(t, "GET", "/plugin_releases/seg@0.1.0/", f.admin, "")
+	byVersion := v.(map[string]any)
+	if byVersion["debug"] != true {
+		t.Errorf("by code@version = %v, want the debug re-publish", v)
+	}
+	_, v = f.call(t, "GET", "/plugin_releases/"+jsonText(byVersion["id"])+"/", f.admin, "")
+	if v.(map[string]any)["version"] != "0.1.0" {
+		t.Errorf("by id = %v", v)
+	}
+	if status, _ := f.call(t, "GET", "/plugin_releases/seg@9.9/", f.admin, ""); status != 404 {
+		t.Errorf("unknown version: %d", status)
+	}
+
+	// JSON, without a file; and POST /plugins/.
+	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"0.3.0","config":{"code":"seg"},"debug":false}`); status != 201 || v.(map[string]any)["size"] != 0.0 {
+		t.Errorf("JSON release = %d %v", status, v)
+	}
+	if status, v := f.call(t, "POST", "/plugins/", f.admin, `{"code":"seg","name":"again"}`); status != 400 || !strings.Contains(jsonText(v), "already exists") {
+		t.Errorf("duplicate plugin = %d %v", status, v)
+	}
+	if status, _ := f.call(t, "POST", "/plugins/", f.admin, `{"code":"det","name":"Detector"}`); status != 201 {
+		t.Errorf("create plugin = %d", status)
+	}
+	_, v = f.call(t, "GET", "/plugins/", f.admin, "")
+	if n := v.(map[string]any)["count"]; n != 3.0 { // yolo (fixture), seg, det
+		t.Errorf("plugins count = %v", n)
+	}
+}
