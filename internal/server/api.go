@@ -34,19 +34,33 @@ type API struct {
 	// TailPoll is how often a console log follower looks for new lines
 	// (default 200ms).
 	TailPoll time.Duration
-	// ReleaseDir is where release zips are kept, as SHA256.zip.
-	ReleaseDir string
+	// Releases keeps the release zips and their unpacked files.
+	Releases *Releases
+	// Host is the URL jobs report to (their SYNAPSE_HOST).
+	Host string
+	// Runners run the jobs of each agent, by agent name.
+	Runners map[string]Runner
+	// MaxJobs is how many jobs each agent runs at once (default 4); the
+	// others wait, PENDING.
+	MaxJobs int
 	// MaxFollowers caps the console log followers of one job (default 100).
 	MaxFollowers int
 
 	tails followers
+	jobs  dispatcher
 }
+
+// JobDone tells the API a job of one of its runners has ended, so the
+// next waiting job of that agent can start. Runners call it (see
+// ProcessAgent.Done).
+func (a *API) JobDone(jobID string) { a.jobs.done(jobID) }
 
 // maxBody bounds a request body (PATCH /jobs/{id}/ carries records).
 const maxBody = 8 << 20
 
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
+	a.jobs.api = a
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -61,6 +75,8 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /plugins/", a.admin(a.listPlugins))
 	mux.HandleFunc("POST /plugins/", a.admin(a.createPlugin))
 	mux.HandleFunc("GET /plugins/{id}/", a.admin(a.getPlugin))
+	mux.HandleFunc("POST /plugins/{id}/run/", a.admin(a.run))
+	mux.HandleFunc("POST /v2/jobs/{id}/stop/", a.admin(a.stop))
 	mux.HandleFunc("POST /plugin_releases/", a.admin(a.createRelease))
 	mux.HandleFunc("GET /plugin_releases/{id}/", a.admin(a.getRelease))
 	mux.HandleFunc("POST /logs/", a.postLogs)
@@ -82,7 +98,19 @@ func (e *apiError) Error() string { return e.message }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, v2 bool, err error) {
 	var ae *apiError
+	var ve *validationError
 	switch {
+	case errors.As(err, &ve):
+		if v2 {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "VALIDATION_ERROR", "message": ve.message, "details": ve.details}, "meta": map[string]string{"request_id": uuid.NewString()}})
+			return
+		}
+		fields := map[string][]string{}
+		for _, d := range ve.details {
+			fields[d["field"]] = append(fields[d["field"]], d["message"])
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]any{"detail": ve.message, "params": fields})
+		return
 	case errors.As(err, &ae):
 	case errors.Is(err, ErrUnauthenticated):
 		ae = &apiError{http.StatusUnauthorized, "UNAUTHENTICATED", err.Error()}

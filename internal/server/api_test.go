@@ -48,11 +48,13 @@ func newAPI(t *testing.T, configure ...func(*API)) *apiFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &API{Store: s, Agents: []Agent{{ID: 1, Name: "local", Kind: "process"}}}
+	srv := httptest.NewUnstartedServer(nil)
+	api := &API{Store: s, Agents: []Agent{{ID: 1, Name: "local", Kind: "process"}}, Host: "http://" + srv.Listener.Addr().String()}
 	for _, c := range configure {
 		c(api)
 	}
-	srv := httptest.NewServer(api.Handler())
+	srv.Config.Handler = api.Handler()
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &apiFixture{srv: srv, store: s, admin: admin, job: job, jobTk: jobTk}
 }

@@ -26,16 +26,23 @@ import (
 // appended to the job's console log.
 type ProcessAgent struct {
 	Store *store.Store
-	// ReleaseDir holds the release zips (SHA256.zip); WorkDir gets one
-	// unpacked directory per release hash.
-	ReleaseDir, WorkDir string
+	// Releases unpacks the releases' files.
+	Releases *Releases
 	// Grace is how long a stopped job has between SIGTERM and SIGKILL
 	// (default 10s).
 	Grace time.Duration
+	// Done, when set, is called after a job's outcome is recorded.
+	Done func(jobID string)
 
 	mu      sync.Mutex
 	running map[string]*processRun
-	unpack  sync.Mutex
+}
+
+// Releases keeps release files: the zips in Dir (SHA256.zip) and, unpacked
+// once per hash, their contents in WorkDir/SHA256.
+type Releases struct {
+	Dir, WorkDir string
+	mu           sync.Mutex
 }
 
 type processRun struct {
@@ -51,7 +58,7 @@ type processRun struct {
 // already ended (stopped, or reported by the binary itself); the job's
 // tokens are revoked.
 func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Release, env []string) error {
-	dir, err := p.unpacked(rel)
+	dir, err := p.Releases.Unpacked(rel)
 	if err != nil {
 		return err
 	}
@@ -155,6 +162,9 @@ func (p *ProcessAgent) watch(jobID string, run *processRun, out io.Reader) {
 		_, _ = p.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)
+	if p.Done != nil {
+		p.Done(jobID)
+	}
 }
 
 func describeExit(err error) string {
@@ -199,15 +209,15 @@ func (p *ProcessAgent) Stop(ctx context.Context, jobID string) error {
 	return nil
 }
 
-// unpacked returns the directory holding release rel's files, unpacking
+// Unpacked returns the directory holding release rel's files, unpacking
 // its zip there first if needed (once per content hash, atomically).
-func (p *ProcessAgent) unpacked(rel store.Release) (string, error) {
+func (p *Releases) Unpacked(rel store.Release) (string, error) {
 	if rel.SHA256 == "" {
 		return "", fmt.Errorf("release %d has no files", rel.ID)
 	}
 	dir := filepath.Join(p.WorkDir, rel.SHA256)
-	p.unpack.Lock()
-	defer p.unpack.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
@@ -219,7 +229,7 @@ func (p *ProcessAgent) unpacked(rel store.Release) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if err := unzip(filepath.Join(p.ReleaseDir, rel.SHA256+".zip"), tmp); err != nil {
+	if err := unzip(filepath.Join(p.Dir, rel.SHA256+".zip"), tmp); err != nil {
 		return "", fmt.Errorf("unpack release %d: %w", rel.ID, err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {

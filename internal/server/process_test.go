@@ -60,7 +60,8 @@ func newAgent(t *testing.T) *agentFixture {
 	t.Helper()
 	z := releaseZip(t)
 	dir := t.TempDir()
-	f := newAPI(t, func(a *API) { a.ReleaseDir = filepath.Join(dir, "releases") })
+	releases := &Releases{Dir: filepath.Join(dir, "releases"), WorkDir: filepath.Join(dir, "work")}
+	f := newAPI(t, func(a *API) { a.Releases = releases })
 	status, v := f.publish(t, map[string]string{"plugin": "conformance", "version": "1.0", "config": `{"code":"conformance"}`}, z)
 	if status != 201 {
 		t.Fatalf("publish: %d %v", status, v)
@@ -69,7 +70,7 @@ func newAgent(t *testing.T) *agentFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &ProcessAgent{Store: f.store, ReleaseDir: filepath.Join(dir, "releases"), WorkDir: filepath.Join(dir, "work"), Grace: 2 * time.Second}
+	a := &ProcessAgent{Store: f.store, Releases: releases, Grace: 2 * time.Second}
 	return &agentFixture{apiFixture: f, agent: a, rel: rel}
 }
 

@@ -198,19 +198,20 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// saveZip stores a release zip as <ReleaseDir>/<sha256>.zip, atomically.
+// saveZip stores a release zip as <Releases.Dir>/<sha256>.zip, atomically.
 func (a *API) saveZip(sum string, data []byte) error {
-	if a.ReleaseDir == "" {
+	if a.Releases == nil || a.Releases.Dir == "" {
 		return errors.New("save release: no release directory configured")
 	}
-	if err := os.MkdirAll(a.ReleaseDir, 0o700); err != nil {
+	dir := a.Releases.Dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	final := filepath.Join(a.ReleaseDir, sum+".zip")
+	final := filepath.Join(dir, sum+".zip")
 	if _, err := os.Stat(final); err == nil {
 		return nil // the same content is there
 	}
-	tmp, err := os.CreateTemp(a.ReleaseDir, ".upload-*")
+	tmp, err := os.CreateTemp(dir, ".upload-*")
 	if err != nil {
 		return err
 	}

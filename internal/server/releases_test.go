@@ -61,7 +61,7 @@ func (f *apiFixture) publish(t *testing.T, fields map[string]string, file []byte
 
 func TestReleases(t *testing.T) {
 	dir := t.TempDir()
-	f := newAPI(t, func(a *API) { a.ReleaseDir = dir })
+	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} })
 	z := zipOf(t, map[string]string{"config.yaml": "code: seg\n", "synapse-plugin": "\x7fELF"})
 	sum := sha256.Sum256(z)
 	cfg := `{"code":"seg","name":"Segmenter","category":"neural_net","description":"masks"}`
