@@ -1,0 +1,122 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/synapse-sdk/synapse-go/internal/store"
+)
+
+// serve runs Serve on a free port and returns its URL, what it printed
+// before listening, and a stop function that waits for it to return.
+func serve(t *testing.T, cfg Config) (url, printed string, stop func() error) {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Serve(ctx, cfg, pw)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var out strings.Builder
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			url = m[1]
+			break
+		}
+	}
+	if url == "" {
+		cancel()
+		t.Fatalf("the server did not start: %s %v", out.String(), <-errc)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	return url, out.String(), func() error { cancel(); return <-errc }
+}
+
+func TestServe(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	url, printed, stop := serve(t, Config{DataDir: dir, Agents: []string{"local", "gpu"}})
+	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
+	if token == "" {
+		t.Fatalf("no admin token printed on the first start:\n%s", printed)
+	}
+	get := func(path, tok string) (int, string) {
+		req, _ := http.NewRequest("GET", url+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Token "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, _ := get("/health/", ""); status != 200 {
+		t.Errorf("health = %d", status)
+	}
+	status, body := get("/agents/", token)
+	var agents struct {
+		Count   int
+		Results []Agent
+	}
+	if err := json.Unmarshal([]byte(body), &agents); status != 200 || err != nil || agents.Count != 2 || agents.Results[1].Name != "gpu" || agents.Results[1].ID != 2 {
+		t.Errorf("agents = %d %s", status, body)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "synapse.db"): 0o600} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %v, want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+
+	// A job a killed server left RUNNING is settled at the next start; no
+	// new token is printed, and the first still works.
+	st, err := store.Open(t.Context(), filepath.Join(dir, "synapse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := st.CreatePlugin(t.Context(), store.Plugin{Code: "x", Name: "x"})
+	rel, _ := st.CreateRelease(t.Context(), store.Release{PluginID: p.ID, Version: "1", Config: json.RawMessage(`{}`)})
+	j, err := st.CreateJob(t.Context(), store.Job{ReleaseID: rel.ID, Agent: "local", Action: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateJob(t.Context(), j.ID, store.JobUpdate{Status: store.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	url, printed, stop = serve(t, Config{DataDir: dir})
+	defer stop()
+	if strings.Contains(printed, "syn_") {
+		t.Errorf("a token was printed again:\n%s", printed)
+	}
+	status, body = get("/jobs/"+j.ID+"/", token)
+	if status != 200 || !strings.Contains(body, `"status":"FAILED"`) || !strings.Contains(body, "the server stopped while the job ran") {
+		t.Errorf("orphaned job after restart = %d %s", status, body)
+	}
+}
+
+func TestServeAddressInUse(t *testing.T) {
+	url, _, stop := serve(t, Config{DataDir: t.TempDir()})
+	defer stop()
+	err := Serve(t.Context(), Config{Addr: strings.TrimPrefix(url, "http://"), DataDir: t.TempDir()}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--addr") {
+		t.Errorf("second server on the same address: %v", err)
+	}
+}
