@@ -11,9 +11,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
+	"github.com/synapse-sdk/synapse-go/internal/report"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
@@ -37,8 +39,26 @@ func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int
 	}
 	stop := func() { captErr.Stop(); captOut.Stop() }
 	defer stop()
+	jobID := os.Getenv(worker.EnvJobID)
+	if jobID == "" {
+		jobID = os.Getenv("RAY_JOB_ID")
+	}
+	// Started by a Synapse backend (synapse server's agents, the platform's):
+	// report there too, as the Python SDK's job worker does.
+	var rep *report.Reporter
+	start := time.Now()
+	if host, token := os.Getenv("SYNAPSE_HOST"), os.Getenv("SYNAPSE_ACCESS_TOKEN"); host != "" && token != "" && os.Getenv(worker.EnvJobID) != "" {
+		rep = report.New(host, token, jobID, realErr)
+		rep.Start(context.Background())
+	}
+	finish := func(result json.RawMessage, err error) {
+		if rep != nil {
+			rep.Finish(context.Background(), time.Since(start), result, err)
+		}
+	}
 	fail := func(err error) int {
 		stop()
+		finish(nil, err)
 		// The error line carries the stack of a panic; the CLI shows it with -v.
 		b, _ := json.Marshal(worker.ErrorLine{Type: "error", Error: worker.ToError(err)})
 		_, _ = out.Write(append(b, '\n'))
@@ -61,14 +81,14 @@ func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(err)
 	}
-	jobID := os.Getenv(worker.EnvJobID)
-	if jobID == "" {
-		jobID = os.Getenv("RAY_JOB_ID")
-	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	result, err := synapse.NewLocalExecutor(synapse.WithJobID(jobID), synapse.WithLogger(events)).
+	var logger synapse.Logger = events
+	if rep != nil {
+		logger = synapse.MultiLogger(events, rep)
+	}
+	result, err := synapse.NewLocalExecutor(synapse.WithJobID(jobID), synapse.WithLogger(logger)).
 		Execute(ctx, action, params)
 	events.Flush() // held-back progress, so the caller's progress record ends right
 	stop()
@@ -83,6 +103,7 @@ func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int
 		return fail(&synapse.ExecutionError{Action: action.Name(), JobID: jobID, Err: fmt.Errorf("encode result as JSON: %w", err)})
 	}
 	_, _ = fmt.Fprintf(out, "%s\n%s\n%s\n", worker.ResultStart, b, worker.ResultEnd)
+	finish(b, nil)
 	return exit.OK
 }
 

@@ -162,6 +162,7 @@ func (p *ProcessAgent) watch(jobID string, run *processRun, out io.Reader) {
 		_, _ = p.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)
+	_ = p.Store.CloseConsole(ctx, jobID)
 	if p.Done != nil {
 		p.Done(jobID)
 	}
@@ -191,6 +192,8 @@ func (p *ProcessAgent) Stop(ctx context.Context, jobID string) error {
 	if run == nil {
 		return store.ErrNotFound
 	}
+	// Recorded first: the binary, cancelled, reports a failure of its own.
+	_, _ = p.Store.UpdateJob(ctx, jobID, store.JobUpdate{Status: store.StatusStopped})
 	pgid := run.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	grace := p.Grace

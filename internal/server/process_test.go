@@ -99,7 +99,7 @@ func (f *agentFixture) wait(t *testing.T, id string) store.Job {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if store.Terminal(j.Status) {
+		if store.Terminal(j.Status) && j.ConsoleClosed {
 			return j
 		}
 		time.Sleep(20 * time.Millisecond)

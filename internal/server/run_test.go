@@ -10,7 +10,7 @@ import (
 )
 
 const conformanceConfig = `{"code":"conformance","name":"Executor Conformance","env":{"LAYER":"config","FROM_CONFIG":"yes"},
-"actions":{"echo":{},"job":{},"scalar":{},"env":{},"fail":{},"crash":{},"wait":{}}}`
+"actions":{"echo":{},"job":{},"scalar":{},"env":{},"fail":{},"crash":{},"wait":{},"context":{}}}`
 
 // newRunServer is the API with a process agent named "local" (ID 1),
 // running maxJobs jobs at once, and the conformance plugin published.
@@ -64,6 +64,26 @@ func TestRun(t *testing.T) {
 		t.Errorf("env of a job = %v (config.yaml env must reach it)", j["result"])
 	}
 
+	// The plugin binary reports to the server as the Python SDK's worker
+	// does: the progress and metrics records, and log entries.
+	_, v = f.call(t, "POST", "/plugins/conformance/run/", f.admin, `{"agent":1,"action":"context","debug":true,"language":"ko"}`)
+	j = f.waitJob(t, v.(map[string]any)["id"].(string), ended)
+	if j["status"] != "SUCCEEDED" || jsonText(j["result"].(map[string]any)["language"]) != "ko" {
+		t.Fatalf("context job = %v", j)
+	}
+	cur := j["progress_record"].(map[string]any)["current_progress"].(map[string]any)
+	if cur["overall"] != 100.0 || cur["time_elapsed"] == nil {
+		t.Errorf("progress record = %v, want overall 100 and time_elapsed", j["progress_record"])
+	}
+	_, v = f.call(t, "GET", "/v2/job-logs/?job="+j["id"].(string)+"&per_page=1000", f.admin, "")
+	events := map[string]int{}
+	for _, e := range v.(map[string]any)["data"].([]any) {
+		events[e.(map[string]any)["event"].(string)]++
+	}
+	if events["metric"] != 5 || events["visualization"] != 1 || events["trials"] != 1 || events["message"] < 3 || events["confusion"] != 1 {
+		t.Errorf("log entries by event = %v", events)
+	}
+
 	before, _, _ := f.store.ListJobs(t.Context(), store.JobFilter{})
 	tests := []struct {
 		name, body string
@@ -71,7 +91,7 @@ func TestRun(t *testing.T) {
 		text       string
 	}{
 		{"bad params: nothing runs", `{"agent":1,"action":"echo","params":{"n":0},"debug":true}`, 400, `"n":["must be \u003e= 1 (got 0)"]`},
-		{"unknown action", `{"agent":1,"action":"trian","debug":true}`, 400, `is not an action of conformance 1.0 (actions: [crash echo env fail job scalar wait])`},
+		{"unknown action", `{"agent":1,"action":"trian","debug":true}`, 400, `is not an action of conformance 1.0 (actions: [context crash echo env fail job scalar wait])`},
 		{"unknown key", `{"agent":1,"action":"echo","debug":true,"paramz":{}}`, 400, "unknown field"},
 		{"unknown agent", `{"agent":7,"action":"echo","debug":true}`, 400, "no agent"},
 		{"only a debug release, not asked for", `{"agent":1,"action":"echo"}`, 404, "publish it first"},

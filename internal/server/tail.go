@@ -17,6 +17,7 @@ const (
 	maxFollowers      = 100 // per job (default of API.MaxFollowers); more get 429 with Retry-After
 	tailPoll          = 200 * time.Millisecond
 	heartbeatInterval = 15 * time.Second // an SSE comment line keeps proxies from closing an idle stream
+	consoleGrace      = 10 * time.Second // after the end, how long lines may still come without CloseConsole
 )
 
 // followers counts the open tails per job.
@@ -132,7 +133,11 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 				continue // more waiting
 			}
 		}
-		if store.Terminal(job.Status) && len(lines) < 500 {
+		// Ended, and the agent has written its last line (or had long
+		// enough to: an agent that never closes the log must not hold
+		// followers forever).
+		closed := job.ConsoleClosed || job.CompletedAt != nil && time.Since(*job.CompletedAt) > consoleGrace
+		if store.Terminal(job.Status) && closed && len(lines) < 500 {
 			send(dataFrame(map[string]any{"type": "complete", "status": job.Status}))
 			return nil
 		}

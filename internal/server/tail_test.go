@@ -118,6 +118,9 @@ func TestTailConsoleLogs(t *testing.T) {
 	if status, _ := f.call(t, "PATCH", "/jobs/"+f.job.ID+"/", f.jobTk, `{"status":"FAILED","console_logs":["last words"]}`); status != 200 {
 		t.Fatalf("finish the job: %d", status)
 	}
+	if err := f.store.CloseConsole(t.Context(), f.job.ID); err != nil { // as its agent does
+		t.Fatal(err)
+	}
 	if _, msg := message(t, next(t, ch).data); msg != "last words\n" {
 		t.Errorf("line written with the final status %q", msg)
 	}

@@ -42,6 +42,9 @@ type Job struct {
 	CreatedAt      time.Time
 	StartedAt      *time.Time
 	CompletedAt    *time.Time
+	// ConsoleClosed reports that the job's agent has written its last
+	// console line (CloseConsole).
+	ConsoleClosed bool
 }
 
 // CreateJob stores a new PENDING job of j's release, agent, action and
@@ -215,7 +218,7 @@ func allowed(from, to string) bool {
 	return false
 }
 
-const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at FROM jobs`
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed FROM jobs`
 
 func scanJobs(rows *sql.Rows) ([]Job, error) {
 	defer rows.Close()
@@ -226,7 +229,7 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		var progress, metrics, result, meta sql.NullString
 		var created int64
 		var started, completed sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed); err != nil {
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed); err != nil {
 			return nil, err
 		}
 		j.Params = json.RawMessage(params)
@@ -282,6 +285,19 @@ func (s *Store) AppendConsole(ctx context.Context, jobID string, lines []string)
 		return 0, fmt.Errorf("append console log of job %s: %w", jobID, err)
 	}
 	return last, nil
+}
+
+// CloseConsole records that the job's console log is complete: followers
+// may end once the job has ended too.
+func (s *Store) CloseConsole(ctx context.Context, jobID string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_closed = $1 WHERE id = $2`, true, jobID)
+	if err != nil {
+		return fmt.Errorf("close console log of job %s: %w", jobID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("close console log of job %s: %w", jobID, ErrNotFound)
+	}
+	return nil
 }
 
 // ConsoleLine is one line of a job's console log.

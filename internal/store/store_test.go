@@ -317,6 +317,12 @@ func TestConsoleConcurrentAppends(t *testing.T) {
 		if _, err := s.AppendConsole(ctx, "00000000-0000-0000-0000-000000000000", []string{"x"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("append to an unknown job: %v", err)
 		}
+		if err := s.CloseConsole(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetJob(ctx, j.ID); err != nil || !got.ConsoleClosed {
+			t.Errorf("console not closed: %+v, %v", got, err)
+		}
 		rest, err := s.Console(ctx, j.ID, 75, 10)
 		if err != nil || len(rest) != 5 || rest[0].Seq != 76 {
 			t.Errorf("after 75: %+v, %v", rest, err)

@@ -41,7 +41,8 @@ CREATE TABLE jobs (
     created_at      BIGINT NOT NULL,
     started_at      BIGINT,
     completed_at    BIGINT,
-    console_seq     BIGINT NOT NULL DEFAULT 0 -- the last console line's number
+    console_seq     BIGINT NOT NULL DEFAULT 0, -- the last console line's number
+    console_closed  BOOLEAN NOT NULL DEFAULT FALSE -- the agent has written the last line
 );
 CREATE INDEX jobs_created ON jobs (created_at, id);
 CREATE TABLE console_lines (

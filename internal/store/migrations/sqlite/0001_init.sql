@@ -41,7 +41,8 @@ CREATE TABLE jobs (
     created_at      INTEGER NOT NULL,
     started_at      INTEGER,
     completed_at    INTEGER,
-    console_seq     INTEGER NOT NULL DEFAULT 0 -- the last console line's number
+    console_seq     INTEGER NOT NULL DEFAULT 0, -- the last console line's number
+    console_closed  INTEGER NOT NULL DEFAULT 0 -- the agent has written the last line
 );
 CREATE INDEX jobs_created ON jobs (created_at, id);
 CREATE TABLE console_lines (
