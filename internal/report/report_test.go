@@ -1,0 +1,131 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+)
+
+// backend records requests; fail says how to answer each (0 = 200).
+type backend struct {
+	mu       sync.Mutex
+	requests []string // "METHOD PATH BODY"
+	fail     func(n int, method, body string) int
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	b.mu.Lock()
+	n := len(b.requests)
+	b.requests = append(b.requests, r.Method+" "+r.URL.Path+" "+string(body))
+	b.mu.Unlock()
+	if r.Header.Get("Synapse-Access-Token") != "Token tok" {
+		w.WriteHeader(401)
+		return
+	}
+	if b.fail != nil {
+		if code := b.fail(n, r.Method, string(body)); code != 0 {
+			w.WriteHeader(code)
+			return
+		}
+	}
+	w.WriteHeader(200)
+}
+
+func (b *backend) all() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.requests...)
+}
+
+func TestReporterFinalStatusRetried(t *testing.T) {
+	finals := 0
+	b := &backend{fail: func(n int, method, body string) int {
+		if strings.Contains(body, "SUCCEEDED") {
+			if finals++; finals <= 2 { // the server is down twice
+				return 503
+			}
+		}
+		return 0
+	}}
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	var warn bytes.Buffer
+	r := New(srv.URL+"/", "tok", "job-1", &warn)
+	r.deadline = 30 * time.Second
+	r.Start(t.Context())
+	r.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: synapse.LevelSuccess, Message: "hi"})
+	r.Handle(synapse.Event{Type: synapse.EventProgress, Time: time.Now(), Category: "train", Current: 1, Total: 1, Percent: 100, ETA: 0})
+	r.Finish(t.Context(), time.Second, json.RawMessage(`{"ok":true}`), nil)
+	reqs := b.all()
+	last := reqs[len(reqs)-1]
+	if !strings.HasPrefix(last, "PATCH /jobs/job-1/ ") || !strings.Contains(last, `"status":"SUCCEEDED"`) || !strings.Contains(last, `"time_elapsed":1`) {
+		t.Errorf("last request = %s", last)
+	}
+	var logs, patches int
+	for _, q := range reqs {
+		switch {
+		case strings.HasPrefix(q, "POST /logs/") && strings.Contains(q, `"content":"hi"`) && strings.Contains(q, `"level":"success"`):
+			logs++
+		case strings.HasPrefix(q, "PATCH"):
+			patches++
+		}
+	}
+	if logs != 1 || patches != 5 { // RUNNING, records, and the final status three times
+		t.Errorf("%d log requests, %d patches; requests = %q", logs, patches, reqs)
+	}
+	if strings.Count(warn.String(), "WARNING") != 1 {
+		t.Errorf("warnings = %q, want exactly one", warn.String())
+	}
+}
+
+func TestReporterFailureAndRefusal(t *testing.T) {
+	b := &backend{fail: func(n int, method, _ string) int {
+		if method == "PATCH" && n > 0 {
+			return 400 // the job has ended: not retried
+		}
+		return 0
+	}}
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	r := New(srv.URL, "tok", "job-2", io.Discard)
+	r.Start(t.Context())
+	start := time.Now()
+	r.Finish(t.Context(), 0, nil, errors.New("disk full"))
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("a refused final status was retried for %v", time.Since(start))
+	}
+	reqs := b.all()
+	last := reqs[len(reqs)-1]
+	if !strings.Contains(last, `"status":"FAILED"`) || !strings.Contains(last, `"error":"disk full"`) || !strings.Contains(last, `"error_type":"execution"`) {
+		t.Errorf("final = %s", last)
+	}
+}
+
+func TestLogEntryForms(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		e    synapse.Event
+		want string
+	}{
+		{synapse.Event{Type: synapse.EventMessage, Time: now, Level: synapse.LevelDanger, Message: "m"}, `{"data":{"content":"m"},"datetime":"2026-12-04T10:00:00Z","event":"message","job":"j","level":"danger"}`},
+		{synapse.Event{Type: synapse.EventMetric, Time: now, Category: "train", Key: "loss", Value: 0.5, Data: map[string]any{"epoch": 1}}, `{"data":{"category":"train","key":"loss","metrics":{"epoch":1},"value":0.5},"datetime":"2026-12-04T10:00:00Z","event":"metric","job":"j","level":"info","step":"train"}`},
+		{synapse.Event{Type: synapse.EventLog, Time: now, Event: "cm", File: "data:image/png;base64,AA=="}, `{"data":{},"datetime":"2026-12-04T10:00:00Z","event":"cm","file":"data:image/png;base64,AA==","job":"j","level":"info"}`},
+		{synapse.Event{Type: synapse.EventProgress, Time: now}, `null`},
+	}
+	for _, tt := range tests {
+		b, _ := json.Marshal(logEntry(tt.e, "j"))
+		if string(b) != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.e.Type, b, tt.want)
+		}
+	}
+}
