@@ -2,11 +2,12 @@
 # The integration suite: real processes, a real PostgreSQL server and a real Ray cluster.
 #  1. the synapse CLI builds the example plugin and runs it locally (the README's main job);
 #  2. a throwaway PostgreSQL server is started (scripts/postgres.sh) and the store's
-#     integration tests run against it and SQLite (when internal/store exists);
+#     integration tests run against it and SQLite; the Python SDK (synapse-sdk from PyPI,
+#     scripts/python-sdk.sh) drives `synapse server` with its own BackendClient;
 #  3. a pinned Ray head is installed and started (scripts/ray-head.sh), the Go integration
 #     tests (-tags integration) run against it; then a second node joins (worker_node=1) for
 #     the two-node test, which kills it mid-job; everything is stopped even when tests fail.
-# A PostgreSQL server or Ray head that cannot be installed or started fails the run.
+# A PostgreSQL server, Python SDK or Ray head that cannot be installed or started fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -46,10 +47,16 @@ fi
 export SYNAPSE_TEST_POSTGRES_DSN="$dsn"
 echo "ok: $dsn"
 
-if [ -d internal/store ]; then
-  echo "--- go test -tags integration ./internal/store (SQLite and PostgreSQL)"
-  go test -race -count=1 -tags integration -timeout 10m ./internal/store/...
+echo "--- go test -tags integration ./internal/store (SQLite and PostgreSQL)"
+go test -race -count=1 -tags integration -timeout 10m ./internal/store/...
+
+echo "--- Python SDK (synapse-sdk from PyPI) against synapse server"
+if ! sdkpython=$(./scripts/python-sdk.sh | tail -n1); then
+  echo "FAIL: could not install the Python SDK (see above)"
+  exit 1
 fi
+export SYNAPSE_TEST_SDK_PYTHON="$sdkpython"
+go test -race -count=1 -tags integration -timeout 10m ./internal/server/...
 
 echo "--- Ray head"
 if ! address=$(./scripts/ray-head.sh start | tail -n1); then

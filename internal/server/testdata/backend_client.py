@@ -1,0 +1,65 @@
+"""Drives a running `synapse server` with the Python SDK's own BackendClient
+(synapse-sdk from PyPI): list agents, publish a release, run it, poll the job,
+read and tail its console log. Prints one JSON summary line; exits non-zero
+on the first failed check, saying which."""
+
+import json
+import os
+import sys
+import time
+
+from synapse_sdk.clients.backend import BackendClient
+
+
+def check(ok, what):
+    if not ok:
+        print(f"FAIL: {what}", file=sys.stderr)
+        sys.exit(1)
+
+
+client = BackendClient(os.environ["SERVER"], access_token=os.environ["TOKEN"])
+
+agents = client.list_agents()
+check(len(agents) >= 1 and agents[0].is_connected, f"list_agents: {agents}")
+
+release = client.create_plugin_release(
+    {"plugin": "conformance", "version": "2.0.0", "config": json.loads(os.environ["CONFIG"]), "debug": True},
+    file=os.environ["ZIP"],
+)
+check(release.get("id") and release.get("version") == "2.0.0", f"create_plugin_release: {release}")
+
+job = client.run_plugin("conformance", {"agent": agents[0].id, "action": "context", "params": {}, "debug": True})
+check(job.get("id") and job.get("status") in ("PENDING", "RUNNING"), f"run_plugin: {job}")
+
+deadline = time.time() + 120
+while True:
+    job = client.get_job(job["id"])
+    if job["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+        break
+    check(time.time() < deadline, f"job did not end: {job}")
+    time.sleep(0.2)
+check(job["status"] == "SUCCEEDED", f"job status: {job}")
+overall = (job.get("progress_record") or {}).get("current_progress", {}).get("overall")
+check(overall == 100, f"progress_record: {job.get('progress_record')}")
+
+logs = client.list_job_console_logs(job["id"])
+check(isinstance(logs, list) and len(logs) > 0, f"list_job_console_logs: {logs!r:.200}")
+
+frames, complete, lines = [], False, 0
+for line in client.tail_job_console_logs(job["id"]):
+    if not line or not line.startswith("data: "):
+        continue
+    event = json.loads(line[6:])
+    frames.append(event.get("type"))
+    if event.get("type") == "log":
+        inner = event["data"]
+        check(inner.startswith("data: "), f"log frame: {inner!r}")
+        message = json.loads(inner[6:].rstrip("\n"))
+        check(message.get("type") == "log" and message.get("message", "").endswith("\n"), f"inner frame: {message}")
+        lines += 1
+    if event.get("type") == "complete":
+        complete = True
+        break
+check(complete and frames[0] == "connected" and lines == len(logs), f"tail frames {frames[:3]}…, {lines} lines vs {len(logs)}")
+
+print(json.dumps({"agents": len(agents), "release": release["id"], "job": job["id"], "overall": overall, "console_lines": len(logs)}))
