@@ -35,6 +35,15 @@ func zipOf(t *testing.T, files map[string]string) []byte {
 // multipart form fields and the zip as part "file" named plugin.zip.
 func (f *apiFixture) publish(t *testing.T, fields map[string]string, file []byte) (int, any) {
 	t.Helper()
+	status, b := publishTo(t, f.srv.URL, f.admin, fields, file)
+	var v any
+	_ = jsonUnmarshal([]byte(b), &v)
+	return status, v
+}
+
+// publishTo posts a release to the server at base with token.
+func publishTo(t *testing.T, base, token string, fields map[string]string, file []byte) (int, string) {
+	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for k, v := range fields {
@@ -45,18 +54,16 @@ func (f *apiFixture) publish(t *testing.T, fields map[string]string, file []byte
 		_, _ = w.Write(file)
 	}
 	_ = mw.Close()
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", f.srv.URL+"/plugin_releases/", &body)
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/plugin_releases/", &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Synapse-Access-Token", "Token "+f.admin)
+	req.Header.Set("Synapse-Access-Token", "Token "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var v any
-	_ = jsonUnmarshal(b, &v)
-	return resp.StatusCode, v
+	return resp.StatusCode, string(b)
 }
 
 func TestReleases(t *testing.T) {
