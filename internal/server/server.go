@@ -138,9 +138,11 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	return nil
 }
 
-// reconcile settles the jobs a previous server left behind: a process
-// agent's job whose process is gone (the server stopped or was killed)
-// can never report again, so it becomes FAILED with the reason.
+// reconcile settles the jobs a previous server left behind: their tokens
+// are revoked, so they can never report again, and they become FAILED
+// with the reason. A plugin process a killed server left running is not
+// stopped here (its process group is not recorded yet): it runs to its
+// end, its reports refused.
 func reconcile(ctx context.Context, st *store.Store) error {
 	for _, status := range []string{store.StatusRunning, store.StatusPending} {
 		after := ""
@@ -150,7 +152,7 @@ func reconcile(ctx context.Context, st *store.Store) error {
 				return err
 			}
 			for _, j := range jobs {
-				msg := "the server stopped while the job " + map[string]string{store.StatusRunning: "ran", store.StatusPending: "waited"}[status] + "; its process is gone"
+				msg := "the server stopped while the job " + map[string]string{store.StatusRunning: "ran", store.StatusPending: "waited"}[status] + "; it can no longer report (a plugin process still running is not stopped)"
 				meta := []byte(fmt.Sprintf(`{"error":{"error_type":"server_restart","message":%q}}`, msg))
 				res := []byte(fmt.Sprintf(`{"error":%q}`, msg))
 				_, _ = st.UpdateJob(ctx, j.ID, store.JobUpdate{Status: store.StatusFailed, Result: res, Meta: meta})
