@@ -76,8 +76,14 @@ func TestIntegrationServeOnPostgres(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, body = call("GET", "/jobs/"+id+"/console_logs/", ""); !strings.Contains(body, "__SYNAPSE_RESULT_START__") {
-		t.Errorf("console log = %.300s", body)
+	// The job may end (the binary reports it) before its agent has written
+	// the last console lines: wait for them.
+	for !strings.Contains(body, "__SYNAPSE_RESULT_START__") {
+		if time.Now().After(deadline) {
+			t.Fatalf("console log = %.300s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, body = call("GET", "/jobs/"+id+"/console_logs/", "")
 	}
 	var n int
 	if err := admin.QueryRow("SELECT COUNT(*) FROM " + schema + ".job_logs").Scan(&n); err != nil || n == 0 {

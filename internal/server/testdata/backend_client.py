@@ -42,9 +42,6 @@ check(job["status"] == "SUCCEEDED", f"job status: {job}")
 overall = (job.get("progress_record") or {}).get("current_progress", {}).get("overall")
 check(overall == 100, f"progress_record: {job.get('progress_record')}")
 
-logs = client.list_job_console_logs(job["id"])
-check(isinstance(logs, list) and len(logs) > 0, f"list_job_console_logs: {logs!r:.200}")
-
 frames, complete, lines = [], False, 0
 for line in client.tail_job_console_logs(job["id"]):
     if not line or not line.startswith("data: "):
@@ -60,6 +57,10 @@ for line in client.tail_job_console_logs(job["id"]):
     if event.get("type") == "complete":
         complete = True
         break
+# The tail ends once the job's agent has written its last line; the list
+# read after it holds the same lines.
+logs = client.list_job_console_logs(job["id"])
+check(isinstance(logs, list) and len(logs) > 0, f"list_job_console_logs: {logs!r:.200}")
 check(complete and frames[0] == "connected" and lines == len(logs), f"tail frames {frames[:3]}…, {lines} lines vs {len(logs)}")
 
 print(json.dumps({"agents": len(agents), "release": release["id"], "job": job["id"], "overall": overall, "console_lines": len(logs)}))
