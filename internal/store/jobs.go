@@ -45,6 +45,10 @@ type Job struct {
 	// ConsoleClosed reports that the job's agent has written its last
 	// console line (CloseConsole).
 	ConsoleClosed bool
+	// ConsoleOffset is how far into its agent's output (bytes) the console
+	// log has been read (AppendConsoleAt); an agent re-attaching after a
+	// restart resumes there.
+	ConsoleOffset int64
 }
 
 // CreateJob stores a new PENDING job of j's release, agent, action and
@@ -218,7 +222,7 @@ func allowed(from, to string) bool {
 	return false
 }
 
-const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed FROM jobs`
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset FROM jobs`
 
 func scanJobs(rows *sql.Rows) ([]Job, error) {
 	defer rows.Close()
@@ -229,7 +233,7 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		var progress, metrics, result, meta sql.NullString
 		var created int64
 		var started, completed sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed); err != nil {
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset); err != nil {
 			return nil, err
 		}
 		j.Params = json.RawMessage(params)
@@ -261,11 +265,19 @@ func nullMillis(t *time.Time) sql.NullInt64 {
 // AppendConsole appends lines to the job's console log and returns the
 // sequence number of the last one (lines are numbered from 1).
 func (s *Store) AppendConsole(ctx context.Context, jobID string, lines []string) (int64, error) {
+	return s.AppendConsoleAt(ctx, jobID, lines, -1)
+}
+
+// AppendConsoleAt is AppendConsole that also records, in the same
+// transaction, offset as the job's ConsoleOffset: how far into its
+// agent's output the lines reach (bytes). A negative offset leaves it
+// unchanged.
+func (s *Store) AppendConsoleAt(ctx context.Context, jobID string, lines []string, offset int64) (int64, error) {
 	var last int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// Reserving the numbers on the job's row locks it, so concurrent
 		// appends to one job never take the same numbers.
-		err := tx.QueryRowContext(ctx, `UPDATE jobs SET console_seq = console_seq + $1 WHERE id = $2 RETURNING console_seq`, len(lines), jobID).Scan(&last)
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET console_seq = console_seq + $1, console_offset = CASE WHEN CAST($2 AS BIGINT) < 0 THEN console_offset ELSE CAST($2 AS BIGINT) END WHERE id = $3 RETURNING console_seq`, len(lines), offset, jobID).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}

@@ -340,8 +340,9 @@ func TestSchemaVersions(t *testing.T) {
 		if err := s.migrate(ctx); err != nil { // already current: nothing to do
 			t.Errorf("migrate again: %v", err)
 		}
-		// A database of schema 1 (before job_logs) is brought up to date.
-		for _, q := range []string{`DROP TABLE job_logs`, `DELETE FROM schema_version WHERE version = 2`} {
+		// A database of schema 1 (before job_logs and console_offset) is
+		// brought up to date.
+		for _, q := range []string{`DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `DELETE FROM schema_version WHERE version > 1`} {
 			if _, err := s.db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
@@ -351,6 +352,9 @@ func TestSchemaVersions(t *testing.T) {
 		}
 		if _, err := s.Logs(ctx, "x", 0, 1); err != nil {
 			t.Errorf("job_logs after migrating from 1: %v", err)
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1 WHERE id = 'x'`); err != nil {
+			t.Errorf("console_offset after migrating from 1: %v", err)
 		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, SchemaVersion()+1); err != nil {
 			t.Fatal(err)
@@ -415,6 +419,40 @@ func TestLogs(t *testing.T) {
 		}
 		if rest, err := s.Logs(ctx, j.ID, got[0].ID, 100); err != nil || len(rest) != 1 || rest[0].Event != "visualization" {
 			t.Errorf("after the first: %+v, %v", rest, err)
+		}
+	})
+}
+
+func TestConsoleOffset(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "a", Action: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			lines  []string
+			offset int64
+			want   int64
+		}{
+			{[]string{"a", "b"}, 4, 4},
+			{[]string{"c"}, -1, 4},  // AppendConsole-style: unchanged
+			{nil, 1 << 40, 1 << 40}, // past 32 bits
+			{[]string{"d"}, 1<<40 + 2, 1<<40 + 2},
+		}
+		for i, st := range steps {
+			if _, err := s.AppendConsoleAt(ctx, j.ID, st.lines, st.offset); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			got, err := s.GetJob(ctx, j.ID)
+			if err != nil || got.ConsoleOffset != st.want {
+				t.Fatalf("step %d: offset %d, %v; want %d", i, got.ConsoleOffset, err, st.want)
+			}
+		}
+		lines, err := s.Console(ctx, j.ID, 0, 10)
+		if err != nil || len(lines) != 4 || lines[3].Line != "d" {
+			t.Errorf("lines %+v, %v", lines, err)
 		}
 	})
 }
