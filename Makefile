@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test test-integration test-all bench lint fuzz
+.PHONY: test test-integration test-all bench bench-server lint fuzz
 
 ## test: unit tests, examples and fuzz seed corpora, with the race detector
 test:
@@ -18,8 +18,13 @@ test-all: lint test test-integration
 
 ## bench: all benchmarks; numbers go to docs/benchmarks.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkServer' -benchmem -count 5 ./... | tee bench.out
 	./scripts/bench-run.sh
+	./scripts/bench-server.sh
+
+## bench-server: the synapse server benchmarks alone, on SQLite and PostgreSQL (scripts/bench-server.sh)
+bench-server:
+	./scripts/bench-server.sh
 
 ## lint: formatting, vet, staticcheck, tidy go.mod
 lint:
