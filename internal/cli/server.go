@@ -3,8 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -30,18 +30,19 @@ func newServerCmd(io *IOStreams) *cobra.Command {
 	var addr string
 	var agents []string
 	var maxJobs int
+	var publicURL string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a self-hosted, Synapse-compatible backend (preview)",
 		Long: `synapse server speaks the Synapse backend's HTTP API and runs published plugin releases on its
-agents. Preview: health, agents, plugins, releases (publish), run, jobs (read, report, stop), console logs
-and their SSE stream, and structured logs work with process agents; Ray agents, the plugin binary reporting
-to the server and the dashboard come next.
+agents: process agents run them as processes on this machine, Ray agents as Ray jobs on a cluster.
+The store is SQLite in --data-dir, or PostgreSQL with --db. See docs/server-api.md.
 
-On its first start it creates an admin access token and prints it once. Ctrl-C or SIGTERM stops it:
-jobs still running are stopped.`,
+On its first start it creates an admin access token and prints it once. Ctrl-C or SIGTERM stops the
+server, not its jobs: they run on, and the next start re-attaches to them.`,
 		Example: `  synapse server
   synapse server --addr 0.0.0.0:8080 --agent gpu=process --max-jobs 2
+  synapse server --agent local=process --agent cluster=ray:127.0.0.1:8265
   synapse server --db postgres://synapse@db.internal/synapse`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,17 +51,17 @@ jobs still running are stopped.`,
 				return &runflags.UsageError{Flag: "max-jobs", Message: fmt.Sprintf("want at least 1 (got %d)", maxJobs)}
 			}
 			for _, a := range agents {
-				name, kind, _ := strings.Cut(a, "=")
-				switch {
-				case !validAgentName(name):
-					return &runflags.UsageError{Flag: "agent", Message: fmt.Sprintf("want NAME=process with a name of letters, digits, '-' or '_' (got %q)", a)}
-				case kind == "process":
-				case strings.HasPrefix(kind, "ray:"):
-					return &runflags.UsageError{Flag: "agent", Message: "Ray agents are not available yet in this preview; use NAME=process"}
-				default:
-					return &runflags.UsageError{Flag: "agent", Message: fmt.Sprintf("want NAME=process (got %q)", a)}
+				spec, err := server.ParseAgent(a)
+				if err != nil {
+					return &runflags.UsageError{Flag: "agent", Message: err.Error()}
 				}
-				cfg.Agents = append(cfg.Agents, name)
+				cfg.Agents = append(cfg.Agents, spec)
+			}
+			if publicURL != "" {
+				if u, err := url.Parse(publicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return &runflags.UsageError{Flag: "public-url", Message: fmt.Sprintf("want an http:// or https:// URL (got %q)", publicURL)}
+				}
+				cfg.PublicURL = publicURL
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -70,22 +71,11 @@ jobs still running are stopped.`,
 	sf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
-	f.StringArrayVar(&agents, "agent", nil, "an agent, NAME=process (repeatable; default one process agent, local)")
+	f.StringArrayVar(&agents, "agent", nil, "an agent, NAME=process or NAME=ray:ADDRESS (repeatable; default one process agent, local)")
+	f.StringVar(&publicURL, "public-url", "", "the server's URL as jobs reach it (their SYNAPSE_HOST; default http://ADDR): set it when a Ray agent's nodes are other machines")
 	f.IntVar(&maxJobs, "max-jobs", 4, "jobs each agent runs at once; the others wait")
 	cmd.AddCommand(newServerTokenCmd(io, &sf))
 	return cmd
-}
-
-func validAgentName(n string) bool {
-	if n == "" || len(n) > 64 {
-		return false
-	}
-	for _, r := range n {
-		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
@@ -97,6 +87,15 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 	}
 	open := func(ctx context.Context) (*store.Store, error) {
 		return server.OpenStore(ctx, server.Config{DataDir: sf.dataDir, DB: sf.db})
+	}
+	// openExisting opens a store that exists: a mistyped --data-dir is a
+	// usage error, not a new, empty store.
+	openExisting := func(ctx context.Context) (*store.Store, error) {
+		st, err := server.OpenExistingStore(ctx, server.Config{DataDir: sf.dataDir, DB: sf.db})
+		if nse, ok := err.(*server.NoStoreError); ok {
+			return nil, &runflags.UsageError{Flag: "data-dir", Message: nse.Error()}
+		}
+		return st, err
 	}
 	var name string
 	create := &cobra.Command{
@@ -124,7 +123,7 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 		Short: "List the tokens (never their secrets)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := open(cmd.Context())
+			st, err := openExisting(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -154,7 +153,7 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 		Short: "Revoke a token (from token list)",
 		Args:  exactArgs(1, "a token ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := open(cmd.Context())
+			st, err := openExisting(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -1,15 +1,18 @@
 package server
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,34 +24,71 @@ import (
 
 // ProcessAgent runs jobs as processes on this machine: a release is
 // unpacked once per content hash, and each job runs the release's plugin
-// binary's `job` command in a process group of its own, its output
-// appended to the job's console log.
+// binary's `job` command in a process group of its own. The process
+// writes its output to an append-only file, RunDir/JOB.log, which the
+// agent reads into the job's console log; its process ID is kept in
+// RunDir/JOB.pid, so a server that restarts re-attaches to a process that
+// still runs (Attach). Re-attaching needs Linux's /proc.
 type ProcessAgent struct {
 	Store *store.Store
 	// Releases unpacks the releases' files.
 	Releases *Releases
+	// RunDir holds the running jobs' files: JOB.log (the output), JOB.pid
+	// and JOB.params.json (params too long for the environment). Created
+	// 0700; a job's files are removed when it ends.
+	RunDir string
 	// Grace is how long a stopped job has between SIGTERM and SIGKILL
 	// (default 10s).
 	Grace time.Duration
+	// Poll is how often a job's output file is read for new lines while
+	// the process writes nothing (default 25ms).
+	Poll time.Duration
 	// Done, when set, is called after a job's outcome is recorded.
 	Done func(jobID string)
 
 	mu      sync.Mutex
 	running map[string]*processRun
+	closing chan struct{} // closed by Close
+	follows sync.WaitGroup
 }
 
 type processRun struct {
-	cmd     *exec.Cmd
-	done    chan struct{}
+	pid     int
+	done    chan struct{} // closed once the process has ended
+	exit    error         // how it ended (nil: status 0), once done; only when waited
+	waited  bool          // the process is this server's child: its exit status is known
 	stopped bool
+}
+
+// file is the path of one of the job's files in RunDir.
+func (p *ProcessAgent) file(jobID, ext string) string {
+	return filepath.Join(p.RunDir, jobID+ext)
+}
+
+func (p *ProcessAgent) track(jobID string, run *processRun) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running == nil {
+		p.running = map[string]*processRun{}
+		p.closing = make(chan struct{})
+	}
+	select {
+	case <-p.closing:
+		return false
+	default:
+	}
+	p.running[jobID] = run
+	p.follows.Add(1)
+	return true
 }
 
 // Start starts job (of release rel) with env (KEY=VALUE, the whole
 // environment of the process) and returns once the process runs; the job
-// is RUNNING then. When the process ends, the job becomes SUCCEEDED with
-// the result the binary printed, or FAILED with its error, unless it has
-// already ended (stopped, or reported by the binary itself); the job's
-// tokens are revoked.
+// is RUNNING then. Params longer than worker.MaxEnvParams go to the
+// process in a file (SYNAPSE_ACTION_PARAMS_FILE). When the process ends,
+// the job becomes SUCCEEDED with the result the binary printed, or FAILED
+// with its error, unless it has already ended (stopped, or reported by the
+// binary itself); the job's tokens are revoked.
 func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Release, env []string) error {
 	dir, err := p.Releases.Unpacked(rel)
 	if err != nil {
@@ -58,103 +98,248 @@ func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Relea
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("start job %s: release %d has no %s (a Go plugin release holds its binary)", job.ID, rel.ID, worker.BinaryName)
 	}
+	if err := os.MkdirAll(p.RunDir, 0o700); err != nil {
+		return fmt.Errorf("start job %s: %w", job.ID, err)
+	}
+	if env, err = p.paramsFile(job.ID, env); err != nil {
+		return fmt.Errorf("start job %s: %w", job.ID, err)
+	}
+	out, err := os.OpenFile(p.file(job.ID, ".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("start job %s: %w", job.ID, err)
+	}
 	cmd := exec.Command(bin, "job")
 	cmd.Dir = dir
 	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out // one file, in order; the process keeps it open
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
+	err = cmd.Start()
+	out.Close()
 	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout // one stream, in order (os/exec shares the pipe)
-	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start job %s: %w", job.ID, err)
 	}
-	run := &processRun{cmd: cmd, done: make(chan struct{})}
-	p.mu.Lock()
-	if p.running == nil {
-		p.running = map[string]*processRun{}
+	pid := cmd.Process.Pid
+	run := &processRun{pid: pid, done: make(chan struct{}), waited: true}
+	go func() {
+		run.exit = cmd.Wait()
+		close(run.done)
+	}()
+	if err := os.WriteFile(p.file(job.ID, ".pid"), []byte(strconv.Itoa(pid)), 0o600); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return fmt.Errorf("start job %s: %w", job.ID, err)
 	}
-	p.running[job.ID] = run
-	p.mu.Unlock()
+	if !p.track(job.ID, run) {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return fmt.Errorf("start job %s: the server is shutting down", job.ID)
+	}
 	if _, err := p.Store.UpdateJob(context.WithoutCancel(ctx), job.ID, store.JobUpdate{Status: store.StatusRunning}); err != nil && !errors.Is(err, store.ErrTransition) {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
-	go p.watch(job.ID, run, out)
+	go p.follow(job.ID, run, 0)
 	return nil
 }
 
-// watch copies the process's output into the console log and records the
-// outcome.
-func (p *ProcessAgent) watch(jobID string, run *processRun, out io.Reader) {
+// paramsFile moves params longer than worker.MaxEnvParams from env into
+// RunDir/JOB.params.json.
+func (p *ProcessAgent) paramsFile(jobID string, env []string) ([]string, error) {
+	prefix := worker.EnvActionParams + "="
+	for i, kv := range env {
+		if !strings.HasPrefix(kv, prefix) || len(kv)-len(prefix) < worker.MaxEnvParams {
+			continue
+		}
+		path := p.file(jobID, ".params.json")
+		if err := os.WriteFile(path, []byte(kv[len(prefix):]), 0o600); err != nil {
+			return nil, err
+		}
+		out := slices.Clone(env)
+		out[i] = worker.EnvActionParamsFile + "=" + path
+		return out, nil
+	}
+	return env, nil
+}
+
+// Attach resumes a job a previous server started on this agent: when its
+// process still runs (the PID in RunDir/JOB.pid is a process whose
+// environment names the job), the agent follows it as if it had started
+// it, from where the console log stops (the job's ConsoleOffset), and
+// records its outcome; when the process has gone, the rest of its output
+// is read and the job ends with the result it printed, else FAILED. A job
+// this agent has no trace of is ErrNotStarted.
+func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
+	if _, err := os.Stat(p.file(job.ID, ".log")); errors.Is(err, fs.ErrNotExist) {
+		return ErrNotStarted
+	} else if err != nil {
+		return fmt.Errorf("attach job %s: %w", job.ID, err)
+	}
+	run := &processRun{done: make(chan struct{})}
+	if b, err := os.ReadFile(p.file(job.ID, ".pid")); err == nil {
+		run.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if run.pid > 0 && ownProcess(run.pid, job.ID) {
+		go func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for range t.C {
+				if !ownProcess(run.pid, job.ID) {
+					close(run.done)
+					return
+				}
+			}
+		}()
+		if job.Status == store.StatusPending {
+			_, _ = p.Store.UpdateJob(ctx, job.ID, store.JobUpdate{Status: store.StatusRunning})
+		}
+	} else {
+		close(run.done)
+	}
+	if !p.track(job.ID, run) {
+		return fmt.Errorf("attach job %s: the server is shutting down", job.ID)
+	}
+	go p.follow(job.ID, run, job.ConsoleOffset)
+	return nil
+}
+
+// ownProcess reports whether pid is a live process whose environment
+// holds SYNAPSE_JOB_ID=jobID (so a reused PID is never taken for the job).
+func ownProcess(pid int, jobID string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	want := worker.EnvJobID + "=" + jobID
+	for kv := range strings.SplitSeq(string(b), "\x00") {
+		if kv == want {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLine is the longest console line; a longer run of output without a
+// newline is cut into lines of this size.
+const maxLine = 8 << 20
+
+// follow reads the job's output file from offset into the console log
+// until the process has ended and its output is drained, then records the
+// outcome. Close ends it early, leaving the job as it is.
+func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
+	defer p.follows.Done()
 	ctx := context.Background()
+	poll := p.Poll
+	if poll <= 0 {
+		poll = 25 * time.Millisecond
+	}
 	stream := worker.NewJobStream(nil, nil)
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 8<<20)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var batch []string
+	var readErr error
+	f, err := os.Open(p.file(jobID, ".log"))
+	if err == nil {
+		defer f.Close()
+		_, err = f.Seek(offset, io.SeekStart)
+	}
+	if err != nil {
+		readErr = err
+	}
+	var lines []string
+	var pending []byte
 	flush := func() {
-		if len(batch) > 0 {
-			_, _ = p.Store.AppendConsole(ctx, jobID, batch)
-			batch = batch[:0]
+		if len(lines) > 0 {
+			if _, err := p.Store.AppendConsoleAt(ctx, jobID, lines, offset); err != nil && readErr == nil {
+				readErr = err
+			}
+			lines = lines[:0]
 		}
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
+	buf := make([]byte, 256<<10)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
-	for open := true; open; {
+	for ended := false; readErr == nil; {
+		n, err := f.Read(buf)
+		if n > 0 {
+			pending = append(pending, buf[:n]...)
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i < 0 && len(pending) < maxLine {
+					break
+				}
+				cut := i + 1
+				if i < 0 {
+					cut, i = maxLine, maxLine
+				}
+				l := strings.TrimSuffix(string(pending[:i]), "\r")
+				stream.Write(l + "\n")
+				lines = append(lines, l)
+				offset += int64(cut)
+				pending = pending[cut:]
+				if len(lines) >= 500 {
+					flush()
+				}
+			}
+			pending = slices.Clip(pending)
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			readErr = err
+			break
+		}
+		flush()
+		if ended {
+			break
+		}
 		select {
-		case l, ok := <-lines:
-			if !ok {
-				open = false
-				break
-			}
-			stream.Write(l + "\n")
-			if batch = append(batch, l); len(batch) >= 500 {
-				flush()
-			}
+		case <-run.done:
+			ended = true // read once more: what it wrote last
 		case <-tick.C:
-			flush()
+		case <-p.closing:
+			return // the server shuts down: the job keeps running, re-attached at the next start
 		}
 	}
-	flush()
+	if len(pending) > 0 && readErr == nil { // a last line without a newline
+		l := string(pending)
+		stream.Write(l + "\n")
+		lines = append(lines, l)
+		offset += int64(len(pending))
+		flush()
+	}
 	stream.Close()
-	waitErr := run.cmd.Wait()
-	close(run.done)
 	p.mu.Lock()
 	delete(p.running, jobID)
 	stopped := run.stopped
 	p.mu.Unlock()
 
-	u := store.JobUpdate{Status: store.StatusSucceeded}
+	fail := func(msg string) store.JobUpdate {
+		b, _ := json.Marshal(map[string]any{"error": msg})
+		meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": "process", "message": msg}})
+		return store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta}
+	}
+	var u store.JobUpdate
 	switch {
 	case stopped:
 		u = store.JobUpdate{Status: store.StatusStopped}
+	case readErr != nil:
+		u = fail("read the plugin process's output: " + readErr.Error())
 	case stream.Err != nil:
 		b, _ := json.Marshal(map[string]any{"error": stream.Err.Message})
 		meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": stream.Err.Kind, "message": stream.Err.Message}})
 		u = store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta}
-	case waitErr != nil || stream.Result == nil:
-		msg := "the plugin process ended without a result"
-		if waitErr != nil {
-			msg = "the plugin process " + describeExit(waitErr) + " without a result"
-		}
-		b, _ := json.Marshal(map[string]any{"error": msg})
-		meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": "process", "message": msg}})
-		u = store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta}
+	case run.waited && run.exit != nil:
+		u = fail("the plugin process " + describeExit(run.exit) + " without a result")
+	case stream.Result == nil && run.waited:
+		u = fail("the plugin process ended without a result")
+	case stream.Result == nil:
+		u = fail("the plugin process ended without a result while the server was down (its exit status is unknown)")
 	default:
-		u.Result = stream.Result
+		u = store.JobUpdate{Status: store.StatusSucceeded, Result: stream.Result}
 	}
 	if _, err := p.Store.UpdateJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = p.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)
 	_ = p.Store.CloseConsole(ctx, jobID)
+	for _, ext := range []string{".log", ".pid", ".params.json"} {
+		_ = os.Remove(p.file(jobID, ext))
+	}
 	if p.Done != nil {
 		p.Done(jobID)
 	}
@@ -186,7 +371,7 @@ func (p *ProcessAgent) Stop(ctx context.Context, jobID string) error {
 	}
 	// Recorded first: the binary, cancelled, reports a failure of its own.
 	_, _ = p.Store.UpdateJob(ctx, jobID, store.JobUpdate{Status: store.StatusStopped})
-	pgid := run.cmd.Process.Pid
+	pgid := run.pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	grace := p.Grace
 	if grace <= 0 {
@@ -202,6 +387,25 @@ func (p *ProcessAgent) Stop(ctx context.Context, jobID string) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// Close stops following the agent's jobs and returns once nothing more is
+// written to the store for them; the processes keep running, and a server
+// started again re-attaches to them (Attach). Start and Attach fail after
+// Close.
+func (p *ProcessAgent) Close() {
+	p.mu.Lock()
+	if p.running == nil {
+		p.running = map[string]*processRun{}
+		p.closing = make(chan struct{})
+	}
+	select {
+	case <-p.closing:
+	default:
+		close(p.closing)
+	}
+	p.mu.Unlock()
+	p.follows.Wait()
 }
 
 // jobEnv is the environment of a job's process: the worker contract of the

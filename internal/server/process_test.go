@@ -62,7 +62,7 @@ func newAgent(t *testing.T) *agentFixture {
 	dir := t.TempDir()
 	releases := &Releases{Dir: filepath.Join(dir, "releases"), WorkDir: filepath.Join(dir, "work")}
 	f := newAPI(t, func(a *API) { a.Releases = releases })
-	status, v := f.publish(t, map[string]string{"plugin": "conformance", "version": "1.0", "config": `{"code":"conformance"}`}, z)
+	status, v := f.publish(t, map[string]string{"plugin": "conformance", "version": "1.0", "config": conformanceConfig}, z)
 	if status != 201 {
 		t.Fatalf("publish: %d %v", status, v)
 	}
@@ -70,7 +70,7 @@ func newAgent(t *testing.T) *agentFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &ProcessAgent{Store: f.store, Releases: releases, Grace: 2 * time.Second}
+	a := &ProcessAgent{Store: f.store, Releases: releases, RunDir: filepath.Join(t.TempDir(), "run"), Grace: 2 * time.Second}
 	return &agentFixture{apiFixture: f, agent: a, rel: rel}
 }
 

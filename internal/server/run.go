@@ -20,14 +20,27 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
-// Runner runs jobs on one agent: *ProcessAgent.
+// Runner runs jobs on one agent: *ProcessAgent or *RayAgent.
 type Runner interface {
 	// Start starts job of release rel with the process environment env;
 	// the runner records the outcome in the store when the job ends.
 	Start(ctx context.Context, job store.Job, rel store.Release, env []string) error
 	// Stop stops a running job and returns once it has ended (STOPPED).
 	Stop(ctx context.Context, jobID string) error
+	// Attach resumes a job that a previous server started on this agent
+	// (RUNNING or PENDING in the store): the runner follows it from where
+	// its console log stops and records its outcome, as after Start. A job
+	// the agent has no trace of is ErrNotStarted.
+	Attach(ctx context.Context, job store.Job) error
+	// Close stops following the agent's jobs, leaving them running to be
+	// re-attached by the next server, and returns once the runner writes
+	// nothing more to the store.
+	Close()
 }
+
+// ErrNotStarted is Runner.Attach's error for a job its agent never
+// started (it was still waiting for a slot when the server stopped).
+var ErrNotStarted = errors.New("the agent never started the job")
 
 // dispatcher starts jobs on their agents, at most max at once per agent;
 // the others wait in order, PENDING with meta.queue {position, reason}.
@@ -103,13 +116,109 @@ func (d *dispatcher) done(jobID string) {
 		return
 	}
 	d.markQueue(ctx, waiting)
-	j, err := d.api.Store.UpdateJob(ctx, next, store.JobUpdate{Meta: json.RawMessage(`{}`)})
+	j, err := d.api.Store.GetJob(ctx, next)
 	if err == nil {
 		err = d.start(ctx, j)
 	}
 	if err != nil {
 		d.failed(ctx, next, err)
 	}
+}
+
+// adopt gives a re-attached job its agent's slot (even past the limit:
+// it runs already).
+func (d *dispatcher) adopt(jobID, agent string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running == nil {
+		d.running, d.queue, d.agentOf = map[string]int{}, map[string][]string{}, map[string]string{}
+	}
+	d.running[agent]++
+	d.agentOf[jobID] = agent
+}
+
+// Recovered counts what Recover did.
+type Recovered struct {
+	Attached int // jobs re-attached by their agents, running on
+	Queued   int // jobs never started, handed to their agents again
+	Failed   int // jobs that could not be resumed, now FAILED
+}
+
+// Recover settles the jobs a previous server left RUNNING or PENDING,
+// oldest first: each is re-attached by its agent (Runner.Attach) and keeps
+// its slot; a PENDING job its agent never started goes to its agent again
+// (waiting for a slot, meta.queue); a job whose agent is not configured
+// any more, or that its agent cannot resume, becomes FAILED with the
+// reason in meta.error (error_type "server_restart"), its tokens revoked.
+// Call it once, before serving.
+func (a *API) Recover(ctx context.Context) (Recovered, error) {
+	a.jobs.api = a
+	var jobs []store.Job
+	for _, status := range []string{store.StatusRunning, store.StatusPending} {
+		for after := ""; ; {
+			page, next, err := a.Store.ListJobs(ctx, store.JobFilter{Status: status, After: after})
+			if err != nil {
+				return Recovered{}, fmt.Errorf("recover jobs: %w", err)
+			}
+			jobs = append(jobs, page...)
+			if next == "" {
+				break
+			}
+			after = next
+		}
+	}
+	slices.SortStableFunc(jobs, func(x, y store.Job) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	var out Recovered
+	fail := func(j store.Job, msg string) {
+		meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": "server_restart", "message": msg}})
+		res, _ := json.Marshal(map[string]string{"error": msg})
+		_, _ = a.Store.UpdateJob(ctx, j.ID, store.JobUpdate{Status: store.StatusFailed, Result: res, Meta: meta})
+		_ = a.Store.RevokeToken(ctx, j.ID)
+		_ = a.Store.CloseConsole(ctx, j.ID)
+		out.Failed++
+	}
+	var again []store.Job
+	for _, j := range jobs {
+		runner := a.Runners[j.Agent]
+		if runner == nil {
+			fail(j, fmt.Sprintf("the server restarted without the job's agent %q", j.Agent))
+			continue
+		}
+		err := runner.Attach(ctx, j)
+		switch {
+		case err == nil:
+			a.jobs.adopt(j.ID, j.Agent)
+			out.Attached++
+		case errors.Is(err, ErrNotStarted) && j.Status == store.StatusPending:
+			again = append(again, j)
+		case errors.Is(err, ErrNotStarted):
+			fail(j, "the server stopped while the job ran, and its agent has no trace of it")
+		default:
+			fail(j, "the server restarted and could not resume the job: "+err.Error())
+		}
+	}
+	for _, j := range again {
+		_ = a.Store.RevokeToken(ctx, j.ID)
+		if err := a.jobs.submit(ctx, j); err != nil {
+			a.jobs.failed(ctx, j.ID, err)
+			out.Failed++
+			continue
+		}
+		out.Queued++
+	}
+	return out, nil
+}
+
+// withoutQueue is meta without its queue position (its other keys, such
+// as language, kept).
+func withoutQueue(meta json.RawMessage) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(meta, &m) != nil || m == nil {
+		return json.RawMessage(`{}`)
+	}
+	delete(m, "queue")
+	b, _ := json.Marshal(m)
+	return b
 }
 
 // unqueue removes a waiting job; it reports whether the job was waiting.
@@ -128,6 +237,13 @@ func (d *dispatcher) unqueue(jobID string) bool {
 // start hands the job to its agent with a new job token.
 func (d *dispatcher) start(ctx context.Context, job store.Job) error {
 	a := d.api
+	if m := withoutQueue(job.Meta); !bytes.Equal(m, job.Meta) {
+		j, err := a.Store.UpdateJob(ctx, job.ID, store.JobUpdate{Meta: m})
+		if err != nil {
+			return err
+		}
+		job = j
+	}
 	runner := a.Runners[job.Agent]
 	rel, err := a.Store.GetRelease(ctx, job.ReleaseID)
 	if err != nil {
@@ -275,7 +391,10 @@ func (a *API) agentOf(raw json.RawMessage) (Agent, error) {
 }
 
 // validate checks params with the release binary's validate command when
-// the release has one this machine runs; field errors are a 400.
+// the release has one this machine runs; field errors are a 400. The
+// command runs in a process group of its own, killed whole when it takes
+// longer than the params check's timeout (a 504: nothing ran) or the
+// request ends.
 func (a *API) validate(ctx context.Context, rel store.Release, entry string, params json.RawMessage) error {
 	if a.Releases == nil || rel.SHA256 == "" {
 		return nil
@@ -284,12 +403,21 @@ func (a *API) validate(ctx context.Context, rel store.Release, entry string, par
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(dir, worker.BinaryName), "validate", entry)
+	timeout := a.paramsTimeout()
+	checkCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(checkCtx, filepath.Join(dir, worker.BinaryName), "validate", entry)
 	cmd.Dir = dir
 	cmd.Stdin = bytes.NewReader(params)
 	var out bytes.Buffer
 	cmd.Stdout = &out
-	if err := cmd.Run(); err == nil {
+	err = runOwnGroup(cmd)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("params check: %w", ctx.Err())
+	case errors.Is(checkCtx.Err(), context.DeadlineExceeded):
+		return &apiError{http.StatusGatewayTimeout, "PARAMS_CHECK_TIMEOUT", fmt.Sprintf("params: the params check (%s validate %s) did not finish within %s, so nothing ran: make the action's params validation quick, then run again", worker.BinaryName, entry, timeout)}
+	case err == nil:
 		return nil
 	}
 	var pe protocol.Error

@@ -14,15 +14,18 @@ const conformanceConfig = `{"code":"conformance","name":"Executor Conformance","
 
 // newRunServer is the API with a process agent named "local" (ID 1),
 // running maxJobs jobs at once, and the conformance plugin published.
-func newRunServer(t *testing.T, maxJobs int) *apiFixture {
+func newRunServer(t *testing.T, maxJobs int, configure ...func(*API)) *apiFixture {
 	t.Helper()
 	z := releaseZip(t)
 	dir := t.TempDir()
 	releases := &Releases{Dir: filepath.Join(dir, "releases"), WorkDir: filepath.Join(dir, "work")}
 	f := newAPI(t, func(a *API) {
 		a.Releases, a.MaxJobs = releases, maxJobs
-		agent := &ProcessAgent{Store: a.Store, Releases: releases, Grace: 2 * time.Second, Done: a.JobDone}
+		agent := &ProcessAgent{Store: a.Store, Releases: releases, RunDir: filepath.Join(t.TempDir(), "run"), Grace: 2 * time.Second, Done: a.JobDone}
 		a.Runners = map[string]Runner{"local": agent}
+		for _, c := range configure {
+			c(a)
+		}
 	})
 	if status, v := f.publish(t, map[string]string{"plugin": "conformance", "version": "1.0", "config": conformanceConfig, "debug": "True"}, z); status != 201 {
 		t.Fatalf("publish: %d %v", status, v)

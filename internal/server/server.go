@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
@@ -24,11 +25,56 @@ type Config struct {
 	DataDir string
 	// DB is a postgres:// URL, or "" for SQLite in DataDir.
 	DB string
-	// Agents are the agents' names, each a process agent (default one,
-	// "local").
-	Agents []string
+	// Agents are the agents (default one process agent, "local").
+	Agents []AgentSpec
 	// MaxJobs is how many jobs each agent runs at once (default 4).
 	MaxJobs int
+	// PublicURL is the server's URL as its jobs reach it (their
+	// SYNAPSE_HOST), for Ray agents on other machines; default
+	// http://ADDR.
+	PublicURL string
+}
+
+// AgentSpec is one agent: a process agent, or a Ray agent when Ray is set.
+type AgentSpec struct {
+	// Name is the agent's name: 1 to 64 letters, digits, '-' or '_'.
+	Name string
+	// Ray is the Ray dashboard address of a Ray agent (see
+	// ray.ResolveAddress), "" for a process agent.
+	Ray string
+}
+
+// ParseAgent reads an --agent value: NAME=process or NAME=ray:ADDRESS
+// (ADDRESS as --ray-address takes it, such as 127.0.0.1:8265 or
+// http://head:8265).
+func ParseAgent(v string) (AgentSpec, error) {
+	name, kind, _ := strings.Cut(v, "=")
+	if !validAgentName(name) {
+		return AgentSpec{}, fmt.Errorf("want NAME=process or NAME=ray:ADDRESS, NAME of 1 to 64 letters, digits, '-' or '_' (got %q)", v)
+	}
+	switch {
+	case kind == "process":
+		return AgentSpec{Name: name}, nil
+	case strings.HasPrefix(kind, "ray:"):
+		addr, err := ray.ResolveAddress(strings.TrimPrefix(kind, "ray:"))
+		if err != nil || strings.TrimPrefix(kind, "ray:") == "" {
+			return AgentSpec{}, fmt.Errorf("agent %s: want ray:ADDRESS with the Ray dashboard address, such as ray:127.0.0.1:8265 (got %q)", name, kind)
+		}
+		return AgentSpec{Name: name, Ray: addr}, nil
+	}
+	return AgentSpec{}, fmt.Errorf("agent %s: want NAME=process or NAME=ray:ADDRESS (got %q)", name, v)
+}
+
+func validAgentName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, r := range n {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // DefaultDataDir is $XDG_DATA_HOME/synapse-go/server, else
@@ -57,15 +103,23 @@ func OpenStore(ctx context.Context, cfg Config) (*store.Store, error) {
 }
 
 // Serve runs the server until ctx is cancelled, then shuts down: it stops
-// accepting, ends the console log streams, stops the jobs still running
-// (STOPPED) and closes the store. On its first start (no tokens yet) it
-// creates an admin token and prints it once to out.
+// accepting, ends the console log streams and stops following the jobs,
+// which run on (a process agent's processes and a Ray agent's Ray jobs);
+// the next start re-attaches to them (API.Recover). On its first start (no
+// tokens yet) it creates an admin token and prints it once to out.
 func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
 	if len(cfg.Agents) == 0 {
-		cfg.Agents = []string{"local"}
+		cfg.Agents = []AgentSpec{{Name: "local"}}
+	}
+	seen := map[string]bool{}
+	for _, a := range cfg.Agents {
+		if !validAgentName(a.Name) || seen[a.Name] {
+			return fmt.Errorf("start server: agent %q: names must be unique, of 1 to 64 letters, digits, '-' or '_'", a.Name)
+		}
+		seen[a.Name] = true
 	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
@@ -77,9 +131,8 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return fmt.Errorf("start server: %w (use --addr for another address)", err)
 	}
 	host := "http://" + ln.Addr().String()
-	if err := reconcile(ctx, st); err != nil {
-		ln.Close()
-		return err
+	if cfg.PublicURL != "" {
+		host = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	if toks, err := st.ListTokens(ctx); err != nil {
 		ln.Close()
@@ -94,12 +147,46 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	releases := &Releases{Dir: filepath.Join(cfg.DataDir, "releases"), WorkDir: filepath.Join(cfg.DataDir, "work")}
 	api := &API{Store: st, Releases: releases, Host: host, MaxJobs: cfg.MaxJobs, Runners: map[string]Runner{}}
-	agents := map[string]*ProcessAgent{}
-	for i, name := range cfg.Agents {
-		a := &ProcessAgent{Store: st, Releases: releases, Done: api.JobDone}
-		agents[name] = a
-		api.Runners[name] = a
-		api.Agents = append(api.Agents, Agent{ID: i + 1, Name: name, URL: host, Kind: "process"})
+	var runners []Runner
+	names := make([]string, len(cfg.Agents))
+	for i, spec := range cfg.Agents {
+		ag := Agent{ID: i + 1, Name: spec.Name, URL: host, Kind: "process"}
+		var r Runner
+		if spec.Ray == "" {
+			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone}
+			names[i] = spec.Name + " (process)"
+		} else {
+			client, err := ray.NewClient(spec.Ray)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("start server: agent %s: %w", spec.Name, err)
+			}
+			r = &RayAgent{Store: st, Releases: releases, Client: client, Done: api.JobDone}
+			ag.Kind, ag.URL = "ray", client.Address()
+			names[i] = spec.Name + " (ray " + client.Address() + ")"
+			vctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if _, err := client.Version(vctx); err != nil {
+				fmt.Fprintf(out, "synapse server: warning: agent %s: the Ray dashboard does not answer yet: %v\n", spec.Name, err)
+			}
+			cancel()
+		}
+		runners = append(runners, r)
+		api.Runners[spec.Name] = r
+		api.Agents = append(api.Agents, ag)
+	}
+	closeRunners := func() {
+		for _, r := range runners {
+			r.Close()
+		}
+	}
+	rec, err := api.Recover(ctx)
+	if err != nil {
+		ln.Close()
+		closeRunners()
+		return err
+	}
+	if rec != (Recovered{}) {
+		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d handed to their agents again, %d failed\n", rec.Attached, rec.Queued, rec.Failed)
 	}
 	serveCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
@@ -107,75 +194,28 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return serveCtx },
 	}
-	names := make([]string, len(cfg.Agents))
-	for i, n := range cfg.Agents {
-		names[i] = n + " (process)"
-	}
 	slots := cfg.MaxJobs
 	if slots <= 0 {
 		slots = 4
 	}
-	fmt.Fprintf(out, "synapse server listening on %s (store: %s; agents: %s; %d jobs at once per agent)\n", host, st.Dialect(), strings.Join(names, ", "), slots)
+	fmt.Fprintf(out, "synapse server listening on %s (store: %s; agents: %s; %d jobs at once per agent)\n", "http://"+ln.Addr().String(), st.Dialect(), strings.Join(names, ", "), slots)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		stopStreams()
+		closeRunners()
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(out, "synapse server: shutting down")
+	fmt.Fprintln(out, "synapse server: shutting down; running jobs run on and are re-attached at the next start")
 	stopStreams() // SSE followers see their request end and close cleanly
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutCtx)
-	for _, a := range agents {
-		a.StopAll(shutCtx)
-	}
+	closeRunners()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
-}
-
-// reconcile settles the jobs a previous server left behind: their tokens
-// are revoked, so they can never report again, and they become FAILED
-// with the reason. A plugin process a killed server left running is not
-// stopped here (its process group is not recorded yet): it runs to its
-// end, its reports refused.
-func reconcile(ctx context.Context, st *store.Store) error {
-	for _, status := range []string{store.StatusRunning, store.StatusPending} {
-		after := ""
-		for {
-			jobs, next, err := st.ListJobs(ctx, store.JobFilter{Status: status, After: after})
-			if err != nil {
-				return err
-			}
-			for _, j := range jobs {
-				msg := "the server stopped while the job " + map[string]string{store.StatusRunning: "ran", store.StatusPending: "waited"}[status] + "; it can no longer report (a plugin process still running is not stopped)"
-				meta := []byte(fmt.Sprintf(`{"error":{"error_type":"server_restart","message":%q}}`, msg))
-				res := []byte(fmt.Sprintf(`{"error":%q}`, msg))
-				_, _ = st.UpdateJob(ctx, j.ID, store.JobUpdate{Status: store.StatusFailed, Result: res, Meta: meta})
-				_ = st.RevokeToken(ctx, j.ID)
-			}
-			if next == "" {
-				break
-			}
-			after = next
-		}
-	}
-	return nil
-}
-
-// StopAll stops every job running on the agent.
-func (p *ProcessAgent) StopAll(ctx context.Context) {
-	p.mu.Lock()
-	ids := make([]string, 0, len(p.running))
-	for id := range p.running {
-		ids = append(ids, id)
-	}
-	p.mu.Unlock()
-	for _, id := range ids {
-		_ = p.Stop(ctx, id)
-	}
 }

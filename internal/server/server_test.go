@@ -47,7 +47,7 @@ func serve(t *testing.T, cfg Config) (url, printed string, stop func() error) {
 
 func TestServe(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	url, printed, stop := serve(t, Config{DataDir: dir, Agents: []string{"local", "gpu"}})
+	url, printed, stop := serve(t, Config{DataDir: dir, Agents: []AgentSpec{{Name: "local"}, {Name: "gpu"}}})
 	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
 	if token == "" {
 		t.Fatalf("no admin token printed on the first start:\n%s", printed)

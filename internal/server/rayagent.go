@@ -1,0 +1,421 @@
+package server
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/store"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
+)
+
+// RayAgent runs jobs as Ray jobs on one cluster, through the Ray Jobs REST
+// API, each with the job's UUID as its submission ID. The release zip is
+// the job's working_dir package (gcs://_ray_pkg_<hash>.zip, uploaded once
+// per content); the entrypoint runs the plugin binary's `job` command with
+// the job's environment in runtime_env.env_vars (the per-job token is
+// visible in Ray's job record until it is revoked at the job's end). The
+// agent tails the Ray job's log into the console log and reconciles Ray's
+// final state with the job; a server that restarts re-attaches to its
+// jobs by submission ID (Attach).
+type RayAgent struct {
+	Store *store.Store
+	// Releases holds the release zips.
+	Releases *Releases
+	// Client talks to the cluster's dashboard.
+	Client *ray.Client
+	// Grace is how long Stop waits for Ray to report a stopped job
+	// STOPPED (default 30s); the job is STOPPED in the store at once.
+	Grace time.Duration
+	// Poll is how often a job's Ray status is read (default 1s).
+	Poll time.Duration
+	// Done, when set, is called after a job's outcome is recorded.
+	Done func(jobID string)
+
+	mu      sync.Mutex
+	running map[string]*rayRun
+	closing chan struct{}
+	follows sync.WaitGroup
+}
+
+type rayRun struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	stopped bool
+}
+
+func (a *RayAgent) track(jobID string) (*rayRun, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running == nil {
+		a.running = map[string]*rayRun{}
+		a.closing = make(chan struct{})
+	}
+	select {
+	case <-a.closing:
+		return nil, false
+	default:
+	}
+	run := &rayRun{}
+	run.ctx, run.cancel = context.WithCancel(context.Background())
+	a.running[jobID] = run
+	a.follows.Add(1)
+	return run, true
+}
+
+// rayEnvSkip are variables of jobEnv that describe this machine, not the
+// cluster's.
+var rayEnvSkip = map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true}
+
+// Start submits job (of release rel) to the cluster with env (KEY=VALUE)
+// as its runtime_env.env_vars, and returns once Ray has taken it; the job
+// becomes RUNNING when Ray starts it. The release's config.yaml
+// runtime_env is kept, except its working_dir and env_vars. Params longer
+// than worker.MaxEnvParams travel in the job's package instead
+// (SYNAPSE_ACTION_PARAMS_FILE), which is then the release zip plus that
+// file.
+func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, env []string) error {
+	data, err := os.ReadFile(filepath.Join(a.Releases.Dir, rel.SHA256+".zip"))
+	if err != nil {
+		return fmt.Errorf("start job %s: read release %d: %w", job.ID, rel.ID, err)
+	}
+	vars := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if !rayEnvSkip[k] {
+			vars[k] = v
+		}
+	}
+	if p := vars[worker.EnvActionParams]; len(p) >= worker.MaxEnvParams {
+		if data, err = withFile(data, ".synapse_params.json", []byte(p)); err != nil {
+			return fmt.Errorf("start job %s: %w", job.ID, err)
+		}
+		delete(vars, worker.EnvActionParams)
+		vars[worker.EnvActionParamsFile] = ".synapse_params.json"
+	}
+	if !hasEntry(data, worker.BinaryName) {
+		return fmt.Errorf("start job %s: release %d has no %s (a Go plugin release holds its binary)", job.ID, rel.ID, worker.BinaryName)
+	}
+	sum := sha256.Sum256(data)
+	name := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
+	if _, err := a.Client.EnsurePackage(ctx, name, data); err != nil {
+		return fmt.Errorf("start job %s: %w", job.ID, err)
+	}
+	var cfg struct {
+		Code       string         `json:"code"`
+		RuntimeEnv map[string]any `json:"runtime_env"`
+	}
+	_ = json.Unmarshal(rel.Config, &cfg)
+	runtimeEnv := maps.Clone(cfg.RuntimeEnv)
+	if runtimeEnv == nil {
+		runtimeEnv = map[string]any{}
+	}
+	runtimeEnv["working_dir"] = "gcs://" + name
+	runtimeEnv["env_vars"] = vars
+	run, ok := a.track(job.ID)
+	if !ok {
+		return fmt.Errorf("start job %s: the server is shutting down", job.ID)
+	}
+	_, err = a.Client.Submit(ctx, ray.SubmitRequest{
+		Entrypoint:   "chmod +x ./" + worker.BinaryName + " && exec ./" + worker.BinaryName + " job",
+		SubmissionID: job.ID,
+		RuntimeEnv:   runtimeEnv,
+		Metadata:     map[string]string{"sdk": "synapse-go", "source": "synapse-server", "plugin": cfg.Code, "release": rel.Version, "action": job.Action},
+	})
+	if err != nil {
+		a.untrack(job.ID, run)
+		return fmt.Errorf("start job %s: %w", job.ID, err)
+	}
+	go a.follow(job.ID, run, 0)
+	return nil
+}
+
+func (a *RayAgent) untrack(jobID string, run *rayRun) {
+	a.mu.Lock()
+	delete(a.running, jobID)
+	a.mu.Unlock()
+	run.cancel()
+	a.follows.Done()
+}
+
+// withFile returns the zip data with one more file, name, its other
+// entries copied as they are.
+func withFile(data []byte, name string, content []byte) ([]byte, error) {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("read release zip: %w", err)
+	}
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, f := range zr.File {
+		if f.Name == name {
+			continue
+		}
+		if err := zw.Copy(f); err != nil {
+			return nil, err
+		}
+	}
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(content); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// hasEntry reports whether the zip data holds a file called name.
+func hasEntry(data []byte, name string) bool {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return false
+	}
+	for _, f := range zr.File {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Attach resumes a job a previous server submitted: the Ray job with the
+// job's ID as submission ID is followed again, its log from where the
+// console log stops (ConsoleOffset). A job Ray does not know is
+// ErrNotStarted. A cluster that does not answer is not an error here: the
+// job is followed, and fails once the cluster has been unreachable for
+// longer than ray.OutageWindow.
+func (a *RayAgent) Attach(ctx context.Context, job store.Job) error {
+	if _, err := a.Client.Job(ctx, job.ID); errors.Is(err, ray.ErrJobNotFound) {
+		return ErrNotStarted
+	}
+	run, ok := a.track(job.ID)
+	if !ok {
+		return fmt.Errorf("attach job %s: the server is shutting down", job.ID)
+	}
+	go a.follow(job.ID, run, job.ConsoleOffset)
+	return nil
+}
+
+// follow copies the Ray job's log into the console log from byte offset,
+// marks the job RUNNING when Ray starts it, and records the outcome once
+// Ray reports it ended and its log is drained.
+func (a *RayAgent) follow(jobID string, run *rayRun, offset int64) {
+	defer a.follows.Done()
+	defer run.cancel()
+	ctx := context.Background()
+	stream := worker.NewJobStream(nil, nil)
+	var skip = offset // bytes of the log already in the console log
+	var pending []byte
+	tailErr := make(chan error, 1)
+	go func() {
+		tailErr <- a.Client.Tail(run.ctx, jobID, func(chunk string) error {
+			b := []byte(chunk)
+			if skip > 0 {
+				n := min(skip, int64(len(b)))
+				b, skip = b[n:], skip-n
+			}
+			pending = append(pending, b...)
+			var lines []string
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i < 0 && len(pending) < maxLine {
+					break
+				}
+				cut := i + 1
+				if i < 0 {
+					cut, i = maxLine, maxLine
+				}
+				l := strings.TrimSuffix(string(pending[:i]), "\r")
+				stream.Write(l + "\n")
+				lines = append(lines, l)
+				offset += int64(cut)
+				pending = pending[cut:]
+			}
+			if len(lines) > 0 {
+				if _, err := a.Store.AppendConsoleAt(ctx, jobID, lines, offset); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}()
+	poll := a.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	var (
+		info    *ray.Job
+		lastErr error
+		down    time.Time
+		err     error
+	)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-a.closing:
+			run.cancel()
+			<-tailErr
+			return // the server shuts down: the Ray job runs on, re-attached at the next start
+		case err = <-tailErr:
+			done = true
+		case <-tick.C:
+			j, jerr := a.Client.Job(run.ctx, jobID)
+			switch {
+			case jerr == nil:
+				down = time.Time{}
+				if j.Status == synapse.JobRunning {
+					_, _ = a.Store.UpdateJob(ctx, jobID, store.JobUpdate{Status: store.StatusRunning})
+				}
+			case errors.Is(jerr, ray.ErrJobNotFound):
+				run.cancel()
+			case down.IsZero():
+				down = time.Now()
+			case time.Since(down) > ray.OutageWindow:
+				lastErr = fmt.Errorf("the Ray cluster did not answer for %s: %w", time.Since(down).Round(time.Second), jerr)
+				run.cancel()
+			}
+		}
+	}
+	select {
+	case <-a.closing:
+		return
+	default:
+	}
+	if len(pending) > 0 && err == nil { // a last line without a newline
+		l := string(pending)
+		stream.Write(l + "\n")
+		offset += int64(len(pending))
+		_, _ = a.Store.AppendConsoleAt(ctx, jobID, []string{l}, offset)
+	}
+	stream.Close()
+	if lastErr == nil && err != nil && !errors.Is(err, context.Canceled) {
+		lastErr = err
+	}
+	if lastErr == nil {
+		// Ray reports the end before the tail closes; read it once more.
+		for i := 0; i < 5; i++ {
+			if info, err = a.Client.Job(ctx, jobID); err == nil || errors.Is(err, ray.ErrJobNotFound) {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		if errors.Is(err, ray.ErrJobNotFound) {
+			lastErr = fmt.Errorf("the Ray cluster has no job %s any more (was it restarted, or the job deleted?)", jobID)
+		} else if err != nil {
+			lastErr = err
+		}
+	}
+	a.mu.Lock()
+	delete(a.running, jobID)
+	stopped := run.stopped
+	a.mu.Unlock()
+	a.record(ctx, jobID, stopped, stream, info, lastErr)
+	_ = a.Store.RevokeToken(ctx, jobID)
+	_ = a.Store.CloseConsole(ctx, jobID)
+	if a.Done != nil {
+		a.Done(jobID)
+	}
+}
+
+// record sets the job's outcome from Ray's final state and what the
+// plugin printed; a job the binary has already reported keeps its status.
+func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, stream *worker.JobStream, info *ray.Job, lost error) {
+	fail := func(kind, msg string) store.JobUpdate {
+		b, _ := json.Marshal(map[string]any{"error": msg})
+		meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": kind, "message": msg}})
+		return store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta}
+	}
+	var u store.JobUpdate
+	switch {
+	case stopped:
+		u = store.JobUpdate{Status: store.StatusStopped}
+	case lost != nil:
+		u = fail("ray", "follow the Ray job: "+lost.Error())
+	case info.Status == synapse.JobStopped:
+		u = store.JobUpdate{Status: store.StatusStopped}
+	case stream.Err != nil:
+		u = fail(stream.Err.Kind, stream.Err.Message)
+	case info.Status == synapse.JobSucceeded && stream.Result != nil:
+		u = store.JobUpdate{Status: store.StatusSucceeded, Result: stream.Result}
+	case info.Status == synapse.JobSucceeded:
+		u = fail("process", "the Ray job ended without a result")
+	default:
+		kind := info.ErrorType
+		if kind == "" {
+			kind = "ray"
+		}
+		msg := strings.TrimSpace(info.Message)
+		if msg == "" {
+			msg = "the Ray job " + strings.ToLower(string(info.Status))
+		}
+		u = fail(kind, msg)
+	}
+	if _, err := a.Store.UpdateJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+		_, _ = a.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
+	}
+}
+
+// Stop stops a job through Ray (the plugin process gets SIGTERM, then
+// SIGKILL after Ray's grace period). The job is STOPPED in the store at
+// once; Stop waits up to Grace for Ray to agree, then leaves a console
+// line saying Ray has not stopped it yet. A job not followed here is
+// store.ErrNotFound.
+func (a *RayAgent) Stop(ctx context.Context, jobID string) error {
+	a.mu.Lock()
+	run := a.running[jobID]
+	if run != nil {
+		run.stopped = true
+	}
+	a.mu.Unlock()
+	if run == nil {
+		return store.ErrNotFound
+	}
+	_, _ = a.Store.UpdateJob(ctx, jobID, store.JobUpdate{Status: store.StatusStopped})
+	grace := a.Grace
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	if _, err := a.Client.StopAndWait(ctx, jobID, grace); err != nil {
+		_, _ = a.Store.AppendConsole(context.WithoutCancel(ctx), jobID, []string{"synapse server: Ray has not stopped the job yet: " + err.Error()})
+	}
+	return nil
+}
+
+// Close stops following the agent's jobs, which run on in the cluster to
+// be re-attached by the next server, and returns once nothing more is
+// written to the store for them.
+func (a *RayAgent) Close() {
+	a.mu.Lock()
+	if a.running == nil {
+		a.running = map[string]*rayRun{}
+		a.closing = make(chan struct{})
+	}
+	select {
+	case <-a.closing:
+	default:
+		close(a.closing)
+	}
+	for _, run := range a.running {
+		run.cancel()
+	}
+	a.mu.Unlock()
+	a.follows.Wait()
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/store"
+)
+
+// waitConsole polls the job's console log until it contains want.
+func (f *agentFixture) waitConsole(t *testing.T, id, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lines, err := f.store.Console(t.Context(), id, 0, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all strings.Builder
+		for _, l := range lines {
+			all.WriteString(l.Line + "\n")
+		}
+		if strings.Contains(all.String(), want) {
+			return all.String()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %q not in the console log:\n%s", id, want, all.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestProcessAgentLargeParams(t *testing.T) {
+	f := newAgent(t)
+	params := `{"n":7,"text":"big"` + strings.Repeat(" ", 40000) + `}`
+	j := f.wait(t, f.start(t, "echo", params).ID)
+	if j.Status != store.StatusSucceeded || string(j.Result) != `{"n":7,"text":"big"}` {
+		t.Fatalf("job = %s %s", j.Status, j.Result)
+	}
+	if _, err := os.Stat(f.agent.file(j.ID, ".params.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the params file is left behind: %v", err)
+	}
+}
+
+// TestProcessAgentReattach is a server restart as the agent sees it: the
+// first agent stops following (Close) and a second one, on the same run
+// directory, re-attaches.
+func TestProcessAgentReattach(t *testing.T) {
+	f := newAgent(t)
+	running := f.start(t, "wait", `{"seconds":2}`)
+	gone := f.start(t, "wait", `{"seconds":60}`)
+	for _, j := range []store.Job{running, gone} {
+		f.waitConsole(t, j.ID, `"started"`)
+	}
+	f.agent.Close()
+	if err := f.agent.Attach(t.Context(), running); err == nil {
+		t.Error("a closed agent attached a job")
+	}
+	// The second job's process dies while no server watches it.
+	b, err := os.ReadFile(f.agent.file(gone.ID, ".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(string(b))
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ownProcess(pid, gone.ID); {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed process is still there")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, j := range []store.Job{running, gone} {
+		if got, _ := f.store.GetJob(t.Context(), j.ID); got.Status != store.StatusRunning {
+			t.Fatalf("job %s after Close = %s, want RUNNING", j.ID, got.Status)
+		}
+	}
+
+	next := &ProcessAgent{Store: f.store, Releases: f.agent.Releases, RunDir: f.agent.RunDir, Grace: time.Second}
+	for _, j := range []store.Job{running, gone} {
+		j, err := f.store.GetJob(t.Context(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := next.Attach(t.Context(), j); err != nil {
+			t.Fatalf("attach %s: %v", j.ID, err)
+		}
+	}
+	got := f.wait(t, running.ID)
+	if got.Status != store.StatusSucceeded || string(got.Result) != `{"result":"not cancelled"}` {
+		t.Errorf("re-attached job = %s %s, want SUCCEEDED \"not cancelled\"", got.Status, got.Result)
+	}
+	got = f.wait(t, gone.ID)
+	if got.Status != store.StatusFailed || !strings.Contains(string(got.Meta), "while the server was down") {
+		t.Errorf("job whose process died = %s %s %s", got.Status, got.Result, got.Meta)
+	}
+	for _, j := range []store.Job{running, gone} {
+		all := f.waitConsole(t, j.ID, `"started"`)
+		if n := strings.Count(all, `"started"`); n != 1 {
+			t.Errorf("job %s: %d \"started\" lines in the console log, want 1:\n%s", j.ID, n, all)
+		}
+		for _, ext := range []string{".log", ".pid"} {
+			if _, err := os.Stat(next.file(j.ID, ext)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("job %s: %s left behind: %v", j.ID, ext, err)
+			}
+		}
+	}
+	if err := next.Attach(t.Context(), store.Job{ID: "00000000-0000-0000-0000-000000000000"}); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("attach a job never started: %v, want ErrNotStarted", err)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	var api *API
+	f := newRunServer(t, 4, func(a *API) { api = a })
+	ctx := t.Context()
+	rels, err := f.store.FindRelease(ctx, mustPlugin(t, f).ID, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(agent, status, meta string) string {
+		j, err := f.store.CreateJob(ctx, store.Job{ReleaseID: rels.ID, Agent: agent, Action: "echo", Params: json.RawMessage(`{"n":5}`), Meta: json.RawMessage(meta)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status != store.StatusPending {
+			if _, err := f.store.UpdateJob(ctx, j.ID, store.JobUpdate{Status: status}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return j.ID
+	}
+	lostAgent := mk("gone", store.StatusRunning, `{}`)
+	noTrace := mk("local", store.StatusRunning, `{}`)
+	queued := mk("local", store.StatusPending, `{"language":"ko","queue":{"position":1,"reason":"slots_full"}}`)
+	rec, err := api.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture's own PENDING job (of a release without files) is handed
+	// to the agent again too, and fails to start.
+	if rec.Queued < 1 || rec.Failed < 2 || rec.Attached != 0 {
+		t.Errorf("recovered = %+v", rec)
+	}
+	for id, want := range map[string]string{lostAgent: `without the job's agent \"gone\"`, noTrace: "has no trace of it"} {
+		j := f.waitJob(t, id, ended)
+		if b, _ := json.Marshal(j["meta"]); j["status"] != "FAILED" || !strings.Contains(string(b), want) || !strings.Contains(string(b), "server_restart") {
+			t.Errorf("job %s = %v, want FAILED with %q", id, j, want)
+		}
+	}
+	j := f.waitJob(t, queued, ended)
+	meta, _ := json.Marshal(j["meta"])
+	if j["status"] != "SUCCEEDED" || strings.Contains(string(meta), "queue") || !strings.Contains(string(meta), `"language":"ko"`) {
+		t.Errorf("queued job after recovery = %v (meta %s), want SUCCEEDED, language kept, no queue", j, meta)
+	}
+}
+
+func mustPlugin(t *testing.T, f *apiFixture) store.Plugin {
+	t.Helper()
+	p, err := f.store.GetPlugin(t.Context(), "conformance")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
