@@ -55,6 +55,11 @@ server, not its jobs: they run on, and the next start re-attaches to them.`,
 				if err != nil {
 					return &runflags.UsageError{Flag: "agent", Message: err.Error()}
 				}
+				for _, prev := range cfg.Agents {
+					if prev.Name == spec.Name {
+						return &runflags.UsageError{Flag: "agent", Message: fmt.Sprintf("agent %s is given twice; agent names are unique", spec.Name)}
+					}
+				}
 				cfg.Agents = append(cfg.Agents, spec)
 			}
 			if publicURL != "" {
