@@ -24,7 +24,7 @@ func TestIntegrationPythonBackendClient(t *testing.T) {
 	if err := os.WriteFile(zipPath, releaseZip(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url, printed, stop := serve(t, Config{DataDir: filepath.Join(t.TempDir(), "data")})
+	url, printed, stop := serve(t, Config{DataDir: filepath.Join(t.TempDir(), "data"), Agents: []AgentSpec{{Name: "local"}, {Name: "ray", Ray: rayAddress(t)}}})
 	defer stop()
 	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
 	cmd := exec.CommandContext(t.Context(), python, filepath.Join("testdata", "backend_client.py"))
@@ -39,11 +39,18 @@ func TestIntegrationPythonBackendClient(t *testing.T) {
 	}
 	var summary struct {
 		Agents, Release int
-		Job             string
-		Overall         float64
-		ConsoleLines    int `json:"console_lines"`
+		Runs            []struct {
+			Agent, Job   string
+			Overall      float64
+			ConsoleLines int `json:"console_lines"`
+		}
 	}
-	if err := json.Unmarshal(out, &summary); err != nil || summary.Overall != 100 || summary.ConsoleLines == 0 {
-		t.Errorf("summary %s: %+v, %v", out, summary, err)
+	if err := json.Unmarshal(out, &summary); err != nil || summary.Agents != 2 || len(summary.Runs) != 2 {
+		t.Fatalf("summary %s: %+v, %v", out, summary, err)
+	}
+	for _, r := range summary.Runs {
+		if r.Overall != 100 || r.ConsoleLines == 0 {
+			t.Errorf("run on %s: %+v", r.Agent, r)
+		}
 	}
 }

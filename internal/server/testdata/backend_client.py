@@ -1,6 +1,6 @@
 """Drives a running `synapse server` with the Python SDK's own BackendClient
 (synapse-sdk from PyPI): list agents, publish a release, run it, poll the job,
-read and tail its console log. Prints one JSON summary line; exits non-zero
+read and tail its console log, on every agent the server has. Prints one JSON summary line; exits non-zero
 on the first failed check, saying which."""
 
 import json
@@ -20,7 +20,7 @@ def check(ok, what):
 client = BackendClient(os.environ["SERVER"], access_token=os.environ["TOKEN"])
 
 agents = client.list_agents()
-check(len(agents) >= 1 and agents[0].is_connected, f"list_agents: {agents}")
+check(len(agents) >= 1 and all(a.is_connected for a in agents), f"list_agents: {agents}")
 
 release = client.create_plugin_release(
     {"plugin": "conformance", "version": "2.0.0", "config": json.loads(os.environ["CONFIG"]), "debug": True},
@@ -28,39 +28,46 @@ release = client.create_plugin_release(
 )
 check(release.get("id") and release.get("version") == "2.0.0", f"create_plugin_release: {release}")
 
-job = client.run_plugin("conformance", {"agent": agents[0].id, "action": "context", "params": {}, "debug": True})
-check(job.get("id") and job.get("status") in ("PENDING", "RUNNING"), f"run_plugin: {job}")
 
-deadline = time.time() + 120
-while True:
-    job = client.get_job(job["id"])
-    if job["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
-        break
-    check(time.time() < deadline, f"job did not end: {job}")
-    time.sleep(0.2)
-check(job["status"] == "SUCCEEDED", f"job status: {job}")
-overall = (job.get("progress_record") or {}).get("current_progress", {}).get("overall")
-check(overall == 100, f"progress_record: {job.get('progress_record')}")
+def run_on(agent):
+    """Runs the context action on agent and checks the job and its console log."""
+    job = client.run_plugin("conformance", {"agent": agent.id, "action": "context", "params": {}, "debug": True})
+    check(job.get("id") and job.get("status") in ("PENDING", "RUNNING"), f"run_plugin: {job}")
 
-frames, complete, lines = [], False, 0
-for line in client.tail_job_console_logs(job["id"]):
-    if not line or not line.startswith("data: "):
-        continue
-    event = json.loads(line[6:])
-    frames.append(event.get("type"))
-    if event.get("type") == "log":
-        inner = event["data"]
-        check(inner.startswith("data: "), f"log frame: {inner!r}")
-        message = json.loads(inner[6:].rstrip("\n"))
-        check(message.get("type") == "log" and message.get("message", "").endswith("\n"), f"inner frame: {message}")
-        lines += 1
-    if event.get("type") == "complete":
-        complete = True
-        break
-# The tail ends once the job's agent has written its last line; the list
-# read after it holds the same lines.
-logs = client.list_job_console_logs(job["id"])
-check(isinstance(logs, list) and len(logs) > 0, f"list_job_console_logs: {logs!r:.200}")
-check(complete and frames[0] == "connected" and lines == len(logs), f"tail frames {frames[:3]}…, {lines} lines vs {len(logs)}")
+    deadline = time.time() + 120
+    while True:
+        job = client.get_job(job["id"])
+        if job["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        check(time.time() < deadline, f"job did not end: {job}")
+        time.sleep(0.2)
+    check(job["status"] == "SUCCEEDED", f"job status on {agent.name}: {job}")
+    overall = (job.get("progress_record") or {}).get("current_progress", {}).get("overall")
+    check(overall == 100, f"progress_record: {job.get('progress_record')}")
 
-print(json.dumps({"agents": len(agents), "release": release["id"], "job": job["id"], "overall": overall, "console_lines": len(logs)}))
+    frames, complete, lines = [], False, 0
+    for line in client.tail_job_console_logs(job["id"]):
+        if not line or not line.startswith("data: "):
+            continue
+        event = json.loads(line[6:])
+        frames.append(event.get("type"))
+        if event.get("type") == "log":
+            inner = event["data"]
+            check(inner.startswith("data: "), f"log frame: {inner!r}")
+            message = json.loads(inner[6:].rstrip("\n"))
+            check(message.get("type") == "log" and message.get("message", "").endswith("\n"), f"inner frame: {message}")
+            lines += 1
+        if event.get("type") == "complete":
+            complete = True
+            break
+    # The tail ends once the job's agent has written its last line; the list
+    # read after it holds the same lines.
+    logs = client.list_job_console_logs(job["id"])
+    check(isinstance(logs, list) and len(logs) > 0, f"list_job_console_logs: {logs!r:.200}")
+    check(complete and frames[0] == "connected" and lines == len(logs), f"tail frames {frames[:3]}…, {lines} lines vs {len(logs)}")
+
+    return {"agent": agent.name, "job": job["id"], "overall": overall, "console_lines": len(logs)}
+
+
+runs = [run_on(agent) for agent in agents]
+print(json.dumps({"agents": len(agents), "release": release["id"], "runs": runs}))
