@@ -3,9 +3,11 @@
 #  1. the synapse CLI builds the example plugin and runs it locally (the README's main job);
 #  2. a throwaway PostgreSQL server is started (scripts/postgres.sh) and the store's
 #     integration tests run against it and SQLite; the Python SDK (synapse-sdk from PyPI,
-#     scripts/python-sdk.sh) drives `synapse server` with its own BackendClient;
-#  3. a pinned Ray head is installed and started (scripts/ray-head.sh), the Go integration
-#     tests (-tags integration) run against it; then a second node joins (worker_node=1) for
+#     scripts/python-sdk.sh) is installed;
+#  3. a pinned Ray head is installed and started (scripts/ray-head.sh); the server's
+#     integration tests (PostgreSQL, the Python SDK's BackendClient, process and Ray agents,
+#     kill -9 of the server) and the other Go integration tests (-tags integration) run
+#     against it; then a second node joins (worker_node=1) for
 #     the two-node test, which kills it mid-job; everything is stopped even when tests fail.
 # A PostgreSQL server, Python SDK or Ray head that cannot be installed or started fails the run.
 set -euo pipefail
@@ -56,7 +58,7 @@ if ! sdkpython=$(./scripts/python-sdk.sh | tail -n1); then
   exit 1
 fi
 export SYNAPSE_TEST_SDK_PYTHON="$sdkpython"
-go test -race -count=1 -tags integration -timeout 10m ./internal/server/...
+echo "ok: $sdkpython"
 
 echo "--- Ray head"
 if ! address=$(./scripts/ray-head.sh start | tail -n1); then
@@ -65,6 +67,9 @@ if ! address=$(./scripts/ray-head.sh start | tail -n1); then
 fi
 export SYNAPSE_TEST_RAY_ADDRESS="$address"
 export SYNAPSE_TEST_RAY_BIN="$PWD/${SYNAPSE_RAY_VENV:-.venv-ray}/bin/ray"
+
+echo "--- go test -tags integration ./internal/server (PostgreSQL, the Python SDK's client, process and Ray agents, kill -9)"
+go test -race -count=1 -tags integration -timeout 15m ./internal/server/...
 
 echo "--- Python host of task mode (pytest)"
 python3 -m pytest -q internal/serve/python
