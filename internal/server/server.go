@@ -192,7 +192,9 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return serveCtx },
+		IdleTimeout:       2 * time.Minute, // keep-alive connections with no request
+
+		BaseContext: func(net.Listener) context.Context { return serveCtx },
 	}
 	slots := cfg.MaxJobs
 	if slots <= 0 {

@@ -16,6 +16,7 @@ import (
 const (
 	maxFollowers      = 100 // per job (default of API.MaxFollowers); more get 429 with Retry-After
 	tailPoll          = 200 * time.Millisecond
+	writeTimeout      = 30 * time.Second // a follower that does not read a frame for this long is dropped
 	heartbeatInterval = 15 * time.Second // an SSE comment line keeps proxies from closing an idle stream
 	consoleGrace      = 10 * time.Second // after the end, how long lines may still come without CloseConsole
 )
@@ -83,19 +84,20 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{http.StatusTooManyRequests, "TOO_MANY_FOLLOWERS", fmt.Sprintf("job %s has %d followers already; retry later", id, limit)}
 	}
 	defer a.tails.done(id)
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the connection may serve other requests
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// A follower that stops reading is dropped once a frame has waited
+	// writeTimeout for it, instead of holding its slot forever.
 	send := func(frame string) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := fmt.Fprint(w, frame); err != nil {
 			return false
 		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return true
+		return rc.Flush() == nil
 	}
 	if !send(dataFrame(map[string]any{"type": "connected", "job_id": id})) {
 		return nil
