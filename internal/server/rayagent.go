@@ -92,6 +92,9 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 	if err != nil {
 		return fmt.Errorf("start job %s: read release %d: %w", job.ID, rel.ID, err)
 	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != rel.SHA256 {
+		return fmt.Errorf("start job %s: the zip of release %d does not match its SHA-256 (damaged on disk?): publish the release again", job.ID, rel.ID)
+	}
 	vars := map[string]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

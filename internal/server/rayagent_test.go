@@ -1,0 +1,103 @@
+package server
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/store"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
+)
+
+// TestRayAgentRefusesBadReleases: a release zip damaged on disk, or one
+// without the plugin binary, is refused before anything reaches Ray.
+func TestRayAgentRefusesBadReleases(t *testing.T) {
+	dashboard := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the agent called Ray: %s %s", r.Method, r.URL)
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer dashboard.Close()
+	client, err := ray.NewClient(dashboard.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	releases := &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")}
+	agent := &RayAgent{Releases: releases, Client: client}
+	save := func(data []byte) store.Release {
+		sum := sha256.Sum256(data)
+		rel := store.Release{ID: 7, SHA256: hex.EncodeToString(sum[:])}
+		if err := os.WriteFile(filepath.Join(dir, rel.SHA256+".zip"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return rel
+	}
+	zipOf := func(names ...string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for _, n := range names {
+			w, _ := zw.Create(n)
+			_, _ = io.WriteString(w, "x")
+		}
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	damaged := save(zipOf(worker.BinaryName))
+	if err := os.WriteFile(filepath.Join(dir, damaged.SHA256+".zip"), zipOf(worker.BinaryName, "extra"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		rel  store.Release
+		want string
+	}{
+		{"damaged", damaged, "does not match its SHA-256"},
+		{"no binary", save(zipOf("config.yaml")), "has no " + worker.BinaryName},
+		{"missing", store.Release{ID: 9, SHA256: strings.Repeat("0", 64)}, "read release 9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := agent.Start(t.Context(), store.Job{ID: "j"}, tt.rel, []string{"SYNAPSE_ACTION_PARAMS={}"})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Start = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWithFile(t *testing.T) {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for _, n := range []string{"a", ".synapse_params.json"} {
+		w, _ := zw.Create(n)
+		_, _ = io.WriteString(w, "old "+n)
+	}
+	_ = zw.Close()
+	out, err := withFile(b.Bytes(), ".synapse_params.json", []byte(`{"big":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(out), int64(len(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		c, _ := io.ReadAll(rc)
+		rc.Close()
+		got[f.Name] = string(c)
+	}
+	if len(got) != 2 || got["a"] != "old a" || got[".synapse_params.json"] != `{"big":1}` {
+		t.Errorf("entries = %v", got)
+	}
+}
