@@ -45,6 +45,9 @@ type API struct {
 	MaxJobs int
 	// MaxFollowers caps the console log followers of one job (default 100).
 	MaxFollowers int
+	// ParamsCheckTimeout bounds run/'s params check (default 10s,
+	// paramsCheckTimeout).
+	ParamsCheckTimeout time.Duration
 
 	tails followers
 	jobs  dispatcher
@@ -57,6 +60,11 @@ func (a *API) JobDone(jobID string) { a.jobs.done(jobID) }
 
 // maxBody bounds a request body (PATCH /jobs/{id}/ carries records).
 const maxBody = 8 << 20
+
+// paramsCheckTimeout bounds run/'s params check, the release binary's
+// validate command (see API.validate): past it the command's process
+// group is killed and the run refused with 504, nothing started.
+const paramsCheckTimeout = 10 * time.Second
 
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
