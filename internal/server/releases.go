@@ -163,8 +163,12 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	}
 	var sum string
 	if zipData != nil {
-		if _, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData))); err != nil {
+		zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
+		if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // checkZip names the entry
 			return &apiError{http.StatusBadRequest, "INVALID_BODY", "file: not a zip archive: " + err.Error()}
+		}
+		if err := checkZip(zr, releaseLimits); err != nil {
+			return &apiError{http.StatusBadRequest, "INVALID_ZIP", "file: " + err.Error()}
 		}
 		h := sha256.Sum256(zipData)
 		sum = hex.EncodeToString(h[:])

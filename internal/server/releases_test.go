@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -137,5 +138,45 @@ func TestReleases(t *testing.T) {
 	_, v = f.call(t, "GET", "/plugins/", f.admin, "")
 	if n := v.(map[string]any)["count"]; n != 3.0 { // yolo (fixture), seg, det
 		t.Errorf("plugins count = %v", n)
+	}
+}
+
+// TestPublishRefuses: a release that could not be unpacked is refused at
+// publish, with 400 naming the entry, and nothing is kept.
+func TestPublishRefuses(t *testing.T) {
+	dir := t.TempDir()
+	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} })
+	cfg := `{"code":"seg","actions":{"train":{}}}`
+	many := make([]zipEntry, maxReleaseEntries+1)
+	for i := range many {
+		many[i] = zipEntry{name: "f" + strconv.Itoa(i)}
+	}
+	tests := []struct {
+		name   string
+		config string
+		file   []byte
+		want   string
+	}{
+		{"not a zip", cfg, []byte("hello"), "file: not a zip archive"},
+		{"parent directory", cfg, zipWith(t, zipEntry{name: "../evil", body: "x"}), `file: entry \"../evil\" escapes the release directory`},
+		{"absolute path", cfg, zipWith(t, zipEntry{name: "/etc/cron.d/evil", body: "x"}), `entry \"/etc/cron.d/evil\" escapes`},
+		{"symbolic link", cfg, zipWith(t, zipEntry{name: "link", mode: os.ModeSymlink | 0o777, body: "/etc/passwd"}), `entry \"link\" is a symbolic link`},
+		{"named pipe", cfg, zipWith(t, zipEntry{name: "fifo", mode: os.ModeNamedPipe | 0o600}), `entry \"fifo\" is a named pipe`},
+		{"too many entries", cfg, zipWith(t, many...), "the zip has 100001 entries, more than the limit of 100000"},
+		{"zip bomb", cfg, zipWith(t, zipEntry{name: "a.bin", body: "x", declared: 3 << 30}, zipEntry{name: "b.bin", body: "x", declared: 3 << 30}), `the zip unpacks to more than 4 GiB (entry \"b.bin\"`},
+		{"the same entry twice", cfg, zipWith(t, zipEntry{name: "a"}, zipEntry{name: "a"}), `entry \"a\" is in the zip twice`},
+	}
+	for i, tt := range tests {
+		version := "0." + strconv.Itoa(i)
+		status, v := f.publish(t, map[string]string{"plugin": "seg", "version": version, "config": tt.config}, tt.file)
+		if status != 400 || !strings.Contains(jsonText(v), tt.want) {
+			t.Errorf("%s: %d %s, want 400 containing %s", tt.name, status, jsonText(v), tt.want)
+		}
+		if status, _ := f.call(t, "GET", "/plugin_releases/seg@"+version+"/", f.admin, ""); status != 404 {
+			t.Errorf("%s: the refused release exists (%d)", tt.name, status)
+		}
+	}
+	if zips, _ := filepath.Glob(filepath.Join(dir, "*.zip")); len(zips) != 0 {
+		t.Errorf("refused zips were kept: %v", zips)
 	}
 }

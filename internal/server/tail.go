@@ -16,12 +16,15 @@ import (
 const (
 	maxFollowers      = 100 // per job (default of API.MaxFollowers); more get 429 with Retry-After
 	tailPoll          = 200 * time.Millisecond
-	writeTimeout      = 30 * time.Second // a follower that does not read a frame for this long is dropped
 	heartbeatInterval = 15 * time.Second // an SSE comment line keeps proxies from closing an idle stream
 	consoleGrace      = 10 * time.Second // after the end, how long lines may still come without CloseConsole
 )
 
 // followers counts the open tails per job.
+// writeTimeout is how long a frame waits for a follower that does not
+// read before the follower is dropped (a variable for tests).
+var writeTimeout = 30 * time.Second
+
 type followers struct {
 	mu sync.Mutex
 	n  map[string]int

@@ -3,6 +3,8 @@ package server
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -165,5 +167,49 @@ func TestTailLimits(t *testing.T) {
 	req.Header.Set("Last-Event-ID", "abc")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Errorf("bad Last-Event-ID: %v %v", resp.StatusCode, err)
+	}
+}
+
+// TestTailDropsStalledFollower: a follower that stops reading loses its
+// slot once a frame has waited writeTimeout for it.
+func TestTailDropsStalledFollower(t *testing.T) {
+	defer func(d time.Duration) { writeTimeout = d }(writeTimeout)
+	writeTimeout = 300 * time.Millisecond
+	var api *API
+	f := newAPI(t, func(a *API) { api = a })
+	// More than the kernel's socket buffers hold.
+	line := strings.Repeat("x", 1023)
+	batch := make([]string, 1000)
+	for i := range batch {
+		batch[i] = line
+	}
+	for range 40 {
+		if _, err := f.store.AppendConsole(t.Context(), f.job.ID, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", f.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /jobs/%s/tail_console_logs/ HTTP/1.1\r\nHost: x\r\nSynapse-Access-Token: %s\r\n\r\n", f.job.ID, f.admin)
+	count := func() int {
+		api.tails.mu.Lock()
+		defer api.tails.mu.Unlock()
+		return api.tails.n[f.job.ID]
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count() == 0 { // connected
+		if time.Now().After(deadline) {
+			t.Fatal("the follower never connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for count() != 0 { // never reads: dropped
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("a follower that does not read still holds its slot")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
