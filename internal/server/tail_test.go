@@ -183,7 +183,7 @@ func TestTailDropsStalledFollower(t *testing.T) {
 	for i := range batch {
 		batch[i] = line
 	}
-	for range 40 {
+	for range 24 {
 		if _, err := f.store.AppendConsole(t.Context(), f.job.ID, batch); err != nil {
 			t.Fatal(err)
 		}
