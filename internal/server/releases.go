@@ -161,6 +161,9 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	if len(config) == 0 {
 		config = json.RawMessage("{}")
 	}
+	if err := checkConfig(code, config); err != nil {
+		return err
+	}
 	var sum string
 	if zipData != nil {
 		zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
@@ -199,6 +202,35 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, releaseJSON(code, rel))
+	return nil
+}
+
+// checkConfig refuses a release config that cannot run as the plugin it
+// is published to: not an object, a code of another plugin, no actions.
+func checkConfig(code string, config json.RawMessage) error {
+	bad := func(format string, args ...any) error {
+		return &apiError{http.StatusBadRequest, "INVALID_CONFIG", fmt.Sprintf(format, args...)}
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(config, &cfg); err != nil || cfg == nil {
+		return bad("config: want a JSON object (config.yaml as JSON)")
+	}
+	if raw, ok := cfg["code"]; ok && string(raw) != "null" {
+		var c string
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return bad("config.code: want a string, the plugin's code (got %s)", raw)
+		}
+		if c != code {
+			return bad("config.code: %q is not the plugin %q this release is published to: publish it as plugin %q, or set code: %s in config.yaml", c, code, c, code)
+		}
+	}
+	var actions map[string]json.RawMessage
+	if raw, ok := cfg["actions"]; ok && json.Unmarshal(raw, &actions) != nil {
+		return bad("config.actions: want an object of actions by name, such as {\"train\": {\"entrypoint\": …}} (actions: in config.yaml)")
+	}
+	if len(actions) == 0 {
+		return bad("config.actions: the config has no actions, so nothing could run: add at least one under actions: in config.yaml")
+	}
 	return nil
 }
 

@@ -72,7 +72,7 @@ func TestReleases(t *testing.T) {
 	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} })
 	z := zipOf(t, map[string]string{"config.yaml": "code: seg\n", "synapse-plugin": "\x7fELF"})
 	sum := sha256.Sum256(z)
-	cfg := `{"code":"seg","name":"Segmenter","category":"neural_net","description":"masks"}`
+	cfg := `{"code":"seg","name":"Segmenter","category":"neural_net","description":"masks","actions":{"train":{}}}`
 
 	status, v := f.publish(t, map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "False"}, z)
 	if status != 201 {
@@ -126,7 +126,7 @@ func TestReleases(t *testing.T) {
 	}
 
 	// JSON, without a file; and POST /plugins/.
-	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"0.3.0","config":{"code":"seg"},"debug":false}`); status != 201 || v.(map[string]any)["size"] != 0.0 {
+	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"0.3.0","config":{"code":"seg","actions":{"train":{}}},"debug":false}`); status != 201 || v.(map[string]any)["size"] != 0.0 {
 		t.Errorf("JSON release = %d %v", status, v)
 	}
 	if status, v := f.call(t, "POST", "/plugins/", f.admin, `{"code":"seg","name":"again"}`); status != 400 || !strings.Contains(jsonText(v), "already exists") {
@@ -141,12 +141,14 @@ func TestReleases(t *testing.T) {
 	}
 }
 
-// TestPublishRefuses: a release that could not be unpacked is refused at
-// publish, with 400 naming the entry, and nothing is kept.
+// TestPublishRefuses: a release that could not be unpacked or run is
+// refused at publish, with 400 naming the entry or the config field, and
+// nothing is kept.
 func TestPublishRefuses(t *testing.T) {
 	dir := t.TempDir()
 	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} })
 	cfg := `{"code":"seg","actions":{"train":{}}}`
+	good := zipWith(t, zipEntry{name: "config.yaml", body: "code: seg\n"}, zipEntry{name: "synapse-plugin", body: "\x7fELF"})
 	many := make([]zipEntry, maxReleaseEntries+1)
 	for i := range many {
 		many[i] = zipEntry{name: "f" + strconv.Itoa(i)}
@@ -165,6 +167,12 @@ func TestPublishRefuses(t *testing.T) {
 		{"too many entries", cfg, zipWith(t, many...), "the zip has 100001 entries, more than the limit of 100000"},
 		{"zip bomb", cfg, zipWith(t, zipEntry{name: "a.bin", body: "x", declared: 3 << 30}, zipEntry{name: "b.bin", body: "x", declared: 3 << 30}), `the zip unpacks to more than 4 GiB (entry \"b.bin\"`},
 		{"the same entry twice", cfg, zipWith(t, zipEntry{name: "a"}, zipEntry{name: "a"}), `entry \"a\" is in the zip twice`},
+		{"code of another plugin", `{"code":"det","actions":{"train":{}}}`, good, `config.code: \"det\" is not the plugin \"seg\" this release is published to: publish it as plugin \"det\", or set code: seg in config.yaml`},
+		{"code not a string", `{"code":7,"actions":{"train":{}}}`, good, "config.code: want a string"},
+		{"no actions", `{"code":"seg"}`, good, "config.actions: the config has no actions, so nothing could run: add at least one under actions: in config.yaml"},
+		{"empty actions", `{"code":"seg","actions":{}}`, good, "config.actions: the config has no actions"},
+		{"actions not an object", `{"code":"seg","actions":["train"]}`, good, "config.actions: want an object of actions by name"},
+		{"config not an object", `["train"]`, good, "config: want a JSON object"},
 	}
 	for i, tt := range tests {
 		version := "0." + strconv.Itoa(i)
@@ -178,5 +186,12 @@ func TestPublishRefuses(t *testing.T) {
 	}
 	if zips, _ := filepath.Glob(filepath.Join(dir, "*.zip")); len(zips) != 0 {
 		t.Errorf("refused zips were kept: %v", zips)
+	}
+	// JSON, without a file: the config is checked the same way.
+	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"2.0","config":{"code":"seg"}}`); status != 400 || !strings.Contains(jsonText(v), "config.actions") {
+		t.Errorf("JSON release without actions = %d %v", status, v)
+	}
+	if status, v := f.publish(t, map[string]string{"plugin": "seg", "version": "1.0", "config": `{"actions":{"train":{}}}`}, good); status != 201 {
+		t.Errorf("a config without code (the plugin field names it) = %d %v", status, v)
 	}
 }
