@@ -85,6 +85,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /plugins/{id}/", a.admin(a.getPlugin))
 	mux.HandleFunc("POST /plugins/{id}/run/", a.admin(a.run))
 	mux.HandleFunc("POST /v2/jobs/{id}/stop/", a.admin(a.stop))
+	mux.HandleFunc("GET /plugin_releases/", a.admin(a.listReleases))
 	mux.HandleFunc("POST /plugin_releases/", a.admin(a.createRelease))
 	mux.HandleFunc("GET /plugin_releases/{id}/", a.admin(a.getRelease))
 	mux.HandleFunc("POST /logs/", a.postLogs)

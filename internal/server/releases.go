@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -291,5 +293,79 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 		code = p.Code
 	}
 	writeJSON(w, http.StatusOK, releaseJSON(code, rel))
+	return nil
+}
+
+// listReleases is GET /plugin_releases/?plugin=ID|CODE&page=N&page_size=M:
+// releases newest first, in DRF pages (page numbers from 1; page_size
+// default 100, the Python SDK's, at most 1000). An unknown plugin is 400,
+// a page past the last 404, as DRF answers.
+func (a *API) listReleases(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	number := func(name string, def, most int) (int, error) {
+		v := q.Get(name)
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > most {
+			return 0, &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("%s: want a number from 1 to %d (got %q)", name, most, v)}
+		}
+		return n, nil
+	}
+	size, err := number("page_size", 100, 1000)
+	if err != nil {
+		return err
+	}
+	pageNo, err := number("page", 1, math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	var f store.ReleaseFilter
+	if key := q.Get("plugin"); key != "" {
+		p, err := a.findPlugin(r, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("plugin: no plugin %q (GET /plugins/ lists them)", key)}
+		}
+		if err != nil {
+			return err
+		}
+		f.PluginID = p.ID
+	}
+	f.Offset, f.Limit = (pageNo-1)*size, size
+	rels, total, err := a.Store.ListReleases(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if pageNo > 1 && f.Offset >= total {
+		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("page: no page %d (%d releases, %d a page)", pageNo, total, size)}
+	}
+	codes := map[int64]string{}
+	out := make([]map[string]any, len(rels))
+	for i, rel := range rels {
+		code, ok := codes[rel.PluginID]
+		if !ok {
+			p, err := a.Store.GetPluginByID(r.Context(), rel.PluginID)
+			if err != nil {
+				return err
+			}
+			code, codes[rel.PluginID] = p.Code, p.Code
+		}
+		out[i] = releaseJSON(code, rel)
+	}
+	link := func(n int) *string {
+		v := r.URL.Query()
+		v.Set("page", strconv.Itoa(n))
+		s := (&url.URL{Path: r.URL.Path, RawQuery: v.Encode()}).String()
+		return &s
+	}
+	p := page{Count: total, Results: out}
+	if f.Offset+len(rels) < total {
+		p.Next = link(pageNo + 1)
+	}
+	if pageNo > 1 {
+		p.Previous = link(pageNo - 1)
+	}
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }

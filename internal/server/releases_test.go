@@ -195,3 +195,61 @@ func TestPublishRefuses(t *testing.T) {
 		t.Errorf("a config without code (the plugin field names it) = %d %v", status, v)
 	}
 }
+
+// TestListReleasesAPI is GET /plugin_releases/: newest first, by plugin
+// ID or code, in DRF pages the Python SDK's list_all follows.
+func TestListReleasesAPI(t *testing.T) {
+	f := newAPI(t) // the fixture has yolo 1.0.0
+	for _, p := range []struct{ code, version string }{{"seg", "1"}, {"seg", "2"}, {"det", "1"}, {"seg", "3"}} {
+		body := `{"plugin":"` + p.code + `","version":"` + p.version + `","config":{"actions":{"train":{}}}}`
+		if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, body); status != 201 {
+			t.Fatalf("publish %s@%s: %d %v", p.code, p.version, status, v)
+		}
+	}
+	_, v := f.call(t, "GET", "/plugins/seg/", f.admin, "")
+	segID := jsonText(v.(map[string]any)["id"])
+	type want struct {
+		status         int
+		count          float64
+		versions, next string
+		previous       string
+	}
+	tests := []struct {
+		name, query string
+		want        want
+	}{
+		{"all, newest first", "", want{200, 5, "seg@3 det@1 seg@2 seg@1 yolo@1.0.0", "", ""}},
+		{"by code", "?plugin=seg", want{200, 3, "seg@3 seg@2 seg@1", "", ""}},
+		{"by ID", "?plugin=" + segID, want{200, 3, "seg@3 seg@2 seg@1", "", ""}},
+		{"first page", "?plugin=seg&page_size=2", want{200, 3, "seg@3 seg@2", "/plugin_releases/?page=2&page_size=2&plugin=seg", ""}},
+		{"last page", "?plugin=seg&page_size=2&page=2", want{200, 3, "seg@1", "", "/plugin_releases/?page=1&page_size=2&plugin=seg"}},
+		{"past the last page", "?plugin=seg&page_size=2&page=3", want{status: 404}},
+		{"a plugin without releases", "?plugin=nope", want{status: 400}},
+		{"bad page size", "?page_size=0", want{status: 400}},
+		{"bad page", "?page=x", want{status: 400}},
+	}
+	for _, tt := range tests {
+		status, v := f.call(t, "GET", "/plugin_releases/"+tt.query, f.admin, "")
+		if status != tt.want.status {
+			t.Errorf("%s: %d %v, want %d", tt.name, status, v, tt.want.status)
+			continue
+		}
+		if status != 200 {
+			continue
+		}
+		p := v.(map[string]any)
+		var versions []string
+		for _, r := range p["results"].([]any) {
+			r := r.(map[string]any)
+			versions = append(versions, r["plugin"].(string)+"@"+r["version"].(string))
+		}
+		next, _ := p["next"].(string)
+		prev, _ := p["previous"].(string)
+		if p["count"] != tt.want.count || strings.Join(versions, " ") != tt.want.versions || next != tt.want.next || prev != tt.want.previous {
+			t.Errorf("%s: count %v, %v, next %q, previous %q; want %+v", tt.name, p["count"], versions, next, prev, tt.want)
+		}
+	}
+	if status, _ := f.call(t, "GET", "/plugin_releases/", f.jobTk, ""); status != 403 {
+		t.Errorf("a job token lists releases: %d, want 403", status)
+	}
+}

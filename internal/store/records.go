@@ -261,9 +261,52 @@ func (s *Store) GetRelease(ctx context.Context, id int64) (Release, error) {
 	return r, nil
 }
 
+// ReleaseFilter selects the releases ListReleases returns.
+type ReleaseFilter struct {
+	PluginID int64 // only this plugin's; 0 for every plugin's
+	Offset   int   // skip this many
+	Limit    int   // at most this many (default and at most 1000)
+}
+
+// ListReleases returns the releases f selects, newest first (by their
+// creation, which a debug re-publish renews), and how many there are in
+// all before Offset and Limit.
+func (s *Store) ListReleases(ctx context.Context, f ReleaseFilter) ([]Release, int, error) {
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	where, args := "", []any{}
+	if f.PluginID != 0 {
+		where, args = ` WHERE plugin_id = $1`, append(args, f.PluginID)
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM releases`+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("list releases: %w", err)
+	}
+	q := fmt.Sprintf(`%s%s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`, releaseSelect, where, len(args)+1, len(args)+2)
+	rows, err := s.db.QueryContext(ctx, q, append(args, limit, max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list releases: %w", err)
+	}
+	defer rows.Close()
+	var out []Release
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list releases: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list releases: %w", err)
+	}
+	return out, total, nil
+}
+
 const releaseSelect = `SELECT id, plugin_id, version, config, debug, sha256, size, created_at FROM releases`
 
-func scanRelease(row *sql.Row) (Release, error) {
+func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
 	var r Release
 	var cfg string
 	var created int64

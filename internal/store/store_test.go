@@ -177,6 +177,49 @@ func TestPluginsAndReleases(t *testing.T) {
 	})
 }
 
+func TestListReleases(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		clock := time.Now()
+		s.now = func() time.Time { clock = clock.Add(time.Second); return clock }
+		a1 := newRelease(t, s, "a", "1", false)
+		b1 := newRelease(t, s, "b", "1", false)
+		a2 := newRelease(t, s, "a", "2", true)
+		a, err := s.GetPlugin(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := func(rs []Release) []int64 {
+			out := []int64{}
+			for _, r := range rs {
+				out = append(out, r.ID)
+			}
+			return out
+		}
+		tests := []struct {
+			name   string
+			filter ReleaseFilter
+			want   []int64
+			total  int
+		}{
+			{"all, newest first", ReleaseFilter{}, []int64{a2.ID, b1.ID, a1.ID}, 3},
+			{"one plugin's", ReleaseFilter{PluginID: a.ID}, []int64{a2.ID, a1.ID}, 2},
+			{"a page", ReleaseFilter{Offset: 1, Limit: 1}, []int64{b1.ID}, 3},
+			{"past the end", ReleaseFilter{Offset: 5, Limit: 2}, []int64{}, 3},
+			{"a plugin without releases", ReleaseFilter{PluginID: 999}, []int64{}, 0},
+		}
+		for _, tt := range tests {
+			got, total, err := s.ListReleases(ctx, tt.filter)
+			if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint(tt.want) || total != tt.total {
+				t.Errorf("%s: %v (total %d), %v; want %v (total %d)", tt.name, ids(got), total, err, tt.want, tt.total)
+			}
+		}
+		if got, _, _ := s.ListReleases(ctx, ReleaseFilter{PluginID: a.ID, Limit: 1}); len(got) != 1 || string(got[0].Config) != `{"code":"a"}` || !got[0].Debug {
+			t.Errorf("release fields = %+v", got)
+		}
+	})
+}
+
 func TestJobLifecycle(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := t.Context()
