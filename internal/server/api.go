@@ -66,35 +66,70 @@ const maxBody = 8 << 20
 // group is killed and the run refused with 504, nothing started.
 const paramsCheckTimeout = 10 * time.Second
 
-// Handler returns the API's routes.
+// Handler returns the API's routes. A path no route has is 404, and a
+// route asked with another method 405 with Allow, both in the API's error
+// shape (v2 paths in the v2 envelope); routes end at their last slash
+// ({$}), so /jobs/{id}/anything/ is no job route.
 func (a *API) Handler() http.Handler {
 	a.jobs.api = a
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /health/{$}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /agents/", a.admin(a.listAgents))
-	mux.HandleFunc("GET /jobs/", a.admin(a.listJobsV1))
-	mux.HandleFunc("GET /jobs/{id}/", a.admin(a.getJobV1))
-	mux.HandleFunc("GET /jobs/{id}/console_logs/", a.admin(a.consoleV1))
-	mux.HandleFunc("GET /jobs/{id}/tail_console_logs/", a.admin(a.tail))
-	mux.HandleFunc("GET /v2/jobs/{id}/tail_console_logs/", a.admin(a.tail))
-	mux.HandleFunc("PATCH /jobs/{id}/", a.patchJob(false))
-	mux.HandleFunc("GET /plugins/", a.admin(a.listPlugins))
-	mux.HandleFunc("POST /plugins/", a.admin(a.createPlugin))
-	mux.HandleFunc("GET /plugins/{id}/", a.admin(a.getPlugin))
-	mux.HandleFunc("POST /plugins/{id}/run/", a.admin(a.run))
-	mux.HandleFunc("POST /v2/jobs/{id}/stop/", a.admin(a.stop))
-	mux.HandleFunc("GET /plugin_releases/", a.admin(a.listReleases))
-	mux.HandleFunc("POST /plugin_releases/", a.admin(a.createRelease))
-	mux.HandleFunc("GET /plugin_releases/{id}/", a.admin(a.getRelease))
-	mux.HandleFunc("POST /logs/", a.postLogs)
-	mux.HandleFunc("GET /v2/job-logs/", a.admin(a.listLogsV2))
-	mux.HandleFunc("GET /v2/jobs/", a.admin(a.listJobsV2))
-	mux.HandleFunc("GET /v2/jobs/{id}/", a.admin(a.getJobV2))
-	mux.HandleFunc("PATCH /v2/jobs/{id}/", a.patchJob(true))
-	return mux
+	mux.HandleFunc("GET /agents/{$}", a.admin(a.listAgents))
+	mux.HandleFunc("GET /jobs/{$}", a.admin(a.listJobsV1))
+	mux.HandleFunc("GET /jobs/{id}/{$}", a.admin(a.getJobV1))
+	mux.HandleFunc("GET /jobs/{id}/console_logs/{$}", a.admin(a.consoleV1))
+	mux.HandleFunc("GET /jobs/{id}/tail_console_logs/{$}", a.admin(a.tail))
+	mux.HandleFunc("GET /v2/jobs/{id}/tail_console_logs/{$}", a.admin(a.tail))
+	mux.HandleFunc("PATCH /jobs/{id}/{$}", a.patchJob(false))
+	mux.HandleFunc("GET /plugins/{$}", a.admin(a.listPlugins))
+	mux.HandleFunc("POST /plugins/{$}", a.admin(a.createPlugin))
+	mux.HandleFunc("GET /plugins/{id}/{$}", a.admin(a.getPlugin))
+	mux.HandleFunc("POST /plugins/{id}/run/{$}", a.admin(a.run))
+	mux.HandleFunc("POST /v2/jobs/{id}/stop/{$}", a.admin(a.stop))
+	mux.HandleFunc("GET /plugin_releases/{$}", a.admin(a.listReleases))
+	mux.HandleFunc("POST /plugin_releases/{$}", a.admin(a.createRelease))
+	mux.HandleFunc("GET /plugin_releases/{id}/{$}", a.admin(a.getRelease))
+	mux.HandleFunc("POST /logs/{$}", a.postLogs)
+	mux.HandleFunc("GET /v2/job-logs/{$}", a.admin(a.listLogsV2))
+	mux.HandleFunc("GET /v2/jobs/{$}", a.admin(a.listJobsV2))
+	mux.HandleFunc("GET /v2/jobs/{id}/{$}", a.admin(a.getJobV2))
+	mux.HandleFunc("PATCH /v2/jobs/{id}/{$}", a.patchJob(true))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			a.noRoute(w, r, mux)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
+
+// noRoute answers a request no route takes: 405 with Allow when the path
+// has routes of other methods, else 404.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	h, _ := mux.Handler(r)
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r) // the mux's own answer, plain text: only its status and Allow are kept
+	v2 := strings.HasPrefix(r.URL.Path, "/v2/")
+	if rec.status == http.StatusMethodNotAllowed {
+		allow := rec.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		a.fail(w, r, v2, &apiError{http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow)})
+		return
+	}
+	a.fail(w, r, v2, &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("not found: no route %s %s (docs/server-api.md lists the routes)", r.Method, r.URL.Path)})
+}
+
+// statusRecorder keeps a response's status and header, dropping its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(status int)      { s.status = status }
 
 // apiError is an error answer: the status and, for the v2 envelope, a code.
 type apiError struct {
