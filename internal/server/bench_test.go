@@ -65,6 +65,7 @@ const benchConfig = `{"code":"benchplugin","name":"Server Benchmark","actions":{
 func BenchmarkServerRun(b *testing.B) {
 	rel := benchRelease(b)
 	b.Run("direct", func(b *testing.B) {
+		defer startLoad().report(b)
 		var start, first, exit, validate []time.Duration
 		for i := 0; i < b.N; i++ {
 			rel.mustDirect(b, "hello", "{}") // warm the page cache
@@ -90,6 +91,7 @@ func BenchmarkServerRun(b *testing.B) {
 			len(first), ms(percentile(start, 50)), ms(percentile(first, 50)), ms(percentile(first, 95)), ms(percentile(exit, 50)), ms(percentile(validate, 50)))
 	})
 	benchStores(b, func(b *testing.B, config func(*testing.B) Config) {
+		defer startLoad().report(b)
 		s := startBenchServer(b, config(b))
 		s.publish(b, rel.zip)
 		s.wait(b, s.run(b, "hello", "{}").ID, time.Minute) // the first run unpacks the release
@@ -126,6 +128,7 @@ func BenchmarkServerTail(b *testing.B) {
 	n := int(float64(*benchRate) * *benchSeconds)
 	params := fmt.Sprintf(`{"n":%d,"rate":%d}`, n, *benchRate)
 	b.Run("direct", func(b *testing.B) {
+		defer startLoad().report(b)
 		h := &hist{}
 		for i := 0; i < b.N; i++ {
 			var got int
@@ -174,6 +177,7 @@ func BenchmarkServerTail(b *testing.B) {
 func BenchmarkServerQueue(b *testing.B) {
 	rel := benchRelease(b)
 	b.Run("direct", func(b *testing.B) {
+		defer startLoad().report(b)
 		var total time.Duration
 		for i := 0; i < b.N; i++ {
 			t0 := time.Now()
@@ -212,6 +216,7 @@ func BenchmarkServerQueue(b *testing.B) {
 		b.Logf("%d runs of the plugin binary, %d at once, no server: %s, %.1f jobs/s", *benchJobs, *benchMaxJobs, ms(per), float64(*benchJobs)/per.Seconds())
 	})
 	benchStores(b, func(b *testing.B, config func(*testing.B) Config) {
+		defer startLoad().report(b)
 		cfg := config(b)
 		cfg.MaxJobs = *benchMaxJobs
 		s := startBenchServer(b, cfg)
@@ -335,7 +340,7 @@ func (s *benchServer) measureTail(b *testing.B, n int, params string, followers 
 	runtime.GC()
 	baseHeap, baseRSS := heapInuse(), rss()
 	mem := sampleMemory(100 * time.Millisecond)
-	cpu0 := cpuTime()
+	load := startLoad()
 	t0 := time.Now()
 	job := s.run(b, "lines", params)
 	fs := make([]*follower, followers)
@@ -374,8 +379,9 @@ func (s *benchServer) measureTail(b *testing.B, n int, params string, followers 
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
-	cpu := cpuTime() - cpu0
+	own, busy := load.report(b)
 	peakHeap, peakRSS := mem.stop()
+	followed := time.Now()
 	j := s.wait(b, job.ID, time.Minute)
 	all := &hist{}
 	minLines, maxLines := n, 0
@@ -396,8 +402,28 @@ func (s *benchServer) measureTail(b *testing.B, n int, params string, followers 
 	}
 	_ = json.Unmarshal(j.Result, &res)
 	rate := float64(n) / (float64(max(res.ElapsedMS, 1)) / 1000)
-	if j.Status != "SUCCEEDED" || minLines != n {
-		b.Errorf("job %s, followers got %d to %d lines of %d: %s", j.Status, minLines, maxLines, n, j.Result)
+	if j.Status != "SUCCEEDED" {
+		b.Errorf("job %s: %s", j.Status, j.Result)
+	}
+	b.ReportMetric(float64(n-minLines), "missed-lines")
+	if minLines != n {
+		// Did the followers end early, or were the lines lost? The store
+		// has the whole log once the agent has written it.
+		stored, at := 0, time.Duration(-1)
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			stored = 0
+			for _, l := range s.console(b, job.ID) {
+				if _, ok := stamp([]byte(l)); ok {
+					stored++
+				}
+			}
+			if stored == n {
+				at = time.Since(followed)
+				break
+			}
+		}
+		b.Logf("MISSED LINES: the followers got the complete frame with %d to %d lines of %d; the console log in the store has %d lines (all of them %s after the followers ended)",
+			minLines, maxLines, n, stored, map[bool]string{true: ms(at), false: "not within 2 minutes"}[at >= 0])
 	}
 	b.ReportMetric(msf(all.quantile(0.50)), "p50-ms")
 	b.ReportMetric(msf(all.quantile(0.99)), "p99-ms")
@@ -405,13 +431,12 @@ func (s *benchServer) measureTail(b *testing.B, n int, params string, followers 
 	b.ReportMetric(msf(percentile(lags, 50)), "end-lag-p50-ms")
 	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-RSS-MiB")
-	b.ReportMetric(cpu.Seconds()/elapsed.Seconds(), "cpu-cores")
 	b.ReportMetric(rate, "emitted-lines/s")
 	ratio(b, "p50/direct", all.quantile(0.50), "tail/p50")
 	ratio(b, "p99/direct", all.quantile(0.99), "tail/p99")
-	b.Logf("%s: one job printing %d lines at %d/s (it took %d ms: %.0f lines/s), %d followers (each got %d–%d lines): latency of %d line receipts p50 %s p99 %s max %s; last line emitted → follower's complete frame p50 %s max %s; heap in use %.1f MiB idle → peak %.1f MiB, RSS %.1f → peak %.1f MiB; this process used %.2f cores over %s",
+	b.Logf("%s: one job printing %d lines at %d/s (it took %d ms: %.0f lines/s), %d followers (each got %d–%d lines): latency of %d line receipts p50 %s p99 %s max %s; last line emitted → follower's complete frame p50 %s max %s; heap in use %.1f MiB idle → peak %.1f MiB, RSS %.1f → peak %.1f MiB; this process and its plugin processes used %.2f cores, the machine %.2f, over %s",
 		s.store, n, *benchRate, res.ElapsedMS, rate, len(fs), minLines, maxLines, all.count, ms(all.quantile(0.5)), ms(all.quantile(0.99)), ms(all.max),
-		ms(percentile(lags, 50)), ms(slices.Max(append(lags, 0))), float64(baseHeap)/(1<<20), float64(peakHeap)/(1<<20), float64(baseRSS)/(1<<20), float64(peakRSS)/(1<<20), cpu.Seconds()/elapsed.Seconds(), ms(elapsed))
+		ms(percentile(lags, 50)), ms(slices.Max(append(lags, 0))), float64(baseHeap)/(1<<20), float64(peakHeap)/(1<<20), float64(baseRSS)/(1<<20), float64(peakRSS)/(1<<20), own, busy, ms(elapsed))
 }
 
 func (s *benchServer) measureQueue(b *testing.B) {
@@ -1009,11 +1034,68 @@ func (m *memSampler) stop() (heap, rss uint64) {
 	return m.peakHeap, m.peakR
 }
 
-// cpuTime is the user and system time of this process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+// loadMeter measures the CPU used while a benchmark runs: by this process
+// and its plugin processes (which it waits for), and by the whole machine
+// (/proc/stat), so a run disturbed by other work shows it.
+type loadMeter struct {
+	t       time.Time
+	own     time.Duration
+	busy    float64 // clock ticks
+	loadavg string
+}
+
+func startLoad() loadMeter {
+	return loadMeter{t: time.Now(), own: ownCPU(), busy: machineBusy(), loadavg: loadAvg()}
+}
+
+// report reports own-cores and busy-cores (the machine) since the start
+// and logs the load averages; it returns both.
+func (l loadMeter) report(b *testing.B) (own, busy float64) {
+	secs := time.Since(l.t).Seconds()
+	own = (ownCPU() - l.own).Seconds() / secs
+	busy = (machineBusy() - l.busy) / 100 / secs // USER_HZ is 100 on Linux
+	b.ReportMetric(own, "own-cores")
+	if l.busy > 0 {
+		b.ReportMetric(busy, "busy-cores")
+	}
+	b.Logf("CPU: this process and its plugin processes %.2f cores, the whole machine %.2f of %d; load average %s at the start, %s at the end", own, busy, runtime.NumCPU(), l.loadavg, loadAvg())
+	return own, busy
+}
+
+// ownCPU is the user and system time of this process and of its children
+// that have ended.
+func ownCPU() time.Duration {
+	var self, children syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) != nil || syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children) != nil {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + children.Utime.Nano() + children.Stime.Nano())
+}
+
+// machineBusy is the machine's busy CPU time in clock ticks (user, nice,
+// system, irq, softirq, steal of /proc/stat), 0 where there is none.
+func machineBusy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		busy += v
+	}
+	return busy
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
 }
