@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,8 @@ type API struct {
 // ProcessAgent.Done).
 func (a *API) JobDone(jobID string) { a.jobs.done(jobID) }
 
-// maxBody bounds a request body (PATCH /jobs/{id}/ carries records).
+// maxBody bounds a JSON request body (PATCH /jobs/{id}/ carries records,
+// POST /logs/ up to 1,000 entries): a larger one is 413.
 const maxBody = 8 << 20
 
 // paramsCheckTimeout bounds run/'s params check, the release binary's
@@ -86,7 +88,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /plugins/{$}", a.admin(a.listPlugins))
 	mux.HandleFunc("POST /plugins/{$}", a.admin(a.createPlugin))
 	mux.HandleFunc("GET /plugins/{id}/{$}", a.admin(a.getPlugin))
-	mux.HandleFunc("POST /plugins/{id}/run/{$}", a.admin(a.run))
+	mux.HandleFunc("POST /plugins/{id}/run/{$}", a.admin(checkRunBody(a.run)))
 	mux.HandleFunc("POST /v2/jobs/{id}/stop/{$}", a.admin(a.stop))
 	mux.HandleFunc("GET /plugin_releases/{$}", a.admin(a.listReleases))
 	mux.HandleFunc("POST /plugin_releases/{$}", a.admin(a.createRelease))
@@ -130,6 +132,110 @@ type statusRecorder struct {
 func (s *statusRecorder) Header() http.Header         { return s.header }
 func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (s *statusRecorder) WriteHeader(status int)      { s.status = status }
+
+// readBody reads r's body, at most limit bytes: a larger body is 413,
+// naming the limit.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit { // refused before reading it
+		return nil, bodyError(&http.MaxBytesError{Limit: limit})
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError is the answer to a body that could not be read: 413 when it
+// is over its limit (an *http.MaxBytesError), else 400.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("request body over the limit of %s: send less at once", bytesText(uint64(mbe.Limit)))}
+	}
+	return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error()}
+}
+
+// decodeBody reads r's body (at most maxBody bytes) as one JSON value into
+// v; see decodeJSON.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, strict bool, fields string) error {
+	raw, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(raw, v, strict, fields)
+}
+
+// decodeJSON decodes raw, which must be exactly one JSON value (nothing
+// but white space after it), into v. When strict, keys v has no field for
+// are refused. fields, the keys taken, is named in the errors.
+func decodeJSON(raw []byte, v any, strict bool, fields string) error {
+	hint := ""
+	if fields != "" {
+		hint = " (fields: " + fields + ")"
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); errors.Is(err, io.EOF) {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: empty: want a JSON object" + hint}
+	} else if err != nil {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error() + hint}
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("read body: more data after the JSON value (from byte %d): send one JSON value", end)}
+	}
+	return nil
+}
+
+// runFields are the keys of a run request (runRequest).
+const runFields = "agent, action, params, debug, version, language, job_id, storage_id"
+
+// checkRunBody checks POST /plugins/{id}/run/'s body before run reads it
+// again: at most maxBody bytes (413), one JSON object of runRequest's
+// keys and nothing after it, and language, when given, a language tag.
+func checkRunBody(run func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		raw, err := readBody(w, r, maxBody)
+		if err != nil {
+			return err
+		}
+		var req runRequest
+		if err := decodeJSON(raw, &req, true, runFields); err != nil {
+			return err
+		}
+		if req.Language != "" && !validLanguage(req.Language) {
+			return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("language: want a language tag such as en, ko or pt-BR (got %q)", req.Language)}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+		return run(w, r)
+	}
+}
+
+// validLanguage reports whether tag looks like a BCP 47 language tag: a
+// language of 2 or 3 letters, then subtags of 1 to 8 letters or digits
+// (script, region, variants), separated by '-': en, ko, pt-BR, zh-Hant-TW,
+// es-419. At most 35 characters.
+func validLanguage(tag string) bool {
+	if len(tag) > 35 {
+		return false
+	}
+	for i, sub := range strings.Split(tag, "-") {
+		n := len(sub)
+		if i == 0 && (n < 2 || n > 3) || n < 1 || n > 8 {
+			return false
+		}
+		for _, c := range sub {
+			letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+			if !letter && (i == 0 || c < '0' || c > '9') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // apiError is an error answer: the status and, for the v2 envelope, a code.
 type apiError struct {
@@ -370,10 +476,8 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 			Result         json.RawMessage `json:"result"`
 			Meta           json.RawMessage `json:"meta"`
 		}
-		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error() + " (fields: status, progress_record, metrics_record, console_logs, result, meta)"})
+		if err := decodeBody(w, r, &body, true, "status, progress_record, metrics_record, console_logs, result, meta"); err != nil {
+			a.fail(w, r, v2, err)
 			return
 		}
 		switch body.Status {
@@ -451,9 +555,9 @@ func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
 		Step     string          `json:"step"`
 		File     string          `json:"file"`
 	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(raw) > maxBody {
-		a.fail(w, r, false, &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("body over %d bytes", maxBody)})
+	raw, err := readBody(w, r, maxBody)
+	if err != nil {
+		a.fail(w, r, false, err)
 		return
 	}
 	var list []entryJSON

@@ -73,8 +73,8 @@ func (a *API) createPlugin(w http.ResponseWriter, r *http.Request) error {
 		Category    string `json:"category"`
 		Description string `json:"description"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&body); err != nil {
-		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error()}
+	if err := decodeBody(w, r, &body, false, "code, name, category, description"); err != nil {
+		return err
 	}
 	if !validCode(body.Code) {
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("code: want 1 to 100 letters, digits, '-' or '_' (got %q)", body.Code)}
@@ -121,8 +121,19 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	var zipData []byte
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
-		r.Body = http.MaxBytesReader(w, r.Body, maxRelease+1<<20)
-		if err := r.ParseMultipartForm(32 << 20); err != nil {
+		const limit = maxRelease + 1<<20 // the zip and the form around it
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		var err error
+		if r.ContentLength > limit { // refused before reading it
+			err = &http.MaxBytesError{Limit: limit}
+		} else {
+			err = r.ParseMultipartForm(32 << 20)
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("request body over the limit of %s: a release zip may be at most %s", bytesText(uint64(mbe.Limit)), bytesText(maxRelease))}
+			}
 			return &apiError{http.StatusBadRequest, "INVALID_BODY", "read the form: " + err.Error()}
 		}
 		defer r.MultipartForm.RemoveAll()
@@ -145,8 +156,8 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 			Config  json.RawMessage `json:"config"`
 			Debug   bool            `json:"debug"`
 		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&body); err != nil {
-			return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error()}
+		if err := decodeBody(w, r, &body, false, "plugin, version, config, debug"); err != nil {
+			return err
 		}
 		code, version, config, debug = body.Plugin, body.Version, body.Config, body.Debug
 	}
@@ -158,7 +169,7 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	case len(config) > 0 && !json.Valid(config):
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", "config: not valid JSON"}
 	case len(zipData) > maxRelease:
-		return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("file: over %d bytes", maxRelease)}
+		return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("file: over the limit of %s", bytesText(maxRelease))}
 	}
 	if len(config) == 0 {
 		config = json.RawMessage("{}")

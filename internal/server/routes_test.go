@@ -96,3 +96,94 @@ func TestRoutesAnswerJSON(t *testing.T) {
 		t.Errorf("without the slash: %d to %q, want a redirect to %s", resp.StatusCode, resp.Header.Get("Location"), job)
 	}
 }
+
+// TestBodyLimits: a JSON body over the limit is 413 naming it, on every
+// route that takes one, and so is a publish over its own.
+func TestBodyLimits(t *testing.T) {
+	f := newAPI(t)
+	big := `{"x":"` + strings.Repeat("a", maxBody) + `"}`
+	tests := []struct {
+		name, method, path, token, contentType string
+		v2                                     bool
+	}{
+		{"report a job", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, "", false},
+		{"report a job (v2)", "PATCH", "/v2/jobs/" + f.job.ID + "/", f.jobTk, "", true},
+		{"log entries", "POST", "/logs/", f.jobTk, "", false},
+		{"create a plugin", "POST", "/plugins/", f.admin, "", false},
+		{"run", "POST", "/plugins/yolo/run/", f.admin, "", false},
+		{"publish (JSON)", "POST", "/plugin_releases/", f.admin, "application/json", false},
+	}
+	for _, tt := range tests {
+		// With its length (refused before it is read), and without (chunked:
+		// refused once the limit is read).
+		for _, body := range []io.Reader{strings.NewReader(big), io.MultiReader(strings.NewReader(big))} {
+			resp, b := f.raw(t, tt.method, tt.path, tt.token, tt.contentType, body)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "request body over the limit of 8 MiB") {
+				t.Errorf("%s: %d %.300s, want 413 naming the limit", tt.name, resp.StatusCode, b)
+			}
+			if tt.v2 && !strings.Contains(string(b), `"code":"TOO_LARGE"`) {
+				t.Errorf("%s: %.300s, want the v2 envelope", tt.name, b)
+			}
+		}
+	}
+	// A publish takes up to 100 MiB of zip, and a little more of form.
+	body := io.MultiReader(strings.NewReader("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plugin.zip\"\r\n\r\n"),
+		io.LimitReader(zeros{}, maxRelease+2<<20), strings.NewReader("\r\n--b--\r\n"))
+	resp, b := f.raw(t, "POST", "/plugin_releases/", f.admin, "multipart/form-data; boundary=b", body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "a release zip may be at most 100 MiB") {
+		t.Errorf("a publish over the limit: %d %.300s, want 413", resp.StatusCode, b)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestStrictJSON: a JSON body is one JSON value, nothing after it; run's
+// language is a language tag.
+func TestStrictJSON(t *testing.T) {
+	f := newAPI(t)
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+		text                            string
+	}{
+		{"report, then garbage", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, `{"status":"RUNNING"} x`, 400, "more data after the JSON value (from byte 20)"},
+		{"report, then a second value", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, `{"status":"RUNNING"}{"status":"FAILED"}`, 400, "more data after the JSON value"},
+		{"report, then white space", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, "{\"status\":\"RUNNING\"} \n", 200, ""},
+		{"log entries, then garbage", "POST", "/logs/", f.jobTk, `{"event":"message","job":"` + f.job.ID + `"}]`, 400, "want a log entry"},
+		{"plugin, then garbage", "POST", "/plugins/", f.admin, `{"code":"det"}}`, 400, "more data after the JSON value"},
+		{"release, then garbage", "POST", "/plugin_releases/", f.admin, `{"plugin":"det","version":"1"} 1`, 400, "more data after the JSON value"},
+		{"run, then garbage", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train"} trailing`, 400, "more data after the JSON value"},
+		{"run, empty", "POST", "/plugins/yolo/run/", f.admin, ``, 400, "empty: want a JSON object (fields: agent, action"},
+		{"run, unknown key", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","lang":"en"}`, 400, `unknown field \"lang\"`},
+		{"run, bad language", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":"english please"}`, 400, `language: want a language tag such as en, ko or pt-BR (got \"english please\")`},
+		{"run, language with an underscore", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":"pt_BR"}`, 400, "language: want a language tag"},
+		{"run, language not a string", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":7}`, 400, "language"},
+		// Good bodies go on to the route (the fixture has no runner).
+		{"run, en", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":"en"}`, 400, "agent: no agent"},
+		{"run, pt-BR", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":"pt-BR"}`, 400, "agent: no agent"},
+		{"run, no language", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":null}`, 400, "agent: no agent"},
+	}
+	for _, tt := range tests {
+		status, v := f.call(t, tt.method, tt.path, tt.token, tt.body)
+		if status != tt.status || !strings.Contains(jsonText(v), tt.text) {
+			t.Errorf("%s: %d %s, want %d containing %s", tt.name, status, jsonText(v), tt.status, tt.text)
+		}
+	}
+}
+
+func TestValidLanguage(t *testing.T) {
+	for tag, want := range map[string]bool{
+		"en": true, "ko": true, "pt-BR": true, "zh-Hant-TW": true, "es-419": true, "fil": true, "de-CH-1996": true,
+		"": false, "e": false, "english": false, "pt_BR": false, "en-": false, "-en": false, "en--US": false, "12": false,
+		"en-toolongsubtag": false, "ko KR": false, "en-US-" + strings.Repeat("a", 30): false,
+	} {
+		if got := validLanguage(tag); got != want {
+			t.Errorf("validLanguage(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}
