@@ -343,9 +343,20 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 		}
 		return t.Format(time.RFC3339Nano)
 	}
+	meta := j.Meta
+	if j.Status == store.StatusPending {
+		if pos := a.jobs.position(j.ID, j.Agent); pos > 0 {
+			var m map[string]any
+			if json.Unmarshal(meta, &m) != nil || m == nil {
+				m = map[string]any{}
+			}
+			m["queue"] = map[string]any{"position": pos, "reason": "slots_full"}
+			meta, _ = json.Marshal(m)
+		}
+	}
 	return map[string]any{
 		"id": j.ID, "status": j.Status, "action": j.Action, "params": j.Params,
-		"progress_record": j.ProgressRecord, "metrics_record": j.MetricsRecord, "result": j.Result, "meta": j.Meta,
+		"progress_record": j.ProgressRecord, "metrics_record": j.MetricsRecord, "result": j.Result, "meta": meta,
 		"plugin_release": map[string]any{"id": rel.ID, "plugin": code.Code, "version": rel.Version},
 		"agent":          agent,
 		"created":        j.CreatedAt.Format(time.RFC3339Nano), "started": stamp(j.StartedAt), "completed": stamp(j.CompletedAt),

@@ -43,7 +43,8 @@ type Runner interface {
 var ErrNotStarted = errors.New("the agent never started the job")
 
 // dispatcher starts jobs on their agents, at most max at once per agent;
-// the others wait in order, PENDING with meta.queue {position, reason}.
+// the others wait in order, PENDING; their meta.queue {position, reason}
+// is computed when a job is read (API.jobJSON), never stored.
 type dispatcher struct {
 	api     *API
 	mu      sync.Mutex
@@ -73,18 +74,16 @@ func (d *dispatcher) submit(ctx context.Context, job store.Job) error {
 		return d.start(ctx, job)
 	}
 	d.queue[job.Agent] = append(d.queue[job.Agent], job.ID)
-	waiting := slices.Clone(d.queue[job.Agent])
 	d.mu.Unlock()
-	d.markQueue(ctx, waiting)
 	return nil
 }
 
-// markQueue records the queue positions (1 is next).
-func (d *dispatcher) markQueue(ctx context.Context, waiting []string) {
-	for i, id := range waiting {
-		meta, _ := json.Marshal(map[string]any{"queue": map[string]any{"position": i + 1, "reason": "slots_full"}})
-		_, _ = d.api.Store.UpdateJob(ctx, id, store.JobUpdate{Meta: meta})
-	}
+// position is the job's place in its agent's queue (1 is next), or 0
+// when it is not waiting.
+func (d *dispatcher) position(jobID, agent string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Index(d.queue[agent], jobID) + 1
 }
 
 // done frees the job's slot and starts the next waiting job of its agent.
@@ -105,17 +104,14 @@ func (d *dispatcher) done(jobID string) {
 			next = "" // stopped while waiting
 		}
 	}
-	var waiting []string
 	if next != "" {
 		d.running[agent]++
 		d.agentOf[next] = agent
-		waiting = slices.Clone(d.queue[agent])
 	}
 	d.mu.Unlock()
 	if next == "" {
 		return
 	}
-	d.markQueue(ctx, waiting)
 	j, err := d.api.Store.GetJob(ctx, next)
 	if err == nil {
 		err = d.start(ctx, j)

@@ -17,7 +17,8 @@ const (
 	maxFollowers      = 100 // per job (default of API.MaxFollowers); more get 429 with Retry-After
 	tailPoll          = 200 * time.Millisecond
 	heartbeatInterval = 15 * time.Second // an SSE comment line keeps proxies from closing an idle stream
-	consoleGrace      = 10 * time.Second // after the end, how long lines may still come without CloseConsole
+	consoleGrace      = 10 * time.Second // after the end, how long lines may still come without CloseConsole (no agent here)
+	agentGrace        = 10 * time.Minute // the same for a job of an agent here, which closes the log itself
 )
 
 // followers counts the open tails per job.
@@ -141,7 +142,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 		// Ended, and the agent has written its last line (or had long
 		// enough to: an agent that never closes the log must not hold
 		// followers forever).
-		closed := job.ConsoleClosed || job.CompletedAt != nil && time.Since(*job.CompletedAt) > consoleGrace
+		closed := job.ConsoleClosed || job.CompletedAt != nil && time.Since(*job.CompletedAt) > a.consoleGrace(job.Agent)
 		if store.Terminal(job.Status) && closed && len(lines) < 500 {
 			send(dataFrame(map[string]any{"type": "complete", "status": job.Status}))
 			return nil
@@ -158,6 +159,18 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// consoleGrace is how long after a job's end its console log may still
+// grow although not closed: an agent of this server always closes it
+// (CloseConsole) once its last line is in, however far behind the job's
+// own report it is, so its followers wait long; a job no agent here
+// follows any more gets consoleGrace.
+func (a *API) consoleGrace(agent string) time.Duration {
+	if _, ok := a.Runners[agent]; ok {
+		return agentGrace
+	}
+	return consoleGrace
 }
 
 // dataFrame is one SSE event holding v as JSON.

@@ -213,3 +213,15 @@ func TestTailDropsStalledFollower(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestConsoleGrace: a follower of a job whose agent is here waits for the
+// agent to close the log however late; a job no agent here follows ends
+// its followers consoleGrace after its end.
+func TestConsoleGrace(t *testing.T) {
+	a := &API{Runners: map[string]Runner{"local": &ProcessAgent{}}}
+	for agent, want := range map[string]time.Duration{"local": agentGrace, "gone": consoleGrace} {
+		if got := a.consoleGrace(agent); got != want {
+			t.Errorf("consoleGrace(%q) = %v, want %v", agent, got, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -284,10 +285,23 @@ func (s *Store) AppendConsoleAt(ctx context.Context, jobID string, lines []strin
 		if err != nil {
 			return err
 		}
-		last -= int64(len(lines))
-		for _, l := range lines {
-			last++
-			if _, err := tx.ExecContext(ctx, `INSERT INTO console_lines (job_id, seq, line) VALUES ($1, $2, $3)`, jobID, last, l); err != nil {
+		// One multi-row INSERT per chunk: a statement per line is the cost
+		// that dominates on PostgreSQL.
+		seq := last - int64(len(lines))
+		for chunk := range slices.Chunk(lines, 300) {
+			var q strings.Builder
+			q.WriteString(`INSERT INTO console_lines (job_id, seq, line) VALUES `)
+			args := make([]any, 0, 1+2*len(chunk))
+			args = append(args, jobID)
+			for i, l := range chunk {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				seq++
+				args = append(args, seq, l)
+				fmt.Fprintf(&q, "($1, $%d, $%d)", len(args)-1, len(args))
+			}
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 				return err
 			}
 		}
