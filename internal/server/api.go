@@ -25,10 +25,10 @@ type Agent struct {
 	Kind string `json:"kind"` // "process" or "ray"
 }
 
-// API serves the Synapse backend's HTTP routes from a store. What is here
-// so far (issue 12 in progress): health, agents, and reading and
-// reporting jobs (v1 and v2). The run, release and streaming routes come
-// next.
+// API serves the Synapse backend's HTTP routes (docs/server-api.md) from a
+// store: health, agents, plugins and releases, run, jobs (v1 and v2: read,
+// the worker's PATCH, stop), console logs and their SSE stream, and
+// structured logs. Jobs run on its Runners, one per agent.
 type API struct {
 	Store  *store.Store
 	Agents []Agent
@@ -88,7 +88,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /plugins/{$}", a.admin(a.listPlugins))
 	mux.HandleFunc("POST /plugins/{$}", a.admin(a.createPlugin))
 	mux.HandleFunc("GET /plugins/{id}/{$}", a.admin(a.getPlugin))
-	mux.HandleFunc("POST /plugins/{id}/run/{$}", a.admin(checkRunBody(a.run)))
+	mux.HandleFunc("POST /plugins/{id}/run/{$}", a.admin(a.run))
 	mux.HandleFunc("POST /v2/jobs/{id}/stop/{$}", a.admin(a.stop))
 	mux.HandleFunc("GET /plugin_releases/{$}", a.admin(a.listReleases))
 	mux.HandleFunc("POST /plugin_releases/{$}", a.admin(a.createRelease))
@@ -192,27 +192,6 @@ func decodeJSON(raw []byte, v any, strict bool, fields string) error {
 
 // runFields are the keys of a run request (runRequest).
 const runFields = "agent, action, params, debug, version, language, job_id, storage_id"
-
-// checkRunBody checks POST /plugins/{id}/run/'s body before run reads it
-// again: at most maxBody bytes (413), one JSON object of runRequest's
-// keys and nothing after it, and language, when given, a language tag.
-func checkRunBody(run func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		raw, err := readBody(w, r, maxBody)
-		if err != nil {
-			return err
-		}
-		var req runRequest
-		if err := decodeJSON(raw, &req, true, runFields); err != nil {
-			return err
-		}
-		if req.Language != "" && !validLanguage(req.Language) {
-			return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("language: want a language tag such as en, ko or pt-BR (got %q)", req.Language)}
-		}
-		r.Body = io.NopCloser(bytes.NewReader(raw))
-		return run(w, r)
-	}
-}
 
 // validLanguage reports whether tag looks like a BCP 47 language tag: a
 // language of 2 or 3 letters, then subtags of 1 to 8 letters or digits

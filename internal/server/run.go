@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -293,11 +292,16 @@ type runRequest struct {
 // params (with the release's own binary, when it has one this machine can
 // run), creates the job and hands it to the agent; the answer is the job.
 func (a *API) run(w http.ResponseWriter, r *http.Request) error {
+	raw, err := readBody(w, r, maxBody)
+	if err != nil {
+		return err
+	}
 	var req runRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error() + " (fields: agent, action, params, debug, version, language, job_id, storage_id)"}
+	if err := decodeJSON(raw, &req, true, runFields); err != nil {
+		return err
+	}
+	if req.Language != "" && !validLanguage(req.Language) {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("language: want a language tag such as en, ko or pt-BR (got %q)", req.Language)}
 	}
 	p, err := a.findPlugin(r, r.PathValue("id"))
 	if err != nil {
