@@ -33,7 +33,7 @@ func newServerCmd(io *IOStreams) *cobra.Command {
 	var publicURL string
 	cmd := &cobra.Command{
 		Use:   "server",
-		Short: "Run a self-hosted, Synapse-compatible backend (preview)",
+		Short: "Run a self-hosted, Synapse-compatible backend",
 		Long: `synapse server speaks the Synapse backend's HTTP API and runs published plugin releases on its
 agents: process agents run them as processes on this machine, Ray agents as Ray jobs on a cluster.
 The store is SQLite in --data-dir, or PostgreSQL with --db. See docs/server-api.md.

@@ -1,5 +1,5 @@
 // Package server is `synapse server`, a self-hosted backend that speaks
-// the Synapse backend's HTTP API (work in progress: issue 12). This file
+// the Synapse backend's HTTP API (docs/server-api.md). This file
 // is its authentication: which token a request carries, and what that
 // token may do.
 package server
