@@ -62,13 +62,17 @@ type Client struct {
 	retryFirst, retryMax time.Duration // their backoff
 	maxRetryAfter        time.Duration // the most a Retry-After is waited
 	readIdle             time.Duration // an answer's body that sends nothing this long is dropped
+	tailFirst, tailMax   time.Duration // TailConsole's reconnect backoff
+	tailIdle             time.Duration // a stream that sends nothing (not even a heartbeat) this long is reconnected
+	tailOutage           time.Duration // how long TailConsole tries to reconnect before giving up
 }
 
 // Option configures a Client in New.
 type Option func(*Client)
 
 // WithHTTPClient makes the client send its requests with h (its Transport
-// and timeouts). A redirect to another host or from https to http is
+// and timeouts; a Timeout also cuts console log streams, which TailConsole
+// then resumes). A redirect to another host or from https to http is
 // refused unless h has a CheckRedirect of its own. nil keeps the default.
 func WithHTTPClient(h *http.Client) Option {
 	return func(c *Client) {
@@ -126,7 +130,8 @@ func New(host, token string, opts ...Option) (*Client, error) {
 		base: base, host: base.String(), token: token, ua: UserAgent(moduleVersion()),
 		http:       defaultHTTPClient(),
 		getRetries: 3, retryFirst: 500 * time.Millisecond, retryMax: 4 * time.Second, maxRetryAfter: time.Minute,
-		readIdle: time.Minute,
+		readIdle:  time.Minute,
+		tailFirst: 200 * time.Millisecond, tailMax: 5 * time.Second, tailIdle: 2 * time.Minute, tailOutage: 3 * time.Minute,
 	}
 	for _, o := range opts {
 		o(c)
@@ -253,6 +258,8 @@ type request struct {
 	in     any                               // a JSON body, or nil
 	body   func() (io.Reader, int64, string) // another body: reader, length, content type
 	check  string                            // an UncertainError's Check
+	stream bool                              // an event stream: the answer's body is returned open
+	header func(http.Header)                 // more headers
 }
 
 // envelope is the v2 answer: {data, meta {request_id, next_cursor}}.
@@ -274,7 +281,8 @@ func (c *Client) get(ctx context.Context, op, path string, query url.Values, out
 
 // do sends r and, on a 2xx answer, decodes its JSON body into out (when
 // not nil). A GET is retried on connection errors and 5xx (and 429 with
-// Retry-After); a POST never once all of it was sent.
+// Retry-After); a POST never once all of it was sent. Event streams do not
+// come here (TailConsole reads them).
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	idempotent := r.method == http.MethodGet
 	bo := retry.New(c.retryFirst, c.retryMax, 2)
@@ -391,9 +399,17 @@ func (c *Client) send(ctx context.Context, r request) (resp *http.Response, wrot
 		req.Header.Set("Synapse-Tenant", "Token "+c.tenant)
 	}
 	req.Header.Set("User-Agent", c.ua)
-	req.Header.Set("Accept", "application/json")
+	if r.stream {
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Cache-Control", "no-cache")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if r.header != nil {
+		r.header(req.Header)
 	}
 	resp, err = c.http.Do(req)
 	if err != nil {
@@ -403,7 +419,11 @@ func (c *Client) send(ctx context.Context, r request) (resp *http.Response, wrot
 		cancel(nil)
 		return nil, written.Load(), err
 	}
-	resp.Body = newWatchdog(resp.Body, c.readIdle, cancel)
+	idle := c.readIdle
+	if r.stream {
+		idle = c.tailIdle
+	}
+	resp.Body = newWatchdog(resp.Body, idle, cancel)
 	return resp, true, nil
 }
 

@@ -211,6 +211,20 @@ func (e *HostError) Error() string {
 // ExitCode makes an unusable host a usage error.
 func (e *HostError) ExitCode() int { return 2 }
 
+// StreamError is an "error" frame of a console log stream: the backend
+// ended the stream with a message.
+type StreamError struct {
+	// JobID is the job whose console log was followed.
+	JobID string
+	// Message is the frame's message, the access token masked in it.
+	Message string
+}
+
+// Error implements error.
+func (e *StreamError) Error() string {
+	return fmt.Sprintf("tail console log of job %s: the backend ended the stream with an error: %s", e.JobID, e.Message)
+}
+
 // Mask returns token in a form safe to print: its prefix up to '_' (such
 // as "syn_"), "****" and, for a token of 12 characters or more after the
 // prefix, its last 4 characters; "" for "".

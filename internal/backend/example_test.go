@@ -9,7 +9,8 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/backend"
 )
 
-// Run an action on a backend's first agent and read its job.
+// Run an action on a backend's first agent and follow its console log to
+// the job's end.
 func Example() {
 	ctx := context.Background()
 	c, err := backend.New("http://127.0.0.1:8080", "syn_…", backend.WithUserAgent(backend.UserAgent("v1.2.3")))
@@ -25,6 +26,13 @@ func Example() {
 	if errors.As(err, &uncertain) {
 		log.Fatal(err) // the job may exist: never run it again blindly
 	} else if err != nil {
+		log.Fatal(err)
+	}
+	err = c.TailConsole(ctx, job.ID, 0, func(l backend.Line) error {
+		fmt.Println(l.Text)
+		return nil
+	})
+	if err != nil {
 		log.Fatal(err)
 	}
 	job, err = c.Job(ctx, job.ID)

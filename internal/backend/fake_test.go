@@ -1,13 +1,15 @@
 package backend
 
 // Fakes (httptest) for the error paths a real synapse server does not
-// produce: 5xx answers, answers lost after a POST, answers that echo the
-// token. The happy paths and
+// produce: 5xx answers, answers lost after a POST, event streams that drop
+// or have no id: lines, answers that echo the token. The happy paths and
 // the server's own error answers are in server_test.go.
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -306,6 +308,228 @@ func TestNextLinks(t *testing.T) {
 	}
 	if !slices.Equal(tokens, []string{"Token " + fakeToken, "Token " + fakeToken, "Token " + fakeToken}) {
 		t.Errorf("tokens sent = %q", tokens)
+	}
+}
+
+// sseServer is a fake console log stream of lines "line 1" … "line N".
+// Each stream sends at most drops[i] lines (stream i), then ends without
+// "complete"; the last stream sends the rest and "complete". With ids it
+// numbers its lines and resumes after Last-Event-ID; without, it sends the
+// log from its start each time.
+type sseServer struct {
+	n     int
+	ids   bool
+	drops []int
+
+	mu      sync.Mutex
+	streams int
+	lastIDs []string // the Last-Event-ID of each stream
+}
+
+func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	stream := s.streams
+	s.streams++
+	s.lastIDs = append(s.lastIDs, r.Header.Get("Last-Event-ID"))
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	fmt.Fprintf(w, "data: {\"type\":\"connected\",\"job_id\":\"j\"}\n\n: heartbeat\n\n")
+	from := 1
+	if v := r.Header.Get("Last-Event-ID"); s.ids && v != "" {
+		fmt.Sscan(v, &from)
+		from++
+	}
+	sent := 0
+	for i := from; i <= s.n; i++ {
+		if stream < len(s.drops) && sent == s.drops[stream] {
+			return // dropped
+		}
+		inner, _ := json.Marshal(map[string]string{"type": "log", "message": fmt.Sprintf("line %d\n", i)})
+		outer, _ := json.Marshal(map[string]string{"type": "log", "data": "data: " + string(inner) + "\n\n"})
+		if s.ids {
+			fmt.Fprintf(w, "id: %d\n", i)
+		}
+		fmt.Fprintf(w, "data: %s\n\n", outer)
+		http.NewResponseController(w).Flush()
+		sent++
+	}
+	if stream < len(s.drops) {
+		return
+	}
+	io.WriteString(w, "data: {\"type\":\"complete\",\"status\":\"SUCCEEDED\"}\n\n")
+}
+
+func TestTailResumes(t *testing.T) {
+	tests := []struct {
+		name    string
+		ids     bool
+		drops   []int
+		after   int64
+		lastIDs []string
+	}{
+		{"ids, dropped twice", true, []int{3, 2}, 0, []string{"", "3", "5"}},
+		{"ids, after 2, dropped", true, []int{2}, 2, []string{"2", "4"}},
+		{"ids, a stream with no line", true, []int{3, 0}, 0, []string{"", "3", "3"}},
+		{"no ids, dropped twice", false, []int{3, 5}, 0, []string{"", "", ""}},
+		{"no ids, after 2, dropped", false, []int{4}, 2, []string{"2", ""}},
+		{"no ids, no drop", false, nil, 0, []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &sseServer{n: 7, ids: tt.ids, drops: tt.drops}
+			srv := httptest.NewServer(s)
+			defer srv.Close()
+			c := newClient(t, srv.URL, fakeToken)
+			lines, err := tail(t.Context(), c, "j", tt.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []Line
+			for i := tt.after + 1; i <= 7; i++ {
+				want = append(want, Line{Seq: i, Text: fmt.Sprintf("line %d", i)})
+			}
+			if !slices.Equal(lines, want) {
+				t.Errorf("lines = %+v, want %+v", lines, want)
+			}
+			if !slices.Equal(s.lastIDs, tt.lastIDs) {
+				t.Errorf("Last-Event-IDs sent = %q, want %q", s.lastIDs, tt.lastIDs)
+			}
+		})
+	}
+}
+
+func TestTailEnds(t *testing.T) {
+	sse := func(frames ...string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+			for _, f := range frames {
+				io.WriteString(w, f)
+			}
+		}
+	}
+	errFn := errors.New("enough")
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		fn      func(Line) error
+		lines   int
+		check   func(t *testing.T, err error)
+	}{
+		{
+			name:    "error frame",
+			handler: sse("data: {\"type\":\"log\",\"data\":\"data: {\\\"type\\\":\\\"log\\\",\\\"message\\\":\\\"a\\\\n\\\"}\\n\\n\"}\n\n", "data: {\"type\":\"error\",\"message\":\"job vanished\"}\n\n"),
+			lines:   1,
+			check: func(t *testing.T, err error) {
+				var se *StreamError
+				if !errors.As(err, &se) || err.Error() != "tail console log of job j: the backend ended the stream with an error: job vanished" {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name:    "inner complete, frames with the message outside, \\r\\n lines",
+			handler: sse("data: {\"type\":\"log\",\"message\":\"a\\n\"}\r\n\r\n", "data: plain text\n\n", "data: {\"type\":\"log\",\"data\":\"data: {\\\"type\\\":\\\"complete\\\"}\\n\\n\"}\n\n", "data: {\"type\":\"log\",\"message\":\"never\"}\n\n"),
+			lines:   2,
+			check: func(t *testing.T, err error) {
+				if err != nil {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name:    "fn's error is returned as it is",
+			handler: sse("data: {\"type\":\"log\",\"message\":\"a\"}\n\n", "data: {\"type\":\"log\",\"message\":\"b\"}\n\n"),
+			fn:      func(Line) error { return errFn },
+			lines:   0,
+			check: func(t *testing.T, err error) {
+				if err != errFn {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "not an event stream",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				io.WriteString(w, "<html></html>")
+			},
+			check: func(t *testing.T, err error) {
+				if err == nil || !strings.Contains(err.Error(), `did not answer with an event stream (Content-Type "text/html")`) {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "429 with Retry-After, then a stream",
+			handler: func() http.HandlerFunc {
+				var n atomic.Int32
+				return func(w http.ResponseWriter, r *http.Request) {
+					if n.Add(1) == 1 {
+						w.Header().Set("Retry-After", "0.01")
+						w.WriteHeader(429)
+						return
+					}
+					sse("data: {\"type\":\"complete\"}\n\n")(w, r)
+				}
+			}(),
+			check: func(t *testing.T, err error) {
+				if err != nil {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "a silent stream is reopened",
+			handler: func() http.HandlerFunc {
+				var n atomic.Int32
+				return func(w http.ResponseWriter, r *http.Request) {
+					if n.Add(1) == 1 {
+						w.Header().Set("Content-Type", "text/event-stream")
+						http.NewResponseController(w).Flush()
+						<-r.Context().Done()
+						return
+					}
+					sse("data: {\"type\":\"complete\"}\n\n")(w, r)
+				}
+			}(),
+			check: func(t *testing.T, err error) {
+				if err != nil {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "gives up after the outage window",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(503)
+			},
+			check: func(t *testing.T, err error) {
+				var he *HTTPError
+				if !errors.As(err, &he) || he.Status != 503 || !strings.HasPrefix(err.Error(), "tail console log of job j: no working stream for 200ms, giving up: ") {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := fake(t, tt.handler)
+			c.tailIdle, c.tailOutage = 200*time.Millisecond, 200*time.Millisecond
+			var n int
+			fn := tt.fn
+			if fn == nil {
+				fn = func(Line) error { n++; return nil }
+			}
+			start := time.Now()
+			err := c.TailConsole(t.Context(), "j", 0, fn)
+			tt.check(t, err)
+			if n != tt.lines {
+				t.Errorf("%d lines passed, want %d", n, tt.lines)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
 	}
 }
 

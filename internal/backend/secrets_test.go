@@ -26,6 +26,9 @@ func TestNoSecretInErrors(t *testing.T) {
 	echo := func(status int, body string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			body := strings.NewReplacer("TOKEN", r.Header.Get("Synapse-Access-Token"), "TENANT", r.Header.Get("Synapse-Tenant")).Replace(body)
+			if status == http.StatusOK && strings.Contains(r.URL.Path, "tail_console_logs") {
+				w.Header().Set("Content-Type", "text/event-stream")
+			}
 			w.Header().Set("X-Request-Id", r.Header.Get("Synapse-Access-Token"))
 			w.WriteHeader(status)
 			io.WriteString(w, body)
@@ -35,6 +38,7 @@ func TestNoSecretInErrors(t *testing.T) {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		c := newClient(t, srv.URL, secret, WithTenant(tenant))
+		c.tailOutage = 0
 		return c
 	}
 	transport := func(t *testing.T, rt roundTripper) *Client {
@@ -44,6 +48,9 @@ func TestNoSecretInErrors(t *testing.T) {
 	run := func(c *Client) error {
 		_, err := c.Run(context.Background(), "p", RunRequest{Action: "a"})
 		return err
+	}
+	tailJob := func(c *Client) error {
+		return c.TailConsole(context.Background(), "j", 0, func(Line) error { return nil })
 	}
 	tests := []struct {
 		name string
@@ -81,6 +88,12 @@ func TestNoSecretInErrors(t *testing.T) {
 			_, err := New(secret, secret)
 			return err
 		}, new(*HostError)},
+		{"StreamError: an error frame echoing them", func(t *testing.T) error {
+			return tailJob(client(t, echo(200, "data: {\"type\":\"error\",\"message\":\"TOKEN TENANT\"}\n\n")))
+		}, new(*StreamError)},
+		{"tail: an error answer echoing them", func(t *testing.T) error {
+			return tailJob(client(t, echo(503, `{"detail":"TOKEN TENANT"}`)))
+		}, new(*HTTPError)},
 		{"a 2xx answer that is not JSON, echoing them", func(t *testing.T) error {
 			return agents(client(t, echo(200, `TOKEN TENANT`)))
 		}, nil},

@@ -108,6 +108,7 @@ func newClient(t *testing.T, url, token string, opts ...Option) *Client {
 		t.Fatal(err)
 	}
 	c.retryFirst, c.retryMax = 5*time.Millisecond, 20*time.Millisecond
+	c.tailFirst, c.tailMax = 5*time.Millisecond, 50*time.Millisecond
 	return c
 }
 
@@ -128,6 +129,16 @@ func waitJob(t *testing.T, c *Client, id string) *Job {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// tail collects a job's console lines through TailConsole.
+func tail(ctx context.Context, c *Client, id string, after int64) ([]Line, error) {
+	var lines []Line
+	err := c.TailConsole(ctx, id, after, func(l Line) error {
+		lines = append(lines, l)
+		return nil
+	})
+	return lines, err
 }
 
 // TestServer runs the client against a real synapse server: every call's
@@ -286,10 +297,47 @@ func TestServer(t *testing.T) {
 		t.Fatal("the echo run did not succeed")
 	}
 
-	t.Run("console logs", func(t *testing.T) {
+	t.Run("console logs and tail", func(t *testing.T) {
 		logs, err := c.ConsoleLogs(ctx, echoID)
 		if err != nil || len(logs) < 2 || !strings.Contains(strings.Join(logs, "\n"), `"started"`) {
 			t.Fatalf("console logs = %q, %v", logs, err)
+		}
+		for _, after := range []int64{0, 1, int64(len(logs))} {
+			lines, err := tail(ctx, c, echoID, after)
+			if err != nil {
+				t.Fatalf("tail after %d: %v", after, err)
+			}
+			var texts []string
+			for i, l := range lines {
+				texts = append(texts, l.Text)
+				if l.Seq != after+int64(i)+1 {
+					t.Errorf("tail after %d: line %d has number %d", after, i, l.Seq)
+				}
+			}
+			if !slices.Equal(texts, logs[after:]) {
+				t.Errorf("tail after %d = %q, want %q", after, texts, logs[after:])
+			}
+		}
+	})
+
+	t.Run("tail a running job to its end", func(t *testing.T) {
+		j, err := c.Run(ctx, "conformance", RunRequest{Agent: 1, Action: "echo", Params: json.RawMessage(`{"n":3}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := tail(ctx, c, j.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs, err := c.ConsoleLogs(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lines) != len(logs) || len(lines) == 0 || lines[len(lines)-1].Text != logs[len(logs)-1] {
+			t.Errorf("tail = %+v, console logs %q", lines, logs)
+		}
+		if j, err := c.Job(ctx, j.ID); err != nil || !j.Ended() {
+			t.Errorf("after complete the job is %+v, %v", j, err)
 		}
 	})
 
@@ -298,18 +346,36 @@ func TestServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-			logs, err := c.ConsoleLogs(ctx, j.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Contains(strings.Join(logs, "\n"), `"started"`) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the action did not start within a minute")
-			}
+		// Follow it until it runs its action ("started"), then stop
+		// following: the context ends the tail promptly.
+		tctx, cancel := context.WithCancel(ctx)
+		started := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- c.TailConsole(tctx, j.ID, 0, func(l Line) error {
+				if strings.Contains(l.Text, `"started"`) {
+					close(started)
+				}
+				return nil
+			})
+		}()
+		select {
+		case <-started:
+		case err := <-done:
+			t.Fatalf("the tail ended before the action started: %v", err)
+		case <-time.After(time.Minute):
+			t.Fatal("the action did not start within a minute")
 		}
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "tail console log of job "+j.ID+": ") {
+				t.Errorf("a cancelled tail: %v", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("the tail did not end within 2s of its context")
+		}
+
 		stopped, err := c.Stop(ctx, j.ID)
 		if err != nil || stopped.ID != j.ID || stopped.Status != StatusStopped {
 			t.Fatalf("stop = %+v, %v", stopped, err)
@@ -322,6 +388,9 @@ func TestServer(t *testing.T) {
 		if !errors.Is(err, ErrConflict) || !errors.As(err, &he) || he.Code != "INVALID_STATE" || he.RequestID == "" || !strings.Contains(err.Error(), "has already ended") {
 			t.Errorf("stop again: %v (%+v)", err, he)
 		}
+		if _, err := tail(ctx, c, j.ID, 0); err != nil {
+			t.Errorf("tail of a stopped job: %v", err)
+		}
 	})
 
 	t.Run("jobs", func(t *testing.T) {
@@ -329,8 +398,8 @@ func TestServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(all) != 4 { // echo, scalar, fail, wait
-			t.Fatalf("jobs = %d, want 4: %+v", len(all), all)
+		if len(all) != 5 { // echo, scalar, fail, echo, wait
+			t.Fatalf("jobs = %d, want 5: %+v", len(all), all)
 		}
 		if all[0].Action != "wait" || all[len(all)-1].Action != "echo" {
 			t.Errorf("not newest first: %s … %s", all[0].Action, all[len(all)-1].Action)
@@ -340,9 +409,9 @@ func TestServer(t *testing.T) {
 			want int
 		}{
 			{JobsFilter{Limit: 3, PerPage: 2}, 3},
-			{JobsFilter{Status: "succeeded", PerPage: 1}, 2},
+			{JobsFilter{Status: "succeeded", PerPage: 1}, 3},
 			{JobsFilter{Status: StatusStopped}, 1},
-			{JobsFilter{Cursor: all[1].ID}, 2},
+			{JobsFilter{Cursor: all[1].ID}, 3},
 		}
 		for _, tt := range tests {
 			got, err := c.Jobs(ctx, tt.f)
@@ -370,9 +439,11 @@ func TestServer(t *testing.T) {
 		}{
 			{"unknown job", func() error { _, err := c.Job(ctx, unknown); return err }, ErrNotFound, "get job " + unknown + ": not found (HTTP 404, GET /jobs/" + unknown + "/)"},
 			{"unknown job's console", func() error { _, err := c.ConsoleLogs(ctx, unknown); return err }, ErrNotFound, "get console log of job " + unknown + ": not found"},
+			{"unknown job's tail", func() error { _, err := tail(ctx, c, unknown, 0); return err }, ErrNotFound, "tail console log of job " + unknown + ": not found"},
 			{"stop an unknown job", func() error { _, err := c.Stop(ctx, unknown); return err }, ErrNotFound, "stop job " + unknown + ": not found"},
 			{"bad token", func() error { _, err := bad.Agents(ctx); return err }, ErrUnauthorized, "list agents: "},
 			{"bad token, run", func() error { _, err := bad.Run(ctx, "conformance", RunRequest{Action: "echo"}); return err }, ErrUnauthorized, "run `synapse login`"},
+			{"bad token, tail", func() error { _, err := tail(ctx, bad, echoID, 0); return err }, ErrUnauthorized, "run `synapse login`"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +459,9 @@ func TestServer(t *testing.T) {
 		for _, call := range []func() error{
 			func() error { _, err := down.Agents(ctx); return err },
 			func() error { _, err := down.Run(ctx, "conformance", RunRequest{Action: "echo"}); return err },
+			func() error { _, err := tail(ctx, down, echoID, 0); return err },
 		} {
+			down.tailOutage = 100 * time.Millisecond
 			err := call()
 			var ue *UnreachableError
 			if !errors.As(err, &ue) || ue.Host != closed || !strings.Contains(err.Error(), "cannot reach the synapse backend at "+closed) {

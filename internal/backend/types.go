@@ -269,6 +269,17 @@ func (j *Job) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Line is one console log line of a job, as TailConsole passes it.
+type Line struct {
+	// Seq is the line's number in the job's console log, from 1: the
+	// stream's id: when the backend sends one, else the line's place in the
+	// stream.
+	Seq int64
+	// Text is the line without its newline. A backend that sends several
+	// lines in one frame gives them in one Text, joined by newlines.
+	Text string
+}
+
 // nonNull is raw, or nil for JSON null.
 func nonNull(raw json.RawMessage) json.RawMessage {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
