@@ -7,13 +7,15 @@ import (
 )
 
 // TestNoClusterCode: a plugin binary links no cluster code (the Ray client,
-// packager, Serve deployer, WebSocket, go-git), so it stays small.
+// packager, Serve deployer, WebSocket, go-git) and no Synapse backend client
+// (it reports through internal/report), so it stays small.
 func TestNoClusterCode(t *testing.T) {
 	forbidden := []string{
 		"github.com/synapse-sdk/synapse-go/ray",
 		"github.com/synapse-sdk/synapse-go/internal/ray",
 		"github.com/synapse-sdk/synapse-go/internal/pack",
 		"github.com/synapse-sdk/synapse-go/internal/serve",
+		"github.com/synapse-sdk/synapse-go/internal/backend",
 		"github.com/coder/websocket",
 		"github.com/go-git/go-git/v5",
 	}
