@@ -219,6 +219,44 @@ func ownProcess(pid int, jobID string) bool {
 // newline is cut into lines of this size.
 const maxLine = 8 << 20
 
+// lineCutter cuts an agent's output into console lines (without "\n" or
+// "\r\n"); off is how far into the output (bytes) the lines cut so far
+// reach, which is what a re-attaching agent resumes from.
+type lineCutter struct {
+	pending []byte
+	off     int64
+}
+
+// write adds b and calls line for each complete line in order, with the
+// offset just past it.
+func (c *lineCutter) write(b []byte, line func(l string, end int64)) {
+	c.pending = append(c.pending, b...)
+	for {
+		i := bytes.IndexByte(c.pending, '\n')
+		if i < 0 && len(c.pending) < maxLine {
+			break
+		}
+		n := i + 1
+		if i < 0 {
+			n, i = maxLine, maxLine
+		}
+		c.off += int64(n)
+		line(strings.TrimSuffix(string(c.pending[:i]), "\r"), c.off)
+		c.pending = c.pending[n:]
+	}
+	c.pending = slices.Clip(c.pending)
+}
+
+// rest calls line for the output after the last newline, if any: the
+// last line of output that has ended.
+func (c *lineCutter) rest(line func(l string, end int64)) {
+	if len(c.pending) > 0 {
+		c.off += int64(len(c.pending))
+		line(string(c.pending), c.off)
+		c.pending = nil
+	}
+}
+
 // follow reads the job's output file from offset into the console log
 // until the process has ended and its output is drained, then records the
 // outcome. Close ends it early, leaving the job as it is.
@@ -240,7 +278,7 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 		readErr = err
 	}
 	var lines []string
-	var pending []byte
+	cut := lineCutter{off: offset}
 	flush := func() {
 		if len(lines) > 0 {
 			if _, err := p.Store.AppendConsoleAt(ctx, jobID, lines, offset); err != nil && readErr == nil {
@@ -249,32 +287,20 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 			lines = lines[:0]
 		}
 	}
+	line := func(l string, end int64) {
+		stream.Write(l + "\n")
+		lines = append(lines, l)
+		if offset = end; len(lines) >= 500 {
+			flush()
+		}
+	}
 	buf := make([]byte, 256<<10)
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for ended := false; readErr == nil; {
 		n, err := f.Read(buf)
 		if n > 0 {
-			pending = append(pending, buf[:n]...)
-			for {
-				i := bytes.IndexByte(pending, '\n')
-				if i < 0 && len(pending) < maxLine {
-					break
-				}
-				cut := i + 1
-				if i < 0 {
-					cut, i = maxLine, maxLine
-				}
-				l := strings.TrimSuffix(string(pending[:i]), "\r")
-				stream.Write(l + "\n")
-				lines = append(lines, l)
-				offset += int64(cut)
-				pending = pending[cut:]
-				if len(lines) >= 500 {
-					flush()
-				}
-			}
-			pending = slices.Clip(pending)
+			cut.write(buf[:n], line)
 		}
 		if err == nil {
 			continue
@@ -295,11 +321,8 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 			return // the server shuts down: the job keeps running, re-attached at the next start
 		}
 	}
-	if len(pending) > 0 && readErr == nil { // a last line without a newline
-		l := string(pending)
-		stream.Write(l + "\n")
-		lines = append(lines, l)
-		offset += int64(len(pending))
+	if readErr == nil {
+		cut.rest(line) // a last line without a newline
 		flush()
 	}
 	stream.Close()

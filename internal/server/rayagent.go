@@ -225,7 +225,7 @@ func (a *RayAgent) follow(jobID string, run *rayRun, offset int64) {
 	ctx := context.Background()
 	stream := worker.NewJobStream(nil, nil)
 	var skip = offset // bytes of the log already in the console log
-	var pending []byte
+	cut := lineCutter{off: offset}
 	tailErr := make(chan error, 1)
 	go func() {
 		tailErr <- a.Client.Tail(run.ctx, jobID, func(chunk string) error {
@@ -234,23 +234,12 @@ func (a *RayAgent) follow(jobID string, run *rayRun, offset int64) {
 				n := min(skip, int64(len(b)))
 				b, skip = b[n:], skip-n
 			}
-			pending = append(pending, b...)
 			var lines []string
-			for {
-				i := bytes.IndexByte(pending, '\n')
-				if i < 0 && len(pending) < maxLine {
-					break
-				}
-				cut := i + 1
-				if i < 0 {
-					cut, i = maxLine, maxLine
-				}
-				l := strings.TrimSuffix(string(pending[:i]), "\r")
+			cut.write(b, func(l string, end int64) {
 				stream.Write(l + "\n")
 				lines = append(lines, l)
-				offset += int64(cut)
-				pending = pending[cut:]
-			}
+				offset = end
+			})
 			if len(lines) > 0 {
 				if _, err := a.Store.AppendConsoleAt(ctx, jobID, lines, offset); err != nil {
 					return err
@@ -302,11 +291,11 @@ func (a *RayAgent) follow(jobID string, run *rayRun, offset int64) {
 		return
 	default:
 	}
-	if len(pending) > 0 && err == nil { // a last line without a newline
-		l := string(pending)
-		stream.Write(l + "\n")
-		offset += int64(len(pending))
-		_, _ = a.Store.AppendConsoleAt(ctx, jobID, []string{l}, offset)
+	if err == nil {
+		cut.rest(func(l string, end int64) { // a last line without a newline
+			stream.Write(l + "\n")
+			_, _ = a.Store.AppendConsoleAt(ctx, jobID, []string{l}, end)
+		})
 	}
 	stream.Close()
 	if lastErr == nil && err != nil && !errors.Is(err, context.Canceled) {

@@ -170,3 +170,41 @@ func mustPlugin(t *testing.T, f *apiFixture) store.Plugin {
 	}
 	return p
 }
+
+func TestLineCutter(t *testing.T) {
+	type cut struct {
+		line string
+		end  int64
+	}
+	long := strings.Repeat("x", maxLine+3)
+	tests := []struct {
+		name   string
+		start  int64
+		chunks []string
+		want   []cut
+	}{
+		{"lines across chunks", 0, []string{"ab", "c\nde\r\n", "f"}, []cut{{"abc", 4}, {"de", 8}, {"f", 9}}},
+		{"resumed at an offset", 100, []string{"x\n"}, []cut{{"x", 102}}},
+		{"empty lines", 0, []string{"\n\n"}, []cut{{"", 1}, {"", 2}}},
+		{"a run without newline is cut", 0, []string{long}, []cut{{long[:maxLine], maxLine}, {"xxx", maxLine + 3}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := lineCutter{off: tt.start}
+			var got []cut
+			add := func(l string, end int64) { got = append(got, cut{l, end}) }
+			for _, ch := range tt.chunks {
+				c.write([]byte(ch), add)
+			}
+			c.rest(add)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d lines, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("line %d = %.20q at %d, want %.20q at %d", i, got[i].line, got[i].end, tt.want[i].line, tt.want[i].end)
+				}
+			}
+		})
+	}
+}
