@@ -457,6 +457,9 @@ func (a *API) stop(w http.ResponseWriter, r *http.Request) error {
 		if _, err := a.Store.UpdateJob(r.Context(), id, store.JobUpdate{Status: store.StatusStopped}); err != nil {
 			return err
 		}
+		// No agent ever had it: nothing else will end its log or tokens.
+		_ = a.Store.RevokeToken(r.Context(), id)
+		_ = a.Store.CloseConsole(r.Context(), id)
 	} else if runner := a.Runners[j.Agent]; runner != nil {
 		if err := runner.Stop(r.Context(), id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -470,6 +473,7 @@ func (a *API) stop(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		_ = a.Store.RevokeToken(r.Context(), id)
+		_ = a.Store.CloseConsole(r.Context(), id)
 	}
 	m, err := a.jobJSON(r, j)
 	if err != nil {

@@ -152,4 +152,8 @@ func TestRunQueueAndStop(t *testing.T) {
 	if j := f.waitJob(t, waiting, ended); j["status"] != "STOPPED" || j["started"] != nil {
 		t.Errorf("the stopped waiting job ran: %v", j)
 	}
+	// Its followers end at once: no agent will ever close its log.
+	if got, err := f.store.GetJob(t.Context(), waiting); err != nil || !got.ConsoleClosed {
+		t.Errorf("the console log of a job stopped while waiting is not closed: %+v, %v", got, err)
+	}
 }
