@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/ray"
@@ -121,6 +123,11 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		seen[a.Name] = true
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -220,4 +227,26 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// lockDataDir takes DataDir/server.lock (flock, released when the process
+// ends however it ends) and writes this process's ID in it: two servers on
+// one data directory would both re-attach and run the same jobs.
+func lockDataDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	path := filepath.Join(dir, "server.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("start server: another synapse server (PID %s) uses %s: stop it, or give this one another --data-dir", strings.TrimSpace(string(b)), dir)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
 }

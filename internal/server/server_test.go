@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -118,5 +119,25 @@ func TestServeAddressInUse(t *testing.T) {
 	err := Serve(t.Context(), Config{Addr: strings.TrimPrefix(url, "http://"), DataDir: t.TempDir()}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--addr") {
 		t.Errorf("second server on the same address: %v", err)
+	}
+}
+
+// TestServeDataDirInUse: two servers on one data directory would both
+// re-attach and run the same jobs; the second is refused, naming the first.
+func TestServeDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	_, _, stop := serve(t, Config{DataDir: dir})
+	err := Serve(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: dir}, io.Discard)
+	want := fmt.Sprintf("another synapse server (PID %d) uses %s", os.Getpid(), dir)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--data-dir") {
+		t.Errorf("second server on the same data directory: %v, want %q", err, want)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the first has stopped, the directory is free again.
+	_, _, stop = serve(t, Config{DataDir: dir})
+	if err := stop(); err != nil {
+		t.Errorf("restart on the freed directory: %v", err)
 	}
 }
