@@ -10,6 +10,8 @@
 #   scripts/ray-head.sh stop           # stops everything this script started
 #
 # Each node's processes see SYNAPSE_TEST_NODE=head or worker, so a test can tell where a run ran.
+# The head runs Python >= 3.12 (SYNAPSE_RAY_PYTHON, else scripts/find-python.sh), so Python SDK
+# plugins and their 3.12 clients can use it (Ray refuses a client of another minor version).
 # Environment: RAY_VERSION (default 2.60.0), RAY_EXTRAS (default "default,serve"),
 # SYNAPSE_RAY_VENV (default .venv-ray), SYNAPSE_TEST_RAY_PORT (default 8265),
 # SYNAPSE_TEST_RAY_GCS_PORT (default 6380).
@@ -28,12 +30,15 @@ STATE=.ray-head-started   # present when this script started the head
 log() { echo "ray-head: $*" >&2; }
 
 install() {
-  if [ -x "$VENV/bin/ray" ] && "$VENV/bin/python" -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null \
+  if [ -x "$VENV/bin/ray" ] && "$VENV/bin/python" -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION' or sys.version_info < (3, 12))" 2>/dev/null \
      && "$VENV/bin/python" -c "import ray.dashboard.modules.job.sdk, ray.serve, starlette" 2>/dev/null; then
     return
   fi
-  log "installing ray[$RAY_EXTRAS]==$RAY_VERSION into $VENV"
-  python3 -m venv "$VENV"
+  local py
+  py=${SYNAPSE_RAY_PYTHON:-$(scripts/find-python.sh)}
+  log "installing ray[$RAY_EXTRAS]==$RAY_VERSION into $VENV with $("$py" --version 2>&1)"
+  rm -rf "$VENV"
+  "$py" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "ray[$RAY_EXTRAS]==$RAY_VERSION"
 }
 
