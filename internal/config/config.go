@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,9 @@ type Config struct {
 	DataType string
 	// Tasks is `tasks`, a list of strings.
 	Tasks []string
+	// Requires is `requires`: the synapse-sdk, Python and CUDA versions a
+	// Python plugin needs (PEP 440 specifiers such as ">=2026.1.0").
+	Requires Requires
 
 	// Actions are the entries of `actions`, in file order.
 	Actions []Action
@@ -93,6 +97,18 @@ type Config struct {
 	// Unknown lists the keys this package does not know (at the top level
 	// and inside actions), in file order. They are ignored otherwise.
 	Unknown []Unknown
+}
+
+// Requires is a config's `requires` mapping (the Python SDK's
+// PluginRequires): version specifiers, "" when left out.
+type Requires struct {
+	// SDK is `requires.sdk`, the synapse-sdk version ("2026.2.17",
+	// ">=2026.1.0").
+	SDK string
+	// Python is `requires.python` (">=3.12").
+	Python string
+	// CUDA is `requires.cuda`.
+	CUDA string
 }
 
 // Action is one entry of a config's `actions` mapping.
@@ -138,8 +154,13 @@ type Unknown struct {
 
 // The keys the config knows, at the top level and in an action.
 var (
-	knownTopKeys = []string{"name", "code", "version", "category", "description", "readme", "package_manager", "data_type", "tasks", "env", "runtime_env", "actions", "pipelines"}
-	actionKeys   = []string{"entrypoint", "method", "description", "input_type", "output_type"}
+	knownTopKeys = []string{"name", "code", "version", "category", "description", "readme", "package_manager", "data_type", "tasks", "env", "runtime_env", "actions", "pipelines", "requires",
+		// The Python SDK's settings this package keeps no value of.
+		"variant", "dependencies", "tags", "package_manager_options", "wheels_dir", "supported_data_types", "supported_data_type",
+		"supported_annotation_tools", "annotation_category", "annotation_type", "smart_tool"}
+	ignoredTopKeys = knownTopKeys[14:]
+	requiresKeys   = []string{"sdk", "python", "cuda"}
+	actionKeys     = []string{"entrypoint", "method", "description", "input_type", "output_type"}
 )
 
 // Warnings returns one line per unknown key, for the CLI to print once:
@@ -536,7 +557,12 @@ func (p *parser) config(root *yaml.Node) *Config {
 			cfg.Actions = p.actions(v, &cfg.Unknown)
 		case "pipelines":
 			pipelinesNode = v
+		case "requires":
+			p.requires(v, &cfg.Requires, &cfg.Unknown)
 		default:
+			if slices.Contains(ignoredTopKeys, kv.key) {
+				continue
+			}
 			cfg.Unknown = append(cfg.Unknown, Unknown{Key: kv.key, Line: kv.k.Line, Suggestion: params.Suggest(kv.key, knownTopKeys)})
 		}
 	}
@@ -736,6 +762,39 @@ func (p *parser) actions(v *yaml.Node, unknown *[]Unknown) []Action {
 		out = append(out, a)
 	}
 	return out
+}
+
+// requires reads the `requires` mapping.
+func (p *parser) requires(v *yaml.Node, dst *Requires, unknown *[]Unknown) {
+	if isNull(v) {
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v.Line, "requires", "must be a mapping of sdk, python and cuda to version specifiers (got %s)", describe(v))
+		return
+	}
+	for _, kv := range p.pairs(v, "requires", true) {
+		field := join("requires", kv.key)
+		sv := resolve(kv.v)
+		switch kv.key {
+		case "sdk":
+			p.optionalVersion(sv, field, &dst.SDK)
+		case "python":
+			p.optionalVersion(sv, field, &dst.Python)
+		case "cuda":
+			p.optionalVersion(sv, field, &dst.CUDA)
+		default:
+			*unknown = append(*unknown, Unknown{Key: field, Line: kv.k.Line, Suggestion: params.Suggest(kv.key, requiresKeys)})
+		}
+	}
+}
+
+// optionalVersion reads a version or specifier; a number (3.12) is taken
+// as its text.
+func (p *parser) optionalVersion(v *yaml.Node, field string, dst *string) {
+	if s, ok := p.str(v, field, true); ok {
+		*dst = strings.TrimSpace(s)
+	}
 }
 
 // pipelines reads the `pipelines` mapping and checks that each named

@@ -374,11 +374,10 @@ func TestParseFull(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Pipelines, wantPipelines) {
 		t.Errorf("Pipelines = %+v, want %+v", cfg.Pipelines, wantPipelines)
 	}
+	// wheels_dir and smart_tool are the Python SDK's: known, not kept.
 	wantUnknown := []Unknown{
-		{Key: "wheels_dir", Line: 10},
 		{Key: "actions.train.timeout", Line: 31},
 		{Key: "actions.train.hyperparameters", Line: 32},
-		{Key: "smart_tool", Line: 44},
 	}
 	if !reflect.DeepEqual(cfg.Unknown, wantUnknown) {
 		t.Errorf("Unknown = %+v, want %+v", cfg.Unknown, wantUnknown)
@@ -632,5 +631,30 @@ func TestParseBoundsAliasExpansion(t *testing.T) {
 				t.Errorf("exit code of %v is not 2", err)
 			}
 		})
+	}
+}
+
+// TestParsePythonConfig: a Python SDK plugin's config (synapse plugin
+// create's template) parses without warnings; requires is read.
+func TestParsePythonConfig(t *testing.T) {
+	src := yml("name: Sample", "code: sample", "version: 0.1.0", "variant: null", "category: custom",
+		"requires:", "  sdk: '>=2026.1.0'", "  python: 3.12", "  cdua: '12'",
+		"dependencies: {}", "tags: []", "package_manager_options: []", "wheels_dir: wheels",
+		"actions:", "  train:", "    entrypoint: plugin.train:TrainAction", "    method: job")
+	cfg, err := Parse("config.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Requires{SDK: ">=2026.1.0", Python: "3.12"}); cfg.Requires != want {
+		t.Errorf("Requires = %+v, want %+v", cfg.Requires, want)
+	}
+	if w := cfg.Warnings(); len(w) != 1 || w[0] != "config.yaml:9: unknown key requires.cdua is ignored (did you mean cuda?)" {
+		t.Errorf("Warnings = %q", w)
+	}
+	if a, _ := cfg.Action("train"); a.Entrypoint != "plugin.train:TrainAction" {
+		t.Errorf("entrypoint = %q", a.Entrypoint)
+	}
+	if _, err := Parse("config.yaml", []byte(yml("name: x", "code: x", "requires: 3"))); err == nil || !strings.Contains(err.Error(), "config.yaml:3: requires: must be a mapping") {
+		t.Errorf("requires: 3 gave %v", err)
 	}
 }
