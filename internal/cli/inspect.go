@@ -15,11 +15,16 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/config"
 	"github.com/synapse-sdk/synapse-go/internal/output"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
+	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 )
 
-// binaryActions builds the plugin and asks its binary for its actions.
+// binaryActions builds the plugin and asks its binary for its actions; a
+// Python plugin's come from the Python SDK (pythonActions).
 func binaryActions(ctx context.Context, io *IOStreams, cfg *config.Config, verbose bool) ([]protocol.ActionInfo, error) {
+	if pyplugin.Is(cfg) {
+		return pythonActions(ctx, io, cfg, verbose)
+	}
 	bin, err := buildPlugin(ctx, io, cfg, build.Options{}, false, verbose)
 	if err != nil {
 		return nil, err
@@ -177,6 +182,9 @@ actions config.yaml lists that the binary lacks. Comments and key order are kept
 			cfg, err := loadConfig(io, path, true)
 			if err != nil {
 				return err
+			}
+			if pyplugin.Is(cfg) {
+				return &runflags.UsageError{Flag: "path", Message: cfg.Dir + " is a Python plugin: its config.yaml is synced from its code by the Python SDK (pip install synapse-sdk, then `synapse plugin update-config` of the Python CLI)"}
 			}
 			infos, err := binaryActions(cmd.Context(), io, cfg, g.verbose)
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/config"
+	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/internal/supervise"
 	"github.com/synapse-sdk/synapse-go/plugin"
@@ -71,6 +72,9 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	}
 	if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
 		return synapse.NotFound(action, cfg.ActionNames())
+	}
+	if pyplugin.Is(cfg) {
+		return runPython(ctx, io, flags, cfg, action, mode)
 	}
 	if mode == synapse.ModeLocal {
 		return execLocal(ctx, io, flags, cfg, action)

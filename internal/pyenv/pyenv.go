@@ -269,12 +269,19 @@ func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, er
 	}
 	var reqs []byte
 	if spec.Requirements != "" {
+		if spec.Requirements, err = filepath.Abs(spec.Requirements); err != nil {
+			return nil, fmt.Errorf("prepare python environment: %w", err)
+		}
 		if reqs, err = os.ReadFile(spec.Requirements); err != nil {
 			return nil, fmt.Errorf("prepare python environment: %w", err)
 		}
 	}
+	root, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("prepare python environment: %w", err)
+	}
 	env := &Env{PythonVersion: version, Key: key(version, spec.SDK, reqs)}
-	env.Dir = filepath.Join(c.Dir, env.Key)
+	env.Dir = filepath.Join(root, env.Key)
 	env.Python = filepath.Join(env.Dir, "bin", "python")
 	done := func(reused bool) (*Env, error) {
 		env.Reused, env.Duration = reused, time.Since(start)
@@ -283,7 +290,7 @@ func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, er
 	if complete(env.Dir) {
 		return done(true)
 	}
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare python environment: %w", err)
 	}
 	unlock, err := lock(ctx, env.Dir+".lock")
@@ -296,12 +303,12 @@ func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, er
 	}
 	// A temporary directory left by a build that was killed: we hold the
 	// lock, so no one is building into it.
-	stale, _ := filepath.Glob(filepath.Join(c.Dir, ".tmp-"+env.Key+"-*"))
+	stale, _ := filepath.Glob(filepath.Join(root, ".tmp-"+env.Key+"-*"))
 	for _, d := range stale {
 		_ = os.RemoveAll(d)
 	}
 	_ = os.RemoveAll(env.Dir) // incomplete (no marker): rebuilt
-	tmp, err := os.MkdirTemp(c.Dir, ".tmp-"+env.Key+"-")
+	tmp, err := os.MkdirTemp(root, ".tmp-"+env.Key+"-")
 	if err != nil {
 		return nil, fmt.Errorf("prepare python environment: %w", err)
 	}

@@ -1,0 +1,86 @@
+package pyplugin
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/synapse-sdk/synapse-go/internal/config"
+)
+
+func TestEntrypoint(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plugin.train:TrainAction", "plugin.train.TrainAction"},
+		{"plugin.train.TrainAction", "plugin.train.TrainAction"},
+		{"a:B", "a.B"},
+		{"train", "train"},
+	} {
+		if got := Entrypoint(tc.in); got != tc.want {
+			t.Errorf("Entrypoint(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestIs(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		files       []string
+		entrypoints []string
+		want        bool
+	}{
+		{"python entrypoint", nil, []string{"plugin.train:TrainAction"}, true},
+		{"dotted entrypoint", nil, []string{"plugin.train.TrainAction"}, true},
+		{"requirements only", []string{"requirements.txt"}, []string{"train"}, true},
+		{"py file", []string{"main.py"}, []string{"train"}, true},
+		{"config only, Go names", nil, []string{"train"}, false},
+		{"go files", []string{"main.go"}, []string{"plugin.train:TrainAction"}, false},
+		{"go.mod", []string{"go.mod", "requirements.txt"}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := &config.Config{Dir: dir}
+			for _, ep := range tc.entrypoints {
+				cfg.Actions = append(cfg.Actions, config.Action{Name: "a", Entrypoint: ep})
+			}
+			if got := Is(cfg); got != tc.want {
+				t.Errorf("Is = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnviron(t *testing.T) {
+	base := []string{"PATH=/bin", "SYNAPSE_ACTION_PARAMS=stale", "SYNAPSE_JOB_ID=old", "SEED=os", "HOME=/h"}
+	got := Environ(base, map[string]string{"SEED": "flag"}, map[string]string{"SYNAPSE_ACTION_ENTRYPOINT": "m.C"})
+	slices.Sort(got)
+	want := []string{"HOME=/h", "PATH=/bin", "SEED=flag", "SYNAPSE_ACTION_ENTRYPOINT=m.C"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Environ = %q, want %q", got, want)
+	}
+}
+
+func TestParamsJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in      any
+		want    string
+		wantErr bool
+	}{
+		{nil, "{}", false},
+		{[]byte("  "), "{}", false},
+		{[]byte(` {"a":1} `), `{"a":1}`, false},
+		{map[string]int{"a": 1}, `{"a":1}`, false},
+		{[]byte("[1]"), "", true},
+		{[]byte("{bad"), "", true},
+	} {
+		got, err := paramsJSON(tc.in)
+		if (err != nil) != tc.wantErr || (err == nil && string(got) != tc.want) {
+			t.Errorf("paramsJSON(%v) = %s, %v", tc.in, got, err)
+		}
+	}
+}
