@@ -42,12 +42,20 @@ func releaseJSON(code string, r store.Release) map[string]any {
 		"checksum": r.SHA256, "size": r.Size, "created": r.CreatedAt.Format(time.RFC3339Nano)}
 }
 
-// findPlugin reads a plugin by its numeric ID or its code.
+// findPlugin reads a plugin by its numeric ID or its code. An unknown
+// one is a *notFoundError naming key.
 func (a *API) findPlugin(r *http.Request, key string) (store.Plugin, error) {
-	if id, err := strconv.ParseInt(key, 10, 64); err == nil {
-		return a.Store.GetPluginByID(r.Context(), id)
+	var p store.Plugin
+	var err error
+	if id, perr := strconv.ParseInt(key, 10, 64); perr == nil {
+		p, err = a.Store.GetPluginByID(r.Context(), id)
+	} else {
+		p, err = a.Store.GetPlugin(r.Context(), key)
 	}
-	return a.Store.GetPlugin(r.Context(), key)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, &notFoundError{fmt.Sprintf("no plugin with ID or code %q (GET /plugins/ lists the plugins)", key)}
+	}
+	return p, err
 }
 
 func (a *API) getPlugin(w http.ResponseWriter, r *http.Request) error {
@@ -467,20 +475,28 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 	var rel store.Release
 	var code string
 	if c, v, ok := strings.Cut(key, "@"); ok {
-		p, err := a.Store.GetPlugin(r.Context(), c)
+		p, err := a.findPlugin(r, c)
 		if err != nil {
 			return err
 		}
-		if rel, err = a.Store.FindRelease(r.Context(), p.ID, v, true); err != nil {
+		rel, err = a.Store.FindRelease(r.Context(), p.ID, v, true)
+		if errors.Is(err, store.ErrNotFound) {
+			return &notFoundError{fmt.Sprintf("plugin %s has no release %q (GET /plugin_releases/?plugin=%s lists its releases)", p.Code, v, p.Code)}
+		}
+		if err != nil {
 			return err
 		}
 		code = p.Code
 	} else {
 		id, err := strconv.ParseInt(key, 10, 64)
 		if err != nil {
-			return store.ErrNotFound
+			return &notFoundError{fmt.Sprintf("no release %q: want a release ID (a number) or CODE@VERSION", key)}
 		}
-		if rel, err = a.Store.GetRelease(r.Context(), id); err != nil {
+		rel, err = a.Store.GetRelease(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return &notFoundError{fmt.Sprintf("no release with ID %d (GET /plugin_releases/ lists the releases)", id)}
+		}
+		if err != nil {
 			return err
 		}
 		p, err := a.Store.GetPluginByID(r.Context(), rel.PluginID)
