@@ -551,7 +551,7 @@ func (a *API) listReleases(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if pageNo > 1 && f.Offset >= total {
-		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("page: no page %d (%d releases, %d a page)", pageNo, total, size)}
+		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("page: no page %d (%s, %d a page)", pageNo, count(total, "release", "releases"), size)}
 	}
 	codes := map[int64]string{}
 	out := make([]map[string]any, len(rels))
