@@ -247,7 +247,7 @@ func TestServer(t *testing.T) {
 		{"bad params", "conformance", RunRequest{Agent: 1, Action: "echo", Params: json.RawMessage(`{"n":0,"text":7}`)}, "", "", "run plugin conformance action echo: ", nil, []string{"n", "text"}},
 		{"unknown action", "conformance", RunRequest{Agent: 1, Action: "nope"}, "", "", `"nope" is not an action`, nil, nil},
 		{"unknown agent", "conformance", RunRequest{Agent: 7, Action: "echo"}, "", "", `no agent "7"`, nil, nil},
-		{"unknown plugin", "nope", RunRequest{Agent: 1, Action: "echo"}, "", "", "run plugin nope action echo: not found", ErrNotFound, nil},
+		{"unknown plugin", "nope", RunRequest{Agent: 1, Action: "echo"}, "", "", `run plugin nope action echo: no plugin with ID or code "nope" (GET /plugins/ lists the plugins)`, ErrNotFound, nil},
 		{"unknown version", "conformance", RunRequest{Agent: 1, Action: "echo", Version: "9"}, "", "", "has no release 9", ErrNotFound, nil},
 	}
 	for _, tt := range runs {
@@ -437,10 +437,10 @@ func TestServer(t *testing.T) {
 			is   error
 			want string
 		}{
-			{"unknown job", func() error { _, err := c.Job(ctx, unknown); return err }, ErrNotFound, "get job " + unknown + ": not found (HTTP 404, GET /jobs/" + unknown + "/)"},
-			{"unknown job's console", func() error { _, err := c.ConsoleLogs(ctx, unknown); return err }, ErrNotFound, "get console log of job " + unknown + ": not found"},
-			{"unknown job's tail", func() error { _, err := tail(ctx, c, unknown, 0); return err }, ErrNotFound, "tail console log of job " + unknown + ": not found"},
-			{"stop an unknown job", func() error { _, err := c.Stop(ctx, unknown); return err }, ErrNotFound, "stop job " + unknown + ": not found"},
+			{"unknown job", func() error { _, err := c.Job(ctx, unknown); return err }, ErrNotFound, "get job " + unknown + ": no job " + unknown + " (GET /jobs/ lists the jobs) (HTTP 404, GET /jobs/" + unknown + "/)"},
+			{"unknown job's console", func() error { _, err := c.ConsoleLogs(ctx, unknown); return err }, ErrNotFound, "get console log of job " + unknown + ": no job " + unknown + " (GET /jobs/ lists the jobs)"},
+			{"unknown job's tail", func() error { _, err := tail(ctx, c, unknown, 0); return err }, ErrNotFound, "tail console log of job " + unknown + ": no job " + unknown + " (GET /jobs/ lists the jobs)"},
+			{"stop an unknown job", func() error { _, err := c.Stop(ctx, unknown); return err }, ErrNotFound, "stop job " + unknown + ": no job " + unknown + " (GET /jobs/ lists the jobs)"},
 			{"bad token", func() error { _, err := bad.Agents(ctx); return err }, ErrUnauthorized, "list agents: "},
 			{"bad token, run", func() error { _, err := bad.Run(ctx, "conformance", RunRequest{Action: "echo"}); return err }, ErrUnauthorized, "run `synapse login`"},
 			{"bad token, tail", func() error { _, err := tail(ctx, bad, echoID, 0); return err }, ErrUnauthorized, "run `synapse login`"},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os/signal"
@@ -90,11 +91,9 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	open := func(ctx context.Context) (*store.Store, error) {
-		return server.OpenStore(ctx, server.Config{DataDir: sf.dataDir, DB: sf.db})
-	}
 	// openExisting opens a store that exists: a mistyped --data-dir is a
-	// usage error, not a new, empty store.
+	// usage error, not a new, empty store (create too: a token in a
+	// database no server uses would let nobody in).
 	openExisting := func(ctx context.Context) (*store.Store, error) {
 		st, err := server.OpenExistingStore(ctx, server.Config{DataDir: sf.dataDir, DB: sf.db})
 		if nse, ok := err.(*server.NoStoreError); ok {
@@ -106,9 +105,12 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an admin access token and print it (once: only its hash is kept)",
-		Args:  noArgs,
+		Long: `Create an admin access token in the database of an existing server and print it, once, on stdout
+(only its hash is kept). The --data-dir (or --db) must hold a server database already: start
+synapse server --data-dir DIR once first; a mistyped --data-dir is an error, not a new database.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := open(cmd.Context())
+			st, err := openExisting(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -163,7 +165,9 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := st.RevokeToken(cmd.Context(), args[0]); err != nil {
+			if err := st.RevokeToken(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("revoke token %s: %w: no token has that ID; the ID is one from the ID column of synapse server token list (with the same --data-dir or --db)", args[0], store.ErrNotFound)
+			} else if err != nil {
 				return err
 			}
 			fmt.Fprintf(io.ErrOut, "Revoked token %s.\n", args[0])

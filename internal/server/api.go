@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -181,13 +182,77 @@ func decodeJSON(raw []byte, v any, strict bool, fields string) error {
 	if err := dec.Decode(v); errors.Is(err, io.EOF) {
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: empty: want a JSON object" + hint}
 	} else if err != nil {
-		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + err.Error() + hint}
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read body: " + jsonErrorText(err) + hint}
 	}
 	end := dec.InputOffset()
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("read body: more data after the JSON value (from byte %d): send one JSON value", end)}
 	}
 	return nil
+}
+
+// jsonErrorText says what is wrong with a JSON body in JSON's terms, never
+// Go's: "field debug: want true or false, got a string", "unknown field
+// \"lang\"", "not valid JSON at byte 12: invalid character 'x' …".
+func jsonErrorText(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		where := "the body"
+		if te.Field != "" {
+			where = "field " + te.Field
+		}
+		return fmt.Sprintf("%s: want %s, got %s", where, jsonWant(te.Type), jsonGot(te.Value))
+	case errors.As(err, &se):
+		return fmt.Sprintf("not valid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends too soon: send one whole JSON value"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonWant names the JSON a Go type takes.
+func jsonWant(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another JSON type"
+}
+
+// jsonGot names the JSON value of a json.UnmarshalTypeError ("string",
+// "number", "number 1.5", "bool", "array", "object").
+func jsonGot(v string) string {
+	switch {
+	case v == "string":
+		return "a string"
+	case v == "bool":
+		return "a boolean (true or false)"
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case v == "number":
+		return "a number"
+	case strings.HasPrefix(v, "number "):
+		return "the number " + strings.TrimPrefix(v, "number ")
+	}
+	return v
 }
 
 // runFields are the keys of a run request (runRequest).
@@ -225,9 +290,25 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.message }
 
+// notFoundError is a 404 saying what was looked for, by what ID or code,
+// and where to find the right one. It matches store.ErrNotFound.
+type notFoundError struct{ message string }
+
+func (e *notFoundError) Error() string { return e.message }
+func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
+
+// jobNotFound is the 404 of a job ID that names no job.
+func jobNotFound(id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return &notFoundError{fmt.Sprintf("no job %q: job IDs are UUIDs (GET /jobs/ lists the jobs)", id)}
+	}
+	return &notFoundError{fmt.Sprintf("no job %s (GET /jobs/ lists the jobs)", id)}
+}
+
 func (a *API) fail(w http.ResponseWriter, r *http.Request, v2 bool, err error) {
 	var ae *apiError
 	var ve *validationError
+	var nf *notFoundError
 	switch {
 	case errors.As(err, &ve):
 		if v2 {
@@ -241,12 +322,14 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, v2 bool, err error) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"detail": ve.message, "params": fields})
 		return
 	case errors.As(err, &ae):
+	case errors.As(err, &nf):
+		ae = &apiError{http.StatusNotFound, "NOT_FOUND", nf.message}
 	case errors.Is(err, ErrUnauthenticated):
 		ae = &apiError{http.StatusUnauthorized, "UNAUTHENTICATED", err.Error()}
 	case errors.Is(err, ErrForbidden):
 		ae = &apiError{http.StatusForbidden, "FORBIDDEN", err.Error()}
 	case errors.Is(err, store.ErrNotFound):
-		ae = &apiError{http.StatusNotFound, "NOT_FOUND", "not found"}
+		ae = &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("not found: %s %s names nothing that exists", r.Method, r.URL.Path)}
 	case errors.Is(err, store.ErrTransition):
 		ae = &apiError{http.StatusBadRequest, "INVALID_TRANSITION", err.Error()}
 	default:
@@ -345,9 +428,12 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 func (a *API) getJob(r *http.Request) (map[string]any, error) {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil {
-		return nil, store.ErrNotFound
+		return nil, jobNotFound(id)
 	}
 	j, err := a.Store.GetJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, jobNotFound(id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -483,7 +569,10 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 			return b
 		}
 		if _, err := a.Store.UpdateJob(r.Context(), id, store.JobUpdate{Status: body.Status, ProgressRecord: null(body.ProgressRecord),
-			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}); err != nil {
+			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}); errors.Is(err, store.ErrNotFound) {
+			a.fail(w, r, v2, jobNotFound(id))
+			return
+		} else if err != nil {
 			a.fail(w, r, v2, err)
 			return
 		}

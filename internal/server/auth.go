@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -50,6 +51,25 @@ var (
 	ErrForbidden       = errors.New("this token may not do that")
 )
 
+// ForbiddenError is Authenticate's error for a token used outside what it
+// may do (a 403): it names the kind of token and what it may do. It
+// matches ErrForbidden with errors.Is.
+type ForbiddenError struct {
+	Kind  string // the token's kind: store.TokenJob
+	JobID string // a job token's job
+	What  string // the request: "PATCH /jobs/ID/"
+}
+
+func (e *ForbiddenError) Error() string {
+	if e.Kind == store.TokenJob {
+		return fmt.Sprintf("%s: this is the job token of job %s (the SYNAPSE_ACCESS_TOKEN a job runs with): it may only report that job, with PATCH /jobs/%s/ and POST /logs/ of its entries; use an admin token (synapse server token create) for anything else", e.What, e.JobID, e.JobID)
+	}
+	return fmt.Sprintf("%s: a %s token may not do that: use an admin token (synapse server token create)", e.What, e.Kind)
+}
+
+// Is reports whether target is ErrForbidden.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
 // Tokens looks tokens up; *store.Store implements it.
 type Tokens interface {
 	LookupToken(ctx context.Context, secret string) (store.Token, error)
@@ -65,7 +85,7 @@ type Scope struct {
 
 // Authenticate checks the request's token for scope and returns it. An
 // absent, unknown or revoked token is ErrUnauthenticated; a job token used
-// outside its job is ErrForbidden.
+// outside its job is a *ForbiddenError (errors.Is ErrForbidden).
 func Authenticate(ctx context.Context, tokens Tokens, r *http.Request, scope Scope) (store.Token, error) {
 	secret := TokenFromRequest(r)
 	if secret == "" {
@@ -86,5 +106,5 @@ func Authenticate(ctx context.Context, tokens Tokens, r *http.Request, scope Sco
 			return t, nil
 		}
 	}
-	return store.Token{}, ErrForbidden
+	return store.Token{}, &ForbiddenError{Kind: t.Kind, JobID: t.JobID, What: r.Method + " " + r.URL.Path}
 }

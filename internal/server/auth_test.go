@@ -78,5 +78,10 @@ func TestAuthenticate(t *testing.T) {
 		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
 		}
+		// A 403 says what kind of token it is and what it may do.
+		const forbidden = "PATCH /jobs/job-1/: this is the job token of job job-1 (the SYNAPSE_ACCESS_TOKEN a job runs with): it may only report that job, with PATCH /jobs/job-1/ and POST /logs/ of its entries; use an admin token (synapse server token create) for anything else"
+		if tt.want == ErrForbidden && err.Error() != forbidden {
+			t.Errorf("%s: %q, want %q", tt.name, err, forbidden)
+		}
 	}
 }

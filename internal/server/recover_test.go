@@ -98,7 +98,8 @@ func TestProcessAgentReattach(t *testing.T) {
 		t.Errorf("re-attached job = %s %s, want SUCCEEDED \"not cancelled\"", got.Status, got.Result)
 	}
 	got = f.wait(t, gone.ID)
-	if got.Status != store.StatusFailed || !strings.Contains(string(got.Meta), "while the server was down") {
+	// docs/server-api.md: meta.error {error_type: "process", message}.
+	if got.Status != store.StatusFailed || !strings.Contains(string(got.Meta), "while the server was down") || !strings.Contains(string(got.Meta), `"error_type":"process"`) {
 		t.Errorf("job whose process died = %s %s %s", got.Status, got.Result, got.Meta)
 	}
 	for _, j := range []store.Job{running, gone} {

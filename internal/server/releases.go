@@ -3,6 +3,7 @@ package server
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,16 +12,22 @@ import (
 	"io"
 	"math"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/pack"
+	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/store"
+	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
 // pluginJSON is a plugin as GET /plugins/{id}/ shows it.
@@ -35,12 +42,20 @@ func releaseJSON(code string, r store.Release) map[string]any {
 		"checksum": r.SHA256, "size": r.Size, "created": r.CreatedAt.Format(time.RFC3339Nano)}
 }
 
-// findPlugin reads a plugin by its numeric ID or its code.
+// findPlugin reads a plugin by its numeric ID or its code. An unknown
+// one is a *notFoundError naming key.
 func (a *API) findPlugin(r *http.Request, key string) (store.Plugin, error) {
-	if id, err := strconv.ParseInt(key, 10, 64); err == nil {
-		return a.Store.GetPluginByID(r.Context(), id)
+	var p store.Plugin
+	var err error
+	if id, perr := strconv.ParseInt(key, 10, 64); perr == nil {
+		p, err = a.Store.GetPluginByID(r.Context(), id)
+	} else {
+		p, err = a.Store.GetPlugin(r.Context(), key)
 	}
-	return a.Store.GetPlugin(r.Context(), key)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, &notFoundError{fmt.Sprintf("no plugin with ID or code %q (GET /plugins/ lists the plugins)", key)}
+	}
+	return p, err
 }
 
 func (a *API) getPlugin(w http.ResponseWriter, r *http.Request) error {
@@ -108,58 +123,84 @@ func validCode(c string) bool {
 // maxRelease is the largest release zip taken: a job-mode package's limit.
 const maxRelease = pack.MaxSize
 
+// releaseTooLarge is the 413 of a publish whose zip (or whole form) is
+// over the limit; docs/server-api.md quotes it.
+func releaseTooLarge() error {
+	return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("file: the release zip is over the limit: a release zip may be at most %s (and the form around it 1 MiB): leave data sets and build outputs out of the release", bytesText(maxRelease))}
+}
+
+// releaseFields are the multipart fields a publish takes.
+// (requirements, which the Python SDK's model allows, is taken and
+// ignored: it is a Python release's).
+const releaseFields = "plugin, version, config, debug, requirements, and the zip as the file field file"
+
+// parseDebug reads a publish's debug field: True/False as the Python SDK
+// sends str(bool), true/false, 1/0; empty is false. Anything else is an
+// error naming the field.
+func parseDebug(v string) (bool, error) {
+	switch v {
+	case "", "False", "false", "0":
+		return false, nil
+	case "True", "true", "1":
+		return true, nil
+	}
+	return false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("debug: want True or False (also true/false, 1/0; got %q)", v)}
+}
+
 // createRelease is POST /plugin_releases/: multipart (plugin, version,
 // config as JSON text, debug as True/False, file plugin.zip), as the
-// Python SDK's create_plugin_release sends it, or JSON without a file. The
-// plugin is created from the config (name, category, description) when its
-// code is new. A version that exists is 400 "… already exists" unless
-// debug is true, which replaces it.
+// Python SDK's create_plugin_release sends it. Any other body, a form
+// without the zip in field file, or with fields of other names, is 400: a
+// release needs its zip. The plugin is created from the config (name,
+// category, description) when its code is new. A version that exists is
+// 400 "… already exists" unless debug is true, which replaces it. A
+// release that could not run is 400 (checkConfig, checkZip,
+// checkRunnable, checkActions), nothing kept.
 func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
-	var code, version string
-	var config json.RawMessage
-	var debug bool
-	var zipData []byte
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		const limit = maxRelease + 1<<20 // the zip and the form around it
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		var err error
-		if r.ContentLength > limit { // refused before reading it
-			err = &http.MaxBytesError{Limit: limit}
-		} else {
-			err = r.ParseMultipartForm(32 << 20)
+	if mt != "multipart/form-data" {
+		got := mt
+		if got == "" {
+			got = "no Content-Type"
 		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("request body over the limit of %s: a release zip may be at most %s", bytesText(uint64(mbe.Limit)), bytesText(maxRelease))}
-			}
-			return &apiError{http.StatusBadRequest, "INVALID_BODY", "read the form: " + err.Error()}
-		}
-		defer r.MultipartForm.RemoveAll()
-		code, version = r.FormValue("plugin"), r.FormValue("version")
-		if c := r.FormValue("config"); c != "" {
-			config = json.RawMessage(c)
-		}
-		debug, _ = strconv.ParseBool(r.FormValue("debug")) // Python sends "True"/"False"
-		if f, _, err := r.FormFile("file"); err == nil {
-			defer f.Close()
-			zipData, err = io.ReadAll(io.LimitReader(f, maxRelease+1))
-			if err != nil {
-				return &apiError{http.StatusBadRequest, "INVALID_BODY", "read the file: " + err.Error()}
-			}
-		}
+		return &apiError{http.StatusBadRequest, "FILE_REQUIRED", fmt.Sprintf("a release needs its zip: send multipart/form-data with %s, as synapse-go and the Python SDK's create_plugin_release do (got %s)", releaseFields, got)}
+	}
+	const limit = maxRelease + 1<<20 // the zip and the form around it
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	var err error
+	if r.ContentLength > limit { // refused before reading it
+		err = &http.MaxBytesError{Limit: limit}
 	} else {
-		var body struct {
-			Plugin  string          `json:"plugin"`
-			Version string          `json:"version"`
-			Config  json.RawMessage `json:"config"`
-			Debug   bool            `json:"debug"`
+		err = r.ParseMultipartForm(32 << 20)
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return releaseTooLarge()
 		}
-		if err := decodeBody(w, r, &body, false, "plugin, version, config, debug"); err != nil {
-			return err
-		}
-		code, version, config, debug = body.Plugin, body.Version, body.Config, body.Debug
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read the form: " + err.Error()}
+	}
+	defer r.MultipartForm.RemoveAll()
+	if err := checkReleaseForm(r.MultipartForm); err != nil {
+		return err
+	}
+	code, version := r.FormValue("plugin"), r.FormValue("version")
+	var config json.RawMessage
+	if c := r.FormValue("config"); c != "" {
+		config = json.RawMessage(c)
+	}
+	debug, err := parseDebug(r.FormValue("debug"))
+	if err != nil {
+		return err
+	}
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		return &apiError{http.StatusBadRequest, "FILE_REQUIRED", "file: the release zip is missing: send it as the multipart file field file (plugin.zip)"}
+	}
+	defer f.Close()
+	zipData, err := io.ReadAll(io.LimitReader(f, maxRelease+1))
+	if err != nil {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read the file: " + err.Error()}
 	}
 	switch {
 	case !validCode(code):
@@ -169,7 +210,7 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	case len(config) > 0 && !json.Valid(config):
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", "config: not valid JSON"}
 	case len(zipData) > maxRelease:
-		return &apiError{http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("file: over the limit of %s", bytesText(maxRelease))}
+		return releaseTooLarge()
 	}
 	if len(config) == 0 {
 		config = json.RawMessage("{}")
@@ -177,21 +218,33 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	if err := checkConfig(code, config); err != nil {
 		return err
 	}
-	var sum string
-	if zipData != nil {
-		zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
-		if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // checkZip names the entry
-			return &apiError{http.StatusBadRequest, "INVALID_BODY", "file: not a zip archive: " + err.Error()}
-		}
-		if err := checkZip(zr, releaseLimits); err != nil {
-			return &apiError{http.StatusBadRequest, "INVALID_ZIP", "file: " + err.Error()}
-		}
-		h := sha256.Sum256(zipData)
-		sum = hex.EncodeToString(h[:])
-		if err := a.saveZip(sum, zipData); err != nil {
-			return err
-		}
+	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // checkZip names the entry
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "file: not a zip archive: " + err.Error()}
 	}
+	if err := checkZip(zr, releaseLimits); err != nil {
+		return &apiError{http.StatusBadRequest, "INVALID_ZIP", "file: " + err.Error()}
+	}
+	if err := checkRunnable(zr, config); err != nil {
+		return err
+	}
+	if a.Releases == nil || a.Releases.Dir == "" {
+		return errors.New("save release: no release directory configured")
+	}
+	h := sha256.Sum256(zipData)
+	sum := hex.EncodeToString(h[:])
+	staged, err := a.Releases.stage(zipData)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(staged) // gone once adopted
+	if err := a.checkActions(r.Context(), staged, config); err != nil {
+		return err
+	}
+	if err := a.saveZip(sum, zipData); err != nil {
+		return err
+	}
+	a.Releases.adopt(staged, sum)
 	p, err := a.Store.GetPlugin(r.Context(), code)
 	if errors.Is(err, store.ErrNotFound) {
 		var meta struct{ Name, Category, Description string }
@@ -215,6 +268,147 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, releaseJSON(code, rel))
+	return nil
+}
+
+// checkReleaseForm refuses a publish form with fields of other names: the
+// zip under another name than file (which would make a release without
+// its zip), or any field the publish does not take.
+func checkReleaseForm(form *multipart.Form) error {
+	for name := range form.File {
+		if name != "file" {
+			return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("%s: the release zip goes in the multipart file field file, not %s (fields: %s)", name, name, releaseFields)}
+		}
+	}
+	names := make([]string, 0, len(form.Value))
+	for name := range form.Value {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		switch name {
+		case "plugin", "version", "config", "debug", "requirements":
+		case "file":
+			return &apiError{http.StatusBadRequest, "INVALID_BODY", "file: the release zip must be sent as a file part (with a filename, such as plugin.zip), not as a text field"}
+		default:
+			return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("%s: unknown field (fields: %s)", name, releaseFields)}
+		}
+	}
+	return nil
+}
+
+// releaseAction is an action of a release's config: its entrypoint, the
+// name of the binary's action (the action's own name when empty; a Python
+// release has a module path such as plugin.train:TrainAction).
+type releaseAction struct {
+	Name, Entrypoint string
+}
+
+// configActions reads the actions of a checked config (checkConfig), in
+// name order.
+func configActions(config json.RawMessage) []releaseAction {
+	var cfg struct {
+		Actions map[string]json.RawMessage `json:"actions"`
+	}
+	_ = json.Unmarshal(config, &cfg)
+	out := make([]releaseAction, 0, len(cfg.Actions))
+	for name, raw := range cfg.Actions {
+		var a struct {
+			Entrypoint string `json:"entrypoint"`
+		}
+		_ = json.Unmarshal(raw, &a)
+		if a.Entrypoint == "" {
+			a.Entrypoint = name
+		}
+		out = append(out, releaseAction{Name: name, Entrypoint: a.Entrypoint})
+	}
+	slices.SortFunc(out, func(x, y releaseAction) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
+// pythonEntrypoint reports whether an action's entrypoint is a Python
+// path (plugin.train:TrainAction, or plugin.train.TrainAction) rather
+// than the name of a Go plugin binary's action.
+func pythonEntrypoint(e string) bool {
+	return strings.ContainsAny(e, ":.")
+}
+
+// checkRunnable is the one place that decides which kinds of release this
+// server runs: a zip with the plugin binary (worker.BinaryName) at its
+// root. A release without it is 400: when its actions' entrypoints are
+// Python paths, Python releases are not supported yet; else the zip lacks
+// the binary, and the answer says how to build one.
+func checkRunnable(zr *zip.Reader, config json.RawMessage) error {
+	for _, f := range zr.File {
+		if path.Clean(f.Name) == worker.BinaryName && f.Mode().IsRegular() {
+			return nil
+		}
+	}
+	for _, a := range configActions(config) {
+		if pythonEntrypoint(a.Entrypoint) {
+			return &apiError{http.StatusBadRequest, "UNSUPPORTED_RELEASE", fmt.Sprintf("file: this is a Python release (action %s has the entrypoint %s) and Python releases are not supported by this server yet: publish a Go plugin, whose zip holds its %s binary", a.Name, a.Entrypoint, worker.BinaryName)}
+		}
+	}
+	return &apiError{http.StatusBadRequest, "INVALID_RELEASE", fmt.Sprintf("file: the zip has no %s binary at its root, so none of its actions could run: publish the plugin with synapse plugin publish, which builds the binary and packs it, or put the plugin's binary (built with GOOS=linux for the agents' machines) in the zip as %s", worker.BinaryName, worker.BinaryName)}
+}
+
+// checkActions asks the release's binary, unpacked in dir, for its
+// actions (synapse-plugin actions, in a process group of its own, killed
+// after the params check's timeout) and refuses a config action whose
+// entrypoint the binary does not have: 400 naming them. A binary this
+// machine cannot start (built for another platform) is not checked here:
+// its agent reports it.
+func (a *API) checkActions(ctx context.Context, dir string, config json.RawMessage) error {
+	timeout := a.paramsTimeout()
+	checkCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(checkCtx, filepath.Join(dir, worker.BinaryName), "actions")
+	cmd.Dir = dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	killed, err := runOwnGroup(cmd)
+	bad := func(format string, args ...any) error {
+		return &apiError{http.StatusBadRequest, "INVALID_RELEASE", fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("check release actions: %w", ctx.Err())
+	case killed:
+		return bad("file: the release's binary did not answer %s actions within %s, so its actions could not be checked: its main must be plugin.Main, which answers at once", worker.BinaryName, timeout)
+	case cmd.ProcessState == nil:
+		return nil // not a binary of this machine: the agent checks
+	case err != nil && !cmd.ProcessState.Success():
+		msg := strings.TrimSpace(errOut.String())
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		return bad("file: the release's binary failed to list its actions (%s actions: %s; %s): is its main plugin.Main?", worker.BinaryName, err, msg)
+	}
+	var infos []protocol.ActionInfo
+	if err := json.Unmarshal(out.Bytes(), &infos); err != nil {
+		return bad("file: the release's binary answered %s actions with something other than its list of actions: is its main plugin.Main?", worker.BinaryName)
+	}
+	has := make(map[string]bool, len(infos))
+	names := make([]string, len(infos))
+	for i, in := range infos {
+		has[in.Name], names[i] = true, in.Name
+	}
+	var missing []string
+	for _, ac := range configActions(config) {
+		if !has[ac.Entrypoint] {
+			m := ac.Name
+			if ac.Entrypoint != ac.Name {
+				m += " (entrypoint " + ac.Entrypoint + ")"
+			}
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		if len(names) == 0 {
+			names = []string{"none"}
+		}
+		return bad("config.actions: the release's binary has no action %s; it has %s: add the action to the plugin's code and rebuild, or remove it from config.yaml", strings.Join(missing, ", "), strings.Join(names, ", "))
+	}
 	return nil
 }
 
@@ -281,20 +475,28 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 	var rel store.Release
 	var code string
 	if c, v, ok := strings.Cut(key, "@"); ok {
-		p, err := a.Store.GetPlugin(r.Context(), c)
+		p, err := a.findPlugin(r, c)
 		if err != nil {
 			return err
 		}
-		if rel, err = a.Store.FindRelease(r.Context(), p.ID, v, true); err != nil {
+		rel, err = a.Store.FindRelease(r.Context(), p.ID, v, true)
+		if errors.Is(err, store.ErrNotFound) {
+			return &notFoundError{fmt.Sprintf("plugin %s has no release %q (GET /plugin_releases/?plugin=%s lists its releases)", p.Code, v, p.Code)}
+		}
+		if err != nil {
 			return err
 		}
 		code = p.Code
 	} else {
 		id, err := strconv.ParseInt(key, 10, 64)
 		if err != nil {
-			return store.ErrNotFound
+			return &notFoundError{fmt.Sprintf("no release %q: want a release ID (a number) or CODE@VERSION", key)}
 		}
-		if rel, err = a.Store.GetRelease(r.Context(), id); err != nil {
+		rel, err = a.Store.GetRelease(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return &notFoundError{fmt.Sprintf("no release with ID %d (GET /plugin_releases/ lists the releases)", id)}
+		}
+		if err != nil {
 			return err
 		}
 		p, err := a.Store.GetPluginByID(r.Context(), rel.PluginID)
@@ -349,7 +551,7 @@ func (a *API) listReleases(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if pageNo > 1 && f.Offset >= total {
-		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("page: no page %d (%d releases, %d a page)", pageNo, total, size)}
+		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("page: no page %d (%s, %d a page)", pageNo, count(total, "release", "releases"), size)}
 	}
 	codes := map[int64]string{}
 	out := make([]map[string]any, len(rels))

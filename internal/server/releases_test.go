@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
 func zipOf(t *testing.T, files map[string]string) []byte {
@@ -125,10 +128,6 @@ func TestReleases(t *testing.T) {
 		t.Errorf("unknown version: %d", status)
 	}
 
-	// JSON, without a file; and POST /plugins/.
-	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"0.3.0","config":{"code":"seg","actions":{"train":{}}},"debug":false}`); status != 201 || v.(map[string]any)["size"] != 0.0 {
-		t.Errorf("JSON release = %d %v", status, v)
-	}
 	if status, v := f.call(t, "POST", "/plugins/", f.admin, `{"code":"seg","name":"again"}`); status != 400 || !strings.Contains(jsonText(v), "already exists") {
 		t.Errorf("duplicate plugin = %d %v", status, v)
 	}
@@ -187,10 +186,6 @@ func TestPublishRefuses(t *testing.T) {
 	if zips, _ := filepath.Glob(filepath.Join(dir, "*.zip")); len(zips) != 0 {
 		t.Errorf("refused zips were kept: %v", zips)
 	}
-	// JSON, without a file: the config is checked the same way.
-	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"2.0","config":{"code":"seg"}}`); status != 400 || !strings.Contains(jsonText(v), "config.actions") {
-		t.Errorf("JSON release without actions = %d %v", status, v)
-	}
 	if status, v := f.publish(t, map[string]string{"plugin": "seg", "version": "1.0", "config": `{"actions":{"train":{}}}`}, good); status != 201 {
 		t.Errorf("a config without code (the plugin field names it) = %d %v", status, v)
 	}
@@ -199,10 +194,12 @@ func TestPublishRefuses(t *testing.T) {
 // TestListReleasesAPI is GET /plugin_releases/: newest first, by plugin
 // ID or code, in DRF pages the Python SDK's list_all follows.
 func TestListReleasesAPI(t *testing.T) {
-	f := newAPI(t) // the fixture has yolo 1.0.0
+	dir := t.TempDir()
+	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} }) // the fixture has yolo 1.0.0
+	z := zipOf(t, map[string]string{"synapse-plugin": "\x7fELF"})
 	for _, p := range []struct{ code, version string }{{"seg", "1"}, {"seg", "2"}, {"det", "1"}, {"seg", "3"}} {
-		body := `{"plugin":"` + p.code + `","version":"` + p.version + `","config":{"actions":{"train":{}}}}`
-		if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, body); status != 201 {
+		fields := map[string]string{"plugin": p.code, "version": p.version, "config": `{"actions":{"train":{}}}`}
+		if status, v := f.publish(t, fields, z); status != 201 {
 			t.Fatalf("publish %s@%s: %d %v", p.code, p.version, status, v)
 		}
 	}
@@ -251,5 +248,110 @@ func TestListReleasesAPI(t *testing.T) {
 	}
 	if status, _ := f.call(t, "GET", "/plugin_releases/", f.jobTk, ""); status != 403 {
 		t.Errorf("a job token lists releases: %d, want 403", status)
+	}
+}
+
+// formPart is a part of a publish form: a text field, or a file when
+// filename is set.
+type formPart struct{ name, filename, body string }
+
+// publishForm posts the parts as a multipart publish.
+func (f *apiFixture) publishForm(t *testing.T, parts ...formPart) (int, string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, p := range parts {
+		if p.filename == "" {
+			_ = mw.WriteField(p.name, p.body)
+			continue
+		}
+		w, _ := mw.CreateFormFile(p.name, p.filename)
+		_, _ = io.WriteString(w, p.body)
+	}
+	_ = mw.Close()
+	resp, b := f.raw(t, "POST", "/plugin_releases/", f.admin, mw.FormDataContentType(), &body)
+	return resp.StatusCode, string(b)
+}
+
+// TestPublishRefusesWhatCannotRun: a release that could never run is 400
+// at publish, saying why and what to do, and nothing is kept: a zip
+// without the plugin binary (a Python release among them), the zip under
+// another field or none at all, unknown fields, a JSON publish, a debug
+// that is no boolean, and config actions the binary does not have (asked
+// with synapse-plugin actions, bounded by the params check's timeout).
+func TestPublishRefusesWhatCannotRun(t *testing.T) {
+	dir := t.TempDir()
+	f := newAPI(t, func(a *API) {
+		a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")}
+		a.ParamsCheckTimeout = time.Second
+	})
+	script := func(body string) string {
+		return string(zipWith(t, zipEntry{name: worker.BinaryName, mode: 0o755, body: "#!/bin/sh\n" + body}))
+	}
+	lists := script(`[ "$1" = actions ] && echo '[{"name":"train"},{"name":"infer"}]'` + "\n")
+	cfg := `{"actions":{"train":{}}}`
+	plugin, version := formPart{name: "plugin", body: "seg"}, formPart{name: "version", body: "1.0"}
+	config := func(c string) formPart { return formPart{name: "config", body: c} }
+	file := func(z string) formPart { return formPart{name: "file", filename: "plugin.zip", body: z} }
+	tests := []struct {
+		name  string
+		parts []formPart
+		want  string
+	}{
+		{"no binary", []formPart{plugin, version, config(cfg), file(string(zipOf(t, map[string]string{"config.yaml": "code: seg\n"})))},
+			"file: the zip has no synapse-plugin binary at its root, so none of its actions could run: publish the plugin with synapse plugin publish, which builds the binary and packs it"},
+		{"a Python release", []formPart{plugin, version, config(`{"actions":{"train":{"entrypoint":"plugin.train:TrainAction"}}}`), file(string(zipOf(t, map[string]string{"plugin/train.py": ""})))},
+			"file: this is a Python release (action train has the entrypoint plugin.train:TrainAction) and Python releases are not supported by this server yet"},
+		{"the binary in a directory", []formPart{plugin, version, config(cfg), file(string(zipWith(t, zipEntry{name: "bin/" + worker.BinaryName, mode: 0o755, body: "#!/bin/sh\n"})))},
+			"file: the zip has no synapse-plugin binary at its root"},
+		{"the zip under another field", []formPart{plugin, version, config(cfg), {name: "zip", filename: "plugin.zip", body: lists}},
+			"zip: the release zip goes in the multipart file field file, not zip"},
+		{"no zip", []formPart{plugin, version, config(cfg)}, "file: the release zip is missing: send it as the multipart file field file"},
+		{"the zip as a text field", []formPart{plugin, version, config(cfg), {name: "file", body: lists}}, "file: the release zip must be sent as a file part"},
+		{"an unknown field", []formPart{plugin, version, config(cfg), {name: "lang", body: "en"}, file(lists)},
+			"lang: unknown field (fields: plugin, version, config, debug, requirements, and the zip as the file field file)"},
+		{"debug not a boolean", []formPart{plugin, version, config(cfg), {name: "debug", body: "maybe"}, file(lists)},
+			`debug: want True or False (also true/false, 1/0; got \"maybe\")`},
+		{"an action the binary lacks", []formPart{plugin, version, config(`{"actions":{"train":{},"detect":{},"seg":{"entrypoint":"segment"}}}`), file(lists)},
+			"config.actions: the release's binary has no action detect, seg (entrypoint segment); it has train, infer: add the action to the plugin's code and rebuild, or remove it from config.yaml"},
+		{"a binary that fails", []formPart{plugin, version, config(cfg), file(script("echo broken >&2; exit 3\n"))},
+			"file: the release's binary failed to list its actions (synapse-plugin actions: exit status 3; broken): is its main plugin.Main?"},
+		{"a binary that prints something else", []formPart{plugin, version, config(cfg), file(script("echo hello\n"))},
+			"file: the release's binary answered synapse-plugin actions with something other than its list of actions"},
+		{"a binary that hangs", []formPart{plugin, version, config(cfg), file(script("sleep 60\n"))},
+			"file: the release's binary did not answer synapse-plugin actions within 1s"},
+	}
+	for _, tt := range tests {
+		status, b := f.publishForm(t, tt.parts...)
+		if status != 400 || !strings.Contains(b, tt.want) {
+			t.Errorf("%s: %d %s, want 400 containing %s", tt.name, status, b, tt.want)
+		}
+		if status, _ := f.call(t, "GET", "/plugin_releases/seg@1.0/", f.admin, ""); status != 404 {
+			t.Errorf("%s: the refused release exists (%d)", tt.name, status)
+		}
+	}
+	if zips, _ := filepath.Glob(filepath.Join(dir, "*.zip")); len(zips) != 0 {
+		t.Errorf("refused zips were kept: %v", zips)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "work", "*")); len(left) != 0 {
+		t.Errorf("refused releases' files were kept: %v", left)
+	}
+
+	// A JSON publish has no zip: refused, whatever it says.
+	if status, v := f.call(t, "POST", "/plugin_releases/", f.admin, `{"plugin":"seg","version":"0.3.0","config":{"actions":{"train":{}}},"debug":false}`); status != 400 ||
+		!strings.Contains(jsonText(v), "a release needs its zip: send multipart/form-data with plugin, version, config, debug, requirements, and the zip as the file field file") {
+		t.Errorf("JSON publish = %d %v", status, v)
+	}
+
+	// debug as the Python SDK sends it (str(bool)) and the usual spellings.
+	for i, d := range []struct {
+		text string
+		want bool
+	}{{"True", true}, {"False", false}, {"true", true}, {"false", false}, {"1", true}, {"0", false}, {"", false}} {
+		v := "2." + strconv.Itoa(i)
+		status, b := f.publishForm(t, plugin, formPart{name: "version", body: v}, config(cfg), formPart{name: "debug", body: d.text}, file(lists))
+		if status != 201 || !strings.Contains(b, `"debug":`+strconv.FormatBool(d.want)) {
+			t.Errorf("debug %q: %d %s, want 201 with debug %v", d.text, status, b, d.want)
+		}
 	}
 }

@@ -111,7 +111,6 @@ func TestBodyLimits(t *testing.T) {
 		{"log entries", "POST", "/logs/", f.jobTk, "", false},
 		{"create a plugin", "POST", "/plugins/", f.admin, "", false},
 		{"run", "POST", "/plugins/yolo/run/", f.admin, "", false},
-		{"publish (JSON)", "POST", "/plugin_releases/", f.admin, "application/json", false},
 	}
 	for _, tt := range tests {
 		// With its length (refused before it is read), and without (chunked:
@@ -130,7 +129,7 @@ func TestBodyLimits(t *testing.T) {
 	body := io.MultiReader(strings.NewReader("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plugin.zip\"\r\n\r\n"),
 		io.LimitReader(zeros{}, maxRelease+2<<20), strings.NewReader("\r\n--b--\r\n"))
 	resp, b := f.raw(t, "POST", "/plugin_releases/", f.admin, "multipart/form-data; boundary=b", body)
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "a release zip may be at most 100 MiB") {
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "file: the release zip is over the limit: a release zip may be at most 100 MiB (and the form around it 1 MiB)") {
 		t.Errorf("a publish over the limit: %d %.300s, want 413", resp.StatusCode, b)
 	}
 }
@@ -156,7 +155,6 @@ func TestStrictJSON(t *testing.T) {
 		{"report, then white space", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, "{\"status\":\"RUNNING\"} \n", 200, ""},
 		{"log entries, then garbage", "POST", "/logs/", f.jobTk, `{"event":"message","job":"` + f.job.ID + `"}]`, 400, "want a log entry"},
 		{"plugin, then garbage", "POST", "/plugins/", f.admin, `{"code":"det"}}`, 400, "more data after the JSON value"},
-		{"release, then garbage", "POST", "/plugin_releases/", f.admin, `{"plugin":"det","version":"1"} 1`, 400, "more data after the JSON value"},
 		{"run, then garbage", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train"} trailing`, 400, "more data after the JSON value"},
 		{"run, empty", "POST", "/plugins/yolo/run/", f.admin, ``, 400, "empty: want a JSON object (fields: agent, action"},
 		{"run, unknown key", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","lang":"en"}`, 400, `unknown field \"lang\"`},
@@ -184,6 +182,53 @@ func TestValidLanguage(t *testing.T) {
 	} {
 		if got := validLanguage(tag); got != want {
 			t.Errorf("validLanguage(%q) = %v, want %v", tag, got, want)
+		}
+	}
+}
+
+// TestErrorsSayWhat: a JSON body of the wrong type is named in JSON's
+// terms (never a Go type), a 404 says which plugin, job or release by
+// what, and a 403 what the token is and may do.
+func TestErrorsSayWhat(t *testing.T) {
+	f := newAPI(t)
+	unknownJob := "00000000-0000-4000-8000-000000000000"
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+		text                            string
+	}{
+		{"debug a string", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","debug":"yes"}`, 400, "read body: field debug: want true or false, got a string (fields: agent"},
+		{"action a number", "POST", "/plugins/yolo/run/", f.admin, `{"action":7}`, 400, "field action: want a string, got a number"},
+		{"language a boolean", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train","language":true}`, 400, "field language: want a string, got a boolean (true or false)"},
+		{"a list, not an object", "POST", "/plugins/yolo/run/", f.admin, `["train"]`, 400, "the body: want an object, got a list"},
+		{"status a number", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, `{"status":1.5}`, 400, "field status: want a string, got a number"},
+		{"code an object", "POST", "/plugins/", f.admin, `{"code":{}}`, 400, "field code: want a string, got an object"},
+		{"not JSON", "POST", "/plugins/", f.admin, `{"code":x}`, 400, "read body: not valid JSON at byte 9: invalid character 'x'"},
+		{"cut short", "POST", "/plugins/", f.admin, `{"code":"x"`, 400, "read body: the JSON ends too soon"},
+		{"unknown plugin", "GET", "/plugins/nope/", f.admin, "", 404, `no plugin with ID or code \"nope\" (GET /plugins/ lists the plugins)`},
+		{"unknown plugin by ID", "GET", "/plugins/99/", f.admin, "", 404, `no plugin with ID or code \"99\"`},
+		{"run of an unknown plugin", "POST", "/plugins/nope/run/", f.admin, `{"action":"train"}`, 404, `no plugin with ID or code \"nope\"`},
+		{"unknown job", "GET", "/jobs/" + unknownJob + "/", f.admin, "", 404, "no job " + unknownJob + " (GET /jobs/ lists the jobs)"},
+		{"not a job ID", "GET", "/v2/jobs/42/", f.admin, "", 404, `no job \"42\": job IDs are UUIDs`},
+		{"console of an unknown job", "GET", "/jobs/" + unknownJob + "/console_logs/", f.admin, "", 404, "no job " + unknownJob},
+		{"stop an unknown job", "POST", "/v2/jobs/" + unknownJob + "/stop/", f.admin, "", 404, "no job " + unknownJob},
+		{"report an unknown job", "PATCH", "/jobs/" + unknownJob + "/", f.admin, `{"status":"RUNNING"}`, 404, "no job " + unknownJob},
+		{"unknown release by ID", "GET", "/plugin_releases/99/", f.admin, "", 404, "no release with ID 99 (GET /plugin_releases/ lists the releases)"},
+		{"unknown version", "GET", "/plugin_releases/yolo@9.9/", f.admin, "", 404, `plugin yolo has no release \"9.9\" (GET /plugin_releases/?plugin=yolo lists its releases)`},
+		{"release of an unknown plugin", "GET", "/plugin_releases/nope@1/", f.admin, "", 404, `no plugin with ID or code \"nope\"`},
+		{"not a release key", "GET", "/plugin_releases/latest/", f.admin, "", 404, `no release \"latest\": want a release ID (a number) or CODE@VERSION`},
+		{"a job token elsewhere", "GET", "/plugins/", f.jobTk, "", 403, "GET /plugins/: this is the job token of job " + f.job.ID + " (the SYNAPSE_ACCESS_TOKEN a job runs with): it may only report that job"},
+	}
+	for _, tt := range tests {
+		status, v := f.call(t, tt.method, tt.path, tt.token, tt.body)
+		text := jsonText(v)
+		if status != tt.status || !strings.Contains(text, tt.text) {
+			t.Errorf("%s: %d %s, want %d containing %s", tt.name, status, text, tt.status, tt.text)
+		}
+		for _, goName := range []string{"Go struct", "runRequest", "json:", "struct {", "float64", "int64"} {
+			if strings.Contains(text, goName) {
+				t.Errorf("%s: %s names Go's %q", tt.name, text, goName)
+			}
 		}
 	}
 }

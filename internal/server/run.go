@@ -444,9 +444,12 @@ func (e *validationError) Error() string { return e.message }
 func (a *API) stop(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil {
-		return store.ErrNotFound
+		return jobNotFound(id)
 	}
 	j, err := a.Store.GetJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return jobNotFound(id)
+	}
 	if err != nil {
 		return err
 	}

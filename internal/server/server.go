@@ -150,7 +150,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 			ln.Close()
 			return err
 		}
-		fmt.Fprintf(out, "Created the admin access token; it is shown only this once, keep it:\n\n  %s\n\nClients send it as the header Synapse-Access-Token: Token <token>. More tokens: synapse server token create.\n\n", secret)
+		fmt.Fprint(out, firstStartText(host, secret))
 	}
 	releases := &Releases{Dir: filepath.Join(cfg.DataDir, "releases"), WorkDir: filepath.Join(cfg.DataDir, "work")}
 	api := &API{Store: st, Releases: releases, Host: host, MaxJobs: cfg.MaxJobs, Runners: map[string]Runner{}}
@@ -207,7 +207,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if slots <= 0 {
 		slots = 4
 	}
-	fmt.Fprintf(out, "synapse server listening on %s (store: %s; agents: %s; %d jobs at once per agent)\n", "http://"+ln.Addr().String(), st.Dialect(), strings.Join(names, ", "), slots)
+	fmt.Fprintf(out, "synapse server listening on %s (store: %s; agents: %s; %s at once per agent)\n", "http://"+ln.Addr().String(), st.Dialect(), strings.Join(names, ", "), count(slots, "job", "jobs"))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -229,10 +229,28 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	return nil
 }
 
+// firstStartText is what the first start prints: the admin token, once,
+// with the synapse login command that uses it against host (the server's
+// URL, --public-url when given).
+func firstStartText(host, secret string) string {
+	return fmt.Sprintf("Created the admin access token; it is shown only this once, keep it:\n\n  %s\n\nLog in with it:\n\n  synapse login --host %s -t %s\n\nOther clients send it as the header Synapse-Access-Token: Token <token>. More tokens: synapse server token create.\n\n", secret, host, secret)
+}
+
+// count is "1 job", "2 jobs": n with the singular or plural noun.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
 // lockDataDir takes DataDir/server.lock (flock, released when the process
 // ends however it ends) and writes this process's ID in it: two servers on
 // one data directory would both re-attach and run the same jobs.
 func lockDataDir(dir string) (unlock func(), err error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("start server: --data-dir %s is not a directory: give a directory (a new one is created)", dir)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start server: %w", err)
 	}

@@ -53,6 +53,9 @@ func TestServe(t *testing.T) {
 	if token == "" {
 		t.Fatalf("no admin token printed on the first start:\n%s", printed)
 	}
+	if login := "\n  synapse login --host " + url + " -t " + token + "\n"; !strings.Contains(printed, login) {
+		t.Errorf("the first start does not print the login command %q:\n%s", login, printed)
+	}
 	get := func(path, tok string) (int, string) {
 		req, _ := http.NewRequest("GET", url+path, nil)
 		if tok != "" {
@@ -139,5 +142,32 @@ func TestServeDataDirInUse(t *testing.T) {
 	_, _, stop = serve(t, Config{DataDir: dir})
 	if err := stop(); err != nil {
 		t.Errorf("restart on the freed directory: %v", err)
+	}
+}
+
+// TestServePrints: the first start prints the synapse login command for
+// the URL clients use (--public-url when given), and the listening line
+// counts jobs in good English.
+func TestServePrints(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"one job at once", Config{MaxJobs: 1}, []string{"; 1 job at once per agent)\n", "synapse login --host http://127.0.0.1:"}},
+		{"two jobs at once", Config{MaxJobs: 2}, []string{"; 2 jobs at once per agent)\n"}},
+		{"a public URL", Config{PublicURL: "http://10.0.0.5:8080"}, []string{"\n  synapse login --host http://10.0.0.5:8080 -t syn_", "; 4 jobs at once per agent)\n"}},
+	}
+	for _, tt := range tests {
+		tt.cfg.DataDir = t.TempDir()
+		_, printed, stop := serve(t, tt.cfg)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(printed, w) {
+				t.Errorf("%s: printed\n%s\nwant it to contain %q", tt.name, printed, w)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"archive/zip"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,40 @@ func (p *Releases) Unpacked(rel store.Release) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// stage unpacks a release zip being published (not saved yet) into a new
+// directory under WorkDir, for publish's checks; adopt makes it the
+// release's unpacked files, and the caller removes it if not adopted.
+func (p *Releases) stage(data []byte) (string, error) {
+	if err := os.MkdirAll(p.WorkDir, 0o700); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(p.WorkDir, ".publish-*")
+	if err != nil {
+		return "", err
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err == nil || errors.Is(err, zip.ErrInsecurePath) { // checkZip names the entry
+		err = unzipReader(zr, tmp)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("unpack release: %w", err)
+	}
+	return tmp, nil
+}
+
+// adopt moves a staged directory to WorkDir/sum, the release's unpacked
+// files, unless that content is unpacked already.
+func (p *Releases) adopt(staged, sum string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dir := filepath.Join(p.WorkDir, sum)
+	if _, err := os.Stat(dir); err == nil {
+		return
+	}
+	_ = os.Rename(staged, dir) // else Unpacked unpacks it at the first run
 }
 
 // Limits of a release zip, checked at publish (POST /plugin_releases/)
@@ -149,7 +184,12 @@ func unzip(zipPath, dir string) error {
 		return err
 	}
 	defer zr.Close()
-	if err := checkZip(&zr.Reader, releaseLimits); err != nil {
+	return unzipReader(&zr.Reader, dir)
+}
+
+// unzipReader is unzip of an open zip.
+func unzipReader(zr *zip.Reader, dir string) error {
+	if err := checkZip(zr, releaseLimits); err != nil {
 		return err
 	}
 	for _, f := range zr.File {
