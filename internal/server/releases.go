@@ -225,7 +225,8 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	if err := checkZip(zr, releaseLimits); err != nil {
 		return &apiError{http.StatusBadRequest, "INVALID_ZIP", "file: " + err.Error()}
 	}
-	if err := checkRunnable(zr, config); err != nil {
+	kind, err := checkRunnable(zr, config)
+	if err != nil {
 		return err
 	}
 	if a.Releases == nil || a.Releases.Dir == "" {
@@ -238,8 +239,10 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer os.RemoveAll(staged) // gone once adopted
-	if err := a.checkActions(r.Context(), staged, config); err != nil {
-		return err
+	if kind == goRelease {
+		if err := a.checkActions(r.Context(), staged, config); err != nil {
+			return err
+		}
 	}
 	if err := a.saveZip(sum, zipData); err != nil {
 		return err
@@ -333,23 +336,41 @@ func pythonEntrypoint(e string) bool {
 	return strings.ContainsAny(e, ":.")
 }
 
+// releaseKind is what runs a release's actions.
+type releaseKind int
+
+const (
+	goRelease     releaseKind = iota // the plugin binary (worker.BinaryName) at the zip's root
+	pythonRelease                    // the Python SDK's worker, in a prepared virtual environment
+)
+
 // checkRunnable is the one place that decides which kinds of release this
 // server runs: a zip with the plugin binary (worker.BinaryName) at its
-// root. A release without it is 400: when its actions' entrypoints are
-// Python paths, Python releases are not supported yet; else the zip lacks
-// the binary, and the answer says how to build one.
-func checkRunnable(zr *zip.Reader, config json.RawMessage) error {
+// root is a Go release; a zip without it whose actions' entrypoints are
+// all Python paths (plugin.train:TrainAction) is a Python release, run by
+// the Python SDK's worker (pythonRelease). Anything else is 400: an
+// action without a Python entrypoint in a zip without the binary, and the
+// answer says how to build one.
+func checkRunnable(zr *zip.Reader, config json.RawMessage) (releaseKind, error) {
 	for _, f := range zr.File {
 		if path.Clean(f.Name) == worker.BinaryName && f.Mode().IsRegular() {
-			return nil
+			return goRelease, nil
 		}
 	}
-	for _, a := range configActions(config) {
-		if pythonEntrypoint(a.Entrypoint) {
-			return &apiError{http.StatusBadRequest, "UNSUPPORTED_RELEASE", fmt.Sprintf("file: this is a Python release (action %s has the entrypoint %s) and Python releases are not supported by this server yet: publish a Go plugin, whose zip holds its %s binary", a.Name, a.Entrypoint, worker.BinaryName)}
+	actions := configActions(config)
+	var notPython []string
+	for _, a := range actions {
+		if !pythonEntrypoint(a.Entrypoint) {
+			notPython = append(notPython, a.Name)
 		}
 	}
-	return &apiError{http.StatusBadRequest, "INVALID_RELEASE", fmt.Sprintf("file: the zip has no %s binary at its root, so none of its actions could run: publish the plugin with synapse plugin publish, which builds the binary and packs it, or put the plugin's binary (built with GOOS=linux for the agents' machines) in the zip as %s", worker.BinaryName, worker.BinaryName)}
+	if len(notPython) == 0 {
+		return pythonRelease, nil
+	}
+	if len(notPython) < len(actions) {
+		return 0, &apiError{http.StatusBadRequest, "INVALID_RELEASE", fmt.Sprintf("file: this looks like a Python release (no %s binary, Python entrypoints), but action(s) %s have no Python entrypoint (module.Class or module:Class): set their entrypoint in config.yaml", worker.BinaryName, strings.Join(notPython, ", "))}
+	}
+	return 0, &apiError{http.StatusBadRequest, "INVALID_RELEASE", fmt.Sprintf("file: the zip has no %s binary at its root, so none of its actions could run: publish the plugin with synapse plugin publish, which builds the binary and packs it, or put the plugin's binary (built with GOOS=linux for the agents' machines) in the zip as %s", worker.BinaryName, worker.BinaryName)}
 }
 
 // checkActions asks the release's binary, unpacked in dir, for its

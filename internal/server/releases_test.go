@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -277,7 +278,8 @@ func (f *apiFixture) publishForm(t *testing.T, parts ...formPart) (int, string) 
 // at publish, saying why and what to do, and nothing is kept: a zip
 // without the plugin binary (a Python release among them), the zip under
 // another field or none at all, unknown fields, a JSON publish, a debug
-// that is no boolean, and config actions the binary does not have (asked
+// that is no boolean, a Python release with an action that has no Python
+// entrypoint, and config actions the binary does not have (asked
 // with synapse-plugin actions, bounded by the params check's timeout).
 func TestPublishRefusesWhatCannotRun(t *testing.T) {
 	dir := t.TempDir()
@@ -300,8 +302,8 @@ func TestPublishRefusesWhatCannotRun(t *testing.T) {
 	}{
 		{"no binary", []formPart{plugin, version, config(cfg), file(string(zipOf(t, map[string]string{"config.yaml": "code: seg\n"})))},
 			"file: the zip has no synapse-plugin binary at its root, so none of its actions could run: publish the plugin with synapse plugin publish, which builds the binary and packs it"},
-		{"a Python release", []formPart{plugin, version, config(`{"actions":{"train":{"entrypoint":"plugin.train:TrainAction"}}}`), file(string(zipOf(t, map[string]string{"plugin/train.py": ""})))},
-			"file: this is a Python release (action train has the entrypoint plugin.train:TrainAction) and Python releases are not supported by this server yet"},
+		{"a Python release with a Go action", []formPart{plugin, version, config(`{"actions":{"train":{"entrypoint":"plugin.train:TrainAction"},"infer":{}}}`), file(string(zipOf(t, map[string]string{"plugin/train.py": ""})))},
+			"file: this looks like a Python release (no synapse-plugin binary, Python entrypoints), but action(s) infer have no Python entrypoint (module.Class or module:Class): set their entrypoint in config.yaml"},
 		{"the binary in a directory", []formPart{plugin, version, config(cfg), file(string(zipWith(t, zipEntry{name: "bin/" + worker.BinaryName, mode: 0o755, body: "#!/bin/sh\n"})))},
 			"file: the zip has no synapse-plugin binary at its root"},
 		{"the zip under another field", []formPart{plugin, version, config(cfg), {name: "zip", filename: "plugin.zip", body: lists}},
@@ -353,5 +355,22 @@ func TestPublishRefusesWhatCannotRun(t *testing.T) {
 		if status != 201 || !strings.Contains(b, `"debug":`+strconv.FormatBool(d.want)) {
 			t.Errorf("debug %q: %d %s, want 201 with debug %v", d.text, status, b, d.want)
 		}
+	}
+}
+
+// TestPublishPythonRelease: a zip without the plugin binary whose actions
+// all have Python entrypoints is a Python release, taken and kept.
+func TestPublishPythonRelease(t *testing.T) {
+	dir := t.TempDir()
+	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} })
+	cfg := `{"code":"py","actions":{"train":{"entrypoint":"plugin.train:TrainAction"},"infer":{"entrypoint":"plugin.infer.InferAction"}}}`
+	status, b := f.publishForm(t, formPart{name: "plugin", body: "py"}, formPart{name: "version", body: "0.1.0"}, formPart{name: "config", body: cfg},
+		formPart{name: "requirements", body: "numpy"},
+		formPart{name: "file", filename: "plugin.zip", body: string(zipOf(t, map[string]string{"config.yaml": "code: py\n", "plugin/train.py": "", "plugin/infer.py": ""}))})
+	if status != 201 {
+		t.Fatalf("publish: %d %s", status, b)
+	}
+	if status, b := f.call(t, "GET", "/plugin_releases/py@0.1.0/", f.admin, ""); status != 200 || !strings.Contains(fmt.Sprint(b), "plugin.train:TrainAction") {
+		t.Errorf("GET the release: %d %s", status, b)
 	}
 }
