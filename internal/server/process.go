@@ -18,13 +18,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synapse-sdk/synapse-go/internal/pyenv"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
 // ProcessAgent runs jobs as processes on this machine: a release is
 // unpacked once per content hash, and each job runs the release's plugin
-// binary's `job` command in a process group of its own. The process
+// binary's `job` command in a process group of its own; a Python release
+// (no binary) runs the Python SDK's worker, `python -m
+// synapse_sdk.plugins.entrypoint`, in a virtual environment from Venvs
+// prepared for it first (pip's output goes to the job's console log). The process
 // writes its output to an append-only file, RunDir/JOB.log, which the
 // agent reads into the job's console log; its process ID is kept in
 // RunDir/JOB.pid, so a server that restarts re-attaches to a process that
@@ -45,6 +49,13 @@ type ProcessAgent struct {
 	Poll time.Duration
 	// Done, when set, is called after a job's outcome is recorded.
 	Done func(jobID string)
+	// Venvs holds the Python releases' virtual environments, one per
+	// (Python version, synapse-sdk requirement, requirements.txt), shared
+	// by the releases that ask for the same. Nil refuses Python releases.
+	Venvs *pyenv.Cache
+	// Python is the interpreter Python environments are built from; ""
+	// means pyenv.FindPython ($SYNAPSE_PYTHON, python3.12, ...).
+	Python string
 
 	mu      sync.Mutex
 	running map[string]*processRun
@@ -53,11 +64,15 @@ type ProcessAgent struct {
 }
 
 type processRun struct {
-	pid     int
+	pid     int           // 0 while a Python job's environment is prepared; then under ProcessAgent.mu
 	done    chan struct{} // closed once the process has ended
 	exit    error         // how it ended (nil: status 0), once done; only when waited
 	waited  bool          // the process is this server's child: its exit status is known
 	stopped bool
+	// A Python job: cancel stops its environment's preparation; failure
+	// is why the preparation failed ("" when it did not).
+	cancel  context.CancelFunc
+	failure string
 }
 
 // file is the path of one of the job's files in RunDir.
@@ -96,7 +111,7 @@ func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Relea
 	}
 	bin := filepath.Join(dir, worker.BinaryName)
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("start job %s: release %d has no %s (a Go plugin release holds its binary)", job.ID, rel.ID, worker.BinaryName)
+		return p.startPython(ctx, job, rel, dir, env)
 	}
 	if err := os.MkdirAll(p.RunDir, 0o700); err != nil {
 		return fmt.Errorf("start job %s: %w", job.ID, err)
@@ -340,6 +355,10 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 	switch {
 	case stopped:
 		u = store.JobUpdate{Status: store.StatusStopped}
+	case run.failure != "":
+		b, _ := json.Marshal(map[string]any{"error": run.failure})
+		meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": "environment", "message": run.failure}})
+		u = store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta}
 	case readErr != nil:
 		u = fail("read the plugin process's output: " + readErr.Error())
 	case stream.Err != nil:
@@ -394,7 +413,18 @@ func (p *ProcessAgent) Stop(ctx context.Context, jobID string) error {
 	}
 	// Recorded first: the binary, cancelled, reports a failure of its own.
 	_, _ = p.Store.UpdateJob(ctx, jobID, store.JobUpdate{Status: store.StatusStopped})
+	p.mu.Lock()
 	pgid := run.pid
+	p.mu.Unlock()
+	if pgid == 0 { // a Python job whose environment is being prepared
+		run.cancel()
+		select {
+		case <-run.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	grace := p.Grace
 	if grace <= 0 {

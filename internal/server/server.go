@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synapse-sdk/synapse-go/internal/pyenv"
 	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
@@ -160,7 +161,8 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		ag := Agent{ID: i + 1, Name: spec.Name, URL: host, Kind: "process"}
 		var r Runner
 		if spec.Ray == "" {
-			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone}
+			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone,
+				Venvs: &pyenv.Cache{Dir: filepath.Join(cfg.DataDir, "venvs")}}
 			names[i] = spec.Name + " (process)"
 		} else {
 			client, err := ray.NewClient(spec.Ray)
