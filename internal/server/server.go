@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ type Config struct {
 	// SYNAPSE_HOST), for Ray agents on other machines; default
 	// http://ADDR.
 	PublicURL string
+	// VenvDir holds the process agents' Python environments (Python
+	// releases); default DataDir/venvs.
+	VenvDir string
 }
 
 // AgentSpec is one agent: a process agent, or a Ray agent when Ray is set.
@@ -162,7 +166,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		var r Runner
 		if spec.Ray == "" {
 			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone,
-				Venvs: &pyenv.Cache{Dir: filepath.Join(cfg.DataDir, "venvs")}}
+				Venvs: &pyenv.Cache{Dir: cmp.Or(cfg.VenvDir, filepath.Join(cfg.DataDir, "venvs"))}}
 			names[i] = spec.Name + " (process)"
 		} else {
 			client, err := ray.NewClient(spec.Ray)
