@@ -3,13 +3,19 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
+	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/ray"
 )
 
 // copyPlugin copies a plugin directory without .synapse and __pycache__,
@@ -102,4 +108,86 @@ func TestIntegrationPythonRelease(t *testing.T) {
 	for _, r := range summary.Runs {
 		t.Logf("%s on %s: job %s in %.1fs (%d log entries) %s", r.Action, r.Agent, r.Job, r.Seconds, r.LogEntries, r.Status)
 	}
+}
+
+// rayPython returns the Python version ("3.12") the Ray cluster at addr
+// runs jobs with, asked with a one-line Ray job.
+func rayPython(t *testing.T, addr string) string {
+	t.Helper()
+	client, err := ray.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "synapse-go-python-version-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := client.Submit(t.Context(), ray.SubmitRequest{Entrypoint: `python -c "import sys; print('PYTHON=%d.%d' % sys.version_info[:2])"`, SubmissionID: id}); err != nil {
+		t.Fatalf("ask the Ray head for its Python version: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if _, err := client.Wait(ctx, id); err != nil {
+		t.Fatalf("ask the Ray head for its Python version: %v", err)
+	}
+	logs, err := client.Logs(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = client.Delete(t.Context(), id)
+	m := regexp.MustCompile(`PYTHON=(\d+\.\d+)`).FindStringSubmatch(logs)
+	if m == nil {
+		t.Fatalf("the Ray head's Python version job printed %q", logs)
+	}
+	return m[1]
+}
+
+// TestIntegrationPythonReleaseRay is TestIntegrationPythonRelease on a Ray
+// agent: the Python SDK's worker as a Ray job, the release as its
+// working_dir, synapse-sdk and requirements.txt in runtime_env.pip. Ray
+// runs jobs on its head's Python, and synapse-sdk needs 3.12 or newer: the
+// test fails at once, saying so, on an older head (scripts/ray-head.sh
+// starts one on 3.12).
+func TestIntegrationPythonReleaseRay(t *testing.T) {
+	addr := rayAddress(t)
+	python := os.Getenv("SYNAPSE_TEST_SDK_PYTHON")
+	if python == "" {
+		t.Fatal("SYNAPSE_TEST_SDK_PYTHON is not set: run scripts/python-sdk.sh (make test-integration does) and point it at the python it prints")
+	}
+	if v := rayPython(t, addr); versionLess(v, "3.12") {
+		t.Fatalf("the Ray head at %s runs Python %s, but Python releases (synapse-sdk) need Python >= 3.12 on the cluster: restart the test head with scripts/ray-head.sh, which builds it on Python 3.12 (scripts/find-python.sh)", addr, v)
+	}
+	sample, err := filepath.Abs(filepath.Join("..", "..", "testdata", "plugins", "python-sample"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plug, bad := filepath.Join(t.TempDir(), "sample"), filepath.Join(t.TempDir(), "bad")
+	copyPlugin(t, sample, plug, nil)
+	cfg, err := os.ReadFile(filepath.Join(sample, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPlugin(t, sample, bad, map[string]string{
+		"requirements.txt": "synapse-go-no-such-package-4f2a==0.0.1\n",
+		"config.yaml":      regexp.MustCompile(`(?m)^code: python-sample$`).ReplaceAllString(string(cfg), "code: python-bad"),
+	})
+	url, printed, stop := serve(t, Config{DataDir: filepath.Join(t.TempDir(), "data"), Agents: []AgentSpec{{Name: "ray", Ray: addr}}})
+	defer stop()
+	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
+	cmd := exec.CommandContext(t.Context(), python, filepath.Join("testdata", "python_release.py"))
+	cmd.Env = append(os.Environ(), "SERVER="+url, "TOKEN="+token, "PLUGIN="+plug, "BAD_PLUGIN="+bad)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("the Python driver failed: %v\n%s", err, stderr)
+	}
+	t.Logf("summary: %s", out)
+}
+
+// versionLess compares two "major.minor" versions.
+func versionLess(a, b string) bool {
+	var am, an, bm, bn int
+	fmt.Sscanf(a, "%d.%d", &am, &an)
+	fmt.Sscanf(b, "%d.%d", &bm, &bn)
+	return am < bm || am == bm && an < bn
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/pyenv"
+	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
 	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
@@ -25,7 +28,10 @@ import (
 // RayAgent runs jobs as Ray jobs on one cluster, through the Ray Jobs REST
 // API, each with the job's UUID as its submission ID. The release zip is
 // the job's working_dir package (gcs://_ray_pkg_<hash>.zip, uploaded once
-// per content); the entrypoint runs the plugin binary's `job` command with
+// per content); the entrypoint runs the plugin binary's `job` command (a
+// Python release: `python -m synapse_sdk.plugins.entrypoint`, the Python
+// SDK's worker, with synapse-sdk and the release's requirements.txt in
+// runtime_env.pip, which needs a cluster on Python >= 3.12) with
 // the job's environment in runtime_env.env_vars (the per-job token is
 // visible in Ray's job record until it is revoked at the job's end). The
 // agent tails the Ray job's log into the console log and reconciles Ray's
@@ -109,8 +115,17 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 		delete(vars, worker.EnvActionParams)
 		vars[worker.EnvActionParamsFile] = ".synapse_params.json"
 	}
-	if !hasEntry(data, worker.BinaryName) {
-		return fmt.Errorf("start job %s: release %d has no %s (a Go plugin release holds its binary)", job.ID, rel.ID, worker.BinaryName)
+	entrypoint := "chmod +x ./" + worker.BinaryName + " && exec ./" + worker.BinaryName + " job"
+	var pip []string
+	if !hasEntry(data, worker.BinaryName) { // a Python release: the Python SDK's worker
+		entry, requiresSDK, err := pythonAction(rel.Config, job.Action)
+		if err != nil {
+			return fmt.Errorf("start job %s: %w", job.ID, err)
+		}
+		vars[worker.EnvActionEntrypoint] = entry
+		vars["PYTHONUNBUFFERED"] = "1"
+		pip = append([]string{pyenv.SDKRequirement(requiresSDK)}, zipRequirements(data)...)
+		entrypoint = "python -m " + pyplugin.WorkerModule
 	}
 	sum := sha256.Sum256(data)
 	name := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
@@ -128,12 +143,15 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 	}
 	runtimeEnv["working_dir"] = "gcs://" + name
 	runtimeEnv["env_vars"] = vars
+	if pip != nil {
+		runtimeEnv["pip"] = pip
+	}
 	run, ok := a.track(job.ID)
 	if !ok {
 		return fmt.Errorf("start job %s: the server is shutting down", job.ID)
 	}
 	_, err = a.Client.Submit(ctx, ray.SubmitRequest{
-		Entrypoint:   "chmod +x ./" + worker.BinaryName + " && exec ./" + worker.BinaryName + " job",
+		Entrypoint:   entrypoint,
 		SubmissionID: job.ID,
 		RuntimeEnv:   runtimeEnv,
 		Metadata:     map[string]string{"sdk": "synapse-go", "source": "synapse-server", "plugin": cfg.Code, "release": rel.Version, "action": job.Action},
@@ -185,6 +203,35 @@ func withFile(data []byte, name string, content []byte) ([]byte, error) {
 }
 
 // hasEntry reports whether the zip data holds a file called name.
+// zipRequirements returns the requirement lines of the requirements.txt
+// at the root of a release zip (none when it has none), without comments
+// and blank lines, for runtime_env.pip.
+func zipRequirements(data []byte) []string {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil
+	}
+	f, err := zr.Open(pyplugin.RequirementsFile)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for l := range strings.Lines(string(b)) {
+		if i := strings.Index(l, " #"); i >= 0 {
+			l = l[:i]
+		}
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func hasEntry(data []byte, name string) bool {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
