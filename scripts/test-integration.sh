@@ -6,7 +6,9 @@
 #     scripts/python-sdk.sh) is installed;
 #  3. a pinned Ray head is installed and started (scripts/ray-head.sh); the server's
 #     integration tests (PostgreSQL, the Python SDK's BackendClient, process and Ray agents,
-#     kill -9 of the server) and the other Go integration tests (-tags integration) run
+#     kill -9 of the server, Python releases: the synapse-sdk sample trio published with the Python
+#     SDK's CLI and run on the process and Ray agents, a requirement pip cannot find) and the other
+#     Go integration tests (-tags integration; the CLI's Python plugin scripts among them) run
 #     against it; then a second node joins (worker_node=1) for
 #     the two-node test, which kills it mid-job; everything is stopped even when tests fail.
 # A PostgreSQL server, Python SDK or Ray head that cannot be installed or started fails the run.
