@@ -138,8 +138,8 @@ type Executor struct {
 	// Verbose shows the worker's own start-up lines ("INFO: synapse-sdk
 	// version: ...", "INFO: Using ConsoleLogger ...").
 	Verbose bool
-	// Grace is how long a cancelled run has between SIGTERM and SIGKILL
-	// (default 5s).
+	// Grace is how long a cancelled run has between SIGINT (Python's
+	// KeyboardInterrupt) and SIGKILL (default 5s).
 	Grace time.Duration
 }
 
@@ -237,7 +237,9 @@ func (e *Executor) Run(ctx context.Context, action string, params any) (any, err
 	go func() {
 		select {
 		case <-ctx.Done():
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			// SIGINT, as Ctrl-C: Python raises KeyboardInterrupt in the
+			// action, so its finally blocks and context managers run.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 			grace := e.Grace
 			if grace <= 0 {
 				grace = 5 * time.Second
