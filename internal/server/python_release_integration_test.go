@@ -102,7 +102,7 @@ func TestIntegrationPythonRelease(t *testing.T) {
 			LogEntries                 int `json:"log_entries"`
 		}
 	}
-	if err := json.Unmarshal(out, &summary); err != nil || len(summary.Runs) != 4*len(summary.Agents) {
+	if err := json.Unmarshal(out, &summary); err != nil || len(summary.Runs) != 5*len(summary.Agents) {
 		t.Fatalf("summary %s: %+v, %v", out, summary, err)
 	}
 	for _, r := range summary.Runs {

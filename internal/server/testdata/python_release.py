@@ -79,6 +79,14 @@ for agent in agents:
                                 'log_entries': len(entries(logs)), 'console_lines': len(console), 'messages': messages})
         params = {'dataset_path': want.get('dataset_path')} if action == 'download' else {'converted_path': want.get('converted_path')}
 
+    # An action that reports progress and metrics: both records filled by the worker's JobLogger.
+    job, logs, console, took = run('python-sample', agent, 'report', {'steps': 4})
+    check(job['status'] == 'SUCCEEDED' and job['result'] == {'steps': 4}, f'report on {agent.name}: {job}')
+    check('report' in json.dumps(job.get('progress_record')), f'report on {agent.name}: progress record {job.get("progress_record")}')
+    check('accuracy' in json.dumps(job.get('metrics_record')), f'report on {agent.name}: metrics record {job.get("metrics_record")}')
+    summary['runs'].append({'agent': agent.name, 'action': 'report', 'job': job['id'], 'seconds': round(took, 1),
+                            'progress_record': job.get('progress_record'), 'metrics_record': job.get('metrics_record')})
+
     job, logs, console, took = run('python-bad', agent, 'download', {'dataset': 1})
     text = '\n'.join(str(c) for c in console)
     check(job['status'] == 'FAILED', f'the bad plugin on {agent.name}: {job}')
