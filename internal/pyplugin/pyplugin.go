@@ -252,13 +252,25 @@ func (e *Executor) Run(ctx context.Context, action string, params any) (any, err
 		case <-stopped:
 		}
 	}()
-	sc := protocol.NewScanner(pr)
-	for sc.Scan() {
-		stream.Write(sc.Text() + "\n")
-	}
-	stream.Close()
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := protocol.NewScanner(pr)
+		for sc.Scan() {
+			stream.Write(sc.Text() + "\n")
+		}
+	}()
 	exitErr := cmd.Wait()
 	close(stopped)
+	select {
+	case <-read:
+	case <-time.After(time.Second):
+		// A process the action started holds the output open: what the
+		// worker wrote is in; stop reading.
+		pr.Close()
+		<-read
+	}
+	stream.Close()
 	werr := stream.Err
 
 	switch {
