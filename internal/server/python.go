@@ -35,7 +35,7 @@ func pythonAction(config json.RawMessage, action string) (entrypoint, requiresSD
 	}
 	a, ok := cfg.Actions[action]
 	if !ok || !pyplugin.IsEntrypoint(a.Entrypoint) {
-		return "", "", fmt.Errorf("the Python release has no action %s with a Python entrypoint", action)
+		return "", "", fmt.Errorf("the release has no %s binary (a Go release) and no action %q with a Python entrypoint such as plugin.train:TrainAction (a Python release)", worker.BinaryName, action)
 	}
 	return pyplugin.Entrypoint(a.Entrypoint), cfg.Requires.SDK, nil
 }
