@@ -12,16 +12,18 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/pyenv"
 	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
+	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 )
 
 // runPython runs an action of a Python plugin (a directory with
 // config.yaml and no Go code) through the Python SDK's worker, in the
-// plugin's own virtual environment under .synapse/venvs. Only local mode
-// is available (docs/modes.md says why).
+// plugin's own virtual environment under .synapse/venvs, or in job mode
+// as a Ray job (pyplugin.JobExecutor: Ray installs the environment).
+// Task and remote modes are not available (docs/modes.md says why).
 func runPython(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string, mode synapse.Mode) error {
-	if mode != synapse.ModeLocal {
-		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s is a Python plugin: this CLI runs Python plugins in local mode only (--mode local); publish it to a synapse server to run it on its process or Ray agent (docs/modes.md)", cfg.Dir)}
+	if mode != synapse.ModeLocal && mode != synapse.ModeJob {
+		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s is a Python plugin: this CLI runs Python plugins in local and job mode (--mode local or job); publish it to a synapse server to run it on its process or Ray agent (docs/modes.md)", cfg.Dir)}
 	}
 	if flags.Dlv || flags.DebugSDK {
 		return &runflags.UsageError{Flag: map[bool]string{true: "dlv", false: "debug-sdk"}[flags.Dlv], Message: "debugs a Go plugin; " + cfg.Dir + " is a Python plugin"}
@@ -31,6 +33,22 @@ func runPython(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *c
 		return err
 	}
 	env := synapse.MergeEnv(synapse.NewEnv(cfg.Env), fileEnv).Strings()
+	if mode == synapse.ModeJob {
+		if flags.NoWait {
+			return &runflags.UsageError{Flag: "no-wait", Message: "a Python plugin's job is followed to its end (--no-wait is for Go plugins)"}
+		}
+		client, err := ray.NewClient(flags.RayAddress)
+		if err != nil {
+			return err
+		}
+		delete(env, "SYNAPSE_ACCESS_TOKEN") // Ray keeps env_vars in clear
+		ex := &pyplugin.JobExecutor{Config: cfg, Client: client, Env: env, JobID: flags.JobID, Lang: flags.Lang,
+			Logger: synapse.NewConsoleLogger(io.ErrOut), CPUs: flags.CPUs, GPUs: flags.GPUs, Memory: flags.MemoryBytes(), Custom: flags.CustomResources(),
+			Submitted: func(id string) {
+				fmt.Fprintf(io.ErrOut, "Job submitted: %s\nDashboard: %s\n", id, client.JobURL(id))
+			}}
+		return runWith(ctx, io, flags, ex, action)
+	}
 	ex := &pyplugin.Executor{Config: cfg, Env: env, JobID: flags.JobID, Lang: flags.Lang, Verbose: flags.Verbose,
 		Logger: synapse.NewRunLogger(synapse.NewConsoleLogger(io.ErrOut))}
 	if err := preparePython(ctx, io, ex, flags.Verbose); err != nil {

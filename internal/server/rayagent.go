@@ -220,16 +220,7 @@ func zipRequirements(data []byte) []string {
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for l := range strings.Lines(string(b)) {
-		if i := strings.Index(l, " #"); i >= 0 {
-			l = l[:i]
-		}
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out
+	return pyplugin.RequirementLines(string(b))
 }
 
 func hasEntry(data []byte, name string) bool {
