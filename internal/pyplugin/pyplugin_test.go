@@ -84,3 +84,11 @@ func TestParamsJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestRequirementLines(t *testing.T) {
+	got := RequirementLines("# deps\nnumpy>=2  # arrays\n\n  pandas==2.2\r\n#x\ntorch; python_version >= '3.12'\n")
+	want := []string{"numpy>=2", "pandas==2.2", "torch; python_version >= '3.12'"}
+	if !slices.Equal(got, want) {
+		t.Errorf("RequirementLines = %q, want %q", got, want)
+	}
+}
