@@ -312,10 +312,10 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 			agent["id"] = ag.ID
 		}
 	}
-	var code struct {
-		Code string `json:"code"`
+	plugin, err := a.Store.GetPluginByID(r.Context(), rel.PluginID)
+	if err != nil {
+		return nil, err
 	}
-	_ = json.Unmarshal(rel.Config, &code)
 	stamp := func(t *time.Time) any {
 		if t == nil {
 			return nil
@@ -336,7 +336,7 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 	return map[string]any{
 		"id": j.ID, "status": j.Status, "action": j.Action, "params": j.Params,
 		"progress_record": j.ProgressRecord, "metrics_record": j.MetricsRecord, "result": j.Result, "meta": meta,
-		"plugin_release": map[string]any{"id": rel.ID, "plugin": code.Code, "version": rel.Version},
+		"plugin_release": map[string]any{"id": rel.ID, "plugin": plugin.Code, "version": rel.Version},
 		"agent":          agent,
 		"created":        j.CreatedAt.Format(time.RFC3339Nano), "started": stamp(j.StartedAt), "completed": stamp(j.CompletedAt),
 	}, nil

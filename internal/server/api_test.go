@@ -222,3 +222,28 @@ func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestJobPluginCode: plugin_release.plugin is the plugin's code, whatever
+// the release's config says (its code is optional).
+func TestJobPluginCode(t *testing.T) {
+	f := newAPI(t)
+	ctx := t.Context()
+	p, err := f.store.GetPlugin(ctx, "yolo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []string{`{}`, `{"code":"something-else"}`} {
+		rel, err := f.store.CreateRelease(ctx, store.Release{PluginID: p.ID, Version: "2.0.0", Config: json.RawMessage(cfg), Debug: true, SHA256: "x", Size: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := f.store.CreateJob(ctx, store.Job{ReleaseID: rel.ID, Agent: "local", Action: "train"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, v := f.call(t, "GET", "/jobs/"+job.ID+"/", f.admin, "")
+		if got := v.(map[string]any)["plugin_release"].(map[string]any)["plugin"]; got != "yolo" {
+			t.Errorf("config %s: plugin_release.plugin = %v, want yolo", cfg, got)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -387,7 +388,15 @@ func (a *API) agentOf(raw json.RawMessage) (Agent, error) {
 			}
 		}
 	}
-	return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: no agent %q here (GET /agents/ lists them)", key)}
+	names := make([]string, len(a.Agents))
+	for i, ag := range a.Agents {
+		names[i] = fmt.Sprintf("%d %s", ag.ID, ag.Name)
+	}
+	list := strings.Join(names, ", ")
+	if key == "" {
+		return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: required: this server has %d agents; name one by ID or name (agents: %s)", len(a.Agents), list)}
+	}
+	return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: no agent %q here (agents: %s)", key, list)}
 }
 
 // validate checks params with the release binary's validate command when
