@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -384,7 +385,11 @@ func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, str
 		}
 		size = n
 	}
-	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: q.Get("status"), After: q.Get("cursor"), Limit: size})
+	status := q.Get("status")
+	if status != "" && !slices.Contains(store.Statuses, status) {
+		return nil, "", &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("status: %q is not a job status (want one of %s)", status, strings.Join(store.Statuses, ", "))}
+	}
+	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: status, After: q.Get("cursor"), Limit: size})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: no such job"}
 	}
@@ -402,12 +407,19 @@ func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, str
 	return out, next, nil
 }
 
+// listJobsV1 is GET /jobs/?status=&page_size=&cursor=: a DRF page whose
+// count is the number of jobs the status selects (every page's the same),
+// next the URL of the next page.
 func (a *API) listJobsV1(w http.ResponseWriter, r *http.Request) error {
 	jobs, next, err := a.listJobs(r, "page_size")
 	if err != nil {
 		return err
 	}
-	p := page{Count: len(jobs), Results: jobs}
+	total, err := a.Store.CountJobs(r.Context(), store.JobFilter{Status: r.URL.Query().Get("status")})
+	if err != nil {
+		return err
+	}
+	p := page{Count: total, Results: jobs}
 	if next != "" {
 		u := *r.URL
 		q := u.Query()

@@ -247,3 +247,48 @@ func TestJobPluginCode(t *testing.T) {
 		}
 	}
 }
+
+// TestListJobsV1Count pages through more jobs than a page: count is the
+// number of jobs the status selects on every page (DRF's count), and an
+// unknown status is a 400 naming the statuses.
+func TestListJobsV1Count(t *testing.T) {
+	f := newAPI(t)
+	for range 4 { // 5 PENDING jobs with the fixture's
+		if _, err := f.store.CreateJob(t.Context(), store.Job{ReleaseID: f.job.ReleaseID, Agent: "local", Action: "train"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.store.UpdateJob(t.Context(), f.job.ID, store.JobUpdate{Status: store.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query      string
+		count, all int
+	}{
+		{"page_size=2", 5, 5},
+		{"page_size=2&status=PENDING", 4, 4},
+		{"page_size=2&status=RUNNING", 1, 1},
+		{"status=FAILED", 0, 0},
+	}
+	for _, tt := range tests {
+		seen := 0
+		for next := "/jobs/?" + tt.query; next != ""; {
+			status, v := f.call(t, "GET", next, f.admin, "")
+			p := v.(map[string]any)
+			if status != 200 || p["count"] != float64(tt.count) {
+				t.Fatalf("%s: GET %s = %d count %v, want count %d", tt.query, next, status, p["count"], tt.count)
+			}
+			seen += len(p["results"].([]any))
+			next, _ = p["next"].(string)
+		}
+		if seen != tt.all {
+			t.Errorf("%s: the pages held %d jobs, want %d", tt.query, seen, tt.all)
+		}
+	}
+	for _, path := range []string{"/jobs/?status=bogus", "/v2/jobs/?status=running"} {
+		status, v := f.call(t, "GET", path, f.admin, "")
+		if want := `status: \"`; status != 400 || !strings.Contains(jsonText(v), want) || !strings.Contains(jsonText(v), "PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED") {
+			t.Errorf("GET %s = %d %s, want 400 naming the statuses", path, status, jsonText(v))
+		}
+	}
+}

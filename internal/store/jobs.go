@@ -95,6 +95,40 @@ type JobFilter struct {
 	Limit int
 }
 
+// Statuses are the job statuses, in the order a job goes through them.
+var Statuses = []string{StatusPending, StatusRunning, StatusStopped, StatusSucceeded, StatusFailed}
+
+// where is the WHERE condition (without the keyword, "" for none) of f's
+// Status and Agent, and its arguments.
+func (f JobFilter) where() ([]string, []any) {
+	var where []string
+	var args []any
+	if f.Status != "" {
+		args = append(args, f.Status)
+		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	}
+	if f.Agent != "" {
+		args = append(args, f.Agent)
+		where = append(where, fmt.Sprintf("agent = $%d", len(args)))
+	}
+	return where, args
+}
+
+// CountJobs returns how many jobs f's Status and Agent select (After and
+// Limit are ignored): the total a paged list (DRF's count) reports.
+func (s *Store) CountJobs(ctx context.Context, f JobFilter) (int, error) {
+	where, args := f.where()
+	q := `SELECT COUNT(*) FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count jobs: %w", err)
+	}
+	return n, nil
+}
+
 // ListJobs returns jobs newest first, and the cursor of the next page (""
 // when this was the last).
 func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error) {
@@ -102,17 +136,10 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	var where []string
-	var args []any
+	where, args := f.where()
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
-	}
-	if f.Status != "" {
-		where = append(where, "status = "+arg(f.Status))
-	}
-	if f.Agent != "" {
-		where = append(where, "agent = "+arg(f.Agent))
 	}
 	if f.After != "" {
 		after, err := s.GetJob(ctx, f.After)

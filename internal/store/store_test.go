@@ -317,6 +317,25 @@ func TestListJobsPages(t *testing.T) {
 		if _, _, err := s.ListJobs(ctx, JobFilter{After: "nope"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("bad cursor: %v", err)
 		}
+		if _, err := s.UpdateJob(ctx, jobs[0].ID, JobUpdate{Status: StatusRunning}); err != nil {
+			t.Fatal(err)
+		}
+		counts := []struct {
+			filter JobFilter
+			want   int
+		}{
+			{JobFilter{}, 7},
+			{JobFilter{Limit: 3, After: seen[2]}, 7}, // the page does not matter
+			{JobFilter{Agent: "a"}, 4},
+			{JobFilter{Status: StatusPending}, 6},
+			{JobFilter{Status: StatusRunning, Agent: "a"}, 1},
+			{JobFilter{Status: StatusRunning, Agent: "b"}, 0},
+		}
+		for _, tt := range counts {
+			if n, err := s.CountJobs(ctx, tt.filter); err != nil || n != tt.want {
+				t.Errorf("CountJobs(%+v) = %d, %v; want %d", tt.filter, n, err, tt.want)
+			}
+		}
 	})
 }
 
