@@ -50,6 +50,9 @@ type Job struct {
 	// log has been read (AppendConsoleAt); an agent re-attaching after a
 	// restart resumes there.
 	ConsoleOffset int64
+	// Reported is the terminal status the job's own run reported while it
+	// still ran (ReportJob), "" before any; SettleJob ends the job with it.
+	Reported string
 }
 
 // CreateJob stores a new PENDING job of j's release, agent, action and
@@ -186,6 +189,41 @@ type JobUpdate struct {
 // matching ErrTransition. A terminal job takes no other changes either.
 // RUNNING sets the start time, a terminal status the completion time.
 func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	return s.updateJob(ctx, id, u, modeUpdate)
+}
+
+// ReportJob records u, whose Status is terminal, as the outcome the job's
+// own run reports (the plugin binary's final PATCH /jobs/{id}/) while the
+// run goes on: u's records, result and meta are set, Reported becomes
+// u.Status, and the job stays RUNNING (a PENDING one becomes RUNNING)
+// until its agent sees the run end and calls SettleJob. Reporting the same
+// status again sets the fields again; another status is ErrTransition. A
+// job already STOPPED is returned as it is, no error (a stopped run
+// reports its end after the stop); a job that has ended otherwise is
+// treated as by UpdateJob.
+func (s *Store) ReportJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	if !Terminal(u.Status) {
+		return s.UpdateJob(ctx, id, u)
+	}
+	return s.updateJob(ctx, id, u, modeReport)
+}
+
+// SettleJob records the end of the job's run as its agent saw it (u, a
+// terminal status with its result and meta): when the run reported an
+// outcome (ReportJob), the job ends with that status and the result and
+// meta reported, u's are dropped, unless u is STOPPED (a stop wins).
+// Otherwise it is UpdateJob.
+func (s *Store) SettleJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	return s.updateJob(ctx, id, u, modeSettle)
+}
+
+const (
+	modeUpdate = iota
+	modeReport
+	modeSettle
+)
+
+func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int) (Job, error) {
 	var out Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, jobSelect+` WHERE id = $1`, id)
@@ -200,6 +238,19 @@ func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, err
 			return ErrNotFound
 		}
 		j := jobs[0]
+		switch {
+		case mode == modeReport && j.Status == StatusStopped:
+			out = j
+			return nil
+		case mode == modeReport && !Terminal(j.Status):
+			if j.Reported != "" && j.Reported != u.Status {
+				return fmt.Errorf("%w: the job has reported %s already, not %s", ErrTransition, j.Reported, u.Status)
+			}
+			j.Reported = u.Status
+			u.Status = StatusRunning
+		case mode == modeSettle && j.Reported != "" && !Terminal(j.Status) && Terminal(u.Status) && u.Status != StatusStopped:
+			u = JobUpdate{Status: j.Reported}
+		}
 		if u.Status != "" && u.Status != j.Status {
 			if !allowed(j.Status, u.Status) {
 				return fmt.Errorf("%w: %s to %s", ErrTransition, j.Status, u.Status)
@@ -229,8 +280,9 @@ func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, err
 				*f.dst = f.src
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7 WHERE id = $8`,
-			j.Status, nullJSON(j.ProgressRecord), nullJSON(j.MetricsRecord), nullJSON(j.Result), nullJSON(j.Meta), nullMillis(j.StartedAt), nullMillis(j.CompletedAt), id)
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7, reported_status = $8 WHERE id = $9`,
+			j.Status, nullJSON(j.ProgressRecord), nullJSON(j.MetricsRecord), nullJSON(j.Result), nullJSON(j.Meta), nullMillis(j.StartedAt), nullMillis(j.CompletedAt),
+			sql.NullString{String: j.Reported, Valid: j.Reported != ""}, id)
 		out = j
 		return err
 	})
@@ -250,7 +302,7 @@ func allowed(from, to string) bool {
 	return false
 }
 
-const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset FROM jobs`
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset, reported_status FROM jobs`
 
 func scanJobs(rows *sql.Rows) ([]Job, error) {
 	defer rows.Close()
@@ -261,9 +313,11 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		var progress, metrics, result, meta sql.NullString
 		var created int64
 		var started, completed sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset); err != nil {
+		var reported sql.NullString
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset, &reported); err != nil {
 			return nil, err
 		}
+		j.Reported = reported.String
 		j.Params = json.RawMessage(params)
 		j.ProgressRecord, j.MetricsRecord, j.Result, j.Meta = rawJSON(progress), rawJSON(metrics), rawJSON(result), rawJSON(meta)
 		j.CreatedAt, j.StartedAt, j.CompletedAt = time.UnixMilli(created).UTC(), fromMillis(started), fromMillis(completed)
