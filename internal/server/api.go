@@ -466,7 +466,8 @@ func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
 func (a *API) patchJob(v2 bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if _, err := Authenticate(r.Context(), a.Store, r, Scope{JobID: id}); err != nil {
+		tok, err := Authenticate(r.Context(), a.Store, r, Scope{JobID: id})
+		if err != nil {
 			a.fail(w, r, v2, err)
 			return
 		}
@@ -494,9 +495,30 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 			}
 			return b
 		}
-		if _, err := a.Store.UpdateJob(r.Context(), id, store.JobUpdate{Status: body.Status, ProgressRecord: null(body.ProgressRecord),
-			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}); err != nil {
+		u := store.JobUpdate{Status: body.Status, ProgressRecord: null(body.ProgressRecord),
+			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}
+		// The run's own final report (job token): while an agent runs the
+		// job, it is recorded and the job ends when the agent sees the run
+		// end (store.ReportJob); after a stop, it changes nothing.
+		report := tok.Kind == store.TokenJob && store.Terminal(body.Status)
+		held := report && a.jobs.holds(id)
+		if report && !held {
+			if j, err := a.Store.GetJob(r.Context(), id); err == nil && j.Status == store.StatusStopped {
+				a.answerJob(w, r, v2)
+				return
+			}
+		}
+		update := a.Store.UpdateJob
+		if held {
+			update = a.Store.ReportJob
+		}
+		j, err := update(r.Context(), id, u)
+		if err != nil {
 			a.fail(w, r, v2, err)
+			return
+		}
+		if report && j.Status == store.StatusStopped {
+			a.answerJob(w, r, v2) // stopped: the report's console lines are not kept either
 			return
 		}
 		if lines, err := consoleLines(body.ConsoleLogs); err != nil {
@@ -508,20 +530,25 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 				return
 			}
 		}
-		if body.Status != "" && store.Terminal(body.Status) {
+		if store.Terminal(j.Status) {
 			_ = a.Store.RevokeToken(r.Context(), id) // the job's own tokens end with it
 		}
-		j, err := a.getJob(r)
-		if err != nil {
-			a.fail(w, r, v2, err)
-			return
-		}
-		if v2 {
-			writeJSON(w, http.StatusOK, map[string]any{"data": j, "meta": map[string]string{"request_id": uuid.NewString()}})
-			return
-		}
-		writeJSON(w, http.StatusOK, j)
+		a.answerJob(w, r, v2)
 	}
+}
+
+// answerJob answers with the job of the request's path, 200.
+func (a *API) answerJob(w http.ResponseWriter, r *http.Request, v2 bool) {
+	j, err := a.getJob(r)
+	if err != nil {
+		a.fail(w, r, v2, err)
+		return
+	}
+	if v2 {
+		writeJSON(w, http.StatusOK, map[string]any{"data": j, "meta": map[string]string{"request_id": uuid.NewString()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
 }
 
 // consoleLines reads PATCH console_logs: a string (split into lines) or a

@@ -86,9 +86,10 @@ func (p *ProcessAgent) track(jobID string, run *processRun) bool {
 // environment of the process) and returns once the process runs; the job
 // is RUNNING then. Params longer than worker.MaxEnvParams go to the
 // process in a file (SYNAPSE_ACTION_PARAMS_FILE). When the process ends,
-// the job becomes SUCCEEDED with the result the binary printed, or FAILED
-// with its error, unless it has already ended (stopped, or reported by the
-// binary itself); the job's tokens are revoked.
+// the job ends (store.SettleJob): STOPPED when it was stopped; else with
+// the outcome the binary reported (its final PATCH), if it did; else
+// SUCCEEDED with the result the binary printed, or FAILED with its error
+// or how the process ended. The job's tokens are revoked then.
 func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Release, env []string) error {
 	dir, err := p.Releases.Unpacked(rel)
 	if err != nil {
@@ -355,7 +356,7 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 	default:
 		u = store.JobUpdate{Status: store.StatusSucceeded, Result: stream.Result}
 	}
-	if _, err := p.Store.UpdateJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+	if _, err := p.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = p.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)

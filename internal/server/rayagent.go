@@ -328,7 +328,8 @@ func (a *RayAgent) follow(jobID string, run *rayRun, offset int64) {
 }
 
 // record sets the job's outcome from Ray's final state and what the
-// plugin printed; a job the binary has already reported keeps its status.
+// plugin printed (store.SettleJob): the outcome the binary reported, if it
+// did, wins over both, unless the job was stopped.
 func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, stream *worker.JobStream, info *ray.Job, lost error) {
 	fail := func(kind, msg string) store.JobUpdate {
 		b, _ := json.Marshal(map[string]any{"error": msg})
@@ -360,7 +361,7 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		}
 		u = fail(kind, msg)
 	}
-	if _, err := a.Store.UpdateJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+	if _, err := a.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = a.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 }

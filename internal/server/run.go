@@ -121,6 +121,15 @@ func (d *dispatcher) done(jobID string) {
 	}
 }
 
+// holds reports whether an agent of this server runs the job (it has its
+// slot: started, or re-attached, and not yet settled).
+func (d *dispatcher) holds(jobID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.agentOf[jobID]
+	return ok
+}
+
 // adopt gives a re-attached job its agent's slot (even past the limit:
 // it runs already).
 func (d *dispatcher) adopt(jobID, agent string) {
