@@ -164,8 +164,9 @@ func (p *ProcessAgent) paramsFile(jobID string, env []string) ([]string, error) 
 // environment names the job), the agent follows it as if it had started
 // it, from where the console log stops (the job's ConsoleOffset), and
 // records its outcome; when the process has gone, the rest of its output
-// is read and the job ends with the result it printed, else FAILED. A job
-// this agent has no trace of is ErrNotStarted.
+// is read and the job ends with the result it printed, else FAILED, before
+// Attach returns (the job is terminal then). A job this agent has no trace
+// of is ErrNotStarted.
 func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
 	if _, err := os.Stat(p.file(job.ID, ".log")); errors.Is(err, fs.ErrNotExist) {
 		return ErrNotStarted
@@ -176,7 +177,8 @@ func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
 	if b, err := os.ReadFile(p.file(job.ID, ".pid")); err == nil {
 		run.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	if run.pid > 0 && ownProcess(run.pid, job.ID) {
+	alive := run.pid > 0 && ownProcess(run.pid, job.ID)
+	if alive {
 		go func() {
 			t := time.NewTicker(200 * time.Millisecond)
 			defer t.Stop()
@@ -195,6 +197,10 @@ func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
 	}
 	if !p.track(job.ID, run) {
 		return fmt.Errorf("attach job %s: the server is shutting down", job.ID)
+	}
+	if !alive {
+		p.follow(job.ID, run, job.ConsoleOffset) // ended: settled now
+		return nil
 	}
 	go p.follow(job.ID, run, job.ConsoleOffset)
 	return nil

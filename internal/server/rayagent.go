@@ -200,17 +200,23 @@ func hasEntry(data []byte, name string) bool {
 
 // Attach resumes a job a previous server submitted: the Ray job with the
 // job's ID as submission ID is followed again, its log from where the
-// console log stops (ConsoleOffset). A job Ray does not know is
-// ErrNotStarted. A cluster that does not answer is not an error here: the
-// job is followed, and fails once the cluster has been unreachable for
-// longer than ray.OutageWindow.
+// console log stops (ConsoleOffset); a Ray job that has ended already has
+// the rest of its log read and its outcome recorded before Attach returns.
+// A job Ray does not know is ErrNotStarted. A cluster that does not answer
+// is not an error here: the job is followed, and fails once the cluster
+// has been unreachable for longer than ray.OutageWindow.
 func (a *RayAgent) Attach(ctx context.Context, job store.Job) error {
-	if _, err := a.Client.Job(ctx, job.ID); errors.Is(err, ray.ErrJobNotFound) {
+	info, err := a.Client.Job(ctx, job.ID)
+	if errors.Is(err, ray.ErrJobNotFound) {
 		return ErrNotStarted
 	}
 	run, ok := a.track(job.ID)
 	if !ok {
 		return fmt.Errorf("attach job %s: the server is shutting down", job.ID)
+	}
+	if err == nil && info.Status.Terminal() {
+		a.follow(job.ID, run, job.ConsoleOffset) // ended: settled now
+		return nil
 	}
 	go a.follow(job.ID, run, job.ConsoleOffset)
 	return nil

@@ -193,7 +193,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	if rec != (Recovered{}) {
-		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d handed to their agents again, %d failed\n", rec.Attached, rec.Queued, rec.Failed)
+		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed)
 	}
 	serveCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
