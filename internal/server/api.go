@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -288,15 +290,36 @@ type page struct {
 	Results  any     `json:"results"`
 }
 
+// Prober is a Runner whose agent may be out of reach (*RayAgent): Probe
+// says whether it answers (nil) or why not, quickly (see RayAgent.Probe).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// listAgents is GET /agents/: each agent with status "connected", or
+// "disconnected" with status_reason when its runner is a Prober that does
+// not answer. The probes run at once, each at most probeTimeout.
 func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
 	type agentJSON struct {
 		Agent
 		Status string `json:"status"`
+		Reason string `json:"status_reason,omitempty"`
 	}
 	out := make([]agentJSON, len(a.Agents))
+	var wg sync.WaitGroup
 	for i, ag := range a.Agents {
-		out[i] = agentJSON{ag, "connected"}
+		out[i] = agentJSON{Agent: ag, Status: "connected"}
+		p, ok := a.Runners[ag.Name].(Prober)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			if err := p.Probe(r.Context()); err != nil {
+				out[i].Status, out[i].Reason = "disconnected", err.Error()
+			}
+		})
 	}
+	wg.Wait()
 	writeJSON(w, http.StatusOK, page{Count: len(out), Results: out})
 	return nil
 }

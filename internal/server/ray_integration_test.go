@@ -122,7 +122,7 @@ func TestIntegrationRayAgent(t *testing.T) {
 	if status, body := publishTo(t, base, c.token, map[string]string{"plugin": "conformance", "version": "1.0", "config": conformanceConfig, "debug": "True"}, zip); status != 201 {
 		t.Fatalf("publish = %d %s", status, body)
 	}
-	if _, body := c.call("GET", "/agents/", ""); !strings.Contains(body, `"name":"ray"`) || !strings.Contains(body, `"kind":"ray"`) {
+	if _, body := c.call("GET", "/agents/", ""); !strings.Contains(body, `"name":"ray"`) || !strings.Contains(body, `"kind":"ray"`) || strings.Contains(body, "disconnected") {
 		t.Errorf("agents = %s", body)
 	}
 	rc, err := ray.NewClient(addr)

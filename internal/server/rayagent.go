@@ -49,6 +49,39 @@ type RayAgent struct {
 	running map[string]*rayRun
 	closing chan struct{}
 	follows sync.WaitGroup
+
+	probeMu sync.Mutex // one probe at a time; the others wait for its answer
+	probed  time.Time  // when the last probe answered
+	probeOK error      // its answer
+}
+
+// probeTTL is how long a probe's answer is reused, and probeTimeout how
+// long one may take (GET /agents/ waits at most that).
+const (
+	probeTTL     = 5 * time.Second
+	probeTimeout = 2 * time.Second
+)
+
+// Probe reports whether the cluster's dashboard answers (GET
+// /api/version): nil when it does, else why not. The answer is reused for
+// probeTTL; a probe takes at most probeTimeout (or ctx's deadline).
+func (a *RayAgent) Probe(ctx context.Context) error {
+	a.probeMu.Lock()
+	defer a.probeMu.Unlock()
+	if !a.probed.IsZero() && time.Since(a.probed) < probeTTL {
+		return a.probeOK
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err := a.Client.Version(pctx)
+	if err != nil && ctx.Err() != nil {
+		return err // the caller gave up: not the cluster's answer, not kept
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("the Ray dashboard at %s did not answer within %s", a.Client.Address(), probeTimeout)
+	}
+	a.probed, a.probeOK = time.Now(), err
+	return err
 }
 
 type rayRun struct {
