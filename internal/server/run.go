@@ -425,7 +425,7 @@ func (a *API) agentOf(raw json.RawMessage) (Agent, error) {
 		names[i] = fmt.Sprintf("%d %s", ag.ID, ag.Name)
 	}
 	list := strings.Join(names, ", ")
-	if key == "" {
+	if key == "" && len(a.Agents) > 1 {
 		return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: required: this server has %d agents; name one by ID or name (agents: %s)", len(a.Agents), list)}
 	}
 	return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: no agent %q here (agents: %s)", key, list)}
