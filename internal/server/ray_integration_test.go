@@ -186,6 +186,34 @@ func TestIntegrationRayAgent(t *testing.T) {
 		if status, _ := c.call("POST", "/v2/jobs/"+id+"/stop/", ""); status != 409 {
 			t.Errorf("stopping an ended job = %d, want 409", status)
 		}
+		// The binary's report after the stop is taken without complaint.
+		for _, l := range c.console(id, `"type":"error"`, time.Minute) {
+			if strings.Contains(l, "WARNING") {
+				t.Errorf("the stopped job's console log has a warning: %s", l)
+			}
+		}
+	})
+	t.Run("a report ends with the run", func(t *testing.T) {
+		c := client{t, c.base, c.token}
+		id := c.run("ray", "wait", `{"seconds":8}`)
+		c.console(id, `"started"`, 2*time.Minute)
+		rj, err := rc.Job(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars, _ := rj.RuntimeEnv["env_vars"].(map[string]any)
+		tk, _ := vars["SYNAPSE_ACCESS_TOKEN"].(string)
+		status, body := client{t, c.base, tk}.call("PATCH", "/jobs/"+id+"/", `{"status":"FAILED","result":{"error":"reported"}}`)
+		if status != 200 || !strings.Contains(body, `"status":"RUNNING"`) {
+			t.Fatalf("the job token's report = %d %s, want 200 with the job RUNNING", status, body)
+		}
+		j := c.await(id, 3*time.Minute, terminal)
+		if j.Status != "FAILED" || string(j.Result) != `{"error":"reported"}` {
+			t.Errorf("job = %s %s, want the reported FAILED", j.Status, j.Result)
+		}
+		if rj, err := rc.Job(t.Context(), id); err != nil || rj.Status != "SUCCEEDED" {
+			t.Errorf("the Ray job = %+v, %v; want it run to its end", rj, err)
+		}
 	})
 	t.Run("ray fails the job", func(t *testing.T) {
 		c := client{t, c.base, c.token}
