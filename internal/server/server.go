@@ -47,8 +47,8 @@ type AgentSpec struct {
 }
 
 // ParseAgent reads an --agent value: NAME=process or NAME=ray:ADDRESS
-// (ADDRESS as --ray-address takes it, such as 127.0.0.1:8265 or
-// http://head:8265).
+// (ADDRESS a Ray dashboard address as ray.ResolveAddress takes it, such
+// as 127.0.0.1:8265 or http://head:8265).
 func ParseAgent(v string) (AgentSpec, error) {
 	name, kind, _ := strings.Cut(v, "=")
 	if !validAgentName(name) {
@@ -163,7 +163,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone}
 			names[i] = spec.Name + " (process)"
 		} else {
-			client, err := ray.NewClient(spec.Ray)
+			client, err := ray.NewClient(spec.Ray, ray.WithAddressHint("check the address in --agent "+spec.Name+"=ray:ADDRESS"))
 			if err != nil {
 				ln.Close()
 				return fmt.Errorf("start server: agent %s: %w", spec.Name, err)
@@ -193,7 +193,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	if rec != (Recovered{}) {
-		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d handed to their agents again, %d failed\n", rec.Attached, rec.Queued, rec.Failed)
+		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed)
 	}
 	serveCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
