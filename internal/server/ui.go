@@ -690,14 +690,24 @@ func (u *ui) agentsPage(w http.ResponseWriter, r *http.Request, _ uiSession) {
 	u.render(w, r, http.StatusOK, "agents", map[string]any{"Title": "Agents", "Agents": out})
 }
 
-// prettyJSON indents raw JSON for display; "" for none.
+// prettyJSON indents raw JSON for display, with its strings as text
+// (\u003c becomes <, which the template escapes for HTML); "" for none.
 func prettyJSON(raw json.RawMessage) string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
-	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
 		return string(raw)
 	}
-	return b.String()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if enc.Encode(v) != nil {
+		return string(raw)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
