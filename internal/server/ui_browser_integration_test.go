@@ -237,6 +237,7 @@ func TestDashboardBrowser(t *testing.T) {
 		p0, l0 := first["points"].(float64), first["lines"].(float64)
 		more := fmt.Sprintf(`(() => { const s = %s; s.ok = s.status === 'RUNNING' && s.points > %v && s.lines > %v; return s; })()`, pageState, p0, l0)
 		second := b.waitFor("more points and console lines while running", more, time.Minute)
+		b.screenshot(filepath.Join(out, "job-running.png"))
 		if second["overall"].(float64) >= 100 {
 			t.Errorf("overall bar at 100%% while running: %v", second)
 		}
@@ -423,11 +424,15 @@ func TestDashboardBrowser(t *testing.T) {
 		if !strings.Contains(params, "epochs") || !strings.Contains(params, "delay_ms") || !strings.Contains(params, "integer") {
 			t.Errorf("release page, action train: %q, want its params schema", params)
 		}
+		b.run(chromedp.Navigate(base + "/ui/jobs/"))
+		b.waitFor("the jobs listed", `({ok: document.querySelectorAll('#jobs tr[data-id]').length >= 5})`, 30*time.Second)
+		b.screenshot(filepath.Join(out, "jobs-all.png"))
 		b.run(chromedp.EmulateViewport(390, 844))
-		for _, path := range []string{"/ui/jobs/", "/ui/plugins/"} {
+		for _, path := range []string{"/ui/plugins/", "/ui/jobs/"} {
 			b.run(chromedp.Navigate(base + path))
-			b.waitFor("the page laid out at phone width", `(() => ({ok: document.readyState === 'complete' && document.documentElement.scrollWidth <= innerWidth, w: document.documentElement.scrollWidth}))()`, 10*time.Second)
+			b.waitFor("the page laid out at phone width", `(() => ({ok: document.readyState === 'complete' && document.documentElement.scrollWidth <= innerWidth && !!document.querySelector('main h1'), w: document.documentElement.scrollWidth}))()`, 10*time.Second)
 		}
+		b.waitFor("the jobs listed", `({ok: document.querySelectorAll('#jobs tr[data-id]').length >= 5})`, 30*time.Second)
 		b.screenshot(filepath.Join(out, "jobs-phone.png"))
 		b.run(chromedp.EmulateViewport(1280, 900))
 	})

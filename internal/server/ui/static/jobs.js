@@ -27,11 +27,11 @@
     ui.setBar(b, ui.overall(job), null, job.status === "FAILED");
     return ui.el("tr", { "data-id": job.id, "data-status": job.status }, [
       ui.el("td", null, [link]), st,
-      ui.el("td", { text: (rel.plugin || "?") + "@" + (rel.version || "?") }),
-      ui.el("td", { text: job.action }),
-      ui.el("td", { text: (job.agent && job.agent.name) || "" }),
-      ui.el("td", { text: ui.fmtTime(job.created), title: job.created }),
-      ui.el("td", { class: "num", text: ui.fmtDuration(ui.duration(job, now)) }),
+      ui.el("td", { "data-label": "Plugin", text: (rel.plugin || "?") + "@" + (rel.version || "?") }),
+      ui.el("td", { "data-label": "Action", text: job.action }),
+      ui.el("td", { "data-label": "Agent", text: (job.agent && job.agent.name) || "" }),
+      ui.el("td", { "data-label": "Created", text: ui.fmtTime(job.created), title: job.created }),
+      ui.el("td", { "data-label": "Duration", class: "num", text: ui.fmtDuration(ui.duration(job, now)) }),
       ui.el("td", { class: "pct" }, [b])
     ]);
   }
