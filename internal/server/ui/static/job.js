@@ -58,7 +58,8 @@
     });
     $("steps").replaceChildren.apply($("steps"), kids);
     var result = job.result;
-    var err = (job.meta && job.meta.error) || (result && result.error !== undefined && Object.keys(result).length <= 2 ? { message: result.error } : null);
+    // A failed job has meta.error {error_type, message}; its result may be {"error": …} too.
+    var err = (job.meta && job.meta.error) || (job.status === "FAILED" && result && result.error != null ? { message: result.error } : null);
     $("result").textContent = result == null ? (terminal[job.status] ? "none" : "–") : ui.pretty(result);
     $("error-section").hidden = !err;
     if (err) $("error").textContent = (err.error_type ? err.error_type + ": " : "") + (typeof err.message === "string" ? err.message : ui.pretty(err.message));
@@ -269,21 +270,34 @@
   });
 
   // ---- polling
-  var failures = 0;
+  var failures = 0, inflight = false;
   function poll() {
+    if (inflight) return; // the answer in flight schedules the next poll
+    inflight = true;
     ui.getJSON("/ui/api/jobs/" + encodeURIComponent(id) + "/?console=" + consoleAfter + "&logs=" + logsAfter).then(function (d) {
+      inflight = false;
       failures = 0;
       var now = Date.parse(d.now) || Date.now();
       handleConsole(d.console);
       handleLogs(d.logs);
       updateJob(d.job, now);
-      if (d.more) return setTimeout(poll, 0);
+      if (d.more) { clearTimeout(timer); timer = setTimeout(poll, 0); return; }
       if (terminal[d.job.status] && d.console_closed) { root.dataset.done = "1"; return; }
-      setTimeout(poll, terminal[d.job.status] ? 2000 : 1000);
+      schedule(terminal[d.job.status] ? 2000 : 1000);
     }).catch(function () {
+      inflight = false;
       failures++;
-      setTimeout(poll, Math.min(30000, 1000 * Math.pow(2, failures)));
+      schedule(Math.min(30000, 1000 * Math.pow(2, failures)));
     });
   }
+  // A hidden tab polls every 10 s at most; showing it again polls at once.
+  var timer = null;
+  function schedule(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, document.hidden ? Math.max(ms, 10000) : ms);
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && timer !== null && root.dataset.done !== "1") schedule(0);
+  });
   poll();
 })();

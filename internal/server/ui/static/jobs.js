@@ -36,8 +36,11 @@
     ]);
   }
 
+  var inflight = false, again = false;
   function refresh() {
     clearTimeout(timer);
+    if (inflight) { again = true; return; } // refreshed once the answer in flight is in
+    inflight = true;
     var q = [];
     if (status) q.push("status=" + encodeURIComponent(status));
     if (cursor) q.push("cursor=" + encodeURIComponent(cursor));
@@ -55,8 +58,11 @@
     }).catch(function (e) {
       updated.textContent = "Update failed (" + e.message + "); retrying";
     }).finally(function () {
-      timer = setTimeout(refresh, 2000);
+      inflight = false;
+      if (again) { again = false; refresh(); return; }
+      timer = setTimeout(refresh, document.hidden ? 10000 : 2000); // a hidden tab polls less
     });
   }
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
   refresh();
 })();
