@@ -30,7 +30,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
-const uiTestConfig = `{"code":"uitest","name":"Dashboard Test","actions":{"train":{"description":"Trains for a number of epochs"},"wait":{},"xss":{},"lines":{}}}`
+const uiTestConfig = `{"code":"uitest","name":"Dashboard Test","actions":{"train":{"description":"Trains for a number of epochs"},"wait":{},"xss":{},"lines":{},"fail":{}}}`
 
 // chromium finds the browser: $SYNAPSE_TEST_CHROMIUM, else chromium on
 // PATH. Missing, the test fails under CI=true and is skipped (saying so)
@@ -289,6 +289,18 @@ func TestDashboardBrowser(t *testing.T) {
 		if !contains(page.LogLevels, "warning") || !contains(page.LogLevels, "info") {
 			t.Errorf("log level filter %v, want info and warning", page.LogLevels)
 		}
+		// Trials sort by a column, both ways, from the keyboard too.
+		var order []string
+		b.run(chromedp.Click(chromedp.CSS(`#trials th:nth-child(3) button`)))
+		b.eval(`[...document.querySelectorAll('#trials tbody tr')].map(r => r.cells[0].textContent)`, &order)
+		if strings.Join(order, ",") != "t2 (best),t3,t1" {
+			t.Errorf("trials sorted by loss: %v, want t2, t3, t1", order)
+		}
+		b.run(js(`document.querySelector('#trials th:nth-child(3) button').focus()`), chromedp.KeyEvent("\r"))
+		b.eval(`[...document.querySelectorAll('#trials tbody tr')].map(r => r.cells[0].textContent + ' ' + r.closest('table').querySelector('th:nth-child(3)').getAttribute('aria-sort'))`, &order)
+		if strings.Join(order, ",") != "t1 descending,t3 descending,t2 (best) descending" {
+			t.Errorf("trials sorted by loss again (Enter): %v, want t1, t3, t2 descending", order)
+		}
 		// The level filter hides the other levels.
 		var shown []string
 		b.run(js(`(s => { s.value = 'warning'; s.dispatchEvent(new Event('change')); })(document.querySelector('#log-level'))`))
@@ -324,6 +336,9 @@ func TestDashboardBrowser(t *testing.T) {
 		b.run(chromedp.Navigate(base + "/ui/jobs/" + id + "/"))
 		b.waitFor("the job running with console lines", `(() => { const s = `+pageState+`; s.ok = s.status === 'RUNNING' && s.lines > 0; return s; })()`, time.Minute)
 		// Cancel first: nothing happens.
+		// From the keyboard: Enter on the button opens the dialog, Escape closes it.
+		b.run(js(`document.querySelector('#stop').focus()`), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("#stop-dialog")),
+			chromedp.KeyEvent("\x1b"), chromedp.WaitNotVisible(chromedp.CSS("#stop-dialog")))
 		b.run(chromedp.Click(chromedp.CSS("#stop")), chromedp.WaitVisible(chromedp.CSS("#stop-dialog")), chromedp.Click(chromedp.CSS("#stop-cancel")),
 			chromedp.WaitNotVisible(chromedp.CSS("#stop-dialog")))
 		if j := api("GET", "/jobs/"+id+"/", ""); j["status"] != "RUNNING" {
@@ -373,6 +388,28 @@ func TestDashboardBrowser(t *testing.T) {
 			}
 		}
 		_ = xss
+	})
+
+	t.Run("a failed job shows its error", func(t *testing.T) {
+		b.t = t
+		id := runJob("fail", `{}`)
+		b.run(chromedp.Navigate(base + "/ui/jobs/" + id + "/"))
+		b.waitFor("the job's end", `(() => { const s = `+pageState+`; s.ok = s.done; return s; })()`, time.Minute)
+		var got struct {
+			Status  string `json:"status"`
+			Error   string `json:"error"`
+			Visible bool   `json:"visible"`
+			Bar     string `json:"bar"`
+			XSS     string `json:"xss"`
+		}
+		b.eval(`({status: document.querySelector('#status').textContent, error: document.querySelector('#error').textContent,
+		  visible: !document.querySelector('#error-section').hidden, bar: document.querySelector('#overall').className, xss: typeof window.__xss})`, &got)
+		if got.Status != "FAILED" || !got.Visible || !strings.Contains(got.Error, "the data set is broken: <script>window.__xss=1</script>") || got.XSS != "undefined" {
+			t.Errorf("failed job page: %+v", got)
+		}
+		if !strings.Contains(got.Bar, "failed") {
+			t.Errorf("the overall bar of a failed job has classes %q, want failed", got.Bar)
+		}
 	})
 
 	t.Run("10,000 console lines", func(t *testing.T) {

@@ -8,6 +8,7 @@
 //	wait    prints a line every 200 ms until stopped
 //	xss     logs and prints HTML with a script, and returns it
 //	lines   prints n lines at once
+//	fail    fails with an error holding HTML
 package main
 
 import (
@@ -71,6 +72,10 @@ func main() {
 			ctx.SetMetrics(map[string]any{XSS: XSS}, "xss")
 			ctx.LogMetric("xss", XSS, 1, nil)
 			return map[string]string{"html": XSS}, nil
+		}),
+		synapse.NewAction("fail", func(ctx *synapse.Context, _ struct{}) (map[string]int, error) {
+			ctx.SetProgress(1, 4, "train")
+			return nil, fmt.Errorf("the data set is broken: %s", XSS)
 		}),
 		synapse.NewAction("lines", func(ctx *synapse.Context, p LinesParams) (map[string]int, error) {
 			for i := 1; i <= p.N; i++ {
