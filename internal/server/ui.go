@@ -90,8 +90,9 @@ func (a *API) uiHandler() http.Handler {
 		u.pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(uiFiles, "ui/"+name+".html"))
 	}
 	static, _ := fs.Sub(uiFiles, "ui/static")
+	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	m := http.NewServeMux()
-	m.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	m.HandleFunc("GET /ui/static/{file}", func(w http.ResponseWriter, r *http.Request) { files.ServeHTTP(w, r) }) // files only, no listing
 	m.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/jobs/", http.StatusSeeOther)
 	})
@@ -216,7 +217,15 @@ func safeNext(next string) string {
 	return next
 }
 
+// signinForm is GET /ui/signin/: the form, or, already signed in, the
+// page of next.
 func (u *ui) signinForm(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		if _, tok, err := u.api.Store.LookupSession(r.Context(), c.Value); err == nil && tok.Kind == store.TokenAdmin {
+			http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
+			return
+		}
+	}
 	u.renderSignin(w, r, http.StatusOK, "")
 }
 

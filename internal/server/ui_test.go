@@ -112,6 +112,8 @@ func TestUISignedOut(t *testing.T) {
 		{"GET", "/ui/signin/", 200, "", `name="token"`},
 		{"GET", "/ui/static/app.css", 200, "", ".bar"},
 		{"GET", "/ui/static/job.js", 200, "", "textContent"},
+		{"GET", "/ui/static/", 404, "", "No such page"},
+		{"GET", "/ui/static/nope.js", 404, "", "404 page not found"},
 		{"GET", "/ui/nope/", 404, "", "No such page"},
 	} {
 		resp, body := c.do(tc.method, tc.path, nil, nil)
@@ -191,6 +193,9 @@ func TestUISignin(t *testing.T) {
 			}
 			if r, body := c.do("GET", "/ui/jobs/", nil, nil); r.StatusCode != 200 || !strings.Contains(body, "Sign out") {
 				t.Errorf("signed in, /ui/jobs/ = %d:\n%s", r.StatusCode, body)
+			}
+			if r, _ := c.do("GET", "/ui/signin/?next=/ui/plugins/", nil, nil); r.StatusCode != 303 || r.Header.Get("Location") != "/ui/plugins/" {
+				t.Errorf("signed in, the sign-in page = %d to %q, want 303 to /ui/plugins/", r.StatusCode, r.Header.Get("Location"))
 			}
 		})
 	}
