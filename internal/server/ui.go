@@ -611,11 +611,11 @@ func (u *ui) releasePage(w http.ResponseWriter, r *http.Request, _ uiSession) {
 // content.
 func (u *ui) releaseActions(ctx context.Context, rel store.Release) releaseActions {
 	u.schemaMu.Lock()
-	defer u.schemaMu.Unlock()
-	if v, ok := u.schemas[rel.SHA256]; ok {
+	v, ok := u.schemas[rel.SHA256]
+	u.schemaMu.Unlock()
+	if ok {
 		return v
 	}
-	var v releaseActions
 	if u.api.Releases == nil || rel.SHA256 == "" {
 		v.err = "this release has no zip, so no binary to ask for its params schemas"
 		return v
@@ -637,7 +637,9 @@ func (u *ui) releaseActions(ctx context.Context, rel store.Release) releaseActio
 			return v // not cached: the request went away
 		}
 	}
+	u.schemaMu.Lock()
 	u.schemas[rel.SHA256] = v
+	u.schemaMu.Unlock()
 	return v
 }
 

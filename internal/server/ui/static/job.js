@@ -84,9 +84,11 @@
     var key = (d.category || "") + "/" + (d.key || "");
     var s = series[key];
     if (!s) {
-      s = series[key] = { points: [], fig: null };
+      s = series[key] = { points: [], fig: null, min: Infinity, max: -Infinity };
     }
     s.points.push(d.value);
+    s.min = Math.min(s.min, d.value);
+    s.max = Math.max(s.max, d.value);
     dirty[key] = true;
   }
   function drawCharts() {
@@ -102,7 +104,7 @@
         $("charts").append(s.fig);
       }
       var pts = s.points, n = pts.length;
-      var lo = Math.min.apply(null, pts), hi = Math.max.apply(null, pts);
+      var lo = s.min, hi = s.max;
       if (hi === lo) { hi += 1; lo -= 1; }
       var L = 44, R = 312, T = 10, B = 136;
       var x = function (i) { return n === 1 ? (L + R) / 2 : L + (R - L) * i / (n - 1); };
@@ -125,7 +127,7 @@
       s.svg.replaceChildren.apply(s.svg, kids);
       s.svg.setAttribute("aria-label", "Line chart of " + key + ": " + n + " points, last " + fmtNum(pts[n - 1]));
       s.fig.dataset.points = String(n);
-      s.cap.textContent = key + " — " + n + " point" + (n === 1 ? "" : "s") + ", last " + fmtNum(pts[n - 1]) + ", min " + fmtNum(Math.min.apply(null, pts)) + ", max " + fmtNum(Math.max.apply(null, pts));
+      s.cap.textContent = key + " — " + n + " point" + (n === 1 ? "" : "s") + ", last " + fmtNum(pts[n - 1]) + ", min " + fmtNum(s.min) + ", max " + fmtNum(s.max);
     });
   }
   function fmtNum(v) {
@@ -185,6 +187,8 @@
   }
 
   // ---- log events, filterable by level and text
+  // The table keeps the last LOG_CAP entries; older ones leave the page.
+  var LOG_CAP = 5000, dropped = 0;
   var levelSel = $("log-level"), textIn = $("log-text"), levels = {}, logRows = [];
   function filterLogs() {
     var lv = levelSel.value, txt = textIn.value.toLowerCase(), shown = 0;
@@ -193,7 +197,7 @@
       r.tr.hidden = !ok;
       if (ok) shown++;
     });
-    $("log-count").textContent = shown + " of " + logRows.length + " events";
+    $("log-count").textContent = shown + " of " + logRows.length + " events" + (dropped ? " (the " + dropped + " oldest not shown)" : "");
   }
   levelSel.addEventListener("change", filterLogs);
   textIn.addEventListener("input", filterLogs);
@@ -230,6 +234,11 @@
       var wrap = tb.closest(".logs-wrap");
       var atEnd = wrap.scrollTop + wrap.clientHeight >= wrap.scrollHeight - 4;
       tb.append(frag);
+      if (logRows.length > LOG_CAP) {
+        var gone = logRows.splice(0, logRows.length - LOG_CAP);
+        gone.forEach(function (r) { r.tr.remove(); });
+        dropped += gone.length;
+      }
       filterLogs();
       if (atEnd) wrap.scrollTop = wrap.scrollHeight;
     }
