@@ -227,9 +227,11 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatalf("after signing in: %s, want /ui/agents/", loc)
 	}
 
+	var trainID string // the job of the first subtest
 	t.Run("job runs: progress, metric chart and console grow live", func(t *testing.T) {
 		b.t = t
 		id := runJob("train", `{"epochs":12,"delay_ms":500}`)
+		trainID = id
 		b.run(chromedp.Navigate(base+"/ui/jobs/"+id+"/"), chromedp.WaitVisible(chromedp.CSS("#overall")))
 		// While RUNNING the chart has points, then more points, and the
 		// console more lines.
@@ -471,6 +473,11 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 		b.waitFor("the jobs listed", `({ok: document.querySelectorAll('#jobs tr[data-id]').length >= 5})`, 30*time.Second)
 		b.screenshot(filepath.Join(out, "jobs-phone.png"))
+		if trainID != "" {
+			b.run(chromedp.Navigate(base + "/ui/jobs/" + trainID + "/"))
+			b.waitFor("the job page at phone width", `(() => { const s = `+pageState+`; s.ok = s.done && document.documentElement.scrollWidth <= innerWidth; s.w = document.documentElement.scrollWidth; return s; })()`, 30*time.Second)
+			b.screenshot(filepath.Join(out, "job-phone.png"))
+		}
 		b.run(chromedp.EmulateViewport(1280, 900))
 	})
 
