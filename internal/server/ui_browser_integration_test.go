@@ -353,6 +353,41 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("queue position of a waiting job, agents page", func(t *testing.T) {
+		b.t = t
+		var ids []string
+		for range 5 { // MaxJobs 4: the fifth waits
+			ids = append(ids, runJob("wait", `{}`))
+		}
+		t.Cleanup(func() {
+			for _, id := range ids {
+				req, _ := http.NewRequest("POST", base+"/v2/jobs/"+id+"/stop/", nil)
+				req.Header.Set("Authorization", "Token "+token)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+		b.run(chromedp.Navigate(base + "/ui/jobs/"))
+		row := b.waitFor("the fifth job waiting, first in the queue", fmt.Sprintf(`(() => {
+		  const r = document.querySelector('#jobs tr[data-id=%q]');
+		  const running = document.querySelectorAll('#jobs tr[data-status=RUNNING]').length;
+		  return r ? {ok: r.dataset.status === 'PENDING' && running === 4 && !!r.querySelector('.queue'), queue: r.querySelector('.queue') && r.querySelector('.queue').textContent, running} : {ok: false};
+		})()`, ids[4]), time.Minute)
+		if row["queue"] != "#1 in queue" {
+			t.Errorf("queue position shown %v, want #1 in queue", row["queue"])
+		}
+		b.screenshot(filepath.Join(out, "jobs-queue.png"))
+		b.run(chromedp.Navigate(base + "/ui/jobs/" + ids[4] + "/"))
+		b.waitFor("the job page's queue position", `({ok: document.querySelector('#queue').textContent === "position 1 in the agent's queue"})`, 30*time.Second)
+		b.run(chromedp.Navigate(base + "/ui/agents/"))
+		var agent string
+		b.eval(`document.querySelector('section.agent').textContent`, &agent)
+		if !strings.Contains(agent, "4 running, 1 queued") || !strings.Contains(agent, ids[4][:12]) {
+			t.Errorf("agents page: %q, want 4 running, 1 queued with the fifth job", agent)
+		}
+	})
+
 	t.Run("HTML in logs, params and results never runs", func(t *testing.T) {
 		b.t = t
 		const xss = `<script>window.__xss=1</script><img src=x onerror="window.__xss=2">`
