@@ -174,7 +174,7 @@ func (u *ui) session(h func(http.ResponseWriter, *http.Request, uiSession)) http
 			return
 		}
 		if r.Method == http.MethodPost {
-			if !sameOrigin(r) {
+			if !u.sameOrigin(r) {
 				u.errorPage(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused.")
 				return
 			}
@@ -192,14 +192,22 @@ func (u *ui) session(h func(http.ResponseWriter, *http.Request, uiSession)) http
 }
 
 // sameOrigin reports whether r's Origin header, when it has one, is this
-// server (Host) itself.
-func sameOrigin(r *http.Request) bool {
+// server: the request's Host, or the host of the server's public URL
+// (--public-url: behind a reverse proxy that rewrites Host).
+func (u *ui) sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true
 	}
 	ou, err := url.Parse(o)
-	return err == nil && ou.Host == r.Host
+	if err != nil || ou.Host == "" {
+		return false
+	}
+	if ou.Host == r.Host {
+		return true
+	}
+	pu, err := url.Parse(u.api.Host)
+	return err == nil && pu.Host != "" && ou.Host == pu.Host
 }
 
 // secure reports whether cookies must be Secure: the request came over
@@ -242,7 +250,7 @@ func (u *ui) renderSignin(w http.ResponseWriter, r *http.Request, status int, ms
 // signin is POST /ui/signin/: an admin token starts a session.
 func (u *ui) signin(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(signinCookie)
-	if err != nil || !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+	if err != nil || !u.sameOrigin(r) || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) != 1 {
 		u.renderSignin(w, r, http.StatusForbidden, "The sign-in form expired or was sent from another site: try again.")
 		return
 	}

@@ -298,6 +298,18 @@ func TestUICSRF(t *testing.T) {
 			}
 		})
 	}
+	// The Origin of the public URL (a reverse proxy that rewrites Host) is
+	// this server too.
+	pub := newAPI(t, func(a *API) { a.Host = "https://synapse.example" })
+	pc := newUIClient(t, pub.srv.URL)
+	pc.origin = "https://synapse.example"
+	if resp, body := pc.signin(pub.admin, ""); resp.StatusCode != 303 {
+		t.Fatalf("sign in with the public URL's Origin = %d\n%s", resp.StatusCode, body)
+	}
+	pc.origin = "https://other.example"
+	if resp, _ := pc.do("POST", "/ui/signout/", url.Values{"csrf": {pc.csrf()}}, nil); resp.StatusCode != 403 {
+		t.Errorf("sign out with another Origin = %d, want 403", resp.StatusCode)
+	}
 	// The right value, in the header as the scripts send it or in the form.
 	resp, body := c.do("POST", stop, url.Values{}, map[string]string{"X-CSRF-Token": csrf, "Origin": f.srv.URL})
 	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/ui/jobs/"+f.job.ID+"/?stop=ok" {
