@@ -13,14 +13,13 @@ log() { echo "chromium: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 find_browser() {
-  if [ -n "${SYNAPSE_TEST_CHROMIUM:-}" ]; then
-    [ -x "$SYNAPSE_TEST_CHROMIUM" ] || die "SYNAPSE_TEST_CHROMIUM=$SYNAPSE_TEST_CHROMIUM is not an executable"
-    echo "$SYNAPSE_TEST_CHROMIUM"; return
-  fi
   command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null
 }
 
-if ! path=$(find_browser); then
+if [ -n "${SYNAPSE_TEST_CHROMIUM:-}" ]; then
+  [ -x "$SYNAPSE_TEST_CHROMIUM" ] || die "SYNAPSE_TEST_CHROMIUM=$SYNAPSE_TEST_CHROMIUM is not an executable: unset it, or name the browser"
+  path=$SYNAPSE_TEST_CHROMIUM
+elif ! path=$(find_browser); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "no chromium found; installing Debian's chromium package"
     export DEBIAN_FRONTEND=noninteractive
