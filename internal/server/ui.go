@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -101,6 +102,7 @@ func (a *API) uiHandler() http.Handler {
 	m.HandleFunc("GET /ui/jobs/{$}", u.session(u.jobsPage))
 	m.HandleFunc("GET /ui/jobs/{id}/{$}", u.session(u.jobPage))
 	m.HandleFunc("POST /ui/jobs/{id}/stop/{$}", u.session(u.stopJob))
+	m.HandleFunc("GET /ui/jobs/{id}/console.txt", u.session(u.consoleText))
 	m.HandleFunc("GET /ui/plugins/{$}", u.session(u.pluginsPage))
 	m.HandleFunc("GET /ui/plugins/{code}/{$}", u.session(u.pluginPage))
 	m.HandleFunc("GET /ui/releases/{id}/{$}", u.session(u.releasePage))
@@ -464,6 +466,38 @@ func (u *ui) jobPage(w http.ResponseWriter, r *http.Request, _ uiSession) {
 	}
 	u.render(w, r, http.StatusOK, "job", map[string]any{"Title": "Job " + j.ID, "Job": j, "Release": rel, "Plugin": p,
 		"Stopped": r.URL.Query().Get("stop"), "Params": prettyJSON(j.Params)})
+}
+
+// consoleText is GET /ui/jobs/{id}/console.txt: the whole console log
+// as it is now, a line each, as a download (JOB.log).
+func (u *ui) consoleText(w http.ResponseWriter, r *http.Request, _ uiSession) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		u.fail(w, r, store.ErrNotFound)
+		return
+	}
+	if _, err := u.api.Store.GetJob(r.Context(), id); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+id+`.log"`)
+	var after int64
+	for {
+		lines, err := u.api.Store.Console(r.Context(), id, after, uiConsoleBatch)
+		if err != nil {
+			return // the client went away, or the store did: the download ends short
+		}
+		var b strings.Builder
+		for _, l := range lines {
+			b.WriteString(l.Line)
+			b.WriteByte('\n')
+			after = l.Seq
+		}
+		if _, err := io.WriteString(w, b.String()); err != nil || len(lines) < uiConsoleBatch {
+			return
+		}
+	}
 }
 
 // stopJob is POST /ui/jobs/{id}/stop/: the same stop as POST

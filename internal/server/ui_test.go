@@ -109,6 +109,7 @@ func TestUISignedOut(t *testing.T) {
 		{"GET", "/ui/api/jobs/" + f.job.ID + "/", 401, "", "signed out"},
 		{"POST", "/ui/jobs/" + f.job.ID + "/stop/", 401, "", "You are signed out"},
 		{"POST", "/ui/signout/", 401, "", "You are signed out"},
+		{"GET", "/ui/jobs/" + f.job.ID + "/console.txt", 303, "/ui/signin/?next=%2Fui%2Fjobs%2F" + f.job.ID + "%2Fconsole.txt", ""},
 		{"GET", "/ui/signin/", 200, "", `name="token"`},
 		{"GET", "/ui/static/app.css", 200, "", ".bar"},
 		{"GET", "/ui/static/job.js", 200, "", "textContent"},
@@ -377,6 +378,13 @@ func TestUIEscapes(t *testing.T) {
 	}
 	if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("X-Content-Type-Options %q", resp.Header.Get("X-Content-Type-Options"))
+	}
+	resp, body = c.do("GET", "/ui/jobs/"+j.ID+"/console.txt", nil, nil)
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/plain; charset=utf-8" || body != evil+"\n" {
+		t.Errorf("console.txt = %d %s %q, want the line as plain text", resp.StatusCode, ct, body)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="`+j.ID+`.log"` {
+		t.Errorf("console.txt Content-Disposition %q", cd)
 	}
 }
 
