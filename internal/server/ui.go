@@ -77,6 +77,7 @@ func (a *API) uiHandler() http.Handler {
 	u := &ui{api: a, pages: map[string]*template.Template{}, schemas: map[string]releaseActions{}}
 	funcs := template.FuncMap{
 		"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }, // common.js shows it in local time
 		"bytes": func(n int64) string { return bytesText(uint64(max(n, 0))) },
 		"short": func(s string) string {
 			if len(s) > 12 {

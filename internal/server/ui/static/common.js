@@ -79,6 +79,11 @@ var ui = (function () {
     if (v == null) return "–";
     return JSON.stringify(v, null, 2);
   }
+  // Times the server wrote (<time datetime>, in UTC) are shown in local time.
+  document.querySelectorAll("time[datetime]").forEach(function (t) {
+    t.title = t.dateTime;
+    t.textContent = fmtTime(t.dateTime);
+  });
   return { el: el, svg: svg, statusBadge: statusBadge, fmtDuration: fmtDuration, duration: duration, fmtTime: fmtTime,
     overall: overall, setBar: setBar, bar: bar, csrf: csrf, getJSON: getJSON, pretty: pretty };
 })();
