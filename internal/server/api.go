@@ -102,6 +102,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v2/jobs/{$}", a.admin(a.listJobsV2))
 	mux.HandleFunc("GET /v2/jobs/{id}/{$}", a.admin(a.getJobV2))
 	mux.HandleFunc("PATCH /v2/jobs/{id}/{$}", a.patchJob(true))
+	mux.Handle("/ui/", a.uiHandler()) // the dashboard (ui.go)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			a.noRoute(w, r, mux)

@@ -482,9 +482,9 @@ func TestSchemaVersions(t *testing.T) {
 		if err := s.migrate(ctx); err != nil { // already current: nothing to do
 			t.Errorf("migrate again: %v", err)
 		}
-		// A database of schema 1 (before job_logs, console_offset and
-		// reported_status) is brought up to date.
-		for _, q := range []string{`DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
+		// A database of schema 1 (before job_logs, console_offset,
+		// reported_status and ui_sessions) is brought up to date.
+		for _, q := range []string{`DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
 			if _, err := s.db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
