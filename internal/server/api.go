@@ -380,30 +380,38 @@ type Prober interface {
 	Probe(ctx context.Context) error
 }
 
-// listAgents is GET /agents/: each agent with status "connected", or
-// "disconnected" with status_reason when its runner is a Prober that does
-// not answer. The probes run at once, each at most probeTimeout.
-func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
-	type agentJSON struct {
-		Agent
-		Status string `json:"status"`
-		Reason string `json:"status_reason,omitempty"`
-	}
-	out := make([]agentJSON, len(a.Agents))
+// agentStatus is an agent with its status: "connected", or "disconnected"
+// with Reason when its runner is a Prober that does not answer.
+type agentStatus struct {
+	Agent
+	Status string `json:"status"`
+	Reason string `json:"status_reason,omitempty"`
+}
+
+// agentStatuses probes the agents at once, each at most probeTimeout, for
+// GET /agents/ and the dashboard's agents page.
+func (a *API) agentStatuses(ctx context.Context) []agentStatus {
+	out := make([]agentStatus, len(a.Agents))
 	var wg sync.WaitGroup
 	for i, ag := range a.Agents {
-		out[i] = agentJSON{Agent: ag, Status: "connected"}
+		out[i] = agentStatus{Agent: ag, Status: "connected"}
 		p, ok := a.Runners[ag.Name].(Prober)
 		if !ok {
 			continue
 		}
 		wg.Go(func() {
-			if err := p.Probe(r.Context()); err != nil {
+			if err := p.Probe(ctx); err != nil {
 				out[i].Status, out[i].Reason = "disconnected", err.Error()
 			}
 		})
 	}
 	wg.Wait()
+	return out
+}
+
+// listAgents is GET /agents/: each agent with its status (agentStatuses).
+func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
+	out := a.agentStatuses(r.Context())
 	writeJSON(w, http.StatusOK, page{Count: len(out), Results: out})
 	return nil
 }

@@ -207,6 +207,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if slots <= 0 {
 		slots = 4
 	}
+	fmt.Fprintf(out, "synapse server: dashboard at %s/ui/ (sign in with an admin token)\n", host)
 	fmt.Fprintf(out, "synapse server listening on %s (store: %s; agents: %s; %s at once per agent)\n", "http://"+ln.Addr().String(), st.Dialect(), strings.Join(names, ", "), count(slots, "job", "jobs"))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -712,14 +712,15 @@ func schemaParams(schema json.RawMessage) []paramView {
 
 // agentView is an agent on the agents page.
 type agentView struct {
-	Agent
+	agentStatus
 	Running, Queued []store.Job
 }
 
 func (u *ui) agentsPage(w http.ResponseWriter, r *http.Request, _ uiSession) {
-	out := make([]agentView, len(u.api.Agents))
-	for i, ag := range u.api.Agents {
-		out[i].Agent = ag
+	statuses := u.api.agentStatuses(r.Context())
+	out := make([]agentView, len(statuses))
+	for i, ag := range statuses {
+		out[i].agentStatus = ag
 		for _, st := range []string{store.StatusRunning, store.StatusPending} {
 			jobs, _, err := u.api.Store.ListJobs(r.Context(), store.JobFilter{Status: st, Agent: ag.Name, Limit: 1000})
 			if err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
@@ -431,6 +433,35 @@ func TestUIPages(t *testing.T) {
 	for _, path := range []string{"/ui/api/jobs/?status=bogus", "/ui/api/jobs/?cursor=nope", "/ui/api/jobs/" + f.job.ID + "/?console=-1"} {
 		if resp, body := c.do("GET", path, nil, nil); resp.StatusCode != 400 {
 			t.Errorf("GET %s = %d, want 400\n%s", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestUIAgentsStatus: the agents page shows what GET /agents/ shows, a Ray
+// agent whose dashboard does not answer as disconnected with the reason.
+func TestUIAgentsStatus(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens there
+	f := newAPI(t, func(a *API) {
+		c, err := ray.NewClient(down, ray.WithAddressHint("check the address in --agent gpu=ray:ADDRESS"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Agents = append(a.Agents, Agent{ID: 2, Name: "gpu", Kind: "ray"})
+		a.Runners = map[string]Runner{"gpu": &RayAgent{Client: c}}
+	})
+	c := newUIClient(t, f.srv.URL)
+	if resp, body := c.signin(f.admin, ""); resp.StatusCode != 303 {
+		t.Fatalf("sign in = %d\n%s", resp.StatusCode, body)
+	}
+	resp, body := c.do("GET", "/ui/agents/", nil, nil)
+	for _, want := range []string{`data-status="connected">connected<`, `data-status="disconnected">disconnected<`, "cannot reach the Ray dashboard at http://" + down} {
+		if resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET /ui/agents/ = %d, lacks %q:\n%s", resp.StatusCode, want, body)
 		}
 	}
 }
