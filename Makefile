@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test test-integration test-all bench bench-server lint fuzz
+.PHONY: test test-integration test-browser test-all bench bench-server lint fuzz
 
 ## test: unit tests, examples and fuzz seed corpora, with the race detector
 test:
@@ -12,6 +12,11 @@ test:
 ## test-integration: end-to-end tests against real services (see scripts/test-integration.sh)
 test-integration:
 	./scripts/test-integration.sh
+
+## test-browser: the dashboard in headless chromium alone (installs Debian's chromium as root; part of test-integration)
+test-browser:
+	chromium=$$(./scripts/chromium.sh) && SYNAPSE_TEST_CHROMIUM=$$chromium SYNAPSE_TEST_ARTIFACTS=$${SYNAPSE_TEST_ARTIFACTS:-$$PWD/test-artifacts} \
+		$(GO) test -race -count=1 -tags integration -run TestDashboardBrowser -v ./internal/server/
 
 ## test-all: everything CI checks
 test-all: lint test test-integration

@@ -11,7 +11,11 @@
 #     Go integration tests (-tags integration; the CLI's Python plugin scripts among them) run
 #     against it; then a second node joins (worker_node=1) for
 #     the two-node test, which kills it mid-job; everything is stopped even when tests fail.
-# A PostgreSQL server, Python SDK or Ray head that cannot be installed or started fails the run.
+#     The dashboard's browser test runs in that server suite: Debian's chromium is
+#     installed first (scripts/chromium.sh) and driven headless with chromedp; its
+#     screenshots go to $SYNAPSE_TEST_ARTIFACTS (default test-artifacts/ in the checkout).
+# A PostgreSQL server, Python SDK, Ray head or chromium that cannot be installed or started
+# fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -70,7 +74,16 @@ fi
 export SYNAPSE_TEST_RAY_ADDRESS="$address"
 export SYNAPSE_TEST_RAY_BIN="$PWD/${SYNAPSE_RAY_VENV:-.venv-ray}/bin/ray"
 
-echo "--- go test -tags integration ./internal/server (PostgreSQL, the Python SDK's client, process and Ray agents, kill -9)"
+echo "--- chromium (the dashboard's browser test)"
+if ! chromium=$(./scripts/chromium.sh | tail -n1); then
+  echo "FAIL: could not install or start chromium (see above)"
+  exit 1
+fi
+export SYNAPSE_TEST_CHROMIUM="$chromium"
+export SYNAPSE_TEST_ARTIFACTS="${SYNAPSE_TEST_ARTIFACTS:-$PWD/test-artifacts}"
+echo "ok: $chromium; screenshots in $SYNAPSE_TEST_ARTIFACTS/dashboard"
+
+echo "--- go test -tags integration ./internal/server (PostgreSQL, the Python SDK's client, process and Ray agents, kill -9, the dashboard in chromium)"
 go test -race -count=1 -tags integration -timeout 15m ./internal/server/...
 
 echo "--- Python host of task mode (pytest)"

@@ -219,6 +219,7 @@ type Client struct {
 	base  string // resolved dashboard URL, no trailing slash
 	token string
 	http  *http.Client
+	hint  string // how to give another address, in errors (WithAddressHint)
 
 	// Timing knobs; tests shorten them.
 	pollMin, pollMax       time.Duration // Wait/StopAndWait poll interval
@@ -247,6 +248,23 @@ func WithHTTPClient(h *http.Client) Option {
 	}
 }
 
+// defaultAddressHint is how the CLI's commands take another dashboard
+// address.
+const defaultAddressHint = "set --ray-address or RAY_ADDRESS"
+
+// WithAddressHint sets how the program using the client is given another
+// dashboard address, as the errors of an address that does not answer or
+// is no Ray dashboard say it (default "set --ray-address or RAY_ADDRESS",
+// the CLI's flag), such as "check --agent gpu=ray:ADDRESS" for
+// `synapse server`.
+func WithAddressHint(hint string) Option {
+	return func(c *Client) {
+		if hint != "" {
+			c.hint = hint
+		}
+	}
+}
+
 // NewClient returns a client of the dashboard at address, which may be raw
 // (it is passed through ResolveAddress) or already resolved.
 func NewClient(address string, opts ...Option) (*Client, error) {
@@ -258,6 +276,7 @@ func NewClient(address string, opts ...Option) (*Client, error) {
 		base:            base,
 		token:           strings.TrimSpace(os.Getenv("RAY_AUTH_TOKEN")),
 		http:            defaultHTTPClient(),
+		hint:            defaultAddressHint,
 		pollMin:         500 * time.Millisecond,
 		pollMax:         2 * time.Second,
 		backoffMin:      200 * time.Millisecond,
@@ -378,9 +397,9 @@ func (c *Client) notRay(ctx context.Context) error {
 	var vhe *HTTPError
 	switch {
 	case errors.As(err, &vhe) && notFoundish(vhe.Status):
-		return &NotRayError{Address: c.base, Status: vhe.Status}
+		return &NotRayError{Address: c.base, Status: vhe.Status, Hint: c.hint}
 	case err == nil && v.RayVersion == "" && v.Version == "":
-		return &NotRayError{Address: c.base}
+		return &NotRayError{Address: c.base, Hint: c.hint}
 	}
 	return nil
 }
@@ -392,7 +411,7 @@ func (c *Client) transportError(ctx context.Context, method, path string, err er
 		return fmt.Errorf("ray: %s %s: %w", method, path, ctxErr)
 	}
 	if isDialError(err) {
-		return &unreachableError{address: c.base, err: err}
+		return &unreachableError{address: c.base, err: err, hint: c.hint}
 	}
 	return fmt.Errorf("ray: %s %s at %s: %w", method, path, c.base, err)
 }
@@ -411,10 +430,15 @@ func isDialError(err error) bool {
 type unreachableError struct {
 	address string
 	err     error
+	hint    string // WithAddressHint
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("ray: cannot reach the Ray dashboard at %s: %v; is a Ray head running? (set --ray-address or RAY_ADDRESS)", e.address, e.err)
+	hint := e.hint
+	if hint == "" {
+		hint = defaultAddressHint
+	}
+	return fmt.Sprintf("ray: cannot reach the Ray dashboard at %s: %v; is a Ray head running? (%s)", e.address, e.err, hint)
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }

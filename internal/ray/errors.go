@@ -56,6 +56,9 @@ func isHTML(contentType, body string) bool {
 type NotRayError struct {
 	Address string
 	Status  int // the status of GET /api/version (0 when it answered 2xx but not as Ray)
+	// Hint is how to give another address (WithAddressHint; "" for the
+	// CLI's "set --ray-address or RAY_ADDRESS").
+	Hint string
 }
 
 func (e *NotRayError) Error() string {
@@ -63,7 +66,11 @@ func (e *NotRayError) Error() string {
 	if e.Status != 0 {
 		what = fmt.Sprintf("answered GET /api/version with %d %s", e.Status, http.StatusText(e.Status))
 	}
-	return fmt.Sprintf("ray: no Ray dashboard at %s: it %s; the Ray dashboard usually listens on port 8265 (set --ray-address or RAY_ADDRESS)", e.Address, what)
+	hint := e.Hint
+	if hint == "" {
+		hint = defaultAddressHint
+	}
+	return fmt.Sprintf("ray: no Ray dashboard at %s: it %s; the Ray dashboard usually listens on port 8265 (%s)", e.Address, what, hint)
 }
 
 // Error implements error.

@@ -32,7 +32,7 @@ func (c *Client) Version(ctx context.Context) (*Version, error) {
 	if err := c.do(ctx, http.MethodGet, versionPath, nil, &v); err != nil {
 		var he *HTTPError
 		if errors.As(err, &he) && notFoundish(he.Status) {
-			return nil, &NotRayError{Address: c.base, Status: he.Status}
+			return nil, &NotRayError{Address: c.base, Status: he.Status, Hint: c.hint}
 		}
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,6 +102,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v2/jobs/{$}", a.admin(a.listJobsV2))
 	mux.HandleFunc("GET /v2/jobs/{id}/{$}", a.admin(a.getJobV2))
 	mux.HandleFunc("PATCH /v2/jobs/{id}/{$}", a.patchJob(true))
+	mux.Handle("/ui/", a.uiHandler()) // the dashboard (ui.go)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			a.noRoute(w, r, mux)
@@ -370,15 +374,44 @@ type page struct {
 	Results  any     `json:"results"`
 }
 
-func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
-	type agentJSON struct {
-		Agent
-		Status string `json:"status"`
-	}
-	out := make([]agentJSON, len(a.Agents))
+// Prober is a Runner whose agent may be out of reach (*RayAgent): Probe
+// says whether it answers (nil) or why not, quickly (see RayAgent.Probe).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// agentStatus is an agent with its status: "connected", or "disconnected"
+// with Reason when its runner is a Prober that does not answer.
+type agentStatus struct {
+	Agent
+	Status string `json:"status"`
+	Reason string `json:"status_reason,omitempty"`
+}
+
+// agentStatuses probes the agents at once, each at most probeTimeout, for
+// GET /agents/ and the dashboard's agents page.
+func (a *API) agentStatuses(ctx context.Context) []agentStatus {
+	out := make([]agentStatus, len(a.Agents))
+	var wg sync.WaitGroup
 	for i, ag := range a.Agents {
-		out[i] = agentJSON{ag, "connected"}
+		out[i] = agentStatus{Agent: ag, Status: "connected"}
+		p, ok := a.Runners[ag.Name].(Prober)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			if err := p.Probe(ctx); err != nil {
+				out[i].Status, out[i].Reason = "disconnected", err.Error()
+			}
+		})
 	}
+	wg.Wait()
+	return out
+}
+
+// listAgents is GET /agents/: each agent with its status (agentStatuses).
+func (a *API) listAgents(w http.ResponseWriter, r *http.Request) error {
+	out := a.agentStatuses(r.Context())
 	writeJSON(w, http.StatusOK, page{Count: len(out), Results: out})
 	return nil
 }
@@ -395,10 +428,10 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 			agent["id"] = ag.ID
 		}
 	}
-	var code struct {
-		Code string `json:"code"`
+	plugin, err := a.Store.GetPluginByID(r.Context(), rel.PluginID)
+	if err != nil {
+		return nil, err
 	}
-	_ = json.Unmarshal(rel.Config, &code)
 	stamp := func(t *time.Time) any {
 		if t == nil {
 			return nil
@@ -419,7 +452,7 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 	return map[string]any{
 		"id": j.ID, "status": j.Status, "action": j.Action, "params": j.Params,
 		"progress_record": j.ProgressRecord, "metrics_record": j.MetricsRecord, "result": j.Result, "meta": meta,
-		"plugin_release": map[string]any{"id": rel.ID, "plugin": code.Code, "version": rel.Version},
+		"plugin_release": map[string]any{"id": rel.ID, "plugin": plugin.Code, "version": rel.Version},
 		"agent":          agent,
 		"created":        j.CreatedAt.Format(time.RFC3339Nano), "started": stamp(j.StartedAt), "completed": stamp(j.CompletedAt),
 	}, nil
@@ -470,7 +503,11 @@ func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, str
 		}
 		size = n
 	}
-	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: q.Get("status"), After: q.Get("cursor"), Limit: size})
+	status := q.Get("status")
+	if status != "" && !slices.Contains(store.Statuses, status) {
+		return nil, "", &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("status: %q is not a job status (want one of %s)", status, strings.Join(store.Statuses, ", "))}
+	}
+	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: status, After: q.Get("cursor"), Limit: size})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: no such job"}
 	}
@@ -488,12 +525,19 @@ func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, str
 	return out, next, nil
 }
 
+// listJobsV1 is GET /jobs/?status=&page_size=&cursor=: a DRF page whose
+// count is the number of jobs the status selects (every page's the same),
+// next the URL of the next page.
 func (a *API) listJobsV1(w http.ResponseWriter, r *http.Request) error {
 	jobs, next, err := a.listJobs(r, "page_size")
 	if err != nil {
 		return err
 	}
-	p := page{Count: len(jobs), Results: jobs}
+	total, err := a.Store.CountJobs(r.Context(), store.JobFilter{Status: r.URL.Query().Get("status")})
+	if err != nil {
+		return err
+	}
+	p := page{Count: total, Results: jobs}
 	if next != "" {
 		u := *r.URL
 		q := u.Query()
@@ -540,7 +584,8 @@ func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
 func (a *API) patchJob(v2 bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if _, err := Authenticate(r.Context(), a.Store, r, Scope{JobID: id}); err != nil {
+		tok, err := Authenticate(r.Context(), a.Store, r, Scope{JobID: id})
+		if err != nil {
 			a.fail(w, r, v2, err)
 			return
 		}
@@ -568,12 +613,33 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 			}
 			return b
 		}
-		if _, err := a.Store.UpdateJob(r.Context(), id, store.JobUpdate{Status: body.Status, ProgressRecord: null(body.ProgressRecord),
-			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}); errors.Is(err, store.ErrNotFound) {
+		u := store.JobUpdate{Status: body.Status, ProgressRecord: null(body.ProgressRecord),
+			MetricsRecord: null(body.MetricsRecord), Result: null(body.Result), Meta: null(body.Meta)}
+		// The run's own final report (job token): while an agent runs the
+		// job, it is recorded and the job ends when the agent sees the run
+		// end (store.ReportJob); after a stop, it changes nothing.
+		report := tok.Kind == store.TokenJob && store.Terminal(body.Status)
+		held := report && a.jobs.holds(id)
+		if report && !held {
+			if j, err := a.Store.GetJob(r.Context(), id); err == nil && j.Status == store.StatusStopped {
+				a.answerJob(w, r, v2)
+				return
+			}
+		}
+		update := a.Store.UpdateJob
+		if held {
+			update = a.Store.ReportJob
+		}
+		j, err := update(r.Context(), id, u)
+		if errors.Is(err, store.ErrNotFound) {
 			a.fail(w, r, v2, jobNotFound(id))
 			return
 		} else if err != nil {
 			a.fail(w, r, v2, err)
+			return
+		}
+		if report && j.Status == store.StatusStopped {
+			a.answerJob(w, r, v2) // stopped: the report's console lines are not kept either
 			return
 		}
 		if lines, err := consoleLines(body.ConsoleLogs); err != nil {
@@ -585,20 +651,25 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 				return
 			}
 		}
-		if body.Status != "" && store.Terminal(body.Status) {
+		if store.Terminal(j.Status) {
 			_ = a.Store.RevokeToken(r.Context(), id) // the job's own tokens end with it
 		}
-		j, err := a.getJob(r)
-		if err != nil {
-			a.fail(w, r, v2, err)
-			return
-		}
-		if v2 {
-			writeJSON(w, http.StatusOK, map[string]any{"data": j, "meta": map[string]string{"request_id": uuid.NewString()}})
-			return
-		}
-		writeJSON(w, http.StatusOK, j)
+		a.answerJob(w, r, v2)
 	}
+}
+
+// answerJob answers with the job of the request's path, 200.
+func (a *API) answerJob(w http.ResponseWriter, r *http.Request, v2 bool) {
+	j, err := a.getJob(r)
+	if err != nil {
+		a.fail(w, r, v2, err)
+		return
+	}
+	if v2 {
+		writeJSON(w, http.StatusOK, map[string]any{"data": j, "meta": map[string]string{"request_id": uuid.NewString()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
 }
 
 // consoleLines reads PATCH console_logs: a string (split into lines) or a

@@ -222,3 +222,73 @@ func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestJobPluginCode: plugin_release.plugin is the plugin's code, whatever
+// the release's config says (its code is optional).
+func TestJobPluginCode(t *testing.T) {
+	f := newAPI(t)
+	ctx := t.Context()
+	p, err := f.store.GetPlugin(ctx, "yolo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []string{`{}`, `{"code":"something-else"}`} {
+		rel, err := f.store.CreateRelease(ctx, store.Release{PluginID: p.ID, Version: "2.0.0", Config: json.RawMessage(cfg), Debug: true, SHA256: "x", Size: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job, err := f.store.CreateJob(ctx, store.Job{ReleaseID: rel.ID, Agent: "local", Action: "train"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, v := f.call(t, "GET", "/jobs/"+job.ID+"/", f.admin, "")
+		if got := v.(map[string]any)["plugin_release"].(map[string]any)["plugin"]; got != "yolo" {
+			t.Errorf("config %s: plugin_release.plugin = %v, want yolo", cfg, got)
+		}
+	}
+}
+
+// TestListJobsV1Count pages through more jobs than a page: count is the
+// number of jobs the status selects on every page (DRF's count), and an
+// unknown status is a 400 naming the statuses.
+func TestListJobsV1Count(t *testing.T) {
+	f := newAPI(t)
+	for range 4 { // 5 PENDING jobs with the fixture's
+		if _, err := f.store.CreateJob(t.Context(), store.Job{ReleaseID: f.job.ReleaseID, Agent: "local", Action: "train"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.store.UpdateJob(t.Context(), f.job.ID, store.JobUpdate{Status: store.StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		query      string
+		count, all int
+	}{
+		{"page_size=2", 5, 5},
+		{"page_size=2&status=PENDING", 4, 4},
+		{"page_size=2&status=RUNNING", 1, 1},
+		{"status=FAILED", 0, 0},
+	}
+	for _, tt := range tests {
+		seen := 0
+		for next := "/jobs/?" + tt.query; next != ""; {
+			status, v := f.call(t, "GET", next, f.admin, "")
+			p := v.(map[string]any)
+			if status != 200 || p["count"] != float64(tt.count) {
+				t.Fatalf("%s: GET %s = %d count %v, want count %d", tt.query, next, status, p["count"], tt.count)
+			}
+			seen += len(p["results"].([]any))
+			next, _ = p["next"].(string)
+		}
+		if seen != tt.all {
+			t.Errorf("%s: the pages held %d jobs, want %d", tt.query, seen, tt.all)
+		}
+	}
+	for _, path := range []string{"/jobs/?status=bogus", "/v2/jobs/?status=running"} {
+		status, v := f.call(t, "GET", path, f.admin, "")
+		if want := `status: \"`; status != 400 || !strings.Contains(jsonText(v), want) || !strings.Contains(jsonText(v), "PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED") {
+			t.Errorf("GET %s = %d %s, want 400 naming the statuses", path, status, jsonText(v))
+		}
+	}
+}

@@ -101,9 +101,10 @@ func (p *ProcessAgent) track(jobID string, run *processRun) bool {
 // environment of the process) and returns once the process runs; the job
 // is RUNNING then. Params longer than worker.MaxEnvParams go to the
 // process in a file (SYNAPSE_ACTION_PARAMS_FILE). When the process ends,
-// the job becomes SUCCEEDED with the result the binary printed, or FAILED
-// with its error, unless it has already ended (stopped, or reported by the
-// binary itself); the job's tokens are revoked.
+// the job ends (store.SettleJob): STOPPED when it was stopped; else with
+// the outcome the binary reported (its final PATCH), if it did; else
+// SUCCEEDED with the result the binary printed, or FAILED with its error
+// or how the process ended. The job's tokens are revoked then.
 func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Release, env []string) error {
 	dir, err := p.Releases.Unpacked(rel)
 	if err != nil {
@@ -178,8 +179,9 @@ func (p *ProcessAgent) paramsFile(jobID string, env []string) ([]string, error) 
 // environment names the job), the agent follows it as if it had started
 // it, from where the console log stops (the job's ConsoleOffset), and
 // records its outcome; when the process has gone, the rest of its output
-// is read and the job ends with the result it printed, else FAILED. A job
-// this agent has no trace of is ErrNotStarted.
+// is read and the job ends with the result it printed, else FAILED, before
+// Attach returns (the job is terminal then). A job this agent has no trace
+// of is ErrNotStarted.
 func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
 	if _, err := os.Stat(p.file(job.ID, ".log")); errors.Is(err, fs.ErrNotExist) {
 		return ErrNotStarted
@@ -190,7 +192,8 @@ func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
 	if b, err := os.ReadFile(p.file(job.ID, ".pid")); err == nil {
 		run.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	if run.pid > 0 && ownProcess(run.pid, job.ID) {
+	alive := run.pid > 0 && ownProcess(run.pid, job.ID)
+	if alive {
 		go func() {
 			t := time.NewTicker(200 * time.Millisecond)
 			defer t.Stop()
@@ -209,6 +212,10 @@ func (p *ProcessAgent) Attach(ctx context.Context, job store.Job) error {
 	}
 	if !p.track(job.ID, run) {
 		return fmt.Errorf("attach job %s: the server is shutting down", job.ID)
+	}
+	if !alive {
+		p.follow(job.ID, run, job.ConsoleOffset) // ended: settled now
+		return nil
 	}
 	go p.follow(job.ID, run, job.ConsoleOffset)
 	return nil
@@ -374,7 +381,7 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 	default:
 		u = store.JobUpdate{Status: store.StatusSucceeded, Result: stream.Result}
 	}
-	if _, err := p.Store.UpdateJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+	if _, err := p.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = p.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)

@@ -43,7 +43,8 @@ func newPythonServer(t *testing.T, python string) *apiFixture {
 	return f
 }
 
-func (f *apiFixture) consoleText(t *testing.T, id string) string {
+// consoleNow returns the job's console log as it is now.
+func (f *apiFixture) consoleNow(t *testing.T, id string) string {
 	t.Helper()
 	_, v := f.call(t, "GET", "/jobs/"+id+"/console_logs/", f.admin, "")
 	return fmt.Sprint(v)
@@ -64,7 +65,7 @@ func TestPythonEnvironmentFails(t *testing.T) {
 		!strings.Contains(jsonText(j["result"]), "ensurepip") || !strings.Contains(jsonText(j["meta"]), `"error_type":"environment"`) {
 		t.Errorf("job = %v", j)
 	}
-	if c := f.consoleText(t, id); !strings.Contains(c, "Preparing the Python environment") || !strings.Contains(c, "ensurepip") {
+	if c := f.consoleNow(t, id); !strings.Contains(c, "Preparing the Python environment") || !strings.Contains(c, "ensurepip") {
 		t.Errorf("console log = %s", c)
 	}
 }
@@ -76,9 +77,9 @@ func TestPythonStopWhilePreparing(t *testing.T) {
 	_, v := f.call(t, "POST", "/plugins/py/run/", f.admin, `{"agent":1,"action":"download","params":{"dataset":1}}`)
 	id := v.(map[string]any)["id"].(string)
 	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(f.consoleText(t, id), "Preparing the Python environment") {
+	for !strings.Contains(f.consoleNow(t, id), "Preparing the Python environment") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the preparation did not start: %s", f.consoleText(t, id))
+			t.Fatalf("the preparation did not start: %s", f.consoleNow(t, id))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

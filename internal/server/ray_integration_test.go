@@ -122,7 +122,7 @@ func TestIntegrationRayAgent(t *testing.T) {
 	if status, body := publishTo(t, base, c.token, map[string]string{"plugin": "conformance", "version": "1.0", "config": conformanceConfig, "debug": "True"}, zip); status != 201 {
 		t.Fatalf("publish = %d %s", status, body)
 	}
-	if _, body := c.call("GET", "/agents/", ""); !strings.Contains(body, `"name":"ray"`) || !strings.Contains(body, `"kind":"ray"`) {
+	if _, body := c.call("GET", "/agents/", ""); !strings.Contains(body, `"name":"ray"`) || !strings.Contains(body, `"kind":"ray"`) || strings.Contains(body, "disconnected") {
 		t.Errorf("agents = %s", body)
 	}
 	rc, err := ray.NewClient(addr)
@@ -185,6 +185,34 @@ func TestIntegrationRayAgent(t *testing.T) {
 		}
 		if status, _ := c.call("POST", "/v2/jobs/"+id+"/stop/", ""); status != 409 {
 			t.Errorf("stopping an ended job = %d, want 409", status)
+		}
+		// The binary's report after the stop is taken without complaint.
+		for _, l := range c.console(id, `"type":"error"`, time.Minute) {
+			if strings.Contains(l, "WARNING") {
+				t.Errorf("the stopped job's console log has a warning: %s", l)
+			}
+		}
+	})
+	t.Run("a report ends with the run", func(t *testing.T) {
+		c := client{t, c.base, c.token}
+		id := c.run("ray", "wait", `{"seconds":8}`)
+		c.console(id, `"started"`, 2*time.Minute)
+		rj, err := rc.Job(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars, _ := rj.RuntimeEnv["env_vars"].(map[string]any)
+		tk, _ := vars["SYNAPSE_ACCESS_TOKEN"].(string)
+		status, body := client{t, c.base, tk}.call("PATCH", "/jobs/"+id+"/", `{"status":"FAILED","result":{"error":"reported"}}`)
+		if status != 200 || !strings.Contains(body, `"status":"RUNNING"`) {
+			t.Fatalf("the job token's report = %d %s, want 200 with the job RUNNING", status, body)
+		}
+		j := c.await(id, 3*time.Minute, terminal)
+		if j.Status != "FAILED" || string(j.Result) != `{"error":"reported"}` {
+			t.Errorf("job = %s %s, want the reported FAILED", j.Status, j.Result)
+		}
+		if rj, err := rc.Job(t.Context(), id); err != nil || rj.Status != "SUCCEEDED" {
+			t.Errorf("the Ray job = %+v, %v; want it run to its end", rj, err)
 		}
 	})
 	t.Run("ray fails the job", func(t *testing.T) {
@@ -319,8 +347,10 @@ func TestIntegrationServerKill9(t *testing.T) {
 	}
 
 	_, printed = startServer(t, bin, args...)
-	if !strings.Contains(printed, "3 re-attached") { // the doomed job too: its output is read to the end
-		t.Errorf("the restarted server does not say what it re-attached:\n%s", printed)
+	// The doomed job's process had died: its output is read to the end
+	// and it is settled, not re-attached.
+	if !strings.Contains(printed, "2 re-attached, 1 had ended and are settled, 0 handed to their agents again, 0 failed") {
+		t.Errorf("the restarted server does not say truly what it did with the jobs:\n%s", printed)
 	}
 	want := map[string]string{onRay: "SUCCEEDED", onLocal: "SUCCEEDED", doomed: "FAILED"}
 	for id, status := range want {

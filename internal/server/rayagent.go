@@ -55,6 +55,39 @@ type RayAgent struct {
 	running map[string]*rayRun
 	closing chan struct{}
 	follows sync.WaitGroup
+
+	probeMu sync.Mutex // one probe at a time; the others wait for its answer
+	probed  time.Time  // when the last probe answered
+	probeOK error      // its answer
+}
+
+// probeTTL is how long a probe's answer is reused, and probeTimeout how
+// long one may take (GET /agents/ waits at most that).
+const (
+	probeTTL     = 5 * time.Second
+	probeTimeout = 2 * time.Second
+)
+
+// Probe reports whether the cluster's dashboard answers (GET
+// /api/version): nil when it does, else why not. The answer is reused for
+// probeTTL; a probe takes at most probeTimeout (or ctx's deadline).
+func (a *RayAgent) Probe(ctx context.Context) error {
+	a.probeMu.Lock()
+	defer a.probeMu.Unlock()
+	if !a.probed.IsZero() && time.Since(a.probed) < probeTTL {
+		return a.probeOK
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err := a.Client.Version(pctx)
+	if err != nil && ctx.Err() != nil {
+		return err // the caller gave up: not the cluster's answer, not kept
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("the Ray dashboard at %s did not answer within %s", a.Client.Address(), probeTimeout)
+	}
+	a.probed, a.probeOK = time.Now(), err
+	return err
 }
 
 type rayRun struct {
@@ -238,17 +271,23 @@ func hasEntry(data []byte, name string) bool {
 
 // Attach resumes a job a previous server submitted: the Ray job with the
 // job's ID as submission ID is followed again, its log from where the
-// console log stops (ConsoleOffset). A job Ray does not know is
-// ErrNotStarted. A cluster that does not answer is not an error here: the
-// job is followed, and fails once the cluster has been unreachable for
-// longer than ray.OutageWindow.
+// console log stops (ConsoleOffset); a Ray job that has ended already has
+// the rest of its log read and its outcome recorded before Attach returns.
+// A job Ray does not know is ErrNotStarted. A cluster that does not answer
+// is not an error here: the job is followed, and fails once the cluster
+// has been unreachable for longer than ray.OutageWindow.
 func (a *RayAgent) Attach(ctx context.Context, job store.Job) error {
-	if _, err := a.Client.Job(ctx, job.ID); errors.Is(err, ray.ErrJobNotFound) {
+	info, err := a.Client.Job(ctx, job.ID)
+	if errors.Is(err, ray.ErrJobNotFound) {
 		return ErrNotStarted
 	}
 	run, ok := a.track(job.ID)
 	if !ok {
 		return fmt.Errorf("attach job %s: the server is shutting down", job.ID)
+	}
+	if err == nil && info.Status.Terminal() {
+		a.follow(job.ID, run, job.ConsoleOffset) // ended: settled now
+		return nil
 	}
 	go a.follow(job.ID, run, job.ConsoleOffset)
 	return nil
@@ -366,7 +405,8 @@ func (a *RayAgent) follow(jobID string, run *rayRun, offset int64) {
 }
 
 // record sets the job's outcome from Ray's final state and what the
-// plugin printed; a job the binary has already reported keeps its status.
+// plugin printed (store.SettleJob): the outcome the binary reported, if it
+// did, wins over both, unless the job was stopped.
 func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, stream *worker.JobStream, info *ray.Job, lost error) {
 	fail := func(kind, msg string) store.JobUpdate {
 		b, _ := json.Marshal(map[string]any{"error": msg})
@@ -398,7 +438,7 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		}
 		u = fail(kind, msg)
 	}
-	if _, err := a.Store.UpdateJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+	if _, err := a.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = a.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 }

@@ -6,12 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/store"
@@ -99,5 +102,62 @@ func TestWithFile(t *testing.T) {
 	}
 	if len(got) != 2 || got["a"] != "old a" || got[".synapse_params.json"] != `{"big":1}` {
 		t.Errorf("entries = %v", got)
+	}
+}
+
+// TestAgentsProbe: GET /agents/ shows a Ray agent whose dashboard does not
+// answer as disconnected, with the reason (naming the server's --agent
+// flag), without waiting long for it; the answer is reused for a while.
+func TestAgentsProbe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens there: a dashboard that is down
+	var hits atomic.Int32
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-r.Context().Done() // a dashboard that accepts and never answers
+	}))
+	defer hung.Close()
+	rayAgent := func(name, addr string) Runner {
+		c, err := ray.NewClient(addr, ray.WithAddressHint("check the address in --agent "+name+"=ray:ADDRESS"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &RayAgent{Client: c}
+	}
+	f := newAPI(t, func(a *API) {
+		a.Agents = append(a.Agents, Agent{ID: 2, Name: "down", Kind: "ray"}, Agent{ID: 3, Name: "hung", Kind: "ray"})
+		a.Runners = map[string]Runner{"down": rayAgent("down", down), "hung": rayAgent("hung", hung.URL)}
+	})
+	tests := []struct {
+		name, status, reason string
+	}{
+		{"local", "connected", ""},
+		{"down", "disconnected", "cannot reach the Ray dashboard at http://" + down},
+		{"hung", "disconnected", "did not answer within 2s"},
+	}
+	for round := range 2 {
+		start := time.Now()
+		_, v := f.call(t, "GET", "/agents/", f.admin, "")
+		if took := time.Since(start); took > probeTimeout+time.Second {
+			t.Errorf("round %d: GET /agents/ took %s", round, took)
+		}
+		results := v.(map[string]any)["results"].([]any)
+		for i, tt := range tests {
+			got := results[i].(map[string]any)
+			reason, _ := got["status_reason"].(string)
+			if got["name"] != tt.name || got["status"] != tt.status || !strings.Contains(reason, tt.reason) || tt.reason == "" && reason != "" {
+				t.Errorf("round %d: agent %v, want %s %s with reason %q", round, got, tt.name, tt.status, tt.reason)
+			}
+			if strings.Contains(reason, "--ray-address") || tt.name == "down" && !strings.Contains(reason, "--agent down=ray:ADDRESS") {
+				t.Errorf("round %d: agent %s: the reason names no flag of the server: %s", round, tt.name, reason)
+			}
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the hung dashboard was probed %d times in two listings, want 1 (the answer is reused)", n)
 	}
 }

@@ -141,14 +141,33 @@ func TestRecover(t *testing.T) {
 	lostAgent := mk("gone", store.StatusRunning, `{}`)
 	noTrace := mk("local", store.StatusRunning, `{}`)
 	queued := mk("local", store.StatusPending, `{"language":"ko","queue":{"position":1,"reason":"slots_full"}}`)
+	// A job whose process died while no server watched: its output is
+	// there, its process is not.
+	died := mk("local", store.StatusRunning, `{}`)
+	agent := api.Runners["local"].(*ProcessAgent)
+	if err := os.MkdirAll(agent.RunDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(agent.file(died, ".log"), []byte("last words\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	rec, err := api.Recover(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The fixture's own PENDING job (of a release without files) is handed
 	// to the agent again too, and fails to start.
-	if rec.Queued < 1 || rec.Failed < 2 || rec.Attached != 0 {
-		t.Errorf("recovered = %+v", rec)
+	if rec.Queued < 1 || rec.Failed < 2 || rec.Attached != 0 || rec.Settled != 1 {
+		t.Errorf("recovered = %+v, want the dead process's job settled, none re-attached", rec)
+	}
+	if j, err := f.store.GetJob(ctx, died); err != nil || j.Status != store.StatusFailed || !strings.Contains(string(j.Meta), "while the server was down") {
+		t.Errorf("job whose process died = %+v, %v; want FAILED at once", j, err)
+	}
+	if lines, _ := f.store.Console(ctx, died, 0, 10); len(lines) != 1 || lines[0].Line != "last words" {
+		t.Errorf("console log of the job whose process died = %+v", lines)
+	}
+	if api.jobs.holds(died) {
+		t.Error("the settled job holds a slot")
 	}
 	for id, want := range map[string]string{lostAgent: `without the job's agent \"gone\"`, noTrace: "has no trace of it"} {
 		j := f.waitJob(t, id, ended)

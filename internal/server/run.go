@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -28,8 +29,9 @@ type Runner interface {
 	Stop(ctx context.Context, jobID string) error
 	// Attach resumes a job that a previous server started on this agent
 	// (RUNNING or PENDING in the store): the runner follows it from where
-	// its console log stops and records its outcome, as after Start. A job
-	// the agent has no trace of is ErrNotStarted.
+	// its console log stops and records its outcome, as after Start. A run
+	// that has ended already is settled before Attach returns (the job is
+	// terminal then). A job the agent has no trace of is ErrNotStarted.
 	Attach(ctx context.Context, job store.Job) error
 	// Close stops following the agent's jobs, leaving them running to be
 	// re-attached by the next server, and returns once the runner writes
@@ -120,6 +122,26 @@ func (d *dispatcher) done(jobID string) {
 	}
 }
 
+// holds reports whether an agent of this server runs the job (it has its
+// slot: started, or re-attached, and not yet settled).
+func (d *dispatcher) holds(jobID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.agentOf[jobID]
+	return ok
+}
+
+// release frees the job's slot without starting the next job (Recover,
+// before anything waits); a job without a slot is left alone.
+func (d *dispatcher) release(jobID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if agent, ok := d.agentOf[jobID]; ok {
+		delete(d.agentOf, jobID)
+		d.running[agent]--
+	}
+}
+
 // adopt gives a re-attached job its agent's slot (even past the limit:
 // it runs already).
 func (d *dispatcher) adopt(jobID, agent string) {
@@ -135,13 +157,15 @@ func (d *dispatcher) adopt(jobID, agent string) {
 // Recovered counts what Recover did.
 type Recovered struct {
 	Attached int // jobs re-attached by their agents, running on
+	Settled  int // jobs whose run had ended while no server watched: now ended with its outcome
 	Queued   int // jobs never started, handed to their agents again
 	Failed   int // jobs that could not be resumed, now FAILED
 }
 
 // Recover settles the jobs a previous server left RUNNING or PENDING,
 // oldest first: each is re-attached by its agent (Runner.Attach) and keeps
-// its slot; a PENDING job its agent never started goes to its agent again
+// its slot, unless its run had ended (settled then by Attach, from its
+// output or Ray's state); a PENDING job its agent never started goes to its agent again
 // (waiting for a slot, meta.queue); a job whose agent is not configured
 // any more, or that its agent cannot resume, becomes FAILED with the
 // reason in meta.error (error_type "server_restart"), its tokens revoked.
@@ -179,10 +203,19 @@ func (a *API) Recover(ctx context.Context) (Recovered, error) {
 			fail(j, fmt.Sprintf("the server restarted without the job's agent %q", j.Agent))
 			continue
 		}
+		// The slot first: a run that ends as soon as it is attached frees
+		// it (JobDone), which must not come before.
+		a.jobs.adopt(j.ID, j.Agent)
 		err := runner.Attach(ctx, j)
+		if now, gerr := a.Store.GetJob(ctx, j.ID); err != nil || gerr == nil && store.Terminal(now.Status) {
+			a.jobs.release(j.ID)
+			if err == nil {
+				out.Settled++
+				continue
+			}
+		}
 		switch {
 		case err == nil:
-			a.jobs.adopt(j.ID, j.Agent)
 			out.Attached++
 		case errors.Is(err, ErrNotStarted) && j.Status == store.StatusPending:
 			again = append(again, j)
@@ -387,7 +420,15 @@ func (a *API) agentOf(raw json.RawMessage) (Agent, error) {
 			}
 		}
 	}
-	return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: no agent %q here (GET /agents/ lists them)", key)}
+	names := make([]string, len(a.Agents))
+	for i, ag := range a.Agents {
+		names[i] = fmt.Sprintf("%d %s", ag.ID, ag.Name)
+	}
+	list := strings.Join(names, ", ")
+	if key == "" && len(a.Agents) > 1 {
+		return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: required: this server has %d agents; name one by ID or name (agents: %s)", len(a.Agents), list)}
+	}
+	return Agent{}, &apiError{http.StatusBadRequest, "INVALID_AGENT", fmt.Sprintf("agent: no agent %q here (agents: %s)", key, list)}
 }
 
 // validate checks params with the release binary's validate command when

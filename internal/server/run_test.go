@@ -157,3 +157,36 @@ func TestRunQueueAndStop(t *testing.T) {
 		t.Errorf("the console log of a job stopped while waiting is not closed: %+v, %v", got, err)
 	}
 }
+
+// TestRunAgentChoice: a run without agent takes the only agent; with
+// several, agent is required and the answer lists them.
+func TestRunAgentChoice(t *testing.T) {
+	one := newRunServer(t, 4)
+	two := newRunServer(t, 4, func(a *API) {
+		a.Agents = append(a.Agents, Agent{ID: 2, Name: "gpu", Kind: "process"})
+		a.Runners["gpu"] = &ProcessAgent{Store: a.Store, Releases: a.Releases, RunDir: filepath.Join(t.TempDir(), "run"), Done: a.JobDone}
+	})
+	tests := []struct {
+		name   string
+		f      *apiFixture
+		body   string
+		status int
+		text   string
+	}{
+		{"one agent, none named", one, `{"action":"echo","debug":true}`, 201, `"name":"local"`},
+		{"two agents, none named", two, `{"action":"echo","debug":true}`, 400, `agent: required: this server has 2 agents; name one by ID or name (agents: 1 local, 2 gpu)`},
+		{"two agents, one named", two, `{"agent":"gpu","action":"echo","debug":true}`, 201, `"name":"gpu"`},
+		{"two agents, unknown", two, `{"agent":"cpu","action":"echo","debug":true}`, 400, `agent: no agent \"cpu\" here (agents: 1 local, 2 gpu)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, v := tt.f.call(t, "POST", "/plugins/conformance/run/", tt.f.admin, tt.body)
+			if status != tt.status || !strings.Contains(jsonText(v), tt.text) {
+				t.Errorf("%d %s, want %d containing %s", status, jsonText(v), tt.status, tt.text)
+			}
+			if status == 201 {
+				tt.f.waitJob(t, v.(map[string]any)["id"].(string), ended)
+			}
+		})
+	}
+}

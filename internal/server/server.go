@@ -52,8 +52,8 @@ type AgentSpec struct {
 }
 
 // ParseAgent reads an --agent value: NAME=process or NAME=ray:ADDRESS
-// (ADDRESS as --ray-address takes it, such as 127.0.0.1:8265 or
-// http://head:8265).
+// (ADDRESS a Ray dashboard address as ray.ResolveAddress takes it, such
+// as 127.0.0.1:8265 or http://head:8265).
 func ParseAgent(v string) (AgentSpec, error) {
 	name, kind, _ := strings.Cut(v, "=")
 	if !validAgentName(name) {
@@ -169,7 +169,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 				Venvs: &pyenv.Cache{Dir: cmp.Or(cfg.VenvDir, filepath.Join(cfg.DataDir, "venvs"))}}
 			names[i] = spec.Name + " (process)"
 		} else {
-			client, err := ray.NewClient(spec.Ray)
+			client, err := ray.NewClient(spec.Ray, ray.WithAddressHint("check the address in --agent "+spec.Name+"=ray:ADDRESS"))
 			if err != nil {
 				ln.Close()
 				return fmt.Errorf("start server: agent %s: %w", spec.Name, err)
@@ -199,7 +199,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	if rec != (Recovered{}) {
-		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d handed to their agents again, %d failed\n", rec.Attached, rec.Queued, rec.Failed)
+		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed)
 	}
 	serveCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
@@ -213,6 +213,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	if slots <= 0 {
 		slots = 4
 	}
+	fmt.Fprintf(out, "synapse server: dashboard at %s/ui/ (sign in with an admin token)\n", host)
 	fmt.Fprintf(out, "synapse server listening on %s (store: %s; agents: %s; %s at once per agent)\n", "http://"+ln.Addr().String(), st.Dialect(), strings.Join(names, ", "), count(slots, "job", "jobs"))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

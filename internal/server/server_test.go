@@ -154,9 +154,9 @@ func TestServePrints(t *testing.T) {
 		cfg  Config
 		want []string
 	}{
-		{"one job at once", Config{MaxJobs: 1}, []string{"; 1 job at once per agent)\n", "synapse login --host http://127.0.0.1:"}},
+		{"one job at once", Config{MaxJobs: 1}, []string{"; 1 job at once per agent)\n", "synapse login --host http://127.0.0.1:", "synapse server: dashboard at http://127.0.0.1:"}},
 		{"two jobs at once", Config{MaxJobs: 2}, []string{"; 2 jobs at once per agent)\n"}},
-		{"a public URL", Config{PublicURL: "http://10.0.0.5:8080"}, []string{"\n  synapse login --host http://10.0.0.5:8080 -t syn_", "; 4 jobs at once per agent)\n"}},
+		{"a public URL", Config{PublicURL: "http://10.0.0.5:8080"}, []string{"\n  synapse login --host http://10.0.0.5:8080 -t syn_", "; 4 jobs at once per agent)\n", "dashboard at http://10.0.0.5:8080/ui/ (sign in"}},
 	}
 	for _, tt := range tests {
 		tt.cfg.DataDir = t.TempDir()

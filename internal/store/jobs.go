@@ -50,6 +50,9 @@ type Job struct {
 	// log has been read (AppendConsoleAt); an agent re-attaching after a
 	// restart resumes there.
 	ConsoleOffset int64
+	// Reported is the terminal status the job's own run reported while it
+	// still ran (ReportJob), "" before any; SettleJob ends the job with it.
+	Reported string
 }
 
 // CreateJob stores a new PENDING job of j's release, agent, action and
@@ -95,6 +98,40 @@ type JobFilter struct {
 	Limit int
 }
 
+// Statuses are the job statuses, in the order a job goes through them.
+var Statuses = []string{StatusPending, StatusRunning, StatusStopped, StatusSucceeded, StatusFailed}
+
+// where is the WHERE condition (without the keyword, "" for none) of f's
+// Status and Agent, and its arguments.
+func (f JobFilter) where() ([]string, []any) {
+	var where []string
+	var args []any
+	if f.Status != "" {
+		args = append(args, f.Status)
+		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	}
+	if f.Agent != "" {
+		args = append(args, f.Agent)
+		where = append(where, fmt.Sprintf("agent = $%d", len(args)))
+	}
+	return where, args
+}
+
+// CountJobs returns how many jobs f's Status and Agent select (After and
+// Limit are ignored): the total a paged list (DRF's count) reports.
+func (s *Store) CountJobs(ctx context.Context, f JobFilter) (int, error) {
+	where, args := f.where()
+	q := `SELECT COUNT(*) FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count jobs: %w", err)
+	}
+	return n, nil
+}
+
 // ListJobs returns jobs newest first, and the cursor of the next page (""
 // when this was the last).
 func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error) {
@@ -102,17 +139,10 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	var where []string
-	var args []any
+	where, args := f.where()
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
-	}
-	if f.Status != "" {
-		where = append(where, "status = "+arg(f.Status))
-	}
-	if f.Agent != "" {
-		where = append(where, "agent = "+arg(f.Agent))
 	}
 	if f.After != "" {
 		after, err := s.GetJob(ctx, f.After)
@@ -159,6 +189,41 @@ type JobUpdate struct {
 // matching ErrTransition. A terminal job takes no other changes either.
 // RUNNING sets the start time, a terminal status the completion time.
 func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	return s.updateJob(ctx, id, u, modeUpdate)
+}
+
+// ReportJob records u, whose Status is terminal, as the outcome the job's
+// own run reports (the plugin binary's final PATCH /jobs/{id}/) while the
+// run goes on: u's records, result and meta are set, Reported becomes
+// u.Status, and the job stays RUNNING (a PENDING one becomes RUNNING)
+// until its agent sees the run end and calls SettleJob. Reporting the same
+// status again sets the fields again; another status is ErrTransition. A
+// job already STOPPED is returned as it is, no error (a stopped run
+// reports its end after the stop); a job that has ended otherwise is
+// treated as by UpdateJob.
+func (s *Store) ReportJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	if !Terminal(u.Status) {
+		return s.UpdateJob(ctx, id, u)
+	}
+	return s.updateJob(ctx, id, u, modeReport)
+}
+
+// SettleJob records the end of the job's run as its agent saw it (u, a
+// terminal status with its result and meta): when the run reported an
+// outcome (ReportJob), the job ends with that status and the result and
+// meta reported, u's are dropped, unless u is STOPPED (a stop wins).
+// Otherwise it is UpdateJob.
+func (s *Store) SettleJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+	return s.updateJob(ctx, id, u, modeSettle)
+}
+
+const (
+	modeUpdate = iota
+	modeReport
+	modeSettle
+)
+
+func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int) (Job, error) {
 	var out Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, jobSelect+` WHERE id = $1`, id)
@@ -173,6 +238,19 @@ func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, err
 			return ErrNotFound
 		}
 		j := jobs[0]
+		switch {
+		case mode == modeReport && j.Status == StatusStopped:
+			out = j
+			return nil
+		case mode == modeReport && !Terminal(j.Status):
+			if j.Reported != "" && j.Reported != u.Status {
+				return fmt.Errorf("%w: the job has reported %s already, not %s", ErrTransition, j.Reported, u.Status)
+			}
+			j.Reported = u.Status
+			u.Status = StatusRunning
+		case mode == modeSettle && j.Reported != "" && !Terminal(j.Status) && Terminal(u.Status) && u.Status != StatusStopped:
+			u = JobUpdate{Status: j.Reported}
+		}
 		if u.Status != "" && u.Status != j.Status {
 			if !allowed(j.Status, u.Status) {
 				return fmt.Errorf("%w: %s to %s", ErrTransition, j.Status, u.Status)
@@ -202,8 +280,9 @@ func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, err
 				*f.dst = f.src
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7 WHERE id = $8`,
-			j.Status, nullJSON(j.ProgressRecord), nullJSON(j.MetricsRecord), nullJSON(j.Result), nullJSON(j.Meta), nullMillis(j.StartedAt), nullMillis(j.CompletedAt), id)
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7, reported_status = $8 WHERE id = $9`,
+			j.Status, nullJSON(j.ProgressRecord), nullJSON(j.MetricsRecord), nullJSON(j.Result), nullJSON(j.Meta), nullMillis(j.StartedAt), nullMillis(j.CompletedAt),
+			sql.NullString{String: j.Reported, Valid: j.Reported != ""}, id)
 		out = j
 		return err
 	})
@@ -223,7 +302,7 @@ func allowed(from, to string) bool {
 	return false
 }
 
-const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset FROM jobs`
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset, reported_status FROM jobs`
 
 func scanJobs(rows *sql.Rows) ([]Job, error) {
 	defer rows.Close()
@@ -234,9 +313,11 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		var progress, metrics, result, meta sql.NullString
 		var created int64
 		var started, completed sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset); err != nil {
+		var reported sql.NullString
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset, &reported); err != nil {
 			return nil, err
 		}
+		j.Reported = reported.String
 		j.Params = json.RawMessage(params)
 		j.ProgressRecord, j.MetricsRecord, j.Result, j.Meta = rawJSON(progress), rawJSON(metrics), rawJSON(result), rawJSON(meta)
 		j.CreatedAt, j.StartedAt, j.CompletedAt = time.UnixMilli(created).UTC(), fromMillis(started), fromMillis(completed)

@@ -275,6 +275,86 @@ func TestJobLifecycle(t *testing.T) {
 	})
 }
 
+// TestReportAndSettle: a run's own terminal report is recorded while the
+// job runs on, and used when its agent settles the run's end.
+func TestReportAndSettle(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		ok, fail := json.RawMessage(`{"ok":true}`), json.RawMessage(`{"error":"boom"}`)
+		exit0 := JobUpdate{Status: StatusSucceeded, Result: json.RawMessage(`{"printed":1}`)}
+		tests := []struct {
+			name    string
+			pending bool        // the job has not been marked RUNNING
+			reports []JobUpdate // ReportJob calls, in order
+			stop    bool        // UpdateJob STOPPED before the end
+			settle  JobUpdate   // the agent's view of the end
+			// after the reports:
+			reportErr error
+			// after the settle:
+			status string
+			result json.RawMessage
+		}{
+			{"no report: the agent's outcome", false, nil, false, exit0, nil, StatusSucceeded, exit0.Result},
+			{"reported SUCCEEDED wins over exit 0", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
+			{"reported FAILED wins over exit 0", false, []JobUpdate{{Status: StatusFailed, Result: fail}}, false, exit0, nil, StatusFailed, fail},
+			{"reported SUCCEEDED wins over a crash", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, JobUpdate{Status: StatusFailed, Result: fail}, nil, StatusSucceeded, ok},
+			{"a report of a PENDING job", true, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
+			{"the same report again", false, []JobUpdate{{Status: StatusSucceeded, Result: fail}, {Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
+			{"another report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}, {Status: StatusFailed, Result: fail}}, false, exit0, ErrTransition, StatusSucceeded, ok},
+			{"a stop wins over a report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, ok},
+			{"a report after a stop changes nothing", false, nil, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "local", Action: "x"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tt.pending {
+					if _, err := s.UpdateJob(ctx, j.ID, JobUpdate{Status: StatusRunning}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var reportErr error
+				for _, u := range tt.reports {
+					if _, err := s.ReportJob(ctx, j.ID, u); err != nil {
+						reportErr = err
+					}
+				}
+				if !errors.Is(reportErr, tt.reportErr) {
+					t.Errorf("reports: %v, want %v", reportErr, tt.reportErr)
+				}
+				got, err := s.GetJob(ctx, j.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(tt.reports) > 0 && (got.Status != StatusRunning || got.CompletedAt != nil || got.StartedAt == nil || got.Reported != tt.reports[0].Status) {
+					t.Errorf("after the report: %s reported %q, started %v completed %v; want RUNNING, not completed", got.Status, got.Reported, got.StartedAt, got.CompletedAt)
+				}
+				if tt.stop {
+					if _, err := s.UpdateJob(ctx, j.ID, JobUpdate{Status: StatusStopped}); err != nil {
+						t.Fatal(err)
+					}
+					if got, err := s.ReportJob(ctx, j.ID, JobUpdate{Status: StatusFailed, Result: fail}); err != nil || got.Status != StatusStopped {
+						t.Errorf("a report after the stop: %s, %v; want STOPPED, no error", got.Status, err)
+					}
+				}
+				if _, err := s.SettleJob(ctx, j.ID, tt.settle); err != nil && !errors.Is(err, ErrTransition) {
+					t.Fatal(err)
+				}
+				got, err = s.GetJob(ctx, j.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Status != tt.status || string(got.Result) != string(tt.result) || got.CompletedAt == nil {
+					t.Errorf("settled: %s %s (completed %v), want %s %s", got.Status, got.Result, got.CompletedAt, tt.status, tt.result)
+				}
+			})
+		}
+	})
+}
+
 func TestListJobsPages(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := t.Context()
@@ -316,6 +396,25 @@ func TestListJobsPages(t *testing.T) {
 		}
 		if _, _, err := s.ListJobs(ctx, JobFilter{After: "nope"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("bad cursor: %v", err)
+		}
+		if _, err := s.UpdateJob(ctx, jobs[0].ID, JobUpdate{Status: StatusRunning}); err != nil {
+			t.Fatal(err)
+		}
+		counts := []struct {
+			filter JobFilter
+			want   int
+		}{
+			{JobFilter{}, 7},
+			{JobFilter{Limit: 3, After: seen[2]}, 7}, // the page does not matter
+			{JobFilter{Agent: "a"}, 4},
+			{JobFilter{Status: StatusPending}, 6},
+			{JobFilter{Status: StatusRunning, Agent: "a"}, 1},
+			{JobFilter{Status: StatusRunning, Agent: "b"}, 0},
+		}
+		for _, tt := range counts {
+			if n, err := s.CountJobs(ctx, tt.filter); err != nil || n != tt.want {
+				t.Errorf("CountJobs(%+v) = %d, %v; want %d", tt.filter, n, err, tt.want)
+			}
 		}
 	})
 }
@@ -383,9 +482,9 @@ func TestSchemaVersions(t *testing.T) {
 		if err := s.migrate(ctx); err != nil { // already current: nothing to do
 			t.Errorf("migrate again: %v", err)
 		}
-		// A database of schema 1 (before job_logs and console_offset) is
-		// brought up to date.
-		for _, q := range []string{`DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `DELETE FROM schema_version WHERE version > 1`} {
+		// A database of schema 1 (before job_logs, console_offset,
+		// reported_status and ui_sessions) is brought up to date.
+		for _, q := range []string{`DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
 			if _, err := s.db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
@@ -396,8 +495,8 @@ func TestSchemaVersions(t *testing.T) {
 		if _, err := s.Logs(ctx, "x", 0, 1); err != nil {
 			t.Errorf("job_logs after migrating from 1: %v", err)
 		}
-		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1 WHERE id = 'x'`); err != nil {
-			t.Errorf("console_offset after migrating from 1: %v", err)
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1, reported_status = 'SUCCEEDED' WHERE id = 'x'`); err != nil {
+			t.Errorf("console_offset and reported_status after migrating from 1: %v", err)
 		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, SchemaVersion()+1); err != nil {
 			t.Fatal(err)
