@@ -132,7 +132,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		newJobCmd(io, g),
 		newTaskCmd(io),
 	)
-	root.AddCommand(plugin, newServerCmd(io), newVersionCmd(io))
+	root.AddCommand(plugin, newLoginCmd(io), newLogoutCmd(io), newAgentCmd(io), newServerCmd(io), newVersionCmd(io))
 	return root
 }
 

@@ -91,6 +91,15 @@ func (e *FileError) Error() string {
 // Unwrap returns the cause.
 func (e *FileError) Unwrap() error { return e.Err }
 
+// ExitCode makes a file that cannot be read a usage error (2), as a bad
+// config.yaml is; a failed write is a failure (1).
+func (e *FileError) ExitCode() int {
+	if e.Op == "read" {
+		return 2
+	}
+	return 1
+}
+
 // Path returns the config file's path: $SYNAPSE_CONFIG_FILE when set, else
 // ~/.synapse/config.json. An error means there is no home directory.
 func Path() (string, error) {

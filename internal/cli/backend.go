@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/spf13/pflag"
+	"github.com/synapse-sdk/synapse-go/internal/backend"
+	"github.com/synapse-sdk/synapse-go/internal/clientconfig"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
+)
+
+// backendFlags are --host and -t/--token of the commands that talk to a
+// Synapse backend.
+type backendFlags struct {
+	host, token string
+}
+
+func (f *backendFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.host, "host", "", "Synapse backend URL (default: $SYNAPSE_HOST, else config.json host, else "+clientconfig.DefaultHost+")")
+	fs.StringVarP(&f.token, "token", "t", "", "access token (default: $SYNAPSE_ACCESS_TOKEN, else config.json; see synapse login)")
+}
+
+// loadConfigFile reads the CLI's config file (clientconfig.Path).
+func loadConfigFile() (*clientconfig.File, error) {
+	path, err := clientconfig.Path()
+	if err != nil {
+		return nil, err
+	}
+	return clientconfig.Load(path)
+}
+
+// credentials resolves the host and token of a command from its flags, the
+// environment and the config file, which it returns too.
+func credentials(f backendFlags) (clientconfig.Credentials, *clientconfig.File, error) {
+	file, err := loadConfigFile()
+	if err != nil {
+		return clientconfig.Credentials{}, nil, err
+	}
+	return clientconfig.Resolve(clientconfig.Flags{Host: f.host, Token: f.token}, os.Getenv, file), file, nil
+}
+
+// errNotLoggedIn is a command that needs a token run without one.
+func errNotLoggedIn(host string) error {
+	return &exit.SetupError{Problem: "not logged in to " + host, Fix: "run synapse login, or pass -t TOKEN or set " + clientconfig.EnvToken}
+}
+
+// backendClient is a client of the resolved backend; no token is a
+// *exit.SetupError.
+func backendClient(c clientconfig.Credentials) (*backend.Client, error) {
+	if !c.LoggedIn() {
+		return nil, errNotLoggedIn(c.Host)
+	}
+	opts := []backend.Option{backend.WithUserAgent(backend.UserAgent(version())), backend.WithTenant(c.Tenant)}
+	if c.UserToken {
+		opts = append(opts, backend.WithHTTPClient(userTokenClient()))
+	}
+	cl, err := backend.New(c.Host, c.Token, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (host from %s)", err, c.HostFrom)
+	}
+	return cl, nil
+}
+
+// userTokenClient sends the token as a DRF user token, "Authorization:
+// Token <t>", as the Python SDK sends SYNAPSE_PLUGIN_RUN_USER_TOKEN and
+// config.json's user_token (the backend refuses it as an access token).
+func userTokenClient() *http.Client {
+	return &http.Client{Transport: userTokenTransport{http.DefaultTransport}}
+}
+
+// userTokenTransport moves the access token header to Authorization.
+type userTokenTransport struct{ next http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper.
+func (t userTokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if v := r.Header.Get("Synapse-Access-Token"); v != "" {
+		r = r.Clone(r.Context())
+		r.Header.Del("Synapse-Access-Token")
+		r.Header.Set("Authorization", v)
+	}
+	return t.next.RoundTrip(r)
+}
