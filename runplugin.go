@@ -75,9 +75,10 @@ var modes struct {
 // modePackage is the package that registers each mode, for the error that
 // names the import a program lacks.
 var modePackage = map[Mode]string{
-	ModeLocal: "github.com/synapse-sdk/synapse-go/plugin",
-	ModeJob:   "github.com/synapse-sdk/synapse-go/ray",
-	ModeTask:  "github.com/synapse-sdk/synapse-go/ray",
+	ModeLocal:  "github.com/synapse-sdk/synapse-go/plugin",
+	ModeJob:    "github.com/synapse-sdk/synapse-go/ray",
+	ModeTask:   "github.com/synapse-sdk/synapse-go/ray",
+	ModeRemote: "github.com/synapse-sdk/synapse-go/remote",
 }
 
 // RegisterMode makes mode available to RunPlugin, like database/sql.Register
@@ -110,9 +111,6 @@ func opener(mode Mode) (Opener, error) {
 	}
 	if pkg, known := modePackage[mode]; known {
 		return nil, fmt.Errorf("%w: %s mode is not linked into this program; add `import _ %q`", ErrModeUnavailable, mode, pkg)
-	}
-	if mode == ModeRemote {
-		return nil, fmt.Errorf("%w: remote mode arrives in a later release; use local, task or job", ErrModeUnavailable)
 	}
 	return nil, fmt.Errorf("%w: unknown mode %q (want local, task, job or remote)", ErrModeUnavailable, mode)
 }
