@@ -9,6 +9,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/backend"
 	"github.com/synapse-sdk/synapse-go/internal/clientconfig"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
+	"github.com/synapse-sdk/synapse-go/remote"
 )
 
 // backendFlags are --host and -t/--token of the commands that talk to a
@@ -81,4 +82,17 @@ func (t userTokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.Header.Set("Authorization", v)
 	}
 	return t.next.RoundTrip(r)
+}
+
+// remoteBackend is the remote package's Backend of the resolved
+// credentials; no token is a *exit.SetupError.
+func remoteBackend(c clientconfig.Credentials) (remote.Backend, error) {
+	if !c.LoggedIn() {
+		return remote.Backend{}, errNotLoggedIn(c.Host)
+	}
+	b := remote.Backend{Host: c.Host, Token: c.Token, Tenant: c.Tenant}
+	if c.UserToken {
+		b.HTTPClient = userTokenClient()
+	}
+	return b, nil
 }

@@ -131,6 +131,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		newUpdateConfigCmd(io, g),
 		newJobCmd(io, g),
 		newTaskCmd(io),
+		newPublishCmd(io, g),
 	)
 	root.AddCommand(plugin, newLoginCmd(io), newLogoutCmd(io), newAgentCmd(io), newServerCmd(io), newVersionCmd(io))
 	return root

@@ -108,6 +108,10 @@ func (e *TooLargeError) Error() string {
 // ExitCode returns 2: the plugin directory must be changed before trying again.
 func (e *TooLargeError) ExitCode() int { return 2 }
 
+// FormatSize prints n bytes for people: "12.3 MiB", "4.0 KiB" or "512 B"
+// (MiB with one decimal from 0.1 MiB up).
+func FormatSize(n int64) string { return formatSize(n) }
+
 // formatSize prints n bytes in MiB with one decimal, or, below 0.1 MiB, in
 // KiB or bytes.
 func formatSize(n int64) string {
