@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/synapse-sdk/synapse-go/internal/backend"
@@ -95,4 +97,21 @@ func remoteBackend(c clientconfig.Credentials) (remote.Backend, error) {
 		b.HTTPClient = userTokenClient()
 	}
 	return b, nil
+}
+
+// backendHint is what to do about a Synapse backend's answer that its own
+// text does not say: a 404 of a run (the plugin, or the release asked for,
+// is not published there) or of a job. "" for other errors.
+func backendHint(err error) string {
+	var he *backend.HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusNotFound {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(he.Path, "/plugins/") && strings.HasSuffix(he.Path, "/run/"):
+		return "the plugin, or the release asked for (--release), is not published on this backend: run synapse plugin publish"
+	case strings.HasPrefix(he.Path, "/jobs/") || strings.HasPrefix(he.Path, "/v2/jobs/"):
+		return "no such job on this backend: see synapse plugin job list --remote"
+	}
+	return ""
 }

@@ -67,6 +67,9 @@ func Run(args []string, io *IOStreams) int {
 		fmt.Fprintf(io.ErrOut, "Error: build plugin %s failed:\n%s\n", buildErr.Dir, strings.TrimRight(buildErr.Output, "\n"))
 	default:
 		fmt.Fprintln(io.ErrOut, "Error:", exit.Message(err, g.verbose))
+		if h := backendHint(err); h != "" {
+			fmt.Fprintln(io.ErrOut, "Hint:", h)
+		}
 		if isUsage(err) {
 			fmt.Fprintf(io.ErrOut, "Run '%s --help' for usage.\n", commandPath(root, args))
 		}

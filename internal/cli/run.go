@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,6 +66,9 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	if err := flags.Check(mode); err != nil {
 		return err
 	}
+	if mode == synapse.ModeRemote {
+		return runRemote(ctx, io, flags, action)
+	}
 	cfg, err := loadConfig(io, flags.Path, true)
 	if err != nil {
 		return err
@@ -76,6 +80,36 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 		return execLocal(ctx, io, flags, cfg, action)
 	}
 	ex, err := newExecutor(io, flags, mode, plugin.FromConfig(cfg))
+	if err != nil {
+		return err
+	}
+	return runWith(ctx, io, flags, ex, action)
+}
+
+// runRemote runs the action through a Synapse backend. The plugin
+// directory is optional with -p CODE (params are then checked by the
+// backend only); infer and deploy are the Python CLI's short names of
+// inference and deployment unless the plugin has actions of those names.
+func runRemote(ctx context.Context, io *IOStreams, flags *runflags.Flags, action string) error {
+	var p *plugin.Plugin
+	cfg, err := loadConfig(io, flags.Path, true)
+	switch {
+	case err == nil:
+		p = plugin.FromConfig(cfg)
+	case flags.Plugin != "" && !flags.Changed("path") && errors.Is(err, os.ErrNotExist):
+		// A published plugin by its code, no directory at hand.
+	default:
+		return err
+	}
+	if p == nil || !slices.Contains(p.Actions(), action) {
+		action = runflags.RemoteAction(action)
+	}
+	if p != nil && p.Code() == flags.Plugin || p != nil && flags.Plugin == "" {
+		if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
+			return synapse.NotFound(action, cfg.ActionNames())
+		}
+	}
+	ex, err := newExecutor(io, flags, synapse.ModeRemote, p)
 	if err != nil {
 		return err
 	}
