@@ -130,6 +130,8 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			"startserver": cmdStartServer,
 			"filemode":    cmdFileMode,
 			"setkey":      cmdSetKey,
+			"envstdout":   cmdEnvStdout,
+			"envmatch":    cmdEnvMatch,
 		},
 	}
 }

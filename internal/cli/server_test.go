@@ -114,3 +114,28 @@ func cmdSetKey(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(path, b, 0o600))
 }
+
+// cmdEnvStdout sets an environment variable to the last command's
+// standard output, trimmed: `envstdout NAME`.
+func cmdEnvStdout(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: envstdout NAME")
+	}
+	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
+}
+
+// cmdEnvMatch sets an environment variable to the first group of a
+// regular expression in the last command's stdout or stderr: `envmatch
+// NAME stdout|stderr REGEXP`.
+func cmdEnvMatch(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 || args[1] != "stdout" && args[1] != "stderr" {
+		ts.Fatalf("usage: envmatch NAME stdout|stderr REGEXP")
+	}
+	re, err := regexp.Compile(args[2])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile(args[1]))
+	if len(m) < 2 {
+		ts.Fatalf("envmatch: no match of %s with a group in %s", args[2], args[1])
+	}
+	ts.Setenv(args[0], m[1])
+}
