@@ -101,8 +101,13 @@ func remoteBackend(c clientconfig.Credentials) (remote.Backend, error) {
 
 // backendHint is what to do about a Synapse backend's answer that its own
 // text does not say: a 404 of a run (the plugin, or the release asked for,
-// is not published there) or of a job. "" for other errors.
+// is not published there) or of a job, and where to look after a request
+// whose answer was lost. "" for other errors.
 func backendHint(err error) string {
+	var ue *backend.UncertainError
+	if errors.As(err, &ue) {
+		return "the backend's jobs, newest first: synapse plugin job list --remote"
+	}
 	var he *backend.HTTPError
 	if !errors.As(err, &he) || he.Status != http.StatusNotFound {
 		return ""

@@ -132,6 +132,7 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			"setkey":      cmdSetKey,
 			"envstdout":   cmdEnvStdout,
 			"envmatch":    cmdEnvMatch,
+			"fakebackend": cmdFakeBackend,
 		},
 	}
 }

@@ -3,6 +3,9 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -138,4 +141,49 @@ func cmdEnvMatch(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("envmatch: no match of %s with a group in %s", args[2], args[1])
 	}
 	ts.Setenv(args[0], m[1])
+}
+
+// cmdFakeBackend starts a fake Synapse backend for the answers the real
+// server does not give, and sets $FAKE to its URL: `fakebackend
+// forbidden|servererror|dropped`. forbidden answers 403 to everything;
+// servererror answers 500 with a v2 error and a request ID; dropped lists
+// one agent and drops the connection of a run request once it has read
+// it (the answer is lost).
+func cmdFakeBackend(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: fakebackend forbidden|servererror|dropped")
+	}
+	var h http.HandlerFunc
+	switch args[0] {
+	case "forbidden":
+		h = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"detail": "You do not have permission to perform this action."}`))
+		}
+	case "servererror":
+		h = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"error": {"code": "INTERNAL", "message": "database is down"}, "meta": {"request_id": "req-7f3a"}}`))
+		}
+	case "dropped":
+		h = func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Path == "/agents/" {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"count": 1, "next": null, "previous": null, "results": [{"id": 1, "name": "a", "status": "connected"}]}`))
+				return
+			}
+			_, _ = io.Copy(io.Discard, r.Body)
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		}
+	default:
+		ts.Fatalf("fakebackend: unknown scenario %q", args[0])
+	}
+	srv := httptest.NewServer(h)
+	ts.Defer(srv.Close)
+	ts.Setenv("FAKE", srv.URL)
 }
