@@ -219,6 +219,11 @@ func (f *Flags) Check(mode synapse.Mode) error {
 				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend and its agent decide where and with what the job runs; pick the agent with --agent"}
 			}
 		}
+		for _, name := range []string{"env", "env-file", "job-id", "start-timeout"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend names its jobs and sets their environment (config.yaml env of the published release; the language with --lang)"}
+			}
+		}
 		if f.Agent < 0 {
 			return &UsageError{Flag: "agent", Message: fmt.Sprintf("want an agent ID from synapse agent list (got %d)", f.Agent)}
 		}

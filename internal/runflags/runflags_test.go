@@ -86,6 +86,10 @@ func TestCheck(t *testing.T) {
 		{[]string{"--memory", "1G"}, synapse.ModeRemote, "--memory: not supported in remote mode"},
 		{[]string{"--ray-address", "auto"}, synapse.ModeRemote, "--ray-address: not supported in remote mode"},
 		{[]string{"--resources", "x=1"}, synapse.ModeRemote, "--resources: not supported in remote mode"},
+		{[]string{"--env", "A=1"}, synapse.ModeRemote, "--env: not supported in remote mode: the backend names its jobs and sets their environment"},
+		{[]string{"--env-file", "x.toml"}, synapse.ModeRemote, "--env-file: not supported in remote mode"},
+		{[]string{"--job-id", "j1"}, synapse.ModeRemote, "--job-id: not supported in remote mode"},
+		{[]string{"--lang", "ko"}, synapse.ModeRemote, ""},
 	}
 	for _, tt := range tests {
 		err := parse(t, tt.args...).Check(tt.mode)
