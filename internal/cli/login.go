@@ -80,7 +80,11 @@ The file is the Python CLI's: both CLIs read what the other saves.`,
 			if err := file.Save(); err != nil {
 				return err
 			}
-			fmt.Fprintf(io.ErrOut, "Logged in to %s with token %s (%d agents). Saved to %s.%s\n", client.Host(), backend.Mask(token), len(list), file.Path, cleared)
+			agents := fmt.Sprintf("%d agents", len(list))
+			if len(list) == 1 {
+				agents = "1 agent"
+			}
+			fmt.Fprintf(io.ErrOut, "Logged in to %s with token %s (%s). Saved to %s.%s\n", client.Host(), backend.Mask(token), agents, file.Path, cleared)
 			if file.Agent == nil {
 				fmt.Fprintln(io.ErrOut, "Next: synapse agent select")
 			}

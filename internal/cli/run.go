@@ -30,14 +30,16 @@ func newRunCmd(io *IOStreams, g *globals) *cobra.Command {
 		Long: `Run an action of the plugin in --path.
 
 Local mode builds the plugin binary (cached: an unchanged plugin is never rebuilt) and runs the
-action in it. Logs, progress and metrics go to stderr; the result goes to stdout (indented on a
+action in it. Task and job modes run it on a Ray cluster; remote mode runs the published release
+(synapse plugin publish) on a Synapse backend's agent (synapse login, synapse agent select). Logs, progress and metrics go to stderr; the result goes to stdout (indented on a
 terminal, compact JSON otherwise or with -o json).
 
 Exit codes: 0 success; 1 the action failed or panicked, or the build failed; 2 bad flags, config,
 params or an unknown action; 130 interrupted.`,
 		Example: `  synapse plugin run train --params '{"epochs": 10}' --mode local
   synapse plugin run train --path ./my-plugin --params @params.json --env SEED=7
-  echo '{"epochs": 3}' | synapse plugin run train --params - -o json`,
+  echo '{"epochs": 3}' | synapse plugin run train --params - -o json
+  synapse plugin run train --mode remote --agent 1 --params '{"epochs": 3}'`,
 		Args: exactArgs(1, "one argument, the action name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flags.Verbose = g.verbose
