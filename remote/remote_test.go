@@ -1,12 +1,20 @@
 package remote
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -453,5 +461,125 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within a minute", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scriptPlugin is a release whose synapse-plugin is a shell script, as a
+// plugin that is not a Go binary: its console lines are plain text, and it
+// reports progress, metrics and its end through the backend's API only.
+// It waits for the file $MARK between its two progress reports.
+const scriptPlugin = `#!/bin/sh
+[ "$1" = validate ] && exit 0
+patch() {
+	curl -sf -X PATCH -H "Synapse-Access-Token: Token $SYNAPSE_ACCESS_TOKEN" -H 'Content-Type: application/json' \
+		"$SYNAPSE_HOST/jobs/$SYNAPSE_JOB_ID/" -d "$1" >/dev/null || echo "patch failed: $1"
+}
+echo "starting $SYNAPSE_ACTION_ENTRYPOINT"
+patch '{"status":"RUNNING","progress_record":{"record":{"steps":{"train":{"proportion":100,"percent":50,"order":0}}},"current_progress":{"overall":50,"step":"train","percent":50}}}'
+while [ ! -e "$MARK" ]; do sleep 0.05; done
+patch '{"progress_record":{"record":{"steps":{"train":{"proportion":100,"percent":100,"order":0}}},"current_progress":{"overall":100,"step":"train","percent":100}},"metrics_record":{"record":{"steps":{"train":{"loss":0.25}}}}}'
+echo "done"
+patch '{"status":"SUCCEEDED","result":{"ok":true}}'
+`
+
+// TestFollowWithoutEvents follows a job whose console log carries no
+// events: its lines become messages of category Category, and the job's
+// progress_record and metrics_record (polled) become the events the
+// other modes give, so progress bars and a ProgressTracker work the same.
+func TestFollowWithoutEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a synapse server; skipped with -short")
+	}
+	b := serve(t)
+	ctx := t.Context()
+	mark := filepath.Join(t.TempDir(), "go-on")
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	for _, f := range []struct {
+		name string
+		mode os.FileMode
+		data string
+	}{
+		{"synapse-plugin", 0o755, scriptPlugin},
+		{"config.yaml", 0o644, "code: script\nname: Script\nversion: 0.1.0\nactions:\n  train: {}\n"},
+	} {
+		h := &zip.FileHeader{Name: f.name, Method: zip.Deflate}
+		h.SetMode(f.mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(w, f.data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := `{"code":"script","name":"Script","version":"0.1.0","env":{"MARK":` + strconv.Quote(mark) + `},"actions":{"train":{}}}`
+	if _, err := c.PublishRelease(ctx, backend.ReleaseUpload{Plugin: "script", Version: "0.1.0", Config: json.RawMessage(config), Zip: zbuf.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+
+	e, err := NewExecutor(nil, Options{Backend: b, Plugin: "script"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := e.SubmitJob(ctx, "train", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	tracker := synapse.NewProgressTracker()
+	followed := make(chan error, 1)
+	go func() { followed <- j.Follow(ctx, synapse.MultiLogger(rec, tracker)) }()
+	waitFor(t, "the first progress event", func() bool {
+		return slices.ContainsFunc(rec.all(), func(e synapse.Event) bool { return e.Type == synapse.EventProgress && e.Percent == 50 })
+	})
+	if err := os.WriteFile(mark, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	// The console lines in order, and the events from the records in order
+	// (the two arrive on their own paths).
+	var lines, records []string
+	for _, e := range rec.all() {
+		if e.JobID != j.ID() {
+			t.Errorf("event of job %q: %+v", e.JobID, e)
+		}
+		switch e.Type {
+		case synapse.EventMessage:
+			lines = append(lines, e.Category+": "+e.Message)
+		case synapse.EventProgress:
+			records = append(records, fmt.Sprintf("progress %s %v%% (%d/%d)", e.Category, e.Percent, e.Current, e.Total))
+		case synapse.EventMetrics:
+			records = append(records, fmt.Sprintf("metrics %s %v", e.Category, e.Values))
+		case synapse.EventSteps:
+			records = append(records, fmt.Sprintf("plan %+v", e.Steps))
+		default:
+			records = append(records, "unexpected "+string(e.Type))
+		}
+	}
+	if want := []string{"remote: starting train", "remote: done"}; !slices.Equal(lines, want) {
+		t.Errorf("messages = %q, want %q", lines, want)
+	}
+	want := []string{
+		"plan [{Name:train Order:0 Proportion:100}]",
+		"progress train 50% (50/100)",
+		"progress train 100% (100/100)",
+		"metrics train map[loss:0.25]",
+	}
+	if !slices.Equal(records, want) {
+		t.Errorf("events from the records:\n  %s\nwant:\n  %s", strings.Join(records, "\n  "), strings.Join(want, "\n  "))
+	}
+	if r := tracker.Record(); r.Current.Overall != 100 || r.Steps["train"].Percent != 100 {
+		t.Errorf("record rebuilt from the events = %+v", r)
+	}
+	if v, err := j.Result(ctx); err != nil || !reflect.DeepEqual(v, map[string]any{"ok": true}) {
+		t.Errorf("Result = %v, %v", v, err)
 	}
 }
