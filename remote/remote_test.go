@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -33,11 +35,19 @@ import (
 // a Backend with its admin token. It stops with the test.
 func serve(t *testing.T, agents ...server.AgentSpec) Backend {
 	t.Helper()
+	return serveConfig(t, server.Config{Agents: agents})
+}
+
+// serveConfig is serve with a server configuration (its address and data
+// directory are the test's).
+func serveConfig(t *testing.T, cfg server.Config) Backend {
+	t.Helper()
+	cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- server.Serve(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Agents: agents}, pw)
+		errc <- server.Serve(ctx, cfg, pw)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -84,8 +94,14 @@ func conformance(t *testing.T) *plugin.Plugin {
 // published starts a server and publishes the executortest plugin to it.
 func published(t *testing.T, agents ...server.AgentSpec) (*plugin.Plugin, Backend) {
 	t.Helper()
+	return publishedConfig(t, server.Config{Agents: agents})
+}
+
+// publishedConfig is published with a server configuration.
+func publishedConfig(t *testing.T, cfg server.Config) (*plugin.Plugin, Backend) {
+	t.Helper()
 	p := conformance(t)
-	b := serve(t, agents...)
+	b := serveConfig(t, cfg)
 	if _, err := Publish(t.Context(), p, PublishOptions{Backend: b}); err != nil {
 		t.Fatal(err)
 	}
@@ -581,5 +597,104 @@ func TestFollowWithoutEvents(t *testing.T) {
 	}
 	if v, err := j.Result(ctx); err != nil || !reflect.DeepEqual(v, map[string]any{"ok": true}) {
 		t.Errorf("Result = %v, %v", v, err)
+	}
+}
+
+// TestFollowQueued: a job waiting for a slot on its agent says where it is
+// in the queue, then runs once the slot is free.
+func TestFollowQueued(t *testing.T) {
+	p, b := publishedConfig(t, server.Config{MaxJobs: 1})
+	ctx := t.Context()
+	e, err := NewExecutor(p, Options{Backend: b}, synapse.WithLogger(synapse.DiscardLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.SubmitJob(ctx, "wait", map[string]any{"seconds": 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.SubmitJob(ctx, "scalar", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	followed := make(chan error, 1)
+	go func() { followed <- second.Follow(ctx, rec) }()
+	want := "job " + second.ID() + " is waiting for a slot on its agent: position 1 (slots_full)"
+	waitFor(t, "the queue note", func() bool {
+		return slices.ContainsFunc(rec.all(), func(e synapse.Event) bool { return e.Message == want && e.Category == Category })
+	})
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	if v, err := second.Result(ctx); err != nil || v != float64(42) {
+		t.Errorf("Result = %v, %v", v, err)
+	}
+	notes := 0
+	for _, e := range rec.all() {
+		if e.Category == Category {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Errorf("%d queue notes, want 1 (no repeats): %+v", notes, rec.all())
+	}
+}
+
+// TestFollowFill: a backend whose console stream never says "complete"
+// (or fails) once the job has ended: Follow completes the console log from
+// the stored one (GET console_logs/), each line once. synapse server
+// always completes its streams, so a fake backend plays this one.
+func TestFollowFill(t *testing.T) {
+	defer func(g time.Duration) { endGrace = g }(endGrace)
+	endGrace = 50 * time.Millisecond
+	const id = "6f1c1b1e-0000-4000-8000-000000000001"
+	for _, tt := range []struct {
+		name string
+		tail http.HandlerFunc
+	}{
+		{"no complete", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"type\":\"connected\"}\n\ndata: {\"type\":\"log\",\"message\":\"line one\"}\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // open until the client leaves, no complete
+		}},
+		{"stream refused", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"detail":"gone"}`, http.StatusGone)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /jobs/{id}/{$}", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, `{"id":%q,"status":"SUCCEEDED","action":"train","result":{"ok":1}}`, id)
+			})
+			mux.HandleFunc("GET /jobs/{id}/tail_console_logs/{$}", tt.tail)
+			mux.HandleFunc("GET /jobs/{id}/console_logs/{$}", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, `["line one","line two"]`)
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			j, err := OpenJob(t.Context(), Backend{Host: srv.URL, Token: "syn_test"}, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{}
+			if err := j.Follow(t.Context(), rec); err != nil {
+				t.Fatal(err)
+			}
+			var lines []string
+			for _, e := range rec.all() {
+				lines = append(lines, e.Category+": "+e.Message)
+			}
+			if want := []string{"remote: line one", "remote: line two"}; !slices.Equal(lines, want) {
+				t.Errorf("lines = %q, want %q", lines, want)
+			}
+			if v, err := j.Result(t.Context()); err != nil || !reflect.DeepEqual(v, map[string]any{"ok": float64(1)}) {
+				t.Errorf("Result = %v, %v", v, err)
+			}
+		})
 	}
 }
