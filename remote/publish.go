@@ -126,6 +126,14 @@ type PublishOptions struct {
 	Arch string
 }
 
+// String shows the options with the token masked (see Backend.String).
+func (o PublishOptions) String() string {
+	return fmt.Sprintf("remote.PublishOptions{Backend: %s, Debug: %t, Arch: %q}", o.Backend, o.Debug, o.Arch)
+}
+
+// GoString is String, so %#v masks the token too.
+func (o PublishOptions) GoString() string { return o.String() }
+
 // Release is a published plugin release, as the backend answers
 // POST /plugin_releases/.
 type Release struct {

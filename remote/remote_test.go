@@ -698,3 +698,20 @@ func TestFollowFill(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsMasked: printing options in any form never shows the token.
+func TestSecretsMasked(t *testing.T) {
+	const token = "syn_0123456789abcdef0123456789abcdef01234567"
+	b := Backend{Host: "http://h:1", Token: token, Tenant: "tenant-secret-value"}
+	for _, v := range []any{b, &b, Options{Backend: b, Plugin: "p"}, PublishOptions{Backend: b, Arch: "arm64"}} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, token) || strings.Contains(out, "tenant-secret-value") || !strings.Contains(out, "syn_****4567") {
+				t.Errorf("%s of %T = %s", verb, v, out)
+			}
+		}
+	}
+	if got := fmt.Sprint(Options{Backend: b, Plugin: "p", Agent: 2}); got != `remote.Options{Backend: remote.Backend{Host: "http://h:1", Token: "syn_****4567", Tenant: "****alue"}, Plugin: "p", Agent: 2, Release: "", Debug: false, Language: ""}` {
+		t.Errorf("Options = %s", got)
+	}
+}
