@@ -715,3 +715,31 @@ func TestSecretsMasked(t *testing.T) {
 		t.Errorf("Options = %s", got)
 	}
 }
+
+// TestRunCancelStopsJob: Run owns its job, so cancelling it stops the job
+// on the backend (not only the follower).
+func TestRunCancelStopsJob(t *testing.T) {
+	p, b := published(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	e, err := NewExecutor(p, Options{Backend: b}, synapse.WithLogger(synapse.LoggerFunc(func(e synapse.Event) {
+		if e.Type == synapse.EventLog && e.Event == "started" {
+			cancel()
+		}
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Run(ctx, "wait", map[string]any{"seconds": 120})
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || !errors.Is(err, context.Canceled) || xe.JobID == "" || !strings.HasSuffix(err.Error(), "context canceled: job "+xe.JobID+" was stopped") {
+		t.Fatalf("Run = %v", err)
+	}
+	j, err := OpenJob(t.Context(), b, xe.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := j.Status(t.Context()); err != nil || st != synapse.JobStopped {
+		t.Errorf("status = %s, %v; want STOPPED", st, err)
+	}
+}
