@@ -61,7 +61,7 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName})
+	pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, LimitOf: "a Synapse backend's release"})
 	if err != nil {
 		return nil, err
 	}
