@@ -229,9 +229,9 @@ func (e *Executor) resolveAgent(ctx context.Context) (int, error) {
 	return 0, &OptionError{Field: "Agent", Err: fmt.Errorf("the backend at %s has %d agents; choose one (--agent ID, or synapse agent select): %s", e.client.Host(), len(agents), strings.Join(list, "; "))}
 }
 
-// notAnAction reads the action list of the backend's "not an action"
-// answer: `… (actions: [a b c])`.
-var notAnAction = regexp.MustCompile(`\(actions: \[([^\]]*)\]\)`)
+// notAnAction reads the action list of synapse server's "not an action"
+// answer: `action: "x" is not an action of CODE VERSION (actions: [a b c])`.
+var notAnAction = regexp.MustCompile(`is not an action of .*\(actions: \[([^\]]*)\]\)`)
 
 // runError turns the backend's refusal of a run into the typed errors of
 // every mode: field errors of the params into a *synapse.ValidationError,
@@ -243,10 +243,11 @@ func runError(action string, err error) error {
 	if !errors.As(err, &he) || he.Status != 400 {
 		return err
 	}
+	m := notAnAction.FindStringSubmatch(he.Detail)
 	switch {
-	case strings.EqualFold(he.Code, "INVALID_ACTION"):
+	case m != nil || strings.EqualFold(he.Code, "INVALID_ACTION"):
 		var available []string
-		if m := notAnAction.FindStringSubmatch(he.Detail); m != nil {
+		if m != nil {
 			available = strings.Fields(m[1])
 		}
 		slices.Sort(available)

@@ -19,6 +19,11 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 )
 
+// holdBack is how long after the first progress or metrics record a poll
+// sees the console log has to show an event of the plugin binary before
+// the records are taken as the only source (a console without events).
+var holdBack = 2 * time.Second
+
 // endGrace is how long Follow waits, once the job has ended, for the
 // console stream's "complete" before reading the rest of the console log
 // (GET console_logs/) instead: a backend may not send one.
@@ -114,8 +119,8 @@ type follower struct {
 	steps    map[string]float64
 	metrics  map[string]string
 	planSent bool
-	held     *backend.Job // a poll's record, held back one poll (see observe)
-	queue    string       // the last queue note
+	records0 time.Time // when a poll first saw a record (see observe)
+	queue    string    // the last queue note
 }
 
 // line takes one console line of the stream.
@@ -184,10 +189,11 @@ func (f *follower) poll(ctx context.Context, ended chan<- struct{}) {
 }
 
 // observe delivers what a read of the job says: the queue note, and, for a
-// console log without events, the records as events. A poll's records are
-// held back until the next poll, so the binary's own events (which reach
-// the console log a little after the records reach the job) decide first
-// whether the console carries them; final delivers the records at once.
+// console log without events, the records as events. The records are
+// held back until holdBack after a poll first saw one, so the binary's
+// own events (which reach the console log a little after the records
+// reach the job) decide first whether the console carries them; final
+// (the console log is complete) delivers them at once.
 func (f *follower) observe(bj *backend.Job, final bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -201,16 +207,14 @@ func (f *follower) observe(bj *backend.Job, final bool) {
 			f.note(note)
 		}
 	}
-	held := f.held
-	f.held = bj
 	if f.sawEvents {
 		return
 	}
-	if final {
-		held = bj
+	if f.records0.IsZero() && (len(bj.ProgressRecord) > 0 || len(bj.MetricsRecord) > 0) {
+		f.records0 = time.Now()
 	}
-	if held != nil {
-		f.records(held)
+	if final || !f.records0.IsZero() && time.Since(f.records0) >= holdBack {
+		f.records(bj)
 	}
 }
 

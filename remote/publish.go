@@ -61,7 +61,7 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName})
+	pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, LimitOf: "a Synapse backend's release"})
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +125,14 @@ type PublishOptions struct {
 	// the agents' machines.
 	Arch string
 }
+
+// String shows the options with the token masked (see Backend.String).
+func (o PublishOptions) String() string {
+	return fmt.Sprintf("remote.PublishOptions{Backend: %s, Debug: %t, Arch: %q}", o.Backend, o.Debug, o.Arch)
+}
+
+// GoString is String, so %#v masks the token too.
+func (o PublishOptions) GoString() string { return o.String() }
 
 // Release is a published plugin release, as the backend answers
 // POST /plugin_releases/.

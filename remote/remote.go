@@ -106,6 +106,15 @@ type Backend struct {
 	HTTPClient *http.Client
 }
 
+// String shows the backend with its token and tenant masked
+// (backend.Mask), so printing options never shows the secret.
+func (b Backend) String() string {
+	return fmt.Sprintf("remote.Backend{Host: %q, Token: %q, Tenant: %q}", b.Host, backend.Mask(b.Token), backend.Mask(b.Tenant))
+}
+
+// GoString is String, so %#v masks the token too.
+func (b Backend) GoString() string { return b.String() }
+
 // BackendFromEnv returns the Backend of SYNAPSE_HOST and
 // SYNAPSE_ACCESS_TOKEN (either may be "").
 func BackendFromEnv() Backend {
@@ -138,7 +147,9 @@ func (b Backend) client() (*backend.Client, error) {
 type Options struct {
 	Backend
 	// Plugin is the plugin's code on the backend; default: config.yaml
-	// `code` of the plugin directory. Without a directory it is required.
+	// `code` of the plugin directory. Without a directory it is required;
+	// when it is not the directory's code, the directory does not check
+	// the params (the backend does).
 	Plugin string
 	// Agent is the ID of the agent that runs the jobs (GET /agents/); 0
 	// takes the backend's only agent, and is an *OptionError listing them
@@ -155,6 +166,14 @@ type Options struct {
 	// backend's default).
 	Language string
 }
+
+// String shows the options with the token masked (see Backend.String).
+func (o Options) String() string {
+	return fmt.Sprintf("remote.Options{Backend: %s, Plugin: %q, Agent: %d, Release: %q, Debug: %t, Language: %q}", o.Backend, o.Plugin, o.Agent, o.Release, o.Debug, o.Language)
+}
+
+// GoString is String, so %#v masks the token too.
+func (o Options) GoString() string { return o.String() }
 
 // OptionError is an option remote mode cannot use: nothing was sent. It is
 // a usage error (exit code 2).
