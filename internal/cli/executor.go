@@ -151,8 +151,12 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	} else {
 		fmt.Fprintf(io.ErrOut, "Job submitted: %s\n", job.ID())
 	}
+	stopFlags := ""
 	if remoteJob, ok := job.(*remote.Job); ok {
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", remoteJob.DashboardURL())
+		if flags.Host != "" {
+			stopFlags = " --host " + flags.Host
+		}
 	}
 	if isRay {
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", rj.DashboardURL)
@@ -168,7 +172,7 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	}
 	submitted := time.Now()
 	err = followJob(ctx, io, job, followOptions{out: flags.Output, stopOnInterrupt: flags.StopOnInterrupt,
-		startTimeout: flags.StartTimeout, rayAddress: flags.RayAddress, verbose: flags.Verbose})
+		startTimeout: flags.StartTimeout, rayAddress: flags.RayAddress, stopFlags: stopFlags, verbose: flags.Verbose})
 	if flags.Verbose && err == nil {
 		fmt.Fprintf(io.ErrOut, "timings: submitted to result %v\n", time.Since(submitted).Round(time.Millisecond))
 	}

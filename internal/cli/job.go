@@ -27,6 +27,7 @@ type followOptions struct {
 	stopOnInterrupt bool          // Ctrl-C stops the job too
 	startTimeout    time.Duration // stop a job PENDING longer (Ray jobs)
 	rayAddress      string        // for the hints printed on Ctrl-C
+	stopFlags       string        // more flags of the stop command in that hint, such as " --host URL"
 	verbose         bool
 }
 
@@ -59,7 +60,7 @@ func followJob(ctx context.Context, io *IOStreams, job synapse.Job, o followOpti
 		}
 		stopWith(synapse.ErrInterrupted)
 		if !o.stopOnInterrupt {
-			addr := ""
+			addr := o.stopFlags
 			if o.rayAddress != "" && o.rayAddress != "auto" {
 				addr = " --ray-address " + o.rayAddress
 			}
