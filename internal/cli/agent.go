@@ -113,13 +113,14 @@ the Python CLI keeps it; synapse plugin run --mode remote sends runs to it unles
 	}
 	show := &cobra.Command{
 		Use:   "show",
-		Short: "Show the selected agent (from the config file; no request is sent)",
+		Short: "Show the selected agent and the backend credentials in use, and where they come from (no request is sent)",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			file, err := loadConfigFile()
+			creds, file, err := credentials(bf)
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(io.ErrOut, "Backend: %s\n", creds.Describe(backend.Mask))
 			if file.Agent == nil {
 				fmt.Fprintf(io.ErrOut, "No agent selected in %s: run synapse agent select.\n", file.Path)
 				return nil
