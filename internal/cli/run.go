@@ -20,6 +20,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/internal/supervise"
 	"github.com/synapse-sdk/synapse-go/plugin"
+	"github.com/synapse-sdk/synapse-go/remote"
 )
 
 func newRunCmd(io *IOStreams, g *globals) *cobra.Command {
@@ -113,9 +114,25 @@ func runRemote(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	}
 	ex, err := newExecutor(io, flags, synapse.ModeRemote, p)
 	if err != nil {
+		return remoteOptionError(err)
+	}
+	return remoteOptionError(runWith(ctx, io, flags, ex, action))
+}
+
+// remoteOptionError words a *remote.OptionError (a Go option, such as
+// "Agent") as the flag that sets it: "--agent: the backend … has 2
+// agents; choose one …". Other errors are returned as they are.
+func remoteOptionError(err error) error {
+	var oe *remote.OptionError
+	if !errors.As(err, &oe) {
 		return err
 	}
-	return runWith(ctx, io, flags, ex, action)
+	flag := map[string]string{"Agent": "agent", "Plugin": "plugin", "Release": "release", "Language": "lang",
+		"Backend.Host": "host", "Backend.Token": "token", "Arch": "arch"}[oe.Field]
+	if flag == "" {
+		return err
+	}
+	return &runflags.UsageError{Flag: flag, Message: oe.Err.Error()}
 }
 
 // execLocal runs the action in local mode: it builds the plugin binary and
