@@ -13,7 +13,7 @@ import (
 
 // Executor runs a plugin's actions by name: the contract every execution
 // mode implements (in-process ActionSet, plugin.Executor in a child process,
-// ray.JobExecutor, ray.TaskExecutor). params may be a map[string]any, a
+// ray.JobExecutor, ray.TaskExecutor, remote.Executor). params may be a map[string]any, a
 // json.RawMessage, a []byte or string of JSON, or any value that encodes
 // to the action's params as JSON (in-process, a value of the params type
 // is used as it is).
@@ -35,7 +35,7 @@ type Executor interface {
 }
 
 // Submitter is an Executor whose runs can outlive the call that starts
-// them (job mode now, remote mode next). Submit validates params and starts
+// them (job mode, remote mode). Submit validates params and starts
 // the run, returning its handle without waiting; Run is Submit, Follow and
 // Result in one.
 type Submitter interface {
@@ -48,7 +48,8 @@ type Submitter interface {
 // Cancelling the ctx of a method ends that call only; the job keeps
 // running unless Stop is called.
 type Job interface {
-	// ID is the job's identifier (Ray: the submission ID).
+	// ID is the job's identifier (Ray: the submission ID; a Synapse
+	// backend: the job's UUID).
 	ID() string
 	// Status returns the job's current status.
 	Status(ctx context.Context) (JobStatus, error)

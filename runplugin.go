@@ -75,9 +75,10 @@ var modes struct {
 // modePackage is the package that registers each mode, for the error that
 // names the import a program lacks.
 var modePackage = map[Mode]string{
-	ModeLocal: "github.com/synapse-sdk/synapse-go/plugin",
-	ModeJob:   "github.com/synapse-sdk/synapse-go/ray",
-	ModeTask:  "github.com/synapse-sdk/synapse-go/ray",
+	ModeLocal:  "github.com/synapse-sdk/synapse-go/plugin",
+	ModeJob:    "github.com/synapse-sdk/synapse-go/ray",
+	ModeTask:   "github.com/synapse-sdk/synapse-go/ray",
+	ModeRemote: "github.com/synapse-sdk/synapse-go/remote",
 }
 
 // RegisterMode makes mode available to RunPlugin, like database/sql.Register
@@ -110,9 +111,6 @@ func opener(mode Mode) (Opener, error) {
 	}
 	if pkg, known := modePackage[mode]; known {
 		return nil, fmt.Errorf("%w: %s mode is not linked into this program; add `import _ %q`", ErrModeUnavailable, mode, pkg)
-	}
-	if mode == ModeRemote {
-		return nil, fmt.Errorf("%w: remote mode arrives in a later release; use local, task or job", ErrModeUnavailable)
 	}
 	return nil, fmt.Errorf("%w: unknown mode %q (want local, task, job or remote)", ErrModeUnavailable, mode)
 }
@@ -148,9 +146,9 @@ func WithAction(a Action) RunOption {
 }
 
 // WithModeOptions passes the mode's own options (ray.JobOptions for
-// ModeJob, ray.TaskOptions for ModeTask) to its Opener. A mode given
-// options of a type it does not take fails with an error, so an option is
-// never silently ignored.
+// ModeJob, ray.TaskOptions for ModeTask, remote.Options for ModeRemote) to
+// its Opener. A mode given options of a type it does not take fails with
+// an error, so an option is never silently ignored.
 func WithModeOptions(opts any) RunOption {
 	return runOptionFunc(func(c *runConfig) { c.modeOptions = opts })
 }
@@ -195,8 +193,9 @@ func registered(code string) (*ActionSet, []string) {
 //     (package plugin provides this mode).
 //
 // Other modes take a plugin directory and need the package that registers
-// them (ModeJob and ModeTask: package ray); their options come with
-// WithModeOptions. In job mode RunPlugin submits the job, follows its
+// them (ModeJob and ModeTask: package ray; ModeRemote: package remote,
+// which also takes the code of a published plugin); their options come
+// with WithModeOptions. In job mode RunPlugin submits the job, follows its
 // events and returns its result; use ray.JobExecutor.Submit for a handle.
 //
 // The environment of an in-process run is the OS environment < WithEnv;

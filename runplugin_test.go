@@ -67,7 +67,7 @@ func TestRunPluginUnresolvable(t *testing.T) {
 	}
 	// Modes whose package is not linked into the program say which import
 	// they need (this test binary links neither ray nor plugin).
-	for mode, pkg := range map[synapse.Mode]string{synapse.ModeJob: "synapse-go/ray", synapse.ModeTask: "synapse-go/ray", synapse.ModeRemote: "remote mode arrives in a later release"} {
+	for mode, pkg := range map[synapse.Mode]string{synapse.ModeJob: "synapse-go/ray", synapse.ModeTask: "synapse-go/ray", synapse.ModeRemote: "synapse-go/remote"} {
 		_, err = synapse.RunPlugin(context.Background(), "greeter", "greet", nil, synapse.WithMode(mode))
 		if !errors.Is(err, synapse.ErrModeUnavailable) || !strings.Contains(err.Error(), pkg) {
 			t.Errorf("%s mode: %v", mode, err)

@@ -42,8 +42,27 @@ type NewExecutor func(t *testing.T, opts ...synapse.Option) synapse.Executor
 // Timeout bounds each case; cluster modes take seconds per run.
 const Timeout = 3 * time.Minute
 
+// Limits are what a mode cannot do by design. The suite checks what the
+// mode does instead of skipping those cases.
+type Limits struct {
+	// NoEnv: WithEnv cannot reach the action, because where the run goes
+	// sets its environment (remote mode: the backend gives a job config.yaml
+	// env of the release). EnvLayering then runs without WithEnv and checks
+	// the action sees config.yaml env.
+	NoEnv bool
+	// NoJobID: the mode names its jobs itself (remote mode: the backend's
+	// job UUID), so WithJobID is not given. JobID then needs a
+	// synapse.Submitter and checks the action sees the ID of the job
+	// Submit returned.
+	NoJobID bool
+}
+
 // Run runs the conformance cases as subtests of t.
-func Run(t *testing.T, newExecutor NewExecutor) {
+func Run(t *testing.T, newExecutor NewExecutor) { RunLimited(t, newExecutor, Limits{}) }
+
+// RunLimited runs the conformance cases as subtests of t, for a mode with
+// limits.
+func RunLimited(t *testing.T, newExecutor NewExecutor, limits Limits) {
 	cases := []struct {
 		name string
 		fn   func(t *testing.T, ctx context.Context, newExecutor NewExecutor)
@@ -57,8 +76,8 @@ func Run(t *testing.T, newExecutor NewExecutor) {
 		{"Deadline", testDeadline},
 		{"Events", testEvents},
 		{"Reporting", testReporting},
-		{"EnvLayering", testEnv},
-		{"JobID", testJobID},
+		{"EnvLayering", func(t *testing.T, ctx context.Context, n NewExecutor) { testEnv(t, ctx, n, limits.NoEnv) }},
+		{"JobID", func(t *testing.T, ctx context.Context, n NewExecutor) { testJobID(t, ctx, n, limits.NoJobID) }},
 		{"Concurrent", testConcurrent},
 	}
 	for _, c := range cases {
@@ -334,9 +353,13 @@ func normalize(r synapse.ProgressRecord) synapse.ProgressRecord {
 	return r
 }
 
-func testEnv(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+func testEnv(t *testing.T, ctx context.Context, newExecutor NewExecutor, noEnv bool) {
 	env := synapse.NewEnv(map[string]any{"LAYER": "option", "FROM_OPTION": "x"})
-	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger), synapse.WithEnv(env))
+	opts := []synapse.Option{synapse.WithLogger(synapse.DiscardLogger)}
+	if !noEnv {
+		opts = append(opts, synapse.WithEnv(env))
+	}
+	ex := newExecutor(t, opts...)
 	got, err := ex.Run(ctx, "env", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +369,13 @@ func testEnv(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
 		b, _ := json.Marshal(got)
 		_ = json.Unmarshal(b, &m)
 	}
+	if noEnv {
+		// config.yaml env reaches the action.
+		if m["LAYER"] != "config" || m["FROM_CONFIG"] != "yes" || m["FROM_OPTION"] != "" {
+			t.Errorf("env seen by the action = %v, want config.yaml env (LAYER=config, FROM_CONFIG=yes)", m)
+		}
+		return
+	}
 	// WithEnv reaches the action and wins over config.yaml env (LAYER:
 	// config), which an executor of the plugin directory layers under it.
 	if m["LAYER"] != "option" || m["FROM_OPTION"] != "x" || (m["FROM_CONFIG"] != "" && m["FROM_CONFIG"] != "yes") {
@@ -353,7 +383,29 @@ func testEnv(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
 	}
 }
 
-func testJobID(t *testing.T, ctx context.Context, newExecutor NewExecutor) {
+func testJobID(t *testing.T, ctx context.Context, newExecutor NewExecutor, noJobID bool) {
+	if noJobID {
+		sub, ok := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger)).(synapse.Submitter)
+		if !ok {
+			t.Fatal("a mode that names its jobs must be a synapse.Submitter, so its callers learn the job's ID")
+		}
+		job, err := sub.Submit(ctx, "job", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := job.Follow(ctx, synapse.DiscardLogger); err != nil {
+			t.Fatal(err)
+		}
+		got, err := job.Result(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.ID() == "" {
+			t.Fatal("the job has no ID")
+		}
+		jsonEqual(t, got, `{"job_id":"`+job.ID()+`"}`)
+		return
+	}
 	id := fmt.Sprintf("conformance-%d", time.Now().UnixNano())
 	ex := newExecutor(t, synapse.WithLogger(synapse.DiscardLogger), synapse.WithJobID(id))
 	got, err := ex.Run(ctx, "job", nil)

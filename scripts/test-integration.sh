@@ -90,7 +90,7 @@ echo "--- Python host of task mode (pytest)"
 python3 -m pytest -q internal/serve/python
 
 echo "--- go test -tags integration (against $address)"
-go test -race -count=1 -tags integration -run Integration -skip TwoNodes -timeout 25m ./ray ./internal/cli ./internal/ray
+go test -race -count=1 -tags integration -run Integration -skip TwoNodes -timeout 25m ./ray ./remote ./internal/cli ./internal/ray
 
 # The two-node test runs alone: it kills the second node on purpose.
 echo "--- a second Ray node on this machine (custom resource worker_node=1)"

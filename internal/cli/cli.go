@@ -67,6 +67,9 @@ func Run(args []string, io *IOStreams) int {
 		fmt.Fprintf(io.ErrOut, "Error: build plugin %s failed:\n%s\n", buildErr.Dir, strings.TrimRight(buildErr.Output, "\n"))
 	default:
 		fmt.Fprintln(io.ErrOut, "Error:", exit.Message(err, g.verbose))
+		if h := backendHint(err); h != "" {
+			fmt.Fprintln(io.ErrOut, "Hint:", h)
+		}
 		if isUsage(err) {
 			fmt.Fprintf(io.ErrOut, "Run '%s --help' for usage.\n", commandPath(root, args))
 		}
@@ -131,8 +134,9 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		newUpdateConfigCmd(io, g),
 		newJobCmd(io, g),
 		newTaskCmd(io),
+		newPublishCmd(io, g),
 	)
-	root.AddCommand(plugin, newServerCmd(io), newVersionCmd(io))
+	root.AddCommand(plugin, newLoginCmd(io), newLogoutCmd(io), newAgentCmd(io), newServerCmd(io), newVersionCmd(io))
 	return root
 }
 

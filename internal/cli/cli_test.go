@@ -124,9 +124,15 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"sdkmod":   cmdSDKMod,
-			"waitfile": cmdWaitFile,
-			"lastrun":  cmdLastRun,
+			"sdkmod":      cmdSDKMod,
+			"waitfile":    cmdWaitFile,
+			"lastrun":     cmdLastRun,
+			"startserver": cmdStartServer,
+			"filemode":    cmdFileMode,
+			"setkey":      cmdSetKey,
+			"envstdout":   cmdEnvStdout,
+			"envmatch":    cmdEnvMatch,
+			"fakebackend": cmdFakeBackend,
 		},
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,15 +11,20 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/plugin"
 	"github.com/synapse-sdk/synapse-go/ray"
+	"github.com/synapse-sdk/synapse-go/remote"
 )
 
 // newExecutor is the one place where the CLI turns a mode other than local
 // (which execs the plugin binary) into an executor of p.
 func newExecutor(io *IOStreams, flags *runflags.Flags, mode synapse.Mode, p *plugin.Plugin) (synapse.Executor, error) {
+	if mode == synapse.ModeRemote {
+		return newRemoteExecutor(io, flags, p)
+	}
 	env, err := explicitEnv(flags)
 	if err != nil {
 		return nil, err
@@ -40,7 +46,37 @@ func newExecutor(io *IOStreams, flags *runflags.Flags, mode synapse.Mode, p *plu
 		return ray.NewTaskExecutor(p, ray.TaskOptions{Cluster: cluster, Replicas: flags.Replicas,
 			MaxOngoingRequests: flags.MaxOngoing, ServeAddress: flags.ServeAddress, DeployStatus: status}, opts...)
 	}
-	return nil, &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available yet in this release; use --mode local, task or job", mode)}
+	return nil, &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available in this release; use --mode local, task, job or remote", mode)}
+}
+
+// newRemoteExecutor is remote mode's executor: the backend of --host/-t,
+// the environment and config.json; the agent of --agent, else config.json's
+// (synapse agent select), else the backend's only one; p is nil when only
+// -p CODE is known.
+func newRemoteExecutor(io *IOStreams, flags *runflags.Flags, p *plugin.Plugin) (synapse.Executor, error) {
+	creds, _, err := credentials(backendFlags{host: flags.Host, token: flags.Token})
+	if err != nil {
+		return nil, err
+	}
+	b, err := remoteBackend(creds)
+	if err != nil {
+		return nil, err
+	}
+	agent := flags.Agent
+	if agent == 0 && creds.Agent != nil {
+		agent = creds.Agent.ID
+	}
+	lang := flags.Lang
+	if lang == "" {
+		lang = os.Getenv(synapse.LanguageEnv)
+	}
+	opts := remote.Options{Backend: b, Plugin: flags.Plugin, Agent: agent, Release: flags.Release, Debug: flags.Debug, Language: lang}
+	ex, err := remote.NewExecutor(p, opts, synapse.WithLogger(synapse.NewConsoleLogger(io.ErrOut)))
+	var oe *remote.OptionError
+	if errors.As(err, &oe) && oe.Field == "Plugin" {
+		return nil, &exit.SetupError{Problem: "remote mode needs the plugin's code", Fix: "pass -p CODE, or run in the plugin's directory (--path)"}
+	}
+	return ex, err
 }
 
 // explicitEnv is --env-file layered under --env.
@@ -62,6 +98,9 @@ func explicitEnv(flags *runflags.Flags) (*synapse.Env, error) {
 func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synapse.Executor, action string) error {
 	params, err := runflags.ReadParams(flags.Params, io.In)
 	if err != nil {
+		return err
+	}
+	if params, err = flags.InferParams(action, params); err != nil {
 		return err
 	}
 	if sub, ok := ex.(synapse.Submitter); ok {
@@ -91,7 +130,11 @@ func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synap
 func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, sub synapse.Submitter, action string, params json.RawMessage) error {
 	stop := func() {}
 	if io.IsTerminal() {
-		stop = spin(io.ErrOut, "Building and uploading the plugin")
+		what := "Building and uploading the plugin"
+		if _, isRemote := sub.(*remote.Executor); isRemote {
+			what = "Submitting the run" // the release is on the backend already
+		}
+		stop = spin(io.ErrOut, what)
 	}
 	var job synapse.Job
 	err := interruptible(ctx, func(ctx context.Context) (err error) {
@@ -108,6 +151,13 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	} else {
 		fmt.Fprintf(io.ErrOut, "Job submitted: %s\n", job.ID())
 	}
+	stopFlags := ""
+	if remoteJob, ok := job.(*remote.Job); ok {
+		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", remoteJob.DashboardURL())
+		if flags.Host != "" {
+			stopFlags = " --host " + flags.Host
+		}
+	}
 	if isRay {
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", rj.DashboardURL)
 		if flags.Verbose {
@@ -122,7 +172,7 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	}
 	submitted := time.Now()
 	err = followJob(ctx, io, job, followOptions{out: flags.Output, stopOnInterrupt: flags.StopOnInterrupt,
-		startTimeout: flags.StartTimeout, rayAddress: flags.RayAddress, verbose: flags.Verbose})
+		startTimeout: flags.StartTimeout, rayAddress: flags.RayAddress, stopFlags: stopFlags, verbose: flags.Verbose})
 	if flags.Verbose && err == nil {
 		fmt.Fprintf(io.ErrOut, "timings: submitted to result %v\n", time.Since(submitted).Round(time.Millisecond))
 	}

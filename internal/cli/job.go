@@ -16,7 +16,9 @@ import (
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/ray"
+	"github.com/synapse-sdk/synapse-go/remote"
 )
 
 // followOptions are the flags that shape following a job.
@@ -25,6 +27,7 @@ type followOptions struct {
 	stopOnInterrupt bool          // Ctrl-C stops the job too
 	startTimeout    time.Duration // stop a job PENDING longer (Ray jobs)
 	rayAddress      string        // for the hints printed on Ctrl-C
+	stopFlags       string        // more flags of the stop command in that hint, such as " --host URL"
 	verbose         bool
 }
 
@@ -57,7 +60,7 @@ func followJob(ctx context.Context, io *IOStreams, job synapse.Job, o followOpti
 		}
 		stopWith(synapse.ErrInterrupted)
 		if !o.stopOnInterrupt {
-			addr := ""
+			addr := o.stopFlags
 			if o.rayAddress != "" && o.rayAddress != "auto" {
 				addr = " --ray-address " + o.rayAddress
 			}
@@ -173,11 +176,17 @@ func watchPending(ctx context.Context, job *ray.Job, timeout time.Duration, fail
 func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "job",
-		Short: "Inspect and control plugin jobs on a Ray cluster",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Short: "Inspect and control plugin jobs on a Ray cluster or a Synapse backend",
+		Long: `synapse plugin job lists, shows, follows and stops jobs on a Ray cluster (job mode, --ray-address) or on a
+Synapse backend (remote mode): the backend's with --remote, --host or -t, and for a job ID that is a UUID (a
+backend job's ID) unless --ray-address is given. The backend and token are those of synapse login, unless
+flags or SYNAPSE_HOST / SYNAPSE_ACCESS_TOKEN say otherwise.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	flags := addClusterFlags(cmd)
+	var bf jobBackendFlags
+	bf.register(cmd)
 	checkOut := flags.check
 	open := func(id string) (*ray.Job, error) {
 		if err := checkOut(); err != nil {
@@ -186,6 +195,12 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 		return ray.OpenJob(flags.rayAddress, id)
 	}
 	pretty := func() bool { return output.IsTerminal(io.Out) }
+	openRemote := func(ctx context.Context, id string) (*remote.Job, error) {
+		if err := checkOut(); err != nil {
+			return nil, err
+		}
+		return bf.open(ctx, id)
+	}
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -194,6 +209,14 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOut(); err != nil {
 				return err
+			}
+			if bf.use(cmd, "") {
+				return remoteJobList(cmd.Context(), io, &bf, flags.out)
+			}
+			for _, name := range []string{"limit", "status"} {
+				if cmd.Flags().Changed(name) {
+					return &runflags.UsageError{Flag: name, Message: "only works with a Synapse backend's jobs (--remote)"}
+				}
 			}
 			jobs, err := ray.ListJobs(cmd.Context(), flags.rayAddress)
 			if err != nil {
@@ -218,6 +241,13 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 		Short: "Show a job's state",
 		Args:  exactArgs(1, "one argument, the job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bf.use(cmd, args[0]) {
+				rj, err := openRemote(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return remoteJobGet(cmd.Context(), io, rj, flags.out)
+			}
 			job, err := open(args[0])
 			if err != nil {
 				return err
@@ -256,6 +286,16 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 		Short: "Print a job's log (-f follows it to the end)",
 		Args:  exactArgs(1, "one argument, the job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bf.use(cmd, args[0]) {
+				rj, err := openRemote(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if follow {
+					return followJobLogs(cmd.Context(), io, rj)
+				}
+				return remoteJobLogs(cmd.Context(), io, rj, flags.out)
+			}
 			job, err := open(args[0])
 			if err != nil {
 				return err
@@ -275,12 +315,20 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 		},
 	}
 	logs.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the job ends, rendering its events")
+	list.Flags().IntVar(&bf.limit, "limit", 50, "a Synapse backend's jobs: the most listed, newest first (0: all)")
+	list.Flags().StringVar(&bf.status, "status", "", "a Synapse backend's jobs: only those of this status (PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED)")
 	result := &cobra.Command{
 		Use:   "result JOB_ID",
 		Short: "Wait for a job to end and print its result (exit 1 if it failed)",
 		Args:  exactArgs(1, "one argument, the job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			job, err := open(args[0])
+			var job synapse.Job
+			var err error
+			if bf.use(cmd, args[0]) {
+				job, err = openRemote(cmd.Context(), args[0])
+			} else {
+				job, err = open(args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -293,9 +341,16 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 	}
 	stop := &cobra.Command{
 		Use:   "stop JOB_ID",
-		Short: "Stop a job and wait until it has stopped",
+		Short: "Stop a job and wait until it has stopped (a backend job: POST /v2/jobs/{id}/stop/)",
 		Args:  exactArgs(1, "one argument, the job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bf.use(cmd, args[0]) {
+				rj, err := openRemote(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return remoteJobStop(cmd.Context(), io, rj, flags.out)
+			}
 			job, err := open(args[0])
 			if err != nil {
 				return err
@@ -312,9 +367,12 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 	}
 	del := &cobra.Command{
 		Use:   "delete JOB_ID",
-		Short: "Delete an ended job's record",
+		Short: "Delete an ended job's record (Ray jobs only)",
 		Args:  exactArgs(1, "one argument, the job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if bf.use(cmd, args[0]) {
+				return &runflags.UsageError{Message: "job delete works on Ray jobs only: a Synapse backend keeps its jobs (give --ray-address for a Ray job whose ID is a UUID)"}
+			}
 			job, err := open(args[0])
 			if err != nil {
 				return err
@@ -330,7 +388,7 @@ func newJobCmd(io *IOStreams, g *globals) *cobra.Command {
 }
 
 // followJobLogs renders a job's events until it ends.
-func followJobLogs(ctx context.Context, io *IOStreams, job *ray.Job) error {
+func followJobLogs(ctx context.Context, io *IOStreams, job synapse.Job) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	err := job.Follow(ctx, synapse.NewConsoleLogger(io.ErrOut))
@@ -341,17 +399,17 @@ func followJobLogs(ctx context.Context, io *IOStreams, job *ray.Job) error {
 		return err
 	}
 	// The exit code is the job's: 0 succeeded, 1 failed or stopped.
-	info, err := job.Info(ctx)
+	status, err := job.Status(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(io.ErrOut, "Job %s %s.\n", job.ID(), info.Status)
-	if info.Status == synapse.JobSucceeded {
+	fmt.Fprintf(io.ErrOut, "Job %s %s.\n", job.ID(), status)
+	if status == synapse.JobSucceeded {
 		return nil
 	}
 	_, err = job.Result(ctx)
 	if err == nil {
-		err = fmt.Errorf("job %s ended %s", job.ID(), info.Status)
+		err = fmt.Errorf("job %s ended %s", job.ID(), status)
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/internal/supervise"
 	"github.com/synapse-sdk/synapse-go/plugin"
+	"github.com/synapse-sdk/synapse-go/remote"
 )
 
 func newRunCmd(io *IOStreams, g *globals) *cobra.Command {
@@ -30,14 +32,16 @@ func newRunCmd(io *IOStreams, g *globals) *cobra.Command {
 		Long: `Run an action of the plugin in --path.
 
 Local mode builds the plugin binary (cached: an unchanged plugin is never rebuilt) and runs the
-action in it. Logs, progress and metrics go to stderr; the result goes to stdout (indented on a
+action in it. Task and job modes run it on a Ray cluster; remote mode runs the published release
+(synapse plugin publish) on a Synapse backend's agent (synapse login, synapse agent select). Logs, progress and metrics go to stderr; the result goes to stdout (indented on a
 terminal, compact JSON otherwise or with -o json).
 
 Exit codes: 0 success; 1 the action failed or panicked, or the build failed; 2 bad flags, config,
 params or an unknown action; 130 interrupted.`,
 		Example: `  synapse plugin run train --params '{"epochs": 10}' --mode local
   synapse plugin run train --path ./my-plugin --params @params.json --env SEED=7
-  echo '{"epochs": 3}' | synapse plugin run train --params - -o json`,
+  echo '{"epochs": 3}' | synapse plugin run train --params - -o json
+  synapse plugin run train --mode remote --agent 1 --params '{"epochs": 3}'`,
 		Args: exactArgs(1, "one argument, the action name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flags.Verbose = g.verbose
@@ -66,6 +70,9 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	if err := flags.Check(mode); err != nil {
 		return err
 	}
+	if mode == synapse.ModeRemote {
+		return runRemote(ctx, io, flags, action)
+	}
 	cfg, err := loadConfig(io, flags.Path, true)
 	if err != nil {
 		return err
@@ -84,6 +91,52 @@ func runAction(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 		return err
 	}
 	return runWith(ctx, io, flags, ex, action)
+}
+
+// runRemote runs the action through a Synapse backend. The plugin
+// directory is optional with -p CODE (params are then checked by the
+// backend only); infer and deploy are the Python CLI's short names of
+// inference and deployment unless the plugin has actions of those names.
+func runRemote(ctx context.Context, io *IOStreams, flags *runflags.Flags, action string) error {
+	var p *plugin.Plugin
+	cfg, err := loadConfig(io, flags.Path, true)
+	switch {
+	case err == nil:
+		p = plugin.FromConfig(cfg)
+	case flags.Plugin != "" && !flags.Changed("path") && errors.Is(err, os.ErrNotExist):
+		// A published plugin by its code, no directory at hand.
+	default:
+		return err
+	}
+	if p == nil || !slices.Contains(p.Actions(), action) {
+		action = runflags.RemoteAction(action)
+	}
+	if p != nil && p.Code() == flags.Plugin || p != nil && flags.Plugin == "" {
+		if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
+			return synapse.NotFound(action, cfg.ActionNames())
+		}
+	}
+	ex, err := newExecutor(io, flags, synapse.ModeRemote, p)
+	if err != nil {
+		return remoteOptionError(err)
+	}
+	return remoteOptionError(runWith(ctx, io, flags, ex, action))
+}
+
+// remoteOptionError words a *remote.OptionError (a Go option, such as
+// "Agent") as the flag that sets it: "--agent: the backend … has 2
+// agents; choose one …". Other errors are returned as they are.
+func remoteOptionError(err error) error {
+	var oe *remote.OptionError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	flag := map[string]string{"Agent": "agent", "Plugin": "plugin", "Release": "release", "Language": "lang",
+		"Backend.Host": "host", "Backend.Token": "token", "Arch": "arch"}[oe.Field]
+	if flag == "" {
+		return err
+	}
+	return &runflags.UsageError{Flag: flag, Message: oe.Err.Error()}
 }
 
 // execLocal runs the action in local mode: it builds the plugin binary and

@@ -20,9 +20,29 @@ const (
 	Interrupted = 130 // stopped by Ctrl-C
 )
 
+// SetupError is a command that cannot run until something is set up: not
+// logged in, no agent selected, no plugin code. Its text says what is
+// missing and the command that sets it up; it is a usage error (exit 2):
+// nothing was sent.
+type SetupError struct {
+	// Problem is what is missing, such as "not logged in to http://h".
+	Problem string
+	// Fix is the command to run, such as "run synapse login".
+	Fix string
+}
+
+// Error implements error: "PROBLEM: FIX".
+func (e *SetupError) Error() string { return e.Problem + ": " + e.Fix }
+
+// ExitCode returns Usage.
+func (e *SetupError) ExitCode() int { return Usage }
+
 // Code maps an error to the process exit code. It is the one place where
 // errors become exit codes. An error (or one it wraps) may choose its code
-// with an `ExitCode() int` method.
+// with an `ExitCode() int` method (a *SetupError and the backend client's
+// unusable host are 2). Every other error is Failure (1), among them the
+// Synapse backend's answers (401 token refused, 403, 404, 409, 5xx), an
+// unreachable backend, and a request whose answer was lost.
 func Code(err error) int {
 	if err == nil {
 		return OK

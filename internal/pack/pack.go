@@ -61,6 +61,9 @@ type Options struct {
 	BinaryName string            // name of the binary inside the package (default "plugin"); stored with mode 0755
 	Extra      map[string][]byte // more files to add at these package paths (e.g. ".synapse_params.json"); mode 0644
 	MaxSize    int64             // default MaxSize
+	// LimitOf names whose limit MaxSize is, for TooLargeError; default
+	// "the Ray dashboard".
+	LimitOf string
 }
 
 // File is one file in a package.
@@ -84,6 +87,9 @@ type TooLargeError struct {
 	Size    int64  // size of the zip in bytes, or the files' total size before compression when they were refused uncompressed
 	Limit   int64  // the limit in bytes
 	Largest []File // the largest files by size before compression, largest first (at most 5)
+	// LimitOf names whose limit it is, such as "the Ray dashboard" (the
+	// default when empty).
+	LimitOf string
 }
 
 // Error describes the sizes and names the largest files, e.g. "package
@@ -92,7 +98,11 @@ type TooLargeError struct {
 // .synapseignore or .gitignore".
 func (e *TooLargeError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "package plugin: %s is over the %s limit of the Ray dashboard", formatSize(e.Size), formatLimit(e.Limit))
+	of := e.LimitOf
+	if of == "" {
+		of = "the Ray dashboard"
+	}
+	fmt.Fprintf(&b, "package plugin: %s is over the %s limit of %s", formatSize(e.Size), formatLimit(e.Limit), of)
 	for i, f := range e.Largest {
 		if i == 0 {
 			b.WriteString("; largest files: ")
@@ -107,6 +117,10 @@ func (e *TooLargeError) Error() string {
 
 // ExitCode returns 2: the plugin directory must be changed before trying again.
 func (e *TooLargeError) ExitCode() int { return 2 }
+
+// FormatSize prints n bytes for people: "12.3 MiB", "4.0 KiB" or "512 B"
+// (MiB with one decimal from 0.1 MiB up).
+func FormatSize(n int64) string { return formatSize(n) }
 
 // formatSize prints n bytes in MiB with one decimal, or, below 0.1 MiB, in
 // KiB or bytes.
@@ -410,7 +424,7 @@ func (b *builder) finish() error {
 		raw += e.size
 	}
 	if raw > rawFactor*b.max {
-		return &TooLargeError{Size: raw, Limit: b.max, Largest: largest(b.entries)}
+		return &TooLargeError{Size: raw, Limit: b.max, Largest: largest(b.entries), LimitOf: b.opts.LimitOf}
 	}
 	return nil
 }
@@ -449,7 +463,7 @@ func (b *builder) write() (*Package, error) {
 		return nil, fmt.Errorf("package plugin: %w", err)
 	}
 	if out.n > b.max {
-		return nil, &TooLargeError{Size: out.n, Limit: b.max, Largest: largest(b.entries)}
+		return nil, &TooLargeError{Size: out.n, Limit: b.max, Largest: largest(b.entries), LimitOf: b.opts.LimitOf}
 	}
 	data := out.buf.Bytes()
 	sum := sha256.Sum256(data)

@@ -888,10 +888,11 @@ func TestSmallMaxSize(t *testing.T) {
 	if err.Error() != wantMsg {
 		t.Errorf("message\n%s\nwant\n%s", err, wantMsg)
 	}
-	// Far over it: refused uncompressed, with the raw total.
-	_, err = Build(Options{Dir: dir, MaxSize: 1000})
-	if tl := tooLarge(t, err); tl.Size != 7500 {
-		t.Errorf("Size = %d, want the raw total 7500", tl.Size)
+	// Far over it: refused uncompressed, with the raw total, and the
+	// limit named as the caller says (a release's, for remote.Publish).
+	_, err = Build(Options{Dir: dir, MaxSize: 1000, LimitOf: "a Synapse backend's release"})
+	if tl := tooLarge(t, err); tl.Size != 7500 || !strings.HasPrefix(err.Error(), "package plugin: 7.3 KiB is over the 1000 B limit of a Synapse backend's release; largest files: f.bin") {
+		t.Errorf("Size = %d, want the raw total 7500; message %q", tl.Size, err)
 	}
 }
 

@@ -61,6 +61,8 @@ type Flags struct {
 	Replicas        int           // task mode: Serve replicas
 	MaxOngoing      int           // task mode: runs per replica at once
 	ServeAddress    string        // task mode: the Serve HTTP proxy
+	Agent           int64         // remote mode: the backend agent's ID (0: config.json's, else the only one)
+	Release         string        // remote mode: the release version to run ("" the newest)
 
 	memoryBytes int64
 	resources   map[string]float64
@@ -93,13 +95,15 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.Output, "output", "o", "text", "text or json (the result only, machine-readable)")
 	fs.StringVar(&f.Memory, "memory", "", "memory for task and job modes, e.g. 512MiB, 2GiB or bytes")
 	fs.StringArrayVar(&f.Resources, "resources", nil, "custom Ray resource for task and job modes, NAME=N (repeatable), e.g. worker_node=1")
-	fs.BoolVar(&f.NoWait, "no-wait", false, "job mode: print the job ID and return right after submission")
-	fs.BoolVar(&f.StopOnInterrupt, "stop-on-interrupt", false, "job mode: Ctrl-C stops the job (default: only stops following it)")
+	fs.BoolVar(&f.NoWait, "no-wait", false, "job and remote modes: print the job ID and return right after submission")
+	fs.BoolVar(&f.StopOnInterrupt, "stop-on-interrupt", false, "job and remote modes: Ctrl-C stops the job (default: only stops following it)")
 	fs.DurationVar(&f.StartTimeout, "start-timeout", 10*time.Minute, "job mode: fail if the job is still PENDING after this long")
 	fs.StringVar(&f.Arch, "arch", "amd64", "task and job modes: the cluster's CPU architecture (GOARCH)")
 	fs.IntVar(&f.Replicas, "replicas", 1, "task mode: how many workers (Ray Serve replicas)")
 	fs.IntVar(&f.MaxOngoing, "max-ongoing-requests", 1, "task mode: runs one worker takes at once")
 	fs.StringVar(&f.ServeAddress, "serve-address", "", "task mode: the Ray Serve HTTP proxy (default: the Ray head's host, port 8000)")
+	fs.Int64Var(&f.Agent, "agent", 0, "remote mode: the backend agent's ID (default: the one synapse agent select chose, else the backend's only agent)")
+	fs.StringVar(&f.Release, "release", "", "remote mode: the release version to run (default: the newest)")
 }
 
 // UsageError is a bad flag or argument. The CLI exits 2 for it.
@@ -196,11 +200,32 @@ func (f *Flags) Check(mode synapse.Mode) error {
 			}
 		}
 	}
-	if mode != synapse.ModeJob {
+	if mode != synapse.ModeJob && mode != synapse.ModeRemote {
 		for _, name := range []string{"no-wait", "stop-on-interrupt"} {
 			if f.Changed(name) {
-				return &UsageError{Flag: name, Message: "only works in job mode (--mode job)"}
+				return &UsageError{Flag: name, Message: "only works in job and remote modes (--mode job, --mode remote)"}
 			}
+		}
+	}
+	if mode != synapse.ModeRemote {
+		for _, name := range []string{"agent", "release"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "only works in remote mode (--mode remote)"}
+			}
+		}
+	} else {
+		for _, name := range []string{"cpus", "gpus", "memory", "resources", "ray-address", "arch"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend and its agent decide where and with what the job runs; pick the agent with --agent"}
+			}
+		}
+		for _, name := range []string{"env", "env-file", "job-id", "start-timeout"} {
+			if f.Changed(name) {
+				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend names its jobs and sets their environment (config.yaml env of the published release; the language with --lang)"}
+			}
+		}
+		if f.Agent < 0 {
+			return &UsageError{Flag: "agent", Message: fmt.Sprintf("want an agent ID from synapse agent list (got %d)", f.Agent)}
 		}
 	}
 	if mode == synapse.ModeLocal {
@@ -218,6 +243,43 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		return &UsageError{Flag: "input", Message: "must be valid JSON"}
 	}
 	return nil
+}
+
+// RemoteAction is the action the backend runs for name, with the Python
+// CLI's short names in remote mode: infer is inference, deploy is
+// deployment; any other name is itself.
+func RemoteAction(name string) string {
+	switch name {
+	case "infer":
+		return "inference"
+	case "deploy":
+		return "deployment"
+	}
+	return name
+}
+
+// InferParams adds --input and --infer-path to params (a JSON object) as
+// the Python CLI does for infer: params.input is the --input JSON and
+// params.path the --infer-path (default "/"). Without --input, params is
+// returned as it is. --input with an action other than infer (inference)
+// is a *UsageError, as is params that are not a JSON object.
+func (f *Flags) InferParams(action string, params []byte) ([]byte, error) {
+	if !f.Changed("input") {
+		return params, nil
+	}
+	if action != "infer" && action != "inference" {
+		return nil, &UsageError{Flag: "input", Message: fmt.Sprintf("only works with the infer action (got %q)", action)}
+	}
+	obj := map[string]json.RawMessage{}
+	if len(strings.TrimSpace(string(params))) > 0 {
+		if err := json.Unmarshal(params, &obj); err != nil || obj == nil {
+			return nil, &UsageError{Flag: "params", Message: "must be a JSON object to take --input"}
+		}
+	}
+	obj["input"] = json.RawMessage(f.Input)
+	path, _ := json.Marshal(f.InferPath)
+	obj["path"] = path
+	return json.Marshal(obj)
 }
 
 // CheckResource checks a resource quantity the way Ray will: a finite

@@ -76,6 +76,20 @@ func TestCheck(t *testing.T) {
 		{[]string{"--debug-sdk"}, synapse.ModeJob, "--debug-sdk: only works in local mode"},
 		{[]string{"-i", "{bad"}, synapse.ModeRemote, "--input: must be valid JSON"},
 		{[]string{"-i", `{"image": "x.png"}`}, synapse.ModeRemote, ""},
+		{[]string{"--agent", "2", "--release", "1.0.0", "--no-wait", "--stop-on-interrupt"}, synapse.ModeRemote, ""},
+		{[]string{"--agent", "-1"}, synapse.ModeRemote, "--agent: want an agent ID"},
+		{[]string{"--agent", "2"}, synapse.ModeJob, "--agent: only works in remote mode"},
+		{[]string{"--release", "1.0"}, synapse.ModeLocal, "--release: only works in remote mode"},
+		{[]string{"--no-wait"}, synapse.ModeTask, "--no-wait: only works in job and remote modes"},
+		{[]string{"--cpus", "1"}, synapse.ModeRemote, "--cpus: not supported in remote mode: the backend and its agent decide"},
+		{[]string{"--gpus", "1"}, synapse.ModeRemote, "--gpus: not supported in remote mode"},
+		{[]string{"--memory", "1G"}, synapse.ModeRemote, "--memory: not supported in remote mode"},
+		{[]string{"--ray-address", "auto"}, synapse.ModeRemote, "--ray-address: not supported in remote mode"},
+		{[]string{"--resources", "x=1"}, synapse.ModeRemote, "--resources: not supported in remote mode"},
+		{[]string{"--env", "A=1"}, synapse.ModeRemote, "--env: not supported in remote mode: the backend names its jobs and sets their environment"},
+		{[]string{"--env-file", "x.toml"}, synapse.ModeRemote, "--env-file: not supported in remote mode"},
+		{[]string{"--job-id", "j1"}, synapse.ModeRemote, "--job-id: not supported in remote mode"},
+		{[]string{"--lang", "ko"}, synapse.ModeRemote, ""},
 	}
 	for _, tt := range tests {
 		err := parse(t, tt.args...).Check(tt.mode)
@@ -84,6 +98,37 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%v in %s: %v", tt.args, tt.mode, err)
 		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
 			t.Errorf("%v in %s: error = %v, want %q", tt.args, tt.mode, err, tt.want)
+		}
+	}
+}
+
+func TestRemoteAction(t *testing.T) {
+	for in, want := range map[string]string{"infer": "inference", "deploy": "deployment", "train": "train", "inference": "inference"} {
+		if got := RemoteAction(in); got != want {
+			t.Errorf("RemoteAction(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestInferParams(t *testing.T) {
+	tests := []struct {
+		args           []string
+		action, params string
+		want, wantErr  string
+	}{
+		{nil, "train", `{"a":1}`, `{"a":1}`, ""},
+		{[]string{"-i", `{"img":"x"}`}, "infer", `{"a":1}`, `{"a":1,"input":{"img":"x"},"path":"/"}`, ""},
+		{[]string{"-i", `[1]`, "--infer-path", "/predict"}, "inference", `{}`, `{"input":[1],"path":"/predict"}`, ""},
+		{[]string{"-i", `{}`}, "train", `{}`, "", "--input: only works with the infer action"},
+		{[]string{"-i", `{}`}, "infer", `[1]`, "", "--params: must be a JSON object"},
+	}
+	for _, tt := range tests {
+		got, err := parse(t, tt.args...).InferParams(tt.action, []byte(tt.params))
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)):
+			t.Errorf("%v %s: error %v, want %q", tt.args, tt.action, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || string(got) != tt.want):
+			t.Errorf("%v %s: got %s, %v, want %s", tt.args, tt.action, got, err, tt.want)
 		}
 	}
 }

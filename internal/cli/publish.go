@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/synapse-sdk/synapse-go/internal/pack"
+	"github.com/synapse-sdk/synapse-go/internal/runflags"
+	"github.com/synapse-sdk/synapse-go/plugin"
+	"github.com/synapse-sdk/synapse-go/remote"
+)
+
+func newPublishCmd(io *IOStreams, g *globals) *cobra.Command {
+	var (
+		bf                 backendFlags
+		path, configPath   string
+		dryRun, debug, yes bool
+		arch               string
+	)
+	cmd := &cobra.Command{
+		Use:   "publish",
+		Short: "Publish the plugin as a release on a Synapse backend (for --mode remote)",
+		Long: `synapse plugin publish packs the plugin as job mode does (a static linux plugin binary and the plugin's
+files, minus .synapseignore/.gitignore, at most 100 MiB zipped) and uploads it as a release of config.yaml
+version (POST /plugin_releases/). The plugin is created on the backend on its first publish.
+
+A version that already exists is refused: bump version in config.yaml, or publish with --debug, which
+replaces it (a debug release runs with --mode remote --debug, the default). --dry-run lists the files and
+the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
+		Example: `  synapse plugin publish --dry-run
+  synapse plugin publish --path ./my-plugin -y
+  synapse plugin publish --debug --host http://127.0.0.1:8080`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if arch != "amd64" && arch != "arm64" {
+				return &runflags.UsageError{Flag: "arch", Message: fmt.Sprintf("must be amd64 or arm64 (got %q)", arch)}
+			}
+			from := path
+			if configPath != "" {
+				if cmd.Flags().Changed("path") {
+					if d, err := filepath.Abs(filepath.Dir(configPath)); err != nil || !sameDir(d, path) {
+						return &runflags.UsageError{Flag: "config", Message: fmt.Sprintf("%s is not in the plugin directory %s: the release is the directory of its config file; give one of --path and --config", configPath, path)}
+					}
+				}
+				from = configPath
+			}
+			cfg, err := loadConfig(io, from, true)
+			if err != nil {
+				return err
+			}
+			p := plugin.FromConfig(cfg)
+			creds, _, err := credentials(bf)
+			if err != nil {
+				return err
+			}
+			var b remote.Backend
+			if !dryRun {
+				if b, err = remoteBackend(creds); err != nil {
+					return err
+				}
+			}
+			stop := func() {}
+			if io.IsTerminal() {
+				stop = spin(io.ErrOut, "Building and packing the plugin")
+			}
+			var pkg *remote.Package
+			err = interruptible(ctx, func(ctx context.Context) (err error) {
+				pkg, err = remote.Pack(ctx, p, arch)
+				return err
+			})
+			stop()
+			if err != nil {
+				return err
+			}
+			what := fmt.Sprintf("%s %s (linux/%s): %d files, %s zipped", pkg.Plugin, pkg.Version, pkg.Arch, len(pkg.Files), pack.FormatSize(pkg.Size))
+			if dryRun {
+				tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
+				for _, f := range pkg.Files {
+					fmt.Fprintf(tw, "%s\t  %s\n", pack.FormatSize(f.Size), f.Name)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintf(io.ErrOut, "Dry run: would publish %s to %s; nothing was sent.\n", what, creds.Host)
+				return nil
+			}
+			if !yes && io.IsTerminal() {
+				fmt.Fprintf(io.ErrOut, "Publish %s to %s? [Y/n] ", what, creds.Host)
+				line, err := readLine(io.In)
+				if err != nil {
+					return fmt.Errorf("publish: read the answer: %w", err)
+				}
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "" && a != "y" && a != "yes" {
+					fmt.Fprintln(io.ErrOut, "Cancelled; nothing was sent.")
+					return nil
+				}
+			} else {
+				fmt.Fprintf(io.ErrOut, "Publishing %s to %s\n", what, creds.Host)
+			}
+			if io.IsTerminal() {
+				stop = spin(io.ErrOut, "Uploading")
+			}
+			var rel *remote.Release
+			err = interruptible(ctx, func(ctx context.Context) (err error) {
+				rel, err = remote.Publish(ctx, p, remote.PublishOptions{Backend: b, Debug: debug, Arch: arch})
+				return err
+			})
+			stop()
+			if err != nil {
+				return err
+			}
+			kind := "release"
+			if rel.Debug {
+				kind = "debug release"
+			}
+			fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, creds.Host)
+			if g.verbose && rel.Checksum != "" {
+				fmt.Fprintf(io.ErrOut, "checksum: sha256:%s\n", rel.Checksum)
+			}
+			if actions := p.Actions(); len(actions) > 0 {
+				fmt.Fprintf(io.ErrOut, "Run it: synapse plugin run %s --mode remote\n", actions[0])
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	bf.register(f)
+	f.StringVar(&path, "path", ".", "plugin directory, or a config.yaml path")
+	f.StringVarP(&configPath, "config", "c", "", "the plugin's config.yaml (its directory is the plugin directory)")
+	f.BoolVar(&dryRun, "dry-run", false, "list the files and the size; send nothing")
+	f.BoolVar(&debug, "debug", false, "publish a debug release: replaces a release of the same version")
+	f.BoolVarP(&yes, "yes", "y", false, "do not ask before uploading")
+	f.StringVar(&arch, "arch", "amd64", "the agents' CPU architecture (GOARCH of the plugin binary): amd64 or arm64")
+	return cmd
+}
+
+// sameDir reports whether dir is the plugin directory given as path (a
+// directory, or a config file in it).
+func sameDir(dir, path string) bool {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	return p == dir || filepath.Dir(p) == dir
+}
