@@ -743,3 +743,43 @@ func TestRunCancelStopsJob(t *testing.T) {
 		t.Errorf("status = %s, %v; want STOPPED", st, err)
 	}
 }
+
+// TestRunJobThatCannotStart: a release the agent cannot start (it has no
+// plugin binary) fails the job; Run returns an *ExecutionError with the
+// backend's reason (meta.error). The server closes such a job's console
+// log, so Run does not need its fallback for a stream that never
+// completes (turned off here: without the close, Run would wait for the
+// server's 10-minute grace and miss the test's deadline).
+func TestRunJobThatCannotStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a synapse server; skipped with -short")
+	}
+	defer func(g time.Duration) { endGrace = g }(endGrace)
+	endGrace = time.Hour
+	b := serve(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	w, _ := zw.Create("config.yaml")
+	_, _ = io.WriteString(w, "code: empty\nname: Empty\nversion: 0.1.0\nactions:\n  train: {}\n")
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishRelease(ctx, backend.ReleaseUpload{Plugin: "empty", Version: "0.1.0", Config: json.RawMessage(`{"code":"empty","name":"Empty","actions":{"train":{}}}`), Zip: zbuf.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewExecutor(nil, Options{Backend: b, Plugin: "empty"}, synapse.WithLogger(synapse.DiscardLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Run(ctx, "train", nil)
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "has no synapse-plugin") {
+		t.Errorf("Run = %v", err)
+	}
+}
