@@ -226,17 +226,24 @@ func (j *Job) Logs(ctx context.Context) ([]string, error) { return j.client.Cons
 // cancelled), then SIGKILL. A job that has already ended is left as it
 // is: Stop returns nil (Info tells how it ended).
 func (j *Job) Stop(ctx context.Context) error {
+	_, err := j.stop(ctx)
+	return err
+}
+
+// stop is Stop, reporting whether it stopped the job (false: the job had
+// already ended).
+func (j *Job) stop(ctx context.Context) (bool, error) {
 	_, err := j.client.Stop(ctx, j.id)
 	if errors.Is(err, backend.ErrConflict) {
 		if bj, gerr := j.client.Job(ctx, j.id); gerr == nil && bj.Ended() {
-			return nil
+			return false, nil
 		}
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = j.wait(ctx)
-	return err
+	return err == nil, err
 }
 
 // Result waits for the job to end and returns the action's result. A
