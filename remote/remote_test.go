@@ -97,12 +97,28 @@ func published(t *testing.T, agents ...server.AgentSpec) (*plugin.Plugin, Backen
 	return publishedConfig(t, server.Config{Agents: agents})
 }
 
-// publishedConfig is published with a server configuration.
+var (
+	packOnce sync.Once
+	packed   *Package
+	packErr  error
+)
+
+// publishedConfig is published with a server configuration. The package
+// is built once for the test binary (Pack is slow under -race) and
+// uploaded as Publish uploads it; TestPublish tests Publish itself.
 func publishedConfig(t *testing.T, cfg server.Config) (*plugin.Plugin, Backend) {
 	t.Helper()
 	p := conformance(t)
 	b := serveConfig(t, cfg)
-	if _, err := Publish(t.Context(), p, PublishOptions{Backend: b}); err != nil {
+	packOnce.Do(func() { packed, packErr = Pack(context.Background(), p, "") })
+	if packErr != nil {
+		t.Fatal(packErr)
+	}
+	c, err := b.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishRelease(t.Context(), backend.ReleaseUpload{Plugin: packed.Plugin, Version: packed.Version, Config: packed.Config, Zip: packed.Data}); err != nil {
 		t.Fatal(err)
 	}
 	return p, b
