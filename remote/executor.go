@@ -112,8 +112,12 @@ func (e *Executor) Run(ctx context.Context, action string, params any) (any, err
 	if ctx.Err() != nil {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
 		defer cancel()
-		if serr := j.Stop(stopCtx); serr != nil {
+		stopped, serr := j.stop(stopCtx)
+		switch {
+		case serr != nil:
 			return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w; stop job %s: %w", ctx.Err(), j.id, serr)}
+		case !stopped:
+			return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w: job %s had already ended (see its result: synapse plugin job get %s)", ctx.Err(), j.id, j.id)}
 		}
 		return nil, &synapse.ExecutionError{Action: action, JobID: j.id, Err: fmt.Errorf("%w: job %s was stopped", ctx.Err(), j.id)}
 	}

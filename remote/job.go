@@ -226,17 +226,24 @@ func (j *Job) Logs(ctx context.Context) ([]string, error) { return j.client.Cons
 // cancelled), then SIGKILL. A job that has already ended is left as it
 // is: Stop returns nil (Info tells how it ended).
 func (j *Job) Stop(ctx context.Context) error {
+	_, err := j.stop(ctx)
+	return err
+}
+
+// stop is Stop, reporting whether it stopped the job (false: the job had
+// already ended).
+func (j *Job) stop(ctx context.Context) (bool, error) {
 	_, err := j.client.Stop(ctx, j.id)
 	if errors.Is(err, backend.ErrConflict) {
 		if bj, gerr := j.client.Job(ctx, j.id); gerr == nil && bj.Ended() {
-			return nil
+			return false, nil
 		}
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = j.wait(ctx)
-	return err
+	return err == nil, err
 }
 
 // Result waits for the job to end and returns the action's result. A
@@ -256,7 +263,7 @@ func (j *Job) Result(ctx context.Context) (any, error) {
 	if bj.Status != backend.StatusStopped && (s == nil || s.Result == nil && s.Err == nil) && !(bj.Status == backend.StatusSucceeded && len(bj.Result) > 0) {
 		// Not followed, or followed before the outcome: the console log
 		// the backend kept is the record.
-		lines, lerr := j.client.ConsoleLogs(ctx, j.id)
+		lines, lerr := j.consoleLog(ctx)
 		switch {
 		case lerr == nil:
 			s = worker.ParseJobLog(strings.Join(lines, "\n"))
@@ -270,6 +277,29 @@ func (j *Job) Result(ctx context.Context) (any, error) {
 		action = bj.Action
 	}
 	return outcome(bj, action, s)
+}
+
+// consoleLog reads the whole console log of an ended job. The plugin
+// binary reports its end before it writes its last lines (its error
+// line), and the backend reads them in after, so the log is read to the
+// stream's "complete" (the backend has every line); a backend whose stream
+// does not complete within endGrace is read as it stands (GET
+// console_logs/).
+func (j *Job) consoleLog(ctx context.Context) ([]string, error) {
+	tailCtx, cancel := context.WithTimeout(ctx, endGrace)
+	defer cancel()
+	var lines []string
+	err := j.client.TailConsole(tailCtx, j.id, 0, func(l backend.Line) error {
+		lines = append(lines, strings.Split(l.Text, "\n")...)
+		return nil
+	})
+	if err == nil {
+		return lines, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return j.client.ConsoleLogs(ctx, j.id)
 }
 
 // outcome turns an ended job and its console log into a result or error.

@@ -172,9 +172,10 @@ func (e *VersionExistsError) Unwrap() error { return e.Err }
 
 // Publish packs p (Pack) and uploads it as a release of version
 // config.yaml version (POST /plugin_releases/, multipart, as the Python
-// SDK sends it). A plugin the backend does not have yet is created first
-// (GET /plugins/{code}/, then POST /plugins/ from config.yaml's code,
-// name, category and description).
+// SDK sends it). It asks the backend for the plugin first (GET
+// /plugins/{code}/, so a wrong host or token fails before the build); a
+// plugin the backend does not have yet is created (POST /plugins/ from
+// config.yaml's code, name, category and description).
 //
 // Errors: Pack's; a *VersionExistsError (ErrVersionExists) for a version
 // that exists, unless Debug; the backend's others as internal/backend
@@ -185,11 +186,18 @@ func Publish(ctx context.Context, p *plugin.Plugin, opts PublishOptions) (*Relea
 	if err != nil {
 		return nil, err
 	}
+	// The backend is asked first, so a wrong host or token fails before
+	// the build.
+	_, err = c.Plugin(ctx, p.Code())
+	missing := errors.Is(err, backend.ErrNotFound)
+	if err != nil && !missing {
+		return nil, err
+	}
 	pkg, err := Pack(ctx, p, opts.Arch)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Plugin(ctx, pkg.Plugin); errors.Is(err, backend.ErrNotFound) {
+	if missing {
 		cfg := p.Config()
 		_, cerr := c.CreatePlugin(ctx, backend.Plugin{Code: cfg.Code, Name: cfg.Name, Category: cfg.Category, Description: cfg.Description})
 		if cerr != nil {
@@ -198,8 +206,6 @@ func Publish(ctx context.Context, p *plugin.Plugin, opts PublishOptions) (*Relea
 				return nil, cerr
 			}
 		}
-	} else if err != nil {
-		return nil, err
 	}
 	rel, err := c.PublishRelease(ctx, backend.ReleaseUpload{Plugin: pkg.Plugin, Version: pkg.Version, Config: pkg.Config, Debug: opts.Debug, Zip: pkg.Data})
 	if errors.Is(err, backend.ErrVersionExists) {

@@ -97,12 +97,28 @@ func published(t *testing.T, agents ...server.AgentSpec) (*plugin.Plugin, Backen
 	return publishedConfig(t, server.Config{Agents: agents})
 }
 
-// publishedConfig is published with a server configuration.
+var (
+	packOnce sync.Once
+	packed   *Package
+	packErr  error
+)
+
+// publishedConfig is published with a server configuration. The package
+// is built once for the test binary (Pack is slow under -race) and
+// uploaded as Publish uploads it; TestPublish tests Publish itself.
 func publishedConfig(t *testing.T, cfg server.Config) (*plugin.Plugin, Backend) {
 	t.Helper()
 	p := conformance(t)
 	b := serveConfig(t, cfg)
-	if _, err := Publish(t.Context(), p, PublishOptions{Backend: b}); err != nil {
+	packOnce.Do(func() { packed, packErr = Pack(context.Background(), p, "") })
+	if packErr != nil {
+		t.Fatal(packErr)
+	}
+	c, err := b.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishRelease(t.Context(), backend.ReleaseUpload{Plugin: packed.Plugin, Version: packed.Version, Config: packed.Config, Zip: packed.Data}); err != nil {
 		t.Fatal(err)
 	}
 	return p, b
@@ -741,5 +757,45 @@ func TestRunCancelStopsJob(t *testing.T) {
 	}
 	if st, err := j.Status(t.Context()); err != nil || st != synapse.JobStopped {
 		t.Errorf("status = %s, %v; want STOPPED", st, err)
+	}
+}
+
+// TestRunJobThatCannotStart: a release the agent cannot start (it has no
+// plugin binary) fails the job; Run returns an *ExecutionError with the
+// backend's reason (meta.error). The server closes such a job's console
+// log, so Run does not need its fallback for a stream that never
+// completes (turned off here: without the close, Run would wait for the
+// server's 10-minute grace and miss the test's deadline).
+func TestRunJobThatCannotStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a synapse server; skipped with -short")
+	}
+	defer func(g time.Duration) { endGrace = g }(endGrace)
+	endGrace = time.Hour
+	b := serve(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	w, _ := zw.Create("config.yaml")
+	_, _ = io.WriteString(w, "code: empty\nname: Empty\nversion: 0.1.0\nactions:\n  train: {}\n")
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishRelease(ctx, backend.ReleaseUpload{Plugin: "empty", Version: "0.1.0", Config: json.RawMessage(`{"code":"empty","name":"Empty","actions":{"train":{}}}`), Zip: zbuf.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewExecutor(nil, Options{Backend: b, Plugin: "empty"}, synapse.WithLogger(synapse.DiscardLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Run(ctx, "train", nil)
+	var xe *synapse.ExecutionError
+	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "has no synapse-plugin") {
+		t.Errorf("Run = %v", err)
 	}
 }

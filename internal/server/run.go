@@ -299,12 +299,14 @@ func (d *dispatcher) start(ctx context.Context, job store.Job) error {
 	return nil
 }
 
-// failed records that a job could not be started.
+// failed records that a job could not be started; no agent will write to
+// its console log, so it is closed (its followers get complete at once).
 func (d *dispatcher) failed(ctx context.Context, jobID string, err error) {
 	b, _ := json.Marshal(map[string]any{"error": err.Error()})
 	meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": "start", "message": err.Error()}})
 	_, _ = d.api.Store.UpdateJob(ctx, jobID, store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta})
 	_ = d.api.Store.RevokeToken(ctx, jobID)
+	_ = d.api.Store.CloseConsole(ctx, jobID)
 	d.done(jobID)
 }
 
