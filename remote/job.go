@@ -163,10 +163,11 @@ func (j *Job) ID() string { return j.id }
 // see JobInfo.Action).
 func (j *Job) Action() string { return j.action }
 
-// DashboardURL returns where to look at the job on the backend: its record,
-// HOST/jobs/{id}/ (synapse server and the Synapse API serve it; a web
-// dashboard's page comes with the dashboard).
-func (j *Job) DashboardURL() string { return j.client.Host() + "/jobs/" + j.id + "/" }
+// DashboardURL returns the job's page in synapse server's web dashboard,
+// HOST/ui/jobs/{id}/ (docs/dashboard.md; signing in with an admin token).
+// The Synapse platform's console has pages of its own, at an address its
+// API does not give.
+func (j *Job) DashboardURL() string { return j.client.Host() + "/ui/jobs/" + j.id + "/" }
 
 // Info returns the job's current state (GET /jobs/{id}/).
 func (j *Job) Info(ctx context.Context) (*JobInfo, error) {

@@ -333,7 +333,7 @@ func TestSubmitFollowStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := job.(*Job)
-	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(j.ID()) || j.DashboardURL() != b.Host+"/jobs/"+j.ID()+"/" || j.Action() != "wait" {
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(j.ID()) || j.DashboardURL() != b.Host+"/ui/jobs/"+j.ID()+"/" || j.Action() != "wait" {
 		t.Errorf("job %q, %q, %q", j.ID(), j.DashboardURL(), j.Action())
 	}
 
