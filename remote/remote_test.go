@@ -502,6 +502,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // It waits for the file $MARK between its two progress reports.
 const scriptPlugin = `#!/bin/sh
 [ "$1" = validate ] && exit 0
+[ "$1" = actions ] && { echo '[{"name":"train"}]'; exit 0; }
 patch() {
 	curl -sf -X PATCH -H "Synapse-Access-Token: Token $SYNAPSE_ACCESS_TOKEN" -H 'Content-Type: application/json' \
 		"$SYNAPSE_HOST/jobs/$SYNAPSE_JOB_ID/" -d "$1" >/dev/null || echo "patch failed: $1"
