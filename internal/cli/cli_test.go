@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -127,6 +129,8 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			"sdkmod":   cmdSDKMod,
 			"waitfile": cmdWaitFile,
 			"lastrun":  cmdLastRun,
+			"freeport": cmdFreePort,
+			"waithttp": cmdWaitHTTP,
 		},
 	}
 }
@@ -196,4 +200,36 @@ func cmdLastRun(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("lastrun: no run directories in %s", args[0])
 	}
 	ts.Setenv("RUNID", best)
+}
+
+// cmdFreePort sets $VAR to a TCP port on 127.0.0.1 that was free a moment
+// ago (the kernel picks it): `freeport VAR`.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ts.Check(ln.Close())
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// cmdWaitHTTP waits up to a minute for URL to answer 200: `waithttp URL`.
+func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waithttp URL")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(args[0])
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("waithttp: %s did not answer 200 within a minute", args[0])
 }

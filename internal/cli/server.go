@@ -48,6 +48,12 @@ server, not its jobs: they run on, and the next start re-attaches to them.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := server.Config{Addr: addr, DataDir: sf.dataDir, DB: sf.db, MaxJobs: maxJobs}
+			if err := server.CheckAddr(addr); err != nil {
+				return &runflags.UsageError{Flag: "addr", Message: err.Error()}
+			}
+			if err := server.CheckDB(sf.db); err != nil {
+				return &runflags.UsageError{Flag: "db", Message: err.Error()}
+			}
 			if maxJobs < 1 {
 				return &runflags.UsageError{Flag: "max-jobs", Message: fmt.Sprintf("want at least 1 (got %d)", maxJobs)}
 			}
@@ -95,6 +101,9 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 	// usage error, not a new, empty store (create too: a token in a
 	// database no server uses would let nobody in).
 	openExisting := func(ctx context.Context) (*store.Store, error) {
+		if err := server.CheckDB(sf.db); err != nil {
+			return nil, &runflags.UsageError{Flag: "db", Message: err.Error()}
+		}
 		st, err := server.OpenExistingStore(ctx, server.Config{DataDir: sf.dataDir, DB: sf.db})
 		if nse, ok := err.(*server.NoStoreError); ok {
 			return nil, &runflags.UsageError{Flag: "data-dir", Message: nse.Error()}

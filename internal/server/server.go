@@ -93,8 +93,39 @@ func DefaultDataDir() string {
 	return filepath.Join(base, "synapse-go", "server")
 }
 
+// CheckDB checks a --db value: "" (SQLite in the data directory) or a
+// postgres:// or postgresql:// URL. Anything else is an error whose text
+// shows the value with its password masked ("want a postgres:// URL (got
+// mysql://u:***@h/db)"): it is never taken for an SQLite file's path.
+func CheckDB(db string) error {
+	if db == "" || store.IsPostgresURL(db) {
+		return nil
+	}
+	return fmt.Errorf("want a postgres:// URL (got %s)", store.Redact(db))
+}
+
+// CheckAddr checks a listen address (--addr): HOST:PORT, HOST a name or
+// IP address or empty (all interfaces), PORT 0 to 65535.
+func CheckAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, such as 127.0.0.1:8080 or :8080 (got %q)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("want HOST:PORT with PORT from 0 to 65535 (got %q)", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("want HOST:PORT with HOST a name or IP address (got %q)", addr)
+	}
+	return nil
+}
+
 // OpenStore opens the server's database: cfg.DB, else DataDir/synapse.db.
+// A DB that is not a PostgreSQL URL is an error (see CheckDB).
 func OpenStore(ctx context.Context, cfg Config) (*store.Store, error) {
+	if err := CheckDB(cfg.DB); err != nil {
+		return nil, fmt.Errorf("open store: --db: %w", err)
+	}
 	if cfg.DB != "" {
 		return store.Open(ctx, cfg.DB)
 	}
@@ -123,6 +154,19 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		seen[a.Name] = true
 	}
+	if err := CheckAddr(cfg.Addr); err != nil {
+		return fmt.Errorf("start server: --addr: %w", err)
+	}
+	if err := CheckDB(cfg.DB); err != nil {
+		return fmt.Errorf("start server: --db: %w", err)
+	}
+	// Listen before anything is created: an address in use leaves no
+	// data directory behind.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("start server: %w (use --addr for another address)", err)
+	}
+	defer ln.Close() // after Serve, a no-op
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err
@@ -133,10 +177,11 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	ln, err := net.Listen("tcp", cfg.Addr)
+	unlockDB, err := st.Lock(ctx)
 	if err != nil {
-		return fmt.Errorf("start server: %w (use --addr for another address)", err)
+		return err
 	}
+	defer unlockDB()
 	host := "http://" + ln.Addr().String()
 	if cfg.PublicURL != "" {
 		host = strings.TrimRight(cfg.PublicURL, "/")

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -119,9 +121,23 @@ func TestServe(t *testing.T) {
 func TestServeAddressInUse(t *testing.T) {
 	url, _, stop := serve(t, Config{DataDir: t.TempDir()})
 	defer stop()
-	err := Serve(t.Context(), Config{Addr: strings.TrimPrefix(url, "http://"), DataDir: t.TempDir()}, io.Discard)
+	dir := filepath.Join(t.TempDir(), "data")
+	err := Serve(t.Context(), Config{Addr: strings.TrimPrefix(url, "http://"), DataDir: dir}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--addr") {
 		t.Errorf("second server on the same address: %v", err)
+	}
+	// It fails before it creates anything.
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed start left %s: %v", dir, err)
+	}
+	for _, addr := range []string{"nonsense", "127.0.0.1:99999"} {
+		err := Serve(t.Context(), Config{Addr: addr, DataDir: dir}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "start server: --addr: want HOST:PORT") {
+			t.Errorf("--addr %s: %v", addr, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--addr %s left %s: %v", addr, dir, err)
+		}
 	}
 }
 

@@ -525,7 +525,7 @@ func TestSQLiteFileModes(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	if got := redact("postgres://u:secret@h:5432/db"); got != "postgres://u:***@h:5432/db" || strings.Contains(got, "secret") {
+	if got := Redact("postgres://u:secret@h:5432/db"); got != "postgres://u:***@h:5432/db" || strings.Contains(got, "secret") {
 		t.Errorf("redact = %q", got)
 	}
 	if _, err := Open(t.Context(), "postgres://u:secret@127.0.0.1:1/db?connect_timeout=1"); err == nil || strings.Contains(err.Error(), "secret") {
@@ -596,5 +596,40 @@ func TestConsoleOffset(t *testing.T) {
 		if err != nil || len(lines) != 4 || lines[3].Line != "d" {
 			t.Errorf("lines %+v, %v", lines, err)
 		}
+	})
+}
+
+// TestLock: one server at a time per database. A second store on the same
+// database (the second server) is refused while the first holds the lock,
+// and gets it once the first lets go.
+func TestLock(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		unlock, err := s.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := Open(ctx, s.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		_, err = other.Lock(ctx)
+		var iu *InUseError
+		if !errors.As(err, &iu) || !errors.Is(err, ErrInUse) {
+			t.Fatalf("second Lock = %v, want an InUseError", err)
+		}
+		if !strings.Contains(err.Error(), "another synapse server uses the database ") {
+			t.Errorf("error = %q, want it to say another server uses the database", err)
+		}
+		if s.dialect == "postgres" && (!strings.Contains(err.Error(), "--db") || !strings.Contains(err.Error(), "(schema t_")) {
+			t.Errorf("error = %q, want the schema and --db", err)
+		}
+		unlock()
+		unlock2, err := other.Lock(ctx)
+		if err != nil {
+			t.Fatalf("Lock after the first unlocked: %v", err)
+		}
+		unlock2()
 	})
 }
