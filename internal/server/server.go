@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +34,10 @@ type Config struct {
 	// SYNAPSE_HOST), for Ray agents on other machines; default
 	// http://ADDR.
 	PublicURL string
+	// ShutdownGrace is how long a stop waits for requests in flight (SSE
+	// followers end at once) before it closes their connections (default
+	// 3 s).
+	ShutdownGrace time.Duration
 }
 
 // AgentSpec is one agent: a process agent, or a Ray agent when Ray is set.
@@ -265,13 +268,20 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "synapse server: shutting down; running jobs run on and are re-attached at the next start")
 	stopStreams() // SSE followers see their request end and close cleanly
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	closeRunners()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	grace := cfg.ShutdownGrace
+	if grace <= 0 {
+		grace = 3 * time.Second
 	}
+	// Shutdown closes the listener and the idle connections and waits for
+	// the requests in flight; those still going after the grace (a client
+	// that stalled mid-body) are closed: a stop is not an error.
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		fmt.Fprintf(out, "synapse server: requests still in flight after %s are cut off\n", grace)
+		_ = srv.Close()
+	}
+	closeRunners()
 	return nil
 }
 

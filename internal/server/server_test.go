@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
@@ -185,5 +187,37 @@ func TestServePrints(t *testing.T) {
 				t.Errorf("%s: printed\n%s\nwant it to contain %q", tt.name, printed, w)
 			}
 		}
+	}
+}
+
+// TestServeStopWithStalledClient: a stop with a client stalled mid-request
+// (headers and part of a POST body sent) waits the grace, cuts the
+// connection and returns nil (the command exits 0), not a deadline error.
+func TestServeStopWithStalledClient(t *testing.T) {
+	url, _, stop := serve(t, Config{DataDir: t.TempDir(), ShutdownGrace: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /plugins/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\":")
+	// The request is in flight once the server reads it: wait until a
+	// health check answers after it (same listener, so it was accepted).
+	if resp, err := http.Get(url + "/health/"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("stop with a stalled client = %v, want nil", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop took %s, want about the grace (300ms)", d)
+	}
+	// The stalled connection was closed.
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("the stalled connection was not closed: %v", err)
 	}
 }
