@@ -201,7 +201,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprint(out, firstStartText(host, secret))
 	}
 	releases := &Releases{Dir: filepath.Join(cfg.DataDir, "releases"), WorkDir: filepath.Join(cfg.DataDir, "work")}
-	api := &API{Store: st, Releases: releases, Host: host, MaxJobs: cfg.MaxJobs, Runners: map[string]Runner{}}
+	api := &API{Store: st, Releases: releases, Host: host, MaxJobs: cfg.MaxJobs, Runners: map[string]Runner{}, ProcessRunDir: filepath.Join(cfg.DataDir, "run")}
 	var runners []Runner
 	names := make([]string, len(cfg.Agents))
 	for i, spec := range cfg.Agents {
@@ -241,7 +241,11 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	if rec != (Recovered{}) {
-		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed)
+		stopped := ""
+		if rec.Stopped > 0 {
+			stopped = fmt.Sprintf(" (%d of them of an agent no longer configured, whose processes were stopped)", rec.Stopped)
+		}
+		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed%s\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed, stopped)
 	}
 	serveCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
