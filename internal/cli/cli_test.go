@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/synapse-sdk/synapse-go/internal/cli"
+	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -131,6 +134,7 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			"lastrun":  cmdLastRun,
 			"freeport": cmdFreePort,
 			"waithttp": cmdWaitHTTP,
+			"jobtoken": cmdJobToken,
 		},
 	}
 }
@@ -232,4 +236,18 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Fatalf("waithttp: %s did not answer 200 within a minute", args[0])
+}
+
+// cmdJobToken adds a job's own token (kind job, for a made-up job ID) to
+// the server database at PATH, as a run does: `jobtoken PATH`.
+func cmdJobToken(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: jobtoken PATH")
+	}
+	st, err := store.Open(context.Background(), ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer st.Close()
+	id := uuid.NewString()
+	_, _, err = st.CreateToken(context.Background(), "job "+id, store.TokenJob, id)
+	ts.Check(err)
 }
