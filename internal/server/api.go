@@ -45,6 +45,10 @@ type API struct {
 	Host string
 	// Runners run the jobs of each agent, by agent name.
 	Runners map[string]Runner
+	// AgentIDs are the IDs of every agent the store knows, by name
+	// (store.AgentIDs), configured or not: a job of an agent no longer
+	// configured shows its agent's ID still.
+	AgentIDs map[string]int
 	// ProcessRunDir is where process agents keep their jobs' files, one
 	// directory per agent name (DataDir/run): Recover stops the processes
 	// of a process agent that is not configured any more. "" skips that.
@@ -427,6 +431,9 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 		return nil, err
 	}
 	agent := map[string]any{"name": j.Agent}
+	if id, ok := a.AgentIDs[j.Agent]; ok {
+		agent["id"] = id
+	}
 	for _, ag := range a.Agents {
 		if ag.Name == j.Agent {
 			agent["id"] = ag.ID

@@ -190,7 +190,6 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		host = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	if toks, err := st.ListTokens(ctx); err != nil {
-		ln.Close()
 		return err
 	} else if len(toks) == 0 {
 		secret, _, err := st.CreateToken(ctx, "admin", store.TokenAdmin, "")
@@ -205,7 +204,17 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	var runners []Runner
 	names := make([]string, len(cfg.Agents))
 	for i, spec := range cfg.Agents {
-		ag := Agent{ID: i + 1, Name: spec.Name, URL: host, Kind: "process"}
+		names[i] = spec.Name
+	}
+	// IDs by name, kept in the store: reordered flags change no ID, and the
+	// jobs of an agent no longer configured keep theirs.
+	ids, err := st.AgentIDs(ctx, names)
+	if err != nil {
+		return err
+	}
+	api.AgentIDs = ids
+	for i, spec := range cfg.Agents {
+		ag := Agent{ID: ids[spec.Name], Name: spec.Name, URL: host, Kind: "process"}
 		var r Runner
 		if spec.Ray == "" {
 			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone}

@@ -221,3 +221,57 @@ func TestServeStopWithStalledClient(t *testing.T) {
 		t.Errorf("the stalled connection was not closed: %v", err)
 	}
 }
+
+// TestServeAgentIDsStable: agent IDs are kept by name in the store, so a
+// restart with the --agent flags reordered or an agent removed keeps every
+// ID, and a job of the removed agent still shows its agent's ID.
+func TestServeAgentIDsStable(t *testing.T) {
+	dir := t.TempDir()
+	_, printed, stop := serve(t, Config{DataDir: dir, Agents: []AgentSpec{{Name: "local"}, {Name: "gpu"}}})
+	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), filepath.Join(dir, "synapse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := st.CreatePlugin(t.Context(), store.Plugin{Code: "x", Name: "x"})
+	rel, _ := st.CreateRelease(t.Context(), store.Release{PluginID: p.ID, Version: "1", Config: json.RawMessage(`{}`)})
+	j, err := st.CreateJob(t.Context(), store.Job{ReleaseID: rel.ID, Agent: "local", Action: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateJob(t.Context(), j.ID, store.JobUpdate{Status: store.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	url, _, stop := serve(t, Config{DataDir: dir, Agents: []AgentSpec{{Name: "cluster"}, {Name: "gpu"}}})
+	defer stop()
+	get := func(path string) string {
+		req, _ := http.NewRequest("GET", url+path, nil)
+		req.Header.Set("Authorization", "Token "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var agents struct{ Results []Agent }
+	if err := json.Unmarshal([]byte(get("/agents/")), &agents); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, a := range agents.Results {
+		got[a.Name] = a.ID
+	}
+	if got["gpu"] != 2 || got["cluster"] != 3 || len(got) != 2 {
+		t.Errorf("agents after reordering = %v, want gpu 2 (kept), cluster 3 (new)", got)
+	}
+	if body := get("/jobs/" + j.ID + "/"); !strings.Contains(body, `"agent":{"id":1,"name":"local"}`) {
+		t.Errorf("job of the removed agent = %s, want agent {id 1, name local}", body)
+	}
+}
