@@ -215,9 +215,7 @@ func (a *API) stopOrphan(ctx context.Context, j store.Job) (pid int, stopped boo
 		}
 		f.Close()
 	}
-	for _, ext := range []string{".log", ".pid", ".params.json"} {
-		_ = os.Remove(pa.file(j.ID, ext))
-	}
+	removeJobFiles(pa.RunDir, j.ID)
 	return pid, stopped
 }
 

@@ -25,6 +25,7 @@ import (
 func serve(t *testing.T, cfg Config) (url, printed string, stop func() error) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
+	thawOnCleanup(t, filepath.Join(cfg.DataDir, "work"))
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
