@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -70,8 +71,19 @@ func serve(t *testing.T) (url, token string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
+	dataDir := t.TempDir()
+	t.Cleanup(func() {
+		// The server keeps releases read-only; not running as root, the
+		// temporary directory's removal needs its directories writable.
+		_ = filepath.WalkDir(filepath.Join(dataDir, "work"), func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = os.Chmod(path, 0o700)
+			}
+			return nil
+		})
+	})
 	go func() {
-		errc <- server.Serve(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()}, pw)
+		errc <- server.Serve(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dataDir}, pw)
 		pw.Close()
 	}()
 	t.Cleanup(func() {

@@ -1,9 +1,12 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/synapse-sdk/synapse-go/internal/cli"
+	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -133,6 +138,9 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			"envstdout":   cmdEnvStdout,
 			"envmatch":    cmdEnvMatch,
 			"fakebackend": cmdFakeBackend,
+			"freeport":    cmdFreePort,
+			"waithttp":    cmdWaitHTTP,
+			"jobtoken":    cmdJobToken,
 		},
 	}
 }
@@ -202,4 +210,50 @@ func cmdLastRun(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("lastrun: no run directories in %s", args[0])
 	}
 	ts.Setenv("RUNID", best)
+}
+
+// cmdFreePort sets $VAR to a TCP port on 127.0.0.1 that was free a moment
+// ago (the kernel picks it): `freeport VAR`.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ts.Check(ln.Close())
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// cmdWaitHTTP waits up to a minute for URL to answer 200: `waithttp URL`.
+func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waithttp URL")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(args[0])
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("waithttp: %s did not answer 200 within a minute", args[0])
+}
+
+// cmdJobToken adds a job's own token (kind job, for a made-up job ID) to
+// the server database at PATH, as a run does: `jobtoken PATH`.
+func cmdJobToken(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: jobtoken PATH")
+	}
+	st, err := store.Open(context.Background(), ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer st.Close()
+	id := uuid.NewString()
+	_, _, err = st.CreateToken(context.Background(), "job "+id, store.TokenJob, id)
+	ts.Check(err)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -48,6 +49,12 @@ server, not its jobs: they run on, and the next start re-attaches to them.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := server.Config{Addr: addr, DataDir: sf.dataDir, DB: sf.db, MaxJobs: maxJobs}
+			if err := server.CheckAddr(addr); err != nil {
+				return &runflags.UsageError{Flag: "addr", Message: err.Error()}
+			}
+			if err := server.CheckDB(sf.db); err != nil {
+				return &runflags.UsageError{Flag: "db", Message: err.Error()}
+			}
 			if maxJobs < 1 {
 				return &runflags.UsageError{Flag: "max-jobs", Message: fmt.Sprintf("want at least 1 (got %d)", maxJobs)}
 			}
@@ -95,6 +102,9 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 	// usage error, not a new, empty store (create too: a token in a
 	// database no server uses would let nobody in).
 	openExisting := func(ctx context.Context) (*store.Store, error) {
+		if err := server.CheckDB(sf.db); err != nil {
+			return nil, &runflags.UsageError{Flag: "db", Message: err.Error()}
+		}
 		st, err := server.OpenExistingStore(ctx, server.Config{DataDir: sf.dataDir, DB: sf.db})
 		if nse, ok := err.(*server.NoStoreError); ok {
 			return nil, &runflags.UsageError{Flag: "data-dir", Message: nse.Error()}
@@ -110,6 +120,9 @@ func newServerTokenCmd(io *IOStreams, sf *serverFlags) *cobra.Command {
 synapse server --data-dir DIR once first; a mistyped --data-dir is an error, not a new database.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(name) == "" {
+				return &runflags.UsageError{Flag: "name", Message: "want a name for people, such as ci-bot (got an empty one)"}
+			}
 			st, err := openExisting(cmd.Context())
 			if err != nil {
 				return err
@@ -125,10 +138,13 @@ synapse server --data-dir DIR once first; a mistyped --data-dir is an error, not
 		},
 	}
 	create.Flags().StringVar(&name, "name", "admin", "a name for people")
+	var all bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the tokens (never their secrets)",
-		Args:  noArgs,
+		Short: "List the access tokens (never their secrets); --all adds the jobs' tokens",
+		Long: `List the access tokens, never their secrets: ID, name, kind, creation and revocation. Each job
+also gets a token of its own (kind job), revoked when it ends; --all lists those too.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openExisting(cmd.Context())
 			if err != nil {
@@ -142,6 +158,9 @@ synapse server --data-dir DIR once first; a mistyped --data-dir is an error, not
 			tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tKIND\tJOB\tCREATED\tREVOKED")
 			for _, t := range toks {
+				if t.Kind == store.TokenJob && !all {
+					continue
+				}
 				revoked := "-"
 				if t.RevokedAt != nil {
 					revoked = t.RevokedAt.Format(time.RFC3339)
@@ -155,6 +174,7 @@ synapse server --data-dir DIR once first; a mistyped --data-dir is an error, not
 			return tw.Flush()
 		},
 	}
+	list.Flags().BoolVar(&all, "all", false, "list the jobs' own tokens too (one per job)")
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a token (from token list)",
@@ -165,6 +185,16 @@ synapse server --data-dir DIR once first; a mistyped --data-dir is an error, not
 				return err
 			}
 			defer st.Close()
+			toks, err := st.ListTokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, t := range toks {
+				if t.ID == args[0] && t.RevokedAt != nil {
+					fmt.Fprintf(io.ErrOut, "Token %s (%s) was already revoked, at %s; nothing changed.\n", t.ID, t.Name, t.RevokedAt.Format(time.RFC3339))
+					return nil
+				}
+			}
 			if err := st.RevokeToken(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("revoke token %s: %w: no token has that ID; the ID is one from the ID column of synapse server token list (with the same --data-dir or --db)", args[0], store.ErrNotFound)
 			} else if err != nil {

@@ -45,6 +45,14 @@ type API struct {
 	Host string
 	// Runners run the jobs of each agent, by agent name.
 	Runners map[string]Runner
+	// AgentIDs are the IDs of every agent the store knows, by name
+	// (store.AgentIDs), configured or not: a job of an agent no longer
+	// configured shows its agent's ID still.
+	AgentIDs map[string]int
+	// ProcessRunDir is where process agents keep their jobs' files, one
+	// directory per agent name (DataDir/run): Recover stops the processes
+	// of a process agent that is not configured any more. "" skips that.
+	ProcessRunDir string
 	// MaxJobs is how many jobs each agent runs at once (default 4); the
 	// others wait, PENDING.
 	MaxJobs int
@@ -423,6 +431,9 @@ func (a *API) jobJSON(r *http.Request, j store.Job) (map[string]any, error) {
 		return nil, err
 	}
 	agent := map[string]any{"name": j.Agent}
+	if id, ok := a.AgentIDs[j.Agent]; ok {
+		agent["id"] = id
+	}
 	for _, ag := range a.Agents {
 		if ag.Name == j.Agent {
 			agent["id"] = ag.ID
@@ -626,6 +637,10 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 				return
 			}
 		}
+		// An access token's end of a job an agent runs ends the run too:
+		// the status is recorded first, then the agent stops the run (its
+		// Stop), so no job ends while its process runs on.
+		endRun := tok.Kind != store.TokenJob && store.Terminal(body.Status) && a.jobs.holds(id)
 		update := a.Store.UpdateJob
 		if held {
 			update = a.Store.ReportJob
@@ -637,6 +652,12 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 		} else if err != nil {
 			a.fail(w, r, v2, err)
 			return
+		}
+		if runner := a.Runners[j.Agent]; endRun && runner != nil {
+			if err := runner.Stop(r.Context(), id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				a.fail(w, r, v2, err)
+				return
+			}
 		}
 		if report && j.Status == store.StatusStopped {
 			a.answerJob(w, r, v2) // stopped: the report's console lines are not kept either

@@ -53,6 +53,9 @@ func newAPI(t *testing.T, configure ...func(*API)) *apiFixture {
 	for _, c := range configure {
 		c(api)
 	}
+	if api.Releases != nil {
+		thawOnCleanup(t, api.Releases.WorkDir)
+	}
 	srv.Config.Handler = api.Handler()
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -292,3 +295,9 @@ func TestListJobsV1Count(t *testing.T) {
 		}
 	}
 }
+
+// thawOnCleanup makes the read-only release directories under dir (see
+// freeze) writable again when the test ends, before t.TempDir removes
+// them: not running as root, the removal fails otherwise. Call it after
+// the t.TempDir that holds dir.
+func thawOnCleanup(t testing.TB, dir string) { t.Cleanup(func() { thaw(dir) }) }

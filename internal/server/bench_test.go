@@ -576,6 +576,7 @@ func benchSchema(b *testing.B, dsn string) string {
 // reads its address and admin token from what it prints.
 func startBenchServer(b *testing.B, cfg Config) *benchServer {
 	cfg.Addr = "127.0.0.1:0"
+	thawOnCleanup(b, filepath.Join(cfg.DataDir, "work"))
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)

@@ -4,6 +4,7 @@ package server
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
 // TestIntegrationServeOnPostgres runs the server on PostgreSQL (the
@@ -88,5 +91,43 @@ func TestIntegrationServeOnPostgres(t *testing.T) {
 	var n int
 	if err := admin.QueryRow("SELECT COUNT(*) FROM " + schema + ".job_logs").Scan(&n); err != nil || n == 0 {
 		t.Errorf("job_logs rows in PostgreSQL: %d, %v", n, err)
+	}
+}
+
+// TestIntegrationServeDatabaseInUse: two servers on one PostgreSQL
+// database (different data directories, so the data-directory lock does
+// not see them) would settle each other's jobs; the second is refused,
+// naming the database, and may start once the first has stopped.
+func TestIntegrationServeDatabaseInUse(t *testing.T) {
+	dsn := os.Getenv("SYNAPSE_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Fatal("SYNAPSE_TEST_POSTGRES_DSN is not set: make test-integration starts PostgreSQL (scripts/postgres.sh)")
+	}
+	schema := fmt.Sprintf("srv_%d", time.Now().UnixNano())
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+	u, _ := url.Parse(dsn)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	_, _, stop := serve(t, Config{DataDir: t.TempDir(), DB: u.String()})
+	err = Serve(t.Context(), Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), DB: u.String()}, io.Discard)
+	if !errors.Is(err, store.ErrInUse) || !strings.Contains(err.Error(), "another synapse server uses the database postgres://") || !strings.Contains(err.Error(), "(schema "+schema+")") {
+		t.Errorf("second server on the same database: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stop = serve(t, Config{DataDir: t.TempDir(), DB: u.String()})
+	if err := stop(); err != nil {
+		t.Errorf("restart on the freed database: %v", err)
 	}
 }

@@ -25,11 +25,13 @@ import (
 
 // ProcessAgent runs jobs as processes on this machine: a release is
 // unpacked once per content hash, and each job runs the release's plugin
-// binary's `job` command in a process group of its own; a Python release
-// (no binary) runs the Python SDK's worker, `python -m
-// synapse_sdk.plugins.entrypoint`, in a virtual environment from Venvs
-// prepared for it first (pip's output goes to the job's console log). The process
-// writes its output to an append-only file, RunDir/JOB.log, which the
+// binary's `job` command in a process group of its own, in a working
+// directory of its own (RunDir/JOB.d, see jobWorkDir; the release's
+// read-only directory in SYNAPSE_PLUGIN_DIR); a Python release (no binary)
+// runs the Python SDK's worker, `python -m synapse_sdk.plugins.entrypoint`,
+// in a virtual environment from Venvs prepared for it first (pip's output
+// goes to the job's console log). The process writes its output to an
+// append-only file, RunDir/JOB.log, which the
 // agent reads into the job's console log; its process ID is kept in
 // RunDir/JOB.pid, so a server that restarts re-attaches to a process that
 // still runs (Attach). Re-attaching needs Linux's /proc.
@@ -37,9 +39,10 @@ type ProcessAgent struct {
 	Store *store.Store
 	// Releases unpacks the releases' files.
 	Releases *Releases
-	// RunDir holds the running jobs' files: JOB.log (the output), JOB.pid
-	// and JOB.params.json (params too long for the environment). Created
-	// 0700; a job's files are removed when it ends.
+	// RunDir holds the running jobs' files: JOB.log (the output), JOB.pid,
+	// JOB.params.json (params too long for the environment) and JOB.d (the
+	// job's working directory). Created 0700; a job's files are removed
+	// when it ends.
 	RunDir string
 	// Grace is how long a stopped job has between SIGTERM and SIGKILL
 	// (default 10s).
@@ -120,13 +123,17 @@ func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Relea
 	if env, err = p.paramsFile(job.ID, env); err != nil {
 		return fmt.Errorf("start job %s: %w", job.ID, err)
 	}
+	work, err := jobWorkDir(p.file(job.ID, ".d"), dir)
+	if err != nil {
+		return fmt.Errorf("start job %s: %w", job.ID, err)
+	}
 	out, err := os.OpenFile(p.file(job.ID, ".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start job %s: %w", job.ID, err)
 	}
 	cmd := exec.Command(bin, "job")
-	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Dir = work
+	cmd.Env = append(env, EnvPluginDir+"="+dir)
 	cmd.Stdout, cmd.Stderr = out, out // one file, in order; the process keeps it open
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
@@ -153,6 +160,42 @@ func (p *ProcessAgent) Start(ctx context.Context, job store.Job, rel store.Relea
 	}
 	go p.follow(job.ID, run, 0)
 	return nil
+}
+
+// EnvPluginDir is the variable that gives a process job the directory of
+// its release's unpacked files (read-only; see Releases).
+const EnvPluginDir = "SYNAPSE_PLUGIN_DIR"
+
+// jobWorkDir makes a process job's own working directory, work (0700):
+// it holds a symbolic link to each top-level entry of the release's
+// directory rel, so the job reads its release's files by relative paths
+// (as the Python SDK's jobs do, run in the release's directory), while
+// what it writes stays its own and the release's files, read-only, stay
+// as they are for every later job.
+func jobWorkDir(work, rel string) (string, error) {
+	if err := os.Mkdir(work, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	entries, err := os.ReadDir(rel)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(rel, e.Name()), filepath.Join(work, e.Name())); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return work, nil
+}
+
+// removeJobFiles removes a process job's files in runDir: its output,
+// PID, params file and working directory (what the job wrote there
+// included; the links to its release's files, not the files).
+func removeJobFiles(runDir, jobID string) {
+	for _, ext := range []string{".log", ".pid", ".params.json"} {
+		_ = os.Remove(filepath.Join(runDir, jobID+ext))
+	}
+	_ = os.RemoveAll(filepath.Join(runDir, jobID+".d"))
 }
 
 // paramsFile moves params longer than worker.MaxEnvParams from env into
@@ -386,9 +429,7 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)
 	_ = p.Store.CloseConsole(ctx, jobID)
-	for _, ext := range []string{".log", ".pid", ".params.json"} {
-		_ = os.Remove(p.file(jobID, ext))
-	}
+	removeJobFiles(p.RunDir, jobID)
 	if p.Done != nil {
 		p.Done(jobID)
 	}

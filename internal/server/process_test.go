@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,5 +220,46 @@ func TestUnzipRefusesEscapes(t *testing.T) {
 	_ = os.WriteFile(path, b.Bytes(), 0o600)
 	if err := unzip(path, t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("symlink entry: %v", err)
+	}
+}
+
+// TestProcessAgentWorkDir: the release's files are read-only, and each
+// job runs in a working directory of its own that links to them, with the
+// release's directory in SYNAPSE_PLUGIN_DIR; the directory goes with the
+// job.
+func TestProcessAgentWorkDir(t *testing.T) {
+	f := newAgent(t)
+	j := f.start(t, "wait", `{"seconds":60}`)
+	f.waitConsole(t, j.ID, `"started"`)
+	rel := filepath.Join(f.agent.Releases.WorkDir, f.rel.SHA256)
+	for path, want := range map[string]os.FileMode{rel: 0o555, filepath.Join(rel, worker.BinaryName): 0o555, filepath.Join(rel, "config.yaml"): 0o444} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want mode %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	b, err := os.ReadFile(f.agent.file(j.ID, ".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := f.agent.file(j.ID, ".d")
+	if cwd, err := os.Readlink("/proc/" + strings.TrimSpace(string(b)) + "/cwd"); err != nil || cwd != work {
+		t.Errorf("the job's working directory = %q, %v; want %s", cwd, err, work)
+	}
+	if target, err := os.Readlink(filepath.Join(work, "config.yaml")); err != nil || target != filepath.Join(rel, "config.yaml") {
+		t.Errorf("config.yaml in the working directory links to %q, %v; want the release's", target, err)
+	}
+	env, _ := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/environ")
+	if !strings.Contains("\x00"+string(env)+"\x00", "\x00SYNAPSE_PLUGIN_DIR="+rel+"\x00") {
+		t.Errorf("the job's environment has no SYNAPSE_PLUGIN_DIR=%s", rel)
+	}
+	if err := f.agent.Stop(t.Context(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.wait(t, j.ID)
+	if _, err := os.Stat(work); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the job's working directory is left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rel, worker.BinaryName)); err != nil {
+		t.Errorf("the release's binary went with the job: %v", err)
 	}
 }

@@ -95,9 +95,17 @@ func (p *ProcessAgent) startPython(ctx context.Context, job store.Job, rel store
 		if venv.Reused {
 			fmt.Fprintf(out, "synapse server: Python environment %s (reused)\n", venv.Key)
 		}
+		work, err := jobWorkDir(p.file(job.ID, ".d"), dir)
+		if err != nil {
+			fmt.Fprintf(out, "synapse server: start the Python worker: %v\n", err)
+			p.mu.Lock()
+			run.failure = "start the Python worker: " + err.Error()
+			p.mu.Unlock()
+			return
+		}
 		cmd := exec.Command(venv.Python, "-m", pyplugin.WorkerModule)
-		cmd.Dir = dir
-		cmd.Env = env
+		cmd.Dir = work // its own, with the release's files linked, as a Go plugin's job
+		cmd.Env = append(env, EnvPluginDir+"="+dir)
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		p.mu.Lock()

@@ -35,6 +35,7 @@ func TestRayAgentRefusesBadReleases(t *testing.T) {
 	}
 	dir := t.TempDir()
 	releases := &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")}
+	thawOnCleanup(t, releases.WorkDir)
 	agent := &RayAgent{Releases: releases, Client: client}
 	save := func(data []byte) store.Release {
 		sum := sha256.Sum256(data)

@@ -3,7 +3,12 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -226,5 +231,71 @@ func TestLineCutter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServeRestartWithoutTheAgent: a restart without the process agent a
+// job ran on stops the job's process (it would run on, out of reach),
+// removes its files, keeps the rest of its output, and says so.
+func TestServeRestartWithoutTheAgent(t *testing.T) {
+	dir := t.TempDir()
+	zip := releaseZip(t)
+	base, printed, stop := serve(t, Config{DataDir: dir})
+	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
+	if status, body := publishTo(t, base, token, map[string]string{"plugin": "conformance", "version": "1.0", "config": conformanceConfig, "debug": "True"}, zip); status != 201 {
+		t.Fatalf("publish = %d %s", status, body)
+	}
+	req, _ := http.NewRequest("POST", base+"/plugins/conformance/run/", strings.NewReader(`{"agent":1,"action":"wait","params":{"seconds":60},"debug":true}`))
+	req.Header.Set("Synapse-Access-Token", "Token "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := regexp.MustCompile(`"id":"([0-9a-f-]{36})"`).FindStringSubmatch(string(b))[1]
+	runDir := filepath.Join(dir, "run", "local")
+	pidFile := filepath.Join(runDir, id+".pid")
+	var pid int
+	for deadline := time.Now().Add(30 * time.Second); pid == 0 || !ownProcess(pid, id); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the job's process did not start")
+		}
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(string(b))
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !ownProcess(pid, id) {
+		t.Fatal("the job's process ended with the server; it must run on")
+	}
+
+	_, printed, stop = serve(t, Config{DataDir: dir, Agents: []AgentSpec{{Name: "other"}}})
+	defer stop()
+	if want := "1 failed (1 of them of an agent no longer configured, whose processes were stopped)"; !strings.Contains(printed, want) {
+		t.Errorf("the restart says:\n%s\nwant %q", printed, want)
+	}
+	if ownProcess(pid, id) {
+		t.Errorf("the job's process %d runs on after the restart without its agent", pid)
+	}
+	for _, ext := range []string{".log", ".pid"} {
+		if _, err := os.Stat(filepath.Join(runDir, id+ext)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", ext, err)
+		}
+	}
+	st, err := store.Open(t.Context(), filepath.Join(dir, "synapse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j, err := st.GetJob(t.Context(), id)
+	if want := fmt.Sprintf(`without the job's agent \"local\"; its process (PID %d) was stopped`, pid); err != nil || j.Status != store.StatusFailed || !strings.Contains(string(j.Meta), want) {
+		t.Errorf("job = %s %s, %v; want FAILED with %q", j.Status, j.Meta, err, want)
+	}
+	if lines, _ := st.Console(t.Context(), id, 0, 100); !strings.Contains(fmt.Sprint(lines), "started") {
+		t.Errorf("console log = %v, want the job's output kept", lines)
 	}
 }

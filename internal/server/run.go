@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
@@ -160,6 +164,59 @@ type Recovered struct {
 	Settled  int // jobs whose run had ended while no server watched: now ended with its outcome
 	Queued   int // jobs never started, handed to their agents again
 	Failed   int // jobs that could not be resumed, now FAILED
+	// Stopped counts the Failed jobs of a process agent the server has no
+	// more whose process still ran: it was stopped (stopOrphan).
+	Stopped int
+}
+
+// orphanGrace is how long stopOrphan waits between SIGTERM and SIGKILL.
+const orphanGrace = 5 * time.Second
+
+// stopOrphan stops the process of a job whose process agent is not
+// configured any more (ProcessRunDir/AGENT/JOB.pid names a live process
+// whose environment names the job, as Attach checks): SIGTERM to its
+// group, SIGKILL after orphanGrace. The rest of its output goes to the
+// console log and its files are removed. It returns the PID (0: no
+// process) and whether the process has ended.
+func (a *API) stopOrphan(ctx context.Context, j store.Job) (pid int, stopped bool) {
+	if a.ProcessRunDir == "" || !validAgentName(j.Agent) {
+		return 0, false
+	}
+	pa := &ProcessAgent{RunDir: filepath.Join(a.ProcessRunDir, j.Agent)}
+	if _, err := os.Stat(pa.file(j.ID, ".log")); err != nil {
+		return 0, false // never ran on a process agent here
+	}
+	if b, err := os.ReadFile(pa.file(j.ID, ".pid")); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if pid > 0 && ownProcess(pid, j.ID) {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		for deadline, killed := time.Now().Add(orphanGrace), false; ownProcess(pid, j.ID); time.Sleep(20 * time.Millisecond) {
+			if !killed && time.Now().After(deadline) {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+				killed, deadline = true, time.Now().Add(orphanGrace)
+			} else if killed && time.Now().After(deadline) {
+				return pid, false // left as it is, files included
+			}
+		}
+		stopped = true
+	} else {
+		pid = 0
+	}
+	if f, err := os.Open(pa.file(j.ID, ".log")); err == nil {
+		if _, err := f.Seek(j.ConsoleOffset, io.SeekStart); err == nil {
+			if rest, err := io.ReadAll(io.LimitReader(f, 64<<20)); err == nil && len(rest) > 0 {
+				var lines []string
+				c := lineCutter{off: j.ConsoleOffset}
+				c.write(rest, func(l string, _ int64) { lines = append(lines, l) })
+				c.rest(func(l string, _ int64) { lines = append(lines, l) })
+				_, _ = a.Store.AppendConsole(ctx, j.ID, lines)
+			}
+		}
+		f.Close()
+	}
+	removeJobFiles(pa.RunDir, j.ID)
+	return pid, stopped
 }
 
 // Recover settles the jobs a previous server left RUNNING or PENDING,
@@ -200,7 +257,15 @@ func (a *API) Recover(ctx context.Context) (Recovered, error) {
 	for _, j := range jobs {
 		runner := a.Runners[j.Agent]
 		if runner == nil {
-			fail(j, fmt.Sprintf("the server restarted without the job's agent %q", j.Agent))
+			msg := fmt.Sprintf("the server restarted without the job's agent %q", j.Agent)
+			switch pid, stopped := a.stopOrphan(ctx, j); {
+			case stopped:
+				msg += fmt.Sprintf("; its process (PID %d) was stopped", pid)
+				out.Stopped++
+			case pid > 0:
+				msg += fmt.Sprintf("; its process (PID %d) could not be stopped and runs on: stop it with kill -KILL -%d", pid, pid)
+			}
+			fail(j, msg)
 			continue
 		}
 		// The slot first: a run that ends as soon as it is attached frees

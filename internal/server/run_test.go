@@ -1,7 +1,9 @@
 package server
 
 import (
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +190,40 @@ func TestRunAgentChoice(t *testing.T) {
 				tt.f.waitJob(t, v.(map[string]any)["id"].(string), ended)
 			}
 		})
+	}
+}
+
+// TestPatchEndsTheRun: an admin's PATCH to a terminal status of a job an
+// agent runs stops the run too, and the job keeps the admin's status.
+func TestPatchEndsTheRun(t *testing.T) {
+	for _, status := range []string{store.StatusFailed, store.StatusStopped} {
+		var api *API
+		f := newRunServer(t, 1, func(a *API) { api = a })
+		_, v := f.call(t, "POST", "/plugins/conformance/run/", f.admin, `{"agent":1,"action":"wait","params":{"seconds":60},"debug":true}`)
+		id := v.(map[string]any)["id"].(string)
+		f.waitJob(t, id, func(j map[string]any) bool { return j["status"] == "RUNNING" })
+		agent := api.Runners["local"].(*ProcessAgent)
+		b, err := os.ReadFile(agent.file(id, ".pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := strconv.Atoi(string(b))
+		if code, v := f.call(t, "PATCH", "/jobs/"+id+"/", f.admin, `{"status":"`+status+`"}`); code != 200 || v.(map[string]any)["status"] != status {
+			t.Fatalf("PATCH %s = %d %v", status, code, v)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ownProcess(pid, id); {
+			if time.Now().After(deadline) {
+				t.Fatalf("PATCH %s: the job's process %d runs on", status, pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if j := f.waitJob(t, id, ended); j["status"] != status {
+			t.Errorf("PATCH %s: job = %v", status, j)
+		}
+		// Its slot is free: the next job runs.
+		_, v = f.call(t, "POST", "/plugins/conformance/run/", f.admin, `{"agent":1,"action":"echo","debug":true}`)
+		if j := f.waitJob(t, v.(map[string]any)["id"].(string), ended); j["status"] != "SUCCEEDED" {
+			t.Errorf("PATCH %s: the next job = %v", status, j)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,6 +39,10 @@ type Config struct {
 	// VenvDir holds the process agents' Python environments (Python
 	// releases); default DataDir/venvs.
 	VenvDir string
+	// ShutdownGrace is how long a stop waits for requests in flight (SSE
+	// followers end at once) before it closes their connections (default
+	// 3 s).
+	ShutdownGrace time.Duration
 }
 
 // AgentSpec is one agent: a process agent, or a Ray agent when Ray is set.
@@ -98,8 +101,39 @@ func DefaultDataDir() string {
 	return filepath.Join(base, "synapse-go", "server")
 }
 
+// CheckDB checks a --db value: "" (SQLite in the data directory) or a
+// postgres:// or postgresql:// URL. Anything else is an error whose text
+// shows the value with its password masked ("want a postgres:// URL (got
+// mysql://u:***@h/db)"): it is never taken for an SQLite file's path.
+func CheckDB(db string) error {
+	if db == "" || store.IsPostgresURL(db) {
+		return nil
+	}
+	return fmt.Errorf("want a postgres:// URL (got %s)", store.Redact(db))
+}
+
+// CheckAddr checks a listen address (--addr): HOST:PORT, HOST a name or
+// IP address or empty (all interfaces), PORT 0 to 65535.
+func CheckAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, such as 127.0.0.1:8080 or :8080 (got %q)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("want HOST:PORT with PORT from 0 to 65535 (got %q)", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("want HOST:PORT with HOST a name or IP address (got %q)", addr)
+	}
+	return nil
+}
+
 // OpenStore opens the server's database: cfg.DB, else DataDir/synapse.db.
+// A DB that is not a PostgreSQL URL is an error (see CheckDB).
 func OpenStore(ctx context.Context, cfg Config) (*store.Store, error) {
+	if err := CheckDB(cfg.DB); err != nil {
+		return nil, fmt.Errorf("open store: --db: %w", err)
+	}
 	if cfg.DB != "" {
 		return store.Open(ctx, cfg.DB)
 	}
@@ -128,6 +162,19 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		seen[a.Name] = true
 	}
+	if err := CheckAddr(cfg.Addr); err != nil {
+		return fmt.Errorf("start server: --addr: %w", err)
+	}
+	if err := CheckDB(cfg.DB); err != nil {
+		return fmt.Errorf("start server: --db: %w", err)
+	}
+	// Listen before anything is created: an address in use leaves no
+	// data directory behind.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("start server: %w (use --addr for another address)", err)
+	}
+	defer ln.Close() // after Serve, a no-op
 	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return err
@@ -138,16 +185,16 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	ln, err := net.Listen("tcp", cfg.Addr)
+	unlockDB, err := st.Lock(ctx)
 	if err != nil {
-		return fmt.Errorf("start server: %w (use --addr for another address)", err)
+		return err
 	}
+	defer unlockDB()
 	host := "http://" + ln.Addr().String()
 	if cfg.PublicURL != "" {
 		host = strings.TrimRight(cfg.PublicURL, "/")
 	}
 	if toks, err := st.ListTokens(ctx); err != nil {
-		ln.Close()
 		return err
 	} else if len(toks) == 0 {
 		secret, _, err := st.CreateToken(ctx, "admin", store.TokenAdmin, "")
@@ -158,11 +205,21 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		fmt.Fprint(out, firstStartText(host, secret))
 	}
 	releases := &Releases{Dir: filepath.Join(cfg.DataDir, "releases"), WorkDir: filepath.Join(cfg.DataDir, "work")}
-	api := &API{Store: st, Releases: releases, Host: host, MaxJobs: cfg.MaxJobs, Runners: map[string]Runner{}}
+	api := &API{Store: st, Releases: releases, Host: host, MaxJobs: cfg.MaxJobs, Runners: map[string]Runner{}, ProcessRunDir: filepath.Join(cfg.DataDir, "run")}
 	var runners []Runner
 	names := make([]string, len(cfg.Agents))
 	for i, spec := range cfg.Agents {
-		ag := Agent{ID: i + 1, Name: spec.Name, URL: host, Kind: "process"}
+		names[i] = spec.Name
+	}
+	// IDs by name, kept in the store: reordered flags change no ID, and the
+	// jobs of an agent no longer configured keep theirs.
+	ids, err := st.AgentIDs(ctx, names)
+	if err != nil {
+		return err
+	}
+	api.AgentIDs = ids
+	for i, spec := range cfg.Agents {
+		ag := Agent{ID: ids[spec.Name], Name: spec.Name, URL: host, Kind: "process"}
 		var r Runner
 		if spec.Ray == "" {
 			r = &ProcessAgent{Store: st, Releases: releases, RunDir: filepath.Join(cfg.DataDir, "run", spec.Name), Done: api.JobDone,
@@ -199,7 +256,11 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	if rec != (Recovered{}) {
-		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed)
+		stopped := ""
+		if rec.Stopped > 0 {
+			stopped = fmt.Sprintf(" (%d of them of an agent no longer configured, whose processes were stopped)", rec.Stopped)
+		}
+		fmt.Fprintf(out, "synapse server: jobs left by the previous run: %d re-attached, %d had ended and are settled, %d handed to their agents again, %d failed%s\n", rec.Attached, rec.Settled, rec.Queued, rec.Failed, stopped)
 	}
 	serveCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
@@ -226,13 +287,20 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "synapse server: shutting down; running jobs run on and are re-attached at the next start")
 	stopStreams() // SSE followers see their request end and close cleanly
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	closeRunners()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	grace := cfg.ShutdownGrace
+	if grace <= 0 {
+		grace = 3 * time.Second
 	}
+	// Shutdown closes the listener and the idle connections and waits for
+	// the requests in flight; those still going after the grace (a client
+	// that stalled mid-body) are closed: a stop is not an error.
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		fmt.Fprintf(out, "synapse server: requests still in flight after %s are cut off\n", grace)
+		_ = srv.Close()
+	}
+	closeRunners()
 	return nil
 }
 

@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
@@ -21,6 +25,7 @@ import (
 func serve(t *testing.T, cfg Config) (url, printed string, stop func() error) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
+	thawOnCleanup(t, filepath.Join(cfg.DataDir, "work"))
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
@@ -119,9 +124,23 @@ func TestServe(t *testing.T) {
 func TestServeAddressInUse(t *testing.T) {
 	url, _, stop := serve(t, Config{DataDir: t.TempDir()})
 	defer stop()
-	err := Serve(t.Context(), Config{Addr: strings.TrimPrefix(url, "http://"), DataDir: t.TempDir()}, io.Discard)
+	dir := filepath.Join(t.TempDir(), "data")
+	err := Serve(t.Context(), Config{Addr: strings.TrimPrefix(url, "http://"), DataDir: dir}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--addr") {
 		t.Errorf("second server on the same address: %v", err)
+	}
+	// It fails before it creates anything.
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed start left %s: %v", dir, err)
+	}
+	for _, addr := range []string{"nonsense", "127.0.0.1:99999"} {
+		err := Serve(t.Context(), Config{Addr: addr, DataDir: dir}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "start server: --addr: want HOST:PORT") {
+			t.Errorf("--addr %s: %v", addr, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("--addr %s left %s: %v", addr, dir, err)
+		}
 	}
 }
 
@@ -169,5 +188,91 @@ func TestServePrints(t *testing.T) {
 				t.Errorf("%s: printed\n%s\nwant it to contain %q", tt.name, printed, w)
 			}
 		}
+	}
+}
+
+// TestServeStopWithStalledClient: a stop with a client stalled mid-request
+// (headers and part of a POST body sent) waits the grace, cuts the
+// connection and returns nil (the command exits 0), not a deadline error.
+func TestServeStopWithStalledClient(t *testing.T) {
+	url, _, stop := serve(t, Config{DataDir: t.TempDir(), ShutdownGrace: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /plugins/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\":")
+	// The request is in flight once the server reads it: wait until a
+	// health check answers after it (same listener, so it was accepted).
+	if resp, err := http.Get(url + "/health/"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("stop with a stalled client = %v, want nil", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop took %s, want about the grace (300ms)", d)
+	}
+	// The stalled connection was closed.
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("the stalled connection was not closed: %v", err)
+	}
+}
+
+// TestServeAgentIDsStable: agent IDs are kept by name in the store, so a
+// restart with the --agent flags reordered or an agent removed keeps every
+// ID, and a job of the removed agent still shows its agent's ID.
+func TestServeAgentIDsStable(t *testing.T) {
+	dir := t.TempDir()
+	_, printed, stop := serve(t, Config{DataDir: dir, Agents: []AgentSpec{{Name: "local"}, {Name: "gpu"}}})
+	token := regexp.MustCompile(`syn_[0-9a-f]{40}`).FindString(printed)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), filepath.Join(dir, "synapse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := st.CreatePlugin(t.Context(), store.Plugin{Code: "x", Name: "x"})
+	rel, _ := st.CreateRelease(t.Context(), store.Release{PluginID: p.ID, Version: "1", Config: json.RawMessage(`{}`)})
+	j, err := st.CreateJob(t.Context(), store.Job{ReleaseID: rel.ID, Agent: "local", Action: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateJob(t.Context(), j.ID, store.JobUpdate{Status: store.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	url, _, stop := serve(t, Config{DataDir: dir, Agents: []AgentSpec{{Name: "cluster"}, {Name: "gpu"}}})
+	defer stop()
+	get := func(path string) string {
+		req, _ := http.NewRequest("GET", url+path, nil)
+		req.Header.Set("Authorization", "Token "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var agents struct{ Results []Agent }
+	if err := json.Unmarshal([]byte(get("/agents/")), &agents); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, a := range agents.Results {
+		got[a.Name] = a.ID
+	}
+	if got["gpu"] != 2 || got["cluster"] != 3 || len(got) != 2 {
+		t.Errorf("agents after reordering = %v, want gpu 2 (kept), cluster 3 (new)", got)
+	}
+	if body := get("/jobs/" + j.ID + "/"); !strings.Contains(body, `"agent":{"id":1,"name":"local"}`) {
+		t.Errorf("job of the removed agent = %s, want agent {id 1, name local}", body)
 	}
 }

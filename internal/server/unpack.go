@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,7 +15,10 @@ import (
 )
 
 // Releases keeps release files: the zips in Dir (SHA256.zip) and, unpacked
-// once per hash, their contents in WorkDir/SHA256.
+// once per hash, their contents in WorkDir/SHA256, read-only (files 0444,
+// or 0555 when the zip marks them executable; directories 0555): every
+// job of a release runs from the same files, so no job may change them
+// for the next. (The modes do not bind a server run as root.)
 type Releases struct {
 	Dir, WorkDir string
 	mu           sync.Mutex
@@ -29,7 +33,12 @@ func (p *Releases) Unpacked(rel store.Release) (string, error) {
 	dir := filepath.Join(p.WorkDir, rel.SHA256)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := os.Stat(dir); err == nil {
+	if fi, err := os.Stat(dir); err == nil {
+		if fi.Mode().Perm()&0o200 != 0 { // unpacked by an older synapse
+			if err := freeze(dir); err != nil {
+				return "", fmt.Errorf("unpack release %d: %w", rel.ID, err)
+			}
+		}
 		return dir, nil
 	}
 	if err := os.MkdirAll(p.WorkDir, 0o700); err != nil {
@@ -43,10 +52,53 @@ func (p *Releases) Unpacked(rel store.Release) (string, error) {
 	if err := unzip(filepath.Join(p.Dir, rel.SHA256+".zip"), tmp); err != nil {
 		return "", fmt.Errorf("unpack release %d: %w", rel.ID, err)
 	}
+	if err := freeze(tmp); err != nil {
+		return "", fmt.Errorf("unpack release %d: %w", rel.ID, err)
+	}
 	if err := os.Rename(tmp, dir); err != nil {
+		thaw(tmp) // for the deferred removal
 		return "", err
 	}
 	return dir, nil
+}
+
+// freeze makes the unpacked files under dir read-only: files 0444 (0555
+// when executable), directories 0555, dir included.
+func freeze(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o444)
+		if fi.Mode().Perm()&0o111 != 0 {
+			mode = 0o555
+		}
+		return os.Chmod(path, mode)
+	})
+	for i := len(dirs) - 1; i >= 0 && err == nil; i-- { // the deepest first
+		err = os.Chmod(dirs[i], 0o555)
+	}
+	return err
+}
+
+// thaw makes the directories under dir writable by their owner again, so
+// that dir can be removed.
+func thaw(dir string) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
 }
 
 // stage unpacks a release zip being published (not saved yet) into a new
@@ -80,7 +132,13 @@ func (p *Releases) adopt(staged, sum string) {
 	if _, err := os.Stat(dir); err == nil {
 		return
 	}
-	_ = os.Rename(staged, dir) // else Unpacked unpacks it at the first run
+	if freeze(staged) != nil {
+		thaw(staged)
+		return // Unpacked unpacks it at the first run
+	}
+	if os.Rename(staged, dir) != nil {
+		thaw(staged) // for the caller's removal
+	}
 }
 
 // Limits of a release zip, checked at publish (POST /plugin_releases/)

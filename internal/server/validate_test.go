@@ -68,34 +68,35 @@ func readPID(t *testing.T, path string) int {
 // (a 504, not a hang) or the request ends, and what it leaves holding its
 // output does not hold up the run.
 func TestParamsCheckBounded(t *testing.T) {
-	const hang = "echo $$ > leader.pid\nsleep 300 &\necho $! > child.pid\nwait\n"
+	const hang = "echo $$ > PIDDIR/leader.pid\nsleep 300 &\necho $! > PIDDIR/child.pid\nwait\n"
 	tests := []struct {
 		name   string
 		script string
 		cancel bool // end the request once the script runs
 		status int  // of the *apiError; 0: nil; -1: the request's context error
 		text   string
-		pids   bool // the script writes leader.pid and child.pid
+		pids   bool // the script writes leader.pid and child.pid in PIDDIR (the release's directory is read-only)
 	}{
 		{"passes", "cat >/dev/null\nexit 0\n", false, 0, "", false},
 		{"field errors", `echo '{"kind":"validation","message":"invalid params","fields":[{"field":"n","message":"must be >= 1"}]}'` + "\nexit 2\n", false, http.StatusBadRequest, "invalid params", false},
 		{"hangs, with a child", hang, false, http.StatusGatewayTimeout, "params: the params check (synapse-plugin validate echo) did not finish within 1s, so nothing ran", true},
 		{"the request ends", hang, true, -1, "", true},
-		{"exits, leaving a child holding its output", "echo $$ > leader.pid\nsleep 300 &\necho $! > child.pid\nexit 0\n", false, 0, "", true},
+		{"exits, leaving a child holding its output", "echo $$ > PIDDIR/leader.pid\nsleep 300 &\necho $! > PIDDIR/child.pid\nexit 0\n", false, 0, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			a := &API{Releases: &Releases{Dir: filepath.Join(dir, "releases"), WorkDir: filepath.Join(dir, "work")}, ParamsCheckTimeout: time.Second}
-			rel := scriptRelease(t, a, tt.script)
+			thawOnCleanup(t, a.Releases.WorkDir)
+			pidDir := t.TempDir()
+			rel := scriptRelease(t, a, strings.ReplaceAll(tt.script, "PIDDIR", pidDir))
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- a.validate(ctx, rel, "echo", json.RawMessage(`{"n":0}`)) }()
-			work := filepath.Join(a.Releases.WorkDir, rel.SHA256)
 			var pids []int
 			if tt.pids {
-				pids = []int{readPID(t, filepath.Join(work, "leader.pid")), readPID(t, filepath.Join(work, "child.pid"))}
+				pids = []int{readPID(t, filepath.Join(pidDir, "leader.pid")), readPID(t, filepath.Join(pidDir, "child.pid"))}
 			}
 			if tt.cancel {
 				cancel()

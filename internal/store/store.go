@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
@@ -37,7 +38,29 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrTransition: a job status change the lifecycle does not allow.
 	ErrTransition = errors.New("invalid status transition")
+	// ErrInUse: another synapse server holds the database's server lock
+	// (see Store.Lock).
+	ErrInUse = errors.New("database in use by another synapse server")
 )
+
+// InUseError is Lock's error when another server holds the database; it
+// matches ErrInUse.
+type InUseError struct {
+	// Database is the database: a PostgreSQL URL (password masked) and
+	// its schema, or an SQLite file's path.
+	Database string
+	// Postgres tells which flag names it: --db, else --data-dir.
+	Postgres bool
+}
+
+func (e *InUseError) Error() string {
+	if e.Postgres {
+		return fmt.Sprintf("start server: another synapse server uses the database %s: stop it, or give this one another --db (or another schema in its search_path)", e.Database)
+	}
+	return fmt.Sprintf("start server: another synapse server uses the database %s: stop it, or give this one another --data-dir", e.Database)
+}
+
+func (e *InUseError) Unwrap() error { return ErrInUse }
 
 // SchemaError is the error of Open for a database whose schema is newer
 // than this binary's.
@@ -53,6 +76,7 @@ func (e *SchemaError) Error() string {
 type Store struct {
 	db      *sql.DB
 	dialect string // "sqlite" or "postgres"
+	dsn     string // as given to Open: a URL or an SQLite file's path
 	now     func() time.Time
 }
 
@@ -63,9 +87,9 @@ var migrations embed.FS
 // postgresql:// URL is PostgreSQL; anything else is the path of an SQLite
 // file, created with mode 0600 (its directory 0700) when missing.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{now: time.Now}
+	s := &Store{now: time.Now, dsn: dsn}
 	var err error
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if IsPostgresURL(dsn) {
 		s.dialect = "postgres"
 		s.db, err = sql.Open("pgx", dsn)
 	} else {
@@ -81,7 +105,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("open store: %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("open store: %s: %w", Redact(dsn), err)
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
@@ -103,8 +127,15 @@ func prepareFile(path string) error {
 	return f.Close()
 }
 
-// redact hides a password in a DSN.
-func redact(dsn string) string {
+// IsPostgresURL reports whether dsn is a PostgreSQL URL (postgres:// or
+// postgresql://), the only kind of URL Open takes.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Redact returns a URL with its password, if any, shown as ***
+// ("postgres://u:***@h/db"); other text is returned as is.
+func Redact(dsn string) string {
 	if i := strings.Index(dsn, "://"); i >= 0 {
 		if at := strings.LastIndex(dsn, "@"); at > i {
 			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
@@ -113,6 +144,56 @@ func redact(dsn string) string {
 		}
 	}
 	return dsn
+}
+
+// serverLockKey is the first key of the PostgreSQL advisory lock Lock
+// takes ("SYNA"); the second is hashtext(current_schema()), so servers on
+// different schemas of one database do not exclude each other.
+const serverLockKey = 0x53594e41
+
+// Lock takes the database-wide server lock: one synapse server at a time
+// may use a database, since a server settles the jobs "left by the
+// previous run" at start and runs the queued ones. PostgreSQL: a session
+// advisory lock (pg_try_advisory_lock on serverLockKey and the schema)
+// held on a connection of its own until unlock or Close (or until the
+// process or its connection ends). SQLite: an exclusive flock on the
+// database file, released when the process ends however it ends (SQLite's
+// own locks are fcntl locks, which flock does not touch on Linux). A
+// database another server holds is an *InUseError (errors.Is ErrInUse);
+// the lock is not taken twice by one Store.
+func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
+	if s.dialect == "postgres" {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("lock store: %w", err)
+		}
+		var ok bool
+		var schema string
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema())), current_schema()`, serverLockKey).Scan(&ok, &schema); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("lock store: %s: %w", Redact(s.dsn), err)
+		}
+		if !ok {
+			conn.Close()
+			return nil, &InUseError{Database: Redact(s.dsn) + " (schema " + schema + ")", Postgres: true}
+		}
+		return func() {
+			_, _ = conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, serverLockKey)
+			conn.Close()
+		}, nil
+	}
+	f, err := os.OpenFile(s.dsn, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &InUseError{Database: s.dsn}
+		}
+		return nil, fmt.Errorf("lock store: %s: %w", s.dsn, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // Dialect returns "sqlite" or "postgres".

@@ -483,8 +483,8 @@ func TestSchemaVersions(t *testing.T) {
 			t.Errorf("migrate again: %v", err)
 		}
 		// A database of schema 1 (before job_logs, console_offset,
-		// reported_status and ui_sessions) is brought up to date.
-		for _, q := range []string{`DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
+		// reported_status, ui_sessions and agents) is brought up to date.
+		for _, q := range []string{`DROP TABLE agents`, `DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
 			if _, err := s.db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
@@ -497,6 +497,9 @@ func TestSchemaVersions(t *testing.T) {
 		}
 		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1, reported_status = 'SUCCEEDED' WHERE id = 'x'`); err != nil {
 			t.Errorf("console_offset and reported_status after migrating from 1: %v", err)
+		}
+		if _, err := s.AgentIDs(ctx, []string{"local"}); err != nil {
+			t.Errorf("agents after migrating from 1: %v", err)
 		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, SchemaVersion()+1); err != nil {
 			t.Fatal(err)
@@ -525,7 +528,7 @@ func TestSQLiteFileModes(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	if got := redact("postgres://u:secret@h:5432/db"); got != "postgres://u:***@h:5432/db" || strings.Contains(got, "secret") {
+	if got := Redact("postgres://u:secret@h:5432/db"); got != "postgres://u:***@h:5432/db" || strings.Contains(got, "secret") {
 		t.Errorf("redact = %q", got)
 	}
 	if _, err := Open(t.Context(), "postgres://u:secret@127.0.0.1:1/db?connect_timeout=1"); err == nil || strings.Contains(err.Error(), "secret") {
@@ -595,6 +598,67 @@ func TestConsoleOffset(t *testing.T) {
 		lines, err := s.Console(ctx, j.ID, 0, 10)
 		if err != nil || len(lines) != 4 || lines[3].Line != "d" {
 			t.Errorf("lines %+v, %v", lines, err)
+		}
+	})
+}
+
+// TestLock: one server at a time per database. A second store on the same
+// database (the second server) is refused while the first holds the lock,
+// and gets it once the first lets go.
+func TestLock(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		unlock, err := s.Lock(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := Open(ctx, s.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		_, err = other.Lock(ctx)
+		var iu *InUseError
+		if !errors.As(err, &iu) || !errors.Is(err, ErrInUse) {
+			t.Fatalf("second Lock = %v, want an InUseError", err)
+		}
+		if !strings.Contains(err.Error(), "another synapse server uses the database ") {
+			t.Errorf("error = %q, want it to say another server uses the database", err)
+		}
+		if s.dialect == "postgres" && (!strings.Contains(err.Error(), "--db") || !strings.Contains(err.Error(), "(schema t_")) {
+			t.Errorf("error = %q, want the schema and --db", err)
+		}
+		unlock()
+		unlock2, err := other.Lock(ctx)
+		if err != nil {
+			t.Fatalf("Lock after the first unlocked: %v", err)
+		}
+		unlock2()
+	})
+}
+
+// TestAgentIDs: an agent's ID is assigned once per name and kept, whatever
+// the order of the names later; agents of old jobs get one too.
+func TestAgentIDs(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		if _, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "old", Action: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.AgentIDs(ctx, []string{"local", "gpu"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first["local"] != 1 || first["gpu"] != 2 || first["old"] != 3 {
+			t.Errorf("first IDs = %v, want local 1, gpu 2 (in order), old 3", first)
+		}
+		again, err := s.AgentIDs(ctx, []string{"cluster", "gpu"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again["gpu"] != 2 || again["local"] != 1 || again["old"] != 3 || again["cluster"] != 4 {
+			t.Errorf("IDs after reordering = %v, want the first ones kept and cluster 4", again)
 		}
 	})
 }
