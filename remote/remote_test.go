@@ -761,8 +761,8 @@ func TestRunCancelStopsJob(t *testing.T) {
 	}
 }
 
-// TestRunJobThatCannotStart: a release the agent cannot start (it has no
-// plugin binary) fails the job; Run returns an *ExecutionError with the
+// TestRunJobThatCannotStart: a release the agent cannot start (its plugin
+// binary is no binary of this machine) fails the job; Run returns an *ExecutionError with the
 // backend's reason (meta.error). The server closes such a job's console
 // log, so Run does not need its fallback for a stream that never
 // completes (turned off here: without the close, Run would wait for the
@@ -780,6 +780,10 @@ func TestRunJobThatCannotStart(t *testing.T) {
 	zw := zip.NewWriter(&zbuf)
 	w, _ := zw.Create("config.yaml")
 	_, _ = io.WriteString(w, "code: empty\nname: Empty\nversion: 0.1.0\nactions:\n  train: {}\n")
+	h := &zip.FileHeader{Name: "synapse-plugin", Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, _ = zw.CreateHeader(h)
+	_, _ = io.WriteString(w, "\x7fELF not a binary of any machine") // publish takes it (a binary of another platform is checked by its agent)
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -796,7 +800,7 @@ func TestRunJobThatCannotStart(t *testing.T) {
 	}
 	_, err = e.Run(ctx, "train", nil)
 	var xe *synapse.ExecutionError
-	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "has no synapse-plugin") {
+	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "exec format error") {
 		t.Errorf("Run = %v", err)
 	}
 }

@@ -11,7 +11,8 @@
 #
 # Each node's processes see SYNAPSE_TEST_NODE=head or worker, so a test can tell where a run ran.
 # The head runs Python >= 3.12 (SYNAPSE_RAY_PYTHON, else scripts/find-python.sh), so Python SDK
-# plugins and their 3.12 clients can use it (Ray refuses a client of another minor version).
+# plugins and their 3.12 clients can use it (Ray refuses a client of another minor version); its
+# bin/ leads PATH on the nodes, so a job entrypoint's `python` is the head's Python, as on a Ray image.
 # Environment: RAY_VERSION (default 2.60.0), RAY_EXTRAS (default "default,serve"),
 # SYNAPSE_RAY_VENV (default .venv-ray), SYNAPSE_TEST_RAY_PORT (default 8265),
 # SYNAPSE_TEST_RAY_GCS_PORT (default 6380).
@@ -54,7 +55,7 @@ start() {
   fi
   log "starting a Ray $RAY_VERSION head (dashboard $ADDRESS)"
   local out
-  if ! out=$(SYNAPSE_TEST_NODE=head RAY_USAGE_STATS_ENABLED=0 "$VENV/bin/ray" start --head --node-ip-address=127.0.0.1 --port="$GCS_PORT" \
+  if ! out=$(PATH="$PWD/$VENV/bin:$PATH" SYNAPSE_TEST_NODE=head RAY_USAGE_STATS_ENABLED=0 "$VENV/bin/ray" start --head --node-ip-address=127.0.0.1 --port="$GCS_PORT" \
     --num-cpus="${SYNAPSE_TEST_RAY_CPUS:-4}" --include-dashboard=true --dashboard-host=127.0.0.1 \
     --dashboard-port="$PORT" --disable-usage-stats --object-store-memory=100000000 2>&1); then
     echo "$out" >&2
@@ -92,7 +93,7 @@ worker_start() {
   local gcs="127.0.0.1:$GCS_PORT" before out   # the GCS listens on every interface
   before=$(rayprocs)
   log "starting a worker node (custom resource worker_node=1) joined to $gcs"
-  if ! out=$(SYNAPSE_TEST_NODE=worker RAY_USAGE_STATS_ENABLED=0 "$VENV/bin/ray" start --address="$gcs" \
+  if ! out=$(PATH="$PWD/$VENV/bin:$PATH" SYNAPSE_TEST_NODE=worker RAY_USAGE_STATS_ENABLED=0 "$VENV/bin/ray" start --address="$gcs" \
     --num-cpus="${SYNAPSE_TEST_RAY_WORKER_CPUS:-2}" --resources='{"worker_node": 1}' \
     --dashboard-agent-listen-port=$((PORT + 44101)) --object-store-memory=100000000 --disable-usage-stats 2>&1); then
     echo "$out" >&2
