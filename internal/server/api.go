@@ -86,6 +86,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /jobs/{$}", a.admin(a.listJobsV1))
 	mux.HandleFunc("GET /jobs/{id}/{$}", a.admin(a.getJobV1))
 	mux.HandleFunc("GET /jobs/{id}/console_logs/{$}", a.admin(a.consoleV1))
+	mux.HandleFunc("GET /v2/jobs/{id}/console_logs/{$}", a.admin(a.consoleV2))
 	mux.HandleFunc("GET /jobs/{id}/tail_console_logs/{$}", a.admin(a.tail))
 	mux.HandleFunc("GET /v2/jobs/{id}/tail_console_logs/{$}", a.admin(a.tail))
 	mux.HandleFunc("PATCH /jobs/{id}/{$}", a.patchJob(false))
@@ -563,19 +564,41 @@ func (a *API) listJobsV2(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
+// consoleText reads the console lines of the job of r's path, all of
+// them (at most 1,000,000).
+func (a *API) consoleText(r *http.Request) ([]string, error) {
 	if _, err := a.getJob(r); err != nil {
-		return err
+		return nil, err
 	}
 	lines, err := a.Store.Console(r.Context(), r.PathValue("id"), 0, 1_000_000)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = l.Line
 	}
+	return out, nil
+}
+
+// consoleV1 is GET /jobs/{id}/console_logs/: a JSON list of the lines.
+func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
+	out, err := a.consoleText(r)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// consoleV2 is GET /v2/jobs/{id}/console_logs/: the backend's v2 form,
+// {data: {logs: [line]}, meta: {request_id}}.
+func (a *API) consoleV2(w http.ResponseWriter, r *http.Request) error {
+	out, err := a.consoleText(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"logs": out}, "meta": map[string]string{"request_id": uuid.NewString()}})
 	return nil
 }
 

@@ -160,6 +160,13 @@ func TestAPIPatchJobAsTheWorker(t *testing.T) {
 	if lines, _ := v.([]any); len(lines) != 2 || lines[1] != "line 2" {
 		t.Errorf("console logs = %v", v)
 	}
+	status, v := f.call(t, "GET", "/v2"+path+"console_logs/", f.admin, "")
+	v2, _ := v.(map[string]any)
+	data, _ := v2["data"].(map[string]any)
+	meta, _ := v2["meta"].(map[string]any)
+	if lines, _ := data["logs"].([]any); status != 200 || len(lines) != 2 || lines[0] != "line 1" || meta["request_id"] == nil {
+		t.Errorf("v2 console logs = %d %v, want {data: {logs: [line 1, line 2]}, meta: {request_id}}", status, v)
+	}
 
 	// A job token cannot touch another job.
 	other, err := f.store.CreateJob(t.Context(), store.Job{ReleaseID: f.job.ReleaseID, Agent: "local", Action: "x"})
