@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
@@ -630,6 +631,15 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 			a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_STATUS", fmt.Sprintf("status: %q is not one of PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED", body.Status)})
 			return
 		}
+		for _, f := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"progress_record", body.ProgressRecord}, {"metrics_record", body.MetricsRecord}, {"meta", body.Meta}} {
+			if len(f.raw) > 0 && string(f.raw) != "null" && !isObject(f.raw) {
+				a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("%s: want a JSON object, got %s", f.name, jsonKind(f.raw))})
+				return
+			}
+		}
 		null := func(b json.RawMessage) json.RawMessage { // JSON null leaves the field as it is
 			if string(b) == "null" {
 				return nil
@@ -681,6 +691,31 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 	}
 }
 
+// isObject reports whether raw, valid JSON, is an object.
+func isObject(raw json.RawMessage) bool {
+	return jsonKind(raw) == "an object"
+}
+
+// jsonKind names the kind of raw, valid JSON: "an object", "a list", "a
+// string", "a number", "true or false" or "null".
+func jsonKind(raw json.RawMessage) string {
+	switch t := bytes.TrimLeft(raw, " \t\r\n"); {
+	case len(t) == 0:
+		return "nothing"
+	case t[0] == '{':
+		return "an object"
+	case t[0] == '[':
+		return "a list"
+	case t[0] == '"':
+		return "a string"
+	case t[0] == 't' || t[0] == 'f':
+		return "true or false"
+	case t[0] == 'n':
+		return "null"
+	}
+	return "a number"
+}
+
 // answerJob answers with the job of the request's path, 200.
 func (a *API) answerJob(w http.ResponseWriter, r *http.Request, v2 bool) {
 	j, err := a.getJob(r)
@@ -716,49 +751,98 @@ func consoleLines(raw json.RawMessage) ([]string, error) {
 // bulk limit).
 const maxLogBatch = 1000
 
-// postLogs is POST /logs/: one entry or a list, all stored or none. A job
-// token may send entries of its own job only.
-func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
-	type entryJSON struct {
-		Event    string          `json:"event"`
-		Data     json.RawMessage `json:"data"`
-		Datetime string          `json:"datetime"`
-		Job      string          `json:"job"`
-		Level    string          `json:"level"`
-		Step     string          `json:"step"`
-		File     string          `json:"file"`
+// logLevels are the levels a log entry may have (the Python SDK's
+// LogLevel).
+var logLevels = []string{"debug", "info", "success", "warning", "danger", "error", "critical"}
+
+// logEntryJSON is one entry of POST /logs/.
+type logEntryJSON struct {
+	Event    string          `json:"event"`
+	Data     json.RawMessage `json:"data"`
+	Datetime string          `json:"datetime"`
+	Job      string          `json:"job"`
+	Level    string          `json:"level"`
+	Step     string          `json:"step"`
+	File     string          `json:"file"`
+}
+
+// logEntryFields are the keys of a log entry.
+const logEntryFields = "event, data, datetime, job, level, step, file"
+
+// check says what is wrong with e, a field at a time ("level: want one
+// of …"), or "" when nothing is.
+func (e logEntryJSON) check() string {
+	switch {
+	case e.Event == "":
+		return "event: required (a name such as message or metric)"
+	case e.Job == "":
+		return "job: required (the job's ID, a UUID)"
 	}
+	if _, err := uuid.Parse(e.Job); err != nil {
+		return fmt.Sprintf("job: %q is not a job ID (a UUID)", e.Job)
+	}
+	if e.Datetime != "" {
+		if _, err := time.Parse(time.RFC3339Nano, e.Datetime); err != nil {
+			return fmt.Sprintf("datetime: %q is not an RFC 3339 time with its offset (such as 2026-06-11T03:04:05.123456+00:00)", e.Datetime)
+		}
+	}
+	if e.Level != "" && !slices.Contains(logLevels, e.Level) {
+		return fmt.Sprintf("level: want one of %s (got %q)", strings.Join(logLevels, ", "), e.Level)
+	}
+	if e.File != "" {
+		if _, _, err := synapse.DecodeDataURI(e.File); err != nil {
+			return fmt.Sprintf("file: want a base64 data URI, data:TYPE;base64,DATA (got %.40q)", e.File)
+		}
+	}
+	return ""
+}
+
+// postLogs is POST /logs/: one entry or a list, all stored or none. A job
+// token may send entries of its own job only. An entry's datetime, when
+// given, is RFC 3339 with its offset; its level one of logLevels; its file
+// a base64 data URI. Errors name the entry (entries[3].level: …).
+func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
 	raw, err := readBody(w, r, maxBody)
 	if err != nil {
 		a.fail(w, r, false, err)
 		return
 	}
-	var list []entryJSON
-	if err := json.Unmarshal(raw, &list); err != nil {
-		var one entryJSON
-		if err := json.Unmarshal(raw, &one); err != nil {
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", "want a log entry {event, data, datetime, job} or a list of them"})
+	var items []json.RawMessage
+	name := func(int) string { return "" }
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		if err := decodeJSON(raw, &items, false, ""); err != nil {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", err.Error() + ": want a log entry {" + logEntryFields + "} or a list of them"})
 			return
 		}
-		list = []entryJSON{one}
+		name = func(i int) string { return fmt.Sprintf("entries[%d].", i) }
+	} else {
+		items = []json.RawMessage{raw}
 	}
-	if len(list) == 0 || len(list) > maxLogBatch {
-		a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("want 1 to %d entries (got %d)", maxLogBatch, len(list))})
+	if len(items) == 0 || len(items) > maxLogBatch {
+		a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("want 1 to %d entries (got %d)", maxLogBatch, len(items))})
 		return
 	}
-	entries := make([]store.LogEntry, len(list))
-	for i, e := range list {
-		if e.Event == "" || e.Job == "" {
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("entry %d: event and job are required", i)})
+	list := make([]logEntryJSON, len(items))
+	entries := make([]store.LogEntry, len(items))
+	for i, item := range items {
+		e := &list[i]
+		if err := decodeJSON(item, e, false, logEntryFields); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "read body: ")
+			if n := name(i); strings.HasPrefix(msg, "field ") {
+				msg = n + strings.TrimPrefix(msg, "field ")
+			} else if n != "" {
+				msg = strings.TrimSuffix(n, ".") + ": " + msg
+			}
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", msg})
 			return
 		}
-		if _, err := uuid.Parse(e.Job); err != nil {
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("entry %d: job %q is not a job ID", i, e.Job)})
+		if msg := e.check(); msg != "" {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", name(i) + msg})
 			return
 		}
 		if i > 0 && e.Job != list[0].Job {
 			// A job token covers one job; an admin sends one job's entries too.
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", "all entries of one request must be of one job"})
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("%sjob: %s is not entries[0]'s job %s: all entries of one request must be of one job", name(i), e.Job, list[0].Job)})
 			return
 		}
 		entries[i] = store.LogEntry{JobID: e.Job, Event: e.Event, Data: e.Data, Datetime: e.Datetime, Level: e.Level, Step: e.Step, File: e.File}
@@ -767,7 +851,10 @@ func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, false, err)
 		return
 	}
-	if err := a.Store.AddLogs(r.Context(), entries); err != nil {
+	if err := a.Store.AddLogs(r.Context(), entries); errors.Is(err, store.ErrNotFound) {
+		a.fail(w, r, false, &notFoundError{fmt.Sprintf("%sjob: no job %s (GET /jobs/ lists the jobs)", name(0), list[0].Job)})
+		return
+	} else if err != nil {
 		a.fail(w, r, false, err)
 		return
 	}

@@ -266,7 +266,7 @@ func (d *dispatcher) unqueue(jobID string) bool {
 func (d *dispatcher) start(ctx context.Context, job store.Job) error {
 	a := d.api
 	if m := withoutQueue(job.Meta); !bytes.Equal(m, job.Meta) {
-		j, err := a.Store.UpdateJob(ctx, job.ID, store.JobUpdate{Meta: m})
+		j, err := a.Store.UpdateJob(ctx, job.ID, store.JobUpdate{Meta: json.RawMessage(`{"queue":null}`)}) // merged: removes queue
 		if err != nil {
 			return err
 		}

@@ -174,7 +174,8 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error
 }
 
 // JobUpdate is a change to a job (Synapse backend PATCH /jobs/{id}/): the
-// fields that are not nil or "" are set.
+// fields that are not nil or "" are set, but for Meta, a JSON object
+// merged into the job's meta key by key (MergeMeta).
 type JobUpdate struct {
 	Status         string
 	ProgressRecord json.RawMessage
@@ -275,9 +276,14 @@ func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int)
 		for _, f := range []struct {
 			dst *json.RawMessage
 			src json.RawMessage
-		}{{&j.ProgressRecord, u.ProgressRecord}, {&j.MetricsRecord, u.MetricsRecord}, {&j.Result, u.Result}, {&j.Meta, u.Meta}} {
+		}{{&j.ProgressRecord, u.ProgressRecord}, {&j.MetricsRecord, u.MetricsRecord}, {&j.Result, u.Result}} {
 			if f.src != nil {
 				*f.dst = f.src
+			}
+		}
+		if u.Meta != nil {
+			if j.Meta, err = MergeMeta(j.Meta, u.Meta); err != nil {
+				return err
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7, reported_status = $8 WHERE id = $9`,
@@ -433,4 +439,30 @@ func (s *Store) Console(ctx context.Context, jobID string, after int64, limit in
 		return nil, err
 	}
 	return out, nil
+}
+
+// ErrMetaNotObject is the error of a meta that is not a JSON object.
+var ErrMetaNotObject = errors.New("meta: want a JSON object")
+
+// MergeMeta merges patch, a JSON object, into meta (a JSON object, or nil
+// for none) key by key: a key patch sets to null is removed, any other
+// value replaces the key's. A patch that is not an object is
+// ErrMetaNotObject; a meta that is not an object is replaced.
+func MergeMeta(meta, patch json.RawMessage) (json.RawMessage, error) {
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &p); err != nil || p == nil {
+		return nil, ErrMetaNotObject
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(meta, &m) != nil || m == nil {
+		m = map[string]json.RawMessage{}
+	}
+	for k, v := range p {
+		if string(v) == "null" {
+			delete(m, k)
+			continue
+		}
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
