@@ -151,6 +151,9 @@ func TestPluginsAndReleases(t *testing.T) {
 		if _, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.0.0", Config: json.RawMessage(`{}`)}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already exists") {
 			t.Errorf("duplicate non-debug version: %v", err)
 		}
+		if _, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.0.0", Config: json.RawMessage(`{}`), Debug: true}); !errors.Is(err, ErrPublished) || !errors.Is(err, ErrExists) {
+			t.Errorf("debug over a published version: %v, want ErrPublished", err)
+		}
 		d1 := newRelease(t, s, "yolo", "1.1.0-dev", true)
 		d2, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.1.0-dev", Config: json.RawMessage(`{"v":2}`), Debug: true, SHA256: "cd", Size: 20})
 		if err != nil || d2.ID != d1.ID {
