@@ -305,7 +305,8 @@ func TestReportAndSettle(t *testing.T) {
 			{"a report of a PENDING job", true, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
 			{"the same report again", false, []JobUpdate{{Status: StatusSucceeded, Result: fail}, {Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
 			{"another report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}, {Status: StatusFailed, Result: fail}}, false, exit0, ErrTransition, StatusSucceeded, ok},
-			{"a stop wins over a report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, ok},
+			{"a stop wins over a report, discarding it", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
+			{"a stop the agent settles discards a report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
 			{"a report after a stop changes nothing", false, nil, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
 		}
 		for _, tt := range tests {
@@ -486,8 +487,8 @@ func TestSchemaVersions(t *testing.T) {
 			t.Errorf("migrate again: %v", err)
 		}
 		// A database of schema 1 (before job_logs, console_offset,
-		// reported_status and ui_sessions) is brought up to date.
-		for _, q := range []string{`DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
+		// reported_status, ui_sessions and report) is brought up to date.
+		for _, q := range []string{`DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `ALTER TABLE jobs DROP COLUMN report`, `DELETE FROM schema_version WHERE version > 1`} {
 			if _, err := s.db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
@@ -498,8 +499,8 @@ func TestSchemaVersions(t *testing.T) {
 		if _, err := s.Logs(ctx, "x", 0, 1); err != nil {
 			t.Errorf("job_logs after migrating from 1: %v", err)
 		}
-		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1, reported_status = 'SUCCEEDED' WHERE id = 'x'`); err != nil {
-			t.Errorf("console_offset and reported_status after migrating from 1: %v", err)
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1, reported_status = 'SUCCEEDED', report = '{}' WHERE id = 'x'`); err != nil {
+			t.Errorf("console_offset, reported_status and report after migrating from 1: %v", err)
 		}
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, SchemaVersion()+1); err != nil {
 			t.Fatal(err)
