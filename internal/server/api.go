@@ -331,21 +331,55 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, v2 bool, err error) {
 	case errors.As(err, &nf):
 		ae = &apiError{http.StatusNotFound, "NOT_FOUND", nf.message}
 	case errors.Is(err, ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Token realm="synapse"`)
 		ae = &apiError{http.StatusUnauthorized, "UNAUTHENTICATED", err.Error()}
 	case errors.Is(err, ErrForbidden):
 		ae = &apiError{http.StatusForbidden, "FORBIDDEN", err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		ae = &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("not found: %s %s names nothing that exists", r.Method, r.URL.Path)}
 	case errors.Is(err, store.ErrTransition):
-		ae = &apiError{http.StatusBadRequest, "INVALID_TRANSITION", err.Error()}
+		ae = &apiError{http.StatusBadRequest, "INVALID_TRANSITION", transitionText(err)}
 	default:
 		ae = &apiError{http.StatusInternalServerError, "INTERNAL", "internal error"}
 	}
 	if v2 {
-		writeJSON(w, ae.status, map[string]any{"error": map[string]any{"code": ae.code, "message": ae.message, "details": []any{}}, "meta": map[string]string{"request_id": uuid.NewString()}})
+		details := []map[string]string{}
+		if field := errorField(ae.message); field != "" {
+			details = append(details, map[string]string{"field": field, "message": strings.TrimPrefix(ae.message, field+": ")})
+		}
+		writeJSON(w, ae.status, map[string]any{"error": map[string]any{"code": ae.code, "message": ae.message, "details": details}, "meta": map[string]string{"request_id": uuid.NewString()}})
 		return
 	}
 	writeJSON(w, ae.status, map[string]string{"detail": ae.message})
+}
+
+// errorField is the field an error message names first ("per_page: want
+// …" names per_page), or "": the v2 envelope's details[].field.
+func errorField(message string) string {
+	field, _, ok := strings.Cut(message, ": ")
+	if !ok || field == "" {
+		return ""
+	}
+	for _, c := range field {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '[' || c == ']') {
+			return ""
+		}
+	}
+	return field
+}
+
+// transitionText says why a job change was refused (a store.ErrTransition)
+// in the API's terms: a change to a job that has ended says so and what
+// may still be sent.
+func transitionText(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, store.ErrTransition.Error()+": the job is "); ok {
+		return fmt.Sprintf("the job has ended (%s): it takes no more progress_record, metrics_record, result or meta; only its final status again (a no-op) and console_logs may still be sent", rest)
+	}
+	if i := strings.Index(msg, store.ErrTransition.Error()); i >= 0 {
+		msg = msg[i:]
+	}
+	return "status: " + msg + " (a job goes PENDING → RUNNING → STOPPED, SUCCEEDED or FAILED)"
 }
 
 // admin wraps a handler that needs an admin token.
@@ -511,7 +545,7 @@ func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, str
 	}
 	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: status, After: q.Get("cursor"), Limit: size})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: no such job"}
+		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", fmt.Sprintf("cursor: %q is not a cursor this server gave (a cursor is the next or next_cursor of a page): start without it", q.Get("cursor"))}
 	}
 	if err != nil {
 		return nil, "", err
@@ -866,7 +900,7 @@ func (a *API) listLogsV2(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	job := q.Get("job")
 	if _, err := uuid.Parse(job); err != nil {
-		return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", "job: want a job ID"}
+		return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("job: want a job ID, a UUID (got %q)", job)}
 	}
 	size := 200
 	if v := q.Get("per_page"); v != "" {
@@ -880,7 +914,7 @@ func (a *API) listLogsV2(w http.ResponseWriter, r *http.Request) error {
 	if v := q.Get("cursor"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: not a cursor of this list"}
+			return &apiError{http.StatusBadRequest, "INVALID_CURSOR", fmt.Sprintf("cursor: %q is not a cursor this server gave (a cursor is the meta.next_cursor of a page): start without it", v)}
 		}
 		after = n
 	}

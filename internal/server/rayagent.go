@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,8 @@ import (
 // final state with the job; a server that restarts re-attaches to its
 // jobs by submission ID (Attach).
 type RayAgent struct {
+	// Name is the agent's name (--agent NAME=ray:ADDRESS), named in errors.
+	Name  string
 	Store *store.Store
 	// Releases holds the release zips.
 	Releases *Releases
@@ -148,7 +151,7 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 	sum := sha256.Sum256(data)
 	name := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
 	if _, err := a.Client.EnsurePackage(ctx, name, data); err != nil {
-		return fmt.Errorf("start job %s: %w", job.ID, err)
+		return a.startError(job.ID, err)
 	}
 	var cfg struct {
 		Code       string         `json:"code"`
@@ -173,11 +176,46 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 	})
 	if err != nil {
 		a.untrack(job.ID, run)
-		return fmt.Errorf("start job %s: %w", job.ID, err)
+		return a.startError(job.ID, err)
 	}
 	go a.follow(job.ID, run, 0)
 	return nil
 }
+
+// startError is the error of a start that Ray refused or that could not
+// reach Ray: a dashboard that does not answer (no connection) is said in
+// a sentence that names the address and the --agent flag, without Go's
+// error text; *unreachableError's chain is kept.
+func (a *RayAgent) startError(jobID string, err error) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return fmt.Errorf("start job %s: %w", jobID, err)
+	}
+	reason := "no connection"
+	var sys *os.SyscallError
+	var dns *net.DNSError
+	switch {
+	case errors.As(op.Err, &sys):
+		reason = sys.Err.Error() // "connection refused"
+	case errors.As(op.Err, &dns):
+		reason = "cannot resolve " + dns.Name
+	}
+	name := a.Name
+	if name == "" {
+		name = "NAME"
+	}
+	return &rayDownError{fmt.Sprintf("the Ray dashboard at %s did not answer (%s): check --agent %s=ray:ADDRESS and that the Ray head is running", a.Client.Address(), reason, name), err}
+}
+
+// rayDownError is the error of a start whose Ray dashboard could not be
+// reached: its message, and the client's error as its cause.
+type rayDownError struct {
+	message string
+	err     error
+}
+
+func (e *rayDownError) Error() string { return e.message }
+func (e *rayDownError) Unwrap() error { return e.err }
 
 func (a *RayAgent) untrack(jobID string, run *rayRun) {
 	a.mu.Lock()
