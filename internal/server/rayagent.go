@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -432,15 +433,39 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		if kind == "" {
 			kind = "ray"
 		}
-		msg := strings.TrimSpace(info.Message)
-		if msg == "" {
-			msg = "the Ray job " + strings.ToLower(string(info.Status))
-		}
-		u = fail(kind, msg)
+		u = fail(kind, rayFailure(info.Message, string(info.Status)))
 	}
 	if _, err := a.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = a.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
+}
+
+// rayExitCode finds "with exit code N" in Ray's failure message.
+var rayExitCode = regexp.MustCompile(`\s*with exit code (-?\d+)`)
+
+// rayFailure is the short reason of a Ray job that failed without a
+// result, parallel to the process agent's: "the Ray job failed: " and the
+// first line of Ray's message, its exit code as "(exit status N)":
+//
+//	Job entrypoint command failed with exit code 3, last available logs (truncated to 20,000 chars):
+//	…
+//
+// is "the Ray job failed: Job entrypoint command failed (exit status 3)".
+// The log Ray quotes is in the console log already. With no message, it
+// is "the Ray job " and status in lower case.
+func rayFailure(message, status string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(message), "\n")
+	line, _, _ = strings.Cut(line, ", last available logs")
+	line = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), ":"))
+	if line == "" {
+		return "the Ray job " + strings.ToLower(status)
+	}
+	exit := ""
+	if m := rayExitCode.FindStringSubmatch(line); m != nil {
+		line = strings.Replace(line, m[0], "", 1)
+		exit = " (exit status " + m[1] + ")"
+	}
+	return "the Ray job failed: " + line + exit
 }
 
 // Stop stops a job through Ray (the plugin process gets SIGTERM, then
