@@ -337,7 +337,7 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	}
 	rel, err := a.Store.CreateRelease(r.Context(), store.Release{PluginID: p.ID, Version: version, Config: config, Debug: debug, SHA256: sum, Size: int64(len(zipData))})
 	if errors.Is(err, store.ErrPublished) {
-		return &apiError{http.StatusBadRequest, "VERSION_EXISTS", fmt.Sprintf("%s@%s is a published (non-debug) release; bump version in config.yaml (a debug publish replaces only a debug release)", code, version)}
+		return &apiError{http.StatusBadRequest, "VERSION_EXISTS", fmt.Sprintf("%s@%s is a published (non-debug) release; bump version in config.yaml (the version already exists, and a debug publish replaces only a debug release)", code, version)}
 	}
 	if errors.Is(err, store.ErrExists) {
 		return &apiError{http.StatusBadRequest, "VERSION_EXISTS", fmt.Sprintf("plugin release %s@%s already exists: bump version in config.yaml, or publish with debug", code, version)}
