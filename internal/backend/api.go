@@ -62,7 +62,9 @@ func (c *Client) CreatePlugin(ctx context.Context, p Plugin) (*Plugin, error) {
 // code), version, config (the JSON text) and debug ("True" or "False"),
 // then the file part "file" named plugin.zip. A version that exists is an
 // *HTTPError matching ErrVersionExists (its text says "already exists")
-// unless u.Debug, which replaces it.
+// unless u.Debug and that version is a debug release too, which it
+// replaces (synapse server refuses a debug publish over a published,
+// non-debug release, with ErrVersionExists as well).
 func (c *Client) PublishRelease(ctx context.Context, u ReleaseUpload) (*Release, error) {
 	op := fmt.Sprintf("publish release %s@%s", u.Plugin, u.Version)
 	switch {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
@@ -94,6 +95,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /jobs/{$}", a.admin(a.listJobsV1))
 	mux.HandleFunc("GET /jobs/{id}/{$}", a.admin(a.getJobV1))
 	mux.HandleFunc("GET /jobs/{id}/console_logs/{$}", a.admin(a.consoleV1))
+	mux.HandleFunc("GET /v2/jobs/{id}/console_logs/{$}", a.admin(a.consoleV2))
 	mux.HandleFunc("GET /jobs/{id}/tail_console_logs/{$}", a.admin(a.tail))
 	mux.HandleFunc("GET /v2/jobs/{id}/tail_console_logs/{$}", a.admin(a.tail))
 	mux.HandleFunc("PATCH /jobs/{id}/{$}", a.patchJob(false))
@@ -337,21 +339,55 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, v2 bool, err error) {
 	case errors.As(err, &nf):
 		ae = &apiError{http.StatusNotFound, "NOT_FOUND", nf.message}
 	case errors.Is(err, ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Token realm="synapse"`)
 		ae = &apiError{http.StatusUnauthorized, "UNAUTHENTICATED", err.Error()}
 	case errors.Is(err, ErrForbidden):
 		ae = &apiError{http.StatusForbidden, "FORBIDDEN", err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		ae = &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("not found: %s %s names nothing that exists", r.Method, r.URL.Path)}
 	case errors.Is(err, store.ErrTransition):
-		ae = &apiError{http.StatusBadRequest, "INVALID_TRANSITION", err.Error()}
+		ae = &apiError{http.StatusBadRequest, "INVALID_TRANSITION", transitionText(err)}
 	default:
 		ae = &apiError{http.StatusInternalServerError, "INTERNAL", "internal error"}
 	}
 	if v2 {
-		writeJSON(w, ae.status, map[string]any{"error": map[string]any{"code": ae.code, "message": ae.message, "details": []any{}}, "meta": map[string]string{"request_id": uuid.NewString()}})
+		details := []map[string]string{}
+		if field := errorField(ae.message); field != "" {
+			details = append(details, map[string]string{"field": field, "message": strings.TrimPrefix(ae.message, field+": ")})
+		}
+		writeJSON(w, ae.status, map[string]any{"error": map[string]any{"code": ae.code, "message": ae.message, "details": details}, "meta": map[string]string{"request_id": uuid.NewString()}})
 		return
 	}
 	writeJSON(w, ae.status, map[string]string{"detail": ae.message})
+}
+
+// errorField is the field an error message names first ("per_page: want
+// …" names per_page), or "": the v2 envelope's details[].field.
+func errorField(message string) string {
+	field, _, ok := strings.Cut(message, ": ")
+	if !ok || field == "" {
+		return ""
+	}
+	for _, c := range field {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '[' || c == ']') {
+			return ""
+		}
+	}
+	return field
+}
+
+// transitionText says why a job change was refused (a store.ErrTransition)
+// in the API's terms: a change to a job that has ended says so and what
+// may still be sent.
+func transitionText(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, store.ErrTransition.Error()+": the job is "); ok {
+		return fmt.Sprintf("the job has ended (%s): it takes no more progress_record, metrics_record, result or meta; only its final status again (a no-op) and console_logs may still be sent", rest)
+	}
+	if i := strings.Index(msg, store.ErrTransition.Error()); i >= 0 {
+		msg = msg[i:]
+	}
+	return "status: " + msg + " (a job goes PENDING → RUNNING → STOPPED, SUCCEEDED or FAILED)"
 }
 
 // admin wraps a handler that needs an admin token.
@@ -520,7 +556,7 @@ func (a *API) listJobs(r *http.Request, sizeParam string) ([]map[string]any, str
 	}
 	jobs, next, err := a.Store.ListJobs(r.Context(), store.JobFilter{Status: status, After: q.Get("cursor"), Limit: size})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: no such job"}
+		return nil, "", &apiError{http.StatusBadRequest, "INVALID_CURSOR", fmt.Sprintf("cursor: %q is not a cursor this server gave (a cursor is the next or next_cursor of a page): start without it", q.Get("cursor"))}
 	}
 	if err != nil {
 		return nil, "", err
@@ -574,19 +610,41 @@ func (a *API) listJobsV2(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
+// consoleText reads the console lines of the job of r's path, all of
+// them (at most 1,000,000).
+func (a *API) consoleText(r *http.Request) ([]string, error) {
 	if _, err := a.getJob(r); err != nil {
-		return err
+		return nil, err
 	}
 	lines, err := a.Store.Console(r.Context(), r.PathValue("id"), 0, 1_000_000)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = l.Line
 	}
+	return out, nil
+}
+
+// consoleV1 is GET /jobs/{id}/console_logs/: a JSON list of the lines.
+func (a *API) consoleV1(w http.ResponseWriter, r *http.Request) error {
+	out, err := a.consoleText(r)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// consoleV2 is GET /v2/jobs/{id}/console_logs/: the backend's v2 form,
+// {data: {logs: [line]}, meta: {request_id}}.
+func (a *API) consoleV2(w http.ResponseWriter, r *http.Request) error {
+	out, err := a.consoleText(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"logs": out}, "meta": map[string]string{"request_id": uuid.NewString()}})
 	return nil
 }
 
@@ -617,6 +675,15 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 		default:
 			a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_STATUS", fmt.Sprintf("status: %q is not one of PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED", body.Status)})
 			return
+		}
+		for _, f := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"progress_record", body.ProgressRecord}, {"metrics_record", body.MetricsRecord}, {"meta", body.Meta}} {
+			if len(f.raw) > 0 && string(f.raw) != "null" && !isObject(f.raw) {
+				a.fail(w, r, v2, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("%s: want a JSON object, got %s", f.name, jsonKind(f.raw))})
+				return
+			}
 		}
 		null := func(b json.RawMessage) json.RawMessage { // JSON null leaves the field as it is
 			if string(b) == "null" {
@@ -679,6 +746,31 @@ func (a *API) patchJob(v2 bool) http.HandlerFunc {
 	}
 }
 
+// isObject reports whether raw, valid JSON, is an object.
+func isObject(raw json.RawMessage) bool {
+	return jsonKind(raw) == "an object"
+}
+
+// jsonKind names the kind of raw, valid JSON: "an object", "a list", "a
+// string", "a number", "true or false" or "null".
+func jsonKind(raw json.RawMessage) string {
+	switch t := bytes.TrimLeft(raw, " \t\r\n"); {
+	case len(t) == 0:
+		return "nothing"
+	case t[0] == '{':
+		return "an object"
+	case t[0] == '[':
+		return "a list"
+	case t[0] == '"':
+		return "a string"
+	case t[0] == 't' || t[0] == 'f':
+		return "true or false"
+	case t[0] == 'n':
+		return "null"
+	}
+	return "a number"
+}
+
 // answerJob answers with the job of the request's path, 200.
 func (a *API) answerJob(w http.ResponseWriter, r *http.Request, v2 bool) {
 	j, err := a.getJob(r)
@@ -714,49 +806,98 @@ func consoleLines(raw json.RawMessage) ([]string, error) {
 // bulk limit).
 const maxLogBatch = 1000
 
-// postLogs is POST /logs/: one entry or a list, all stored or none. A job
-// token may send entries of its own job only.
-func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
-	type entryJSON struct {
-		Event    string          `json:"event"`
-		Data     json.RawMessage `json:"data"`
-		Datetime string          `json:"datetime"`
-		Job      string          `json:"job"`
-		Level    string          `json:"level"`
-		Step     string          `json:"step"`
-		File     string          `json:"file"`
+// logLevels are the levels a log entry may have (the Python SDK's
+// LogLevel).
+var logLevels = []string{"debug", "info", "success", "warning", "danger", "error", "critical"}
+
+// logEntryJSON is one entry of POST /logs/.
+type logEntryJSON struct {
+	Event    string          `json:"event"`
+	Data     json.RawMessage `json:"data"`
+	Datetime string          `json:"datetime"`
+	Job      string          `json:"job"`
+	Level    string          `json:"level"`
+	Step     string          `json:"step"`
+	File     string          `json:"file"`
+}
+
+// logEntryFields are the keys of a log entry.
+const logEntryFields = "event, data, datetime, job, level, step, file"
+
+// check says what is wrong with e, a field at a time ("level: want one
+// of …"), or "" when nothing is.
+func (e logEntryJSON) check() string {
+	switch {
+	case e.Event == "":
+		return "event: required (a name such as message or metric)"
+	case e.Job == "":
+		return "job: required (the job's ID, a UUID)"
 	}
+	if _, err := uuid.Parse(e.Job); err != nil {
+		return fmt.Sprintf("job: %q is not a job ID (a UUID)", e.Job)
+	}
+	if e.Datetime != "" {
+		if _, err := time.Parse(time.RFC3339Nano, e.Datetime); err != nil {
+			return fmt.Sprintf("datetime: %q is not an RFC 3339 time with its offset (such as 2026-06-11T03:04:05.123456+00:00)", e.Datetime)
+		}
+	}
+	if e.Level != "" && !slices.Contains(logLevels, e.Level) {
+		return fmt.Sprintf("level: want one of %s (got %q)", strings.Join(logLevels, ", "), e.Level)
+	}
+	if e.File != "" {
+		if _, _, err := synapse.DecodeDataURI(e.File); err != nil {
+			return fmt.Sprintf("file: want a base64 data URI, data:TYPE;base64,DATA (got %.40q)", e.File)
+		}
+	}
+	return ""
+}
+
+// postLogs is POST /logs/: one entry or a list, all stored or none. A job
+// token may send entries of its own job only. An entry's datetime, when
+// given, is RFC 3339 with its offset; its level one of logLevels; its file
+// a base64 data URI. Errors name the entry (entries[3].level: …).
+func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
 	raw, err := readBody(w, r, maxBody)
 	if err != nil {
 		a.fail(w, r, false, err)
 		return
 	}
-	var list []entryJSON
-	if err := json.Unmarshal(raw, &list); err != nil {
-		var one entryJSON
-		if err := json.Unmarshal(raw, &one); err != nil {
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", "want a log entry {event, data, datetime, job} or a list of them"})
+	var items []json.RawMessage
+	name := func(int) string { return "" }
+	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		if err := decodeJSON(raw, &items, false, ""); err != nil {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", err.Error() + ": want a log entry {" + logEntryFields + "} or a list of them"})
 			return
 		}
-		list = []entryJSON{one}
+		name = func(i int) string { return fmt.Sprintf("entries[%d].", i) }
+	} else {
+		items = []json.RawMessage{raw}
 	}
-	if len(list) == 0 || len(list) > maxLogBatch {
-		a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("want 1 to %d entries (got %d)", maxLogBatch, len(list))})
+	if len(items) == 0 || len(items) > maxLogBatch {
+		a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("want 1 to %d entries (got %d)", maxLogBatch, len(items))})
 		return
 	}
-	entries := make([]store.LogEntry, len(list))
-	for i, e := range list {
-		if e.Event == "" || e.Job == "" {
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("entry %d: event and job are required", i)})
+	list := make([]logEntryJSON, len(items))
+	entries := make([]store.LogEntry, len(items))
+	for i, item := range items {
+		e := &list[i]
+		if err := decodeJSON(item, e, false, logEntryFields); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "read body: ")
+			if n := name(i); strings.HasPrefix(msg, "field ") {
+				msg = n + strings.TrimPrefix(msg, "field ")
+			} else if n != "" {
+				msg = strings.TrimSuffix(n, ".") + ": " + msg
+			}
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", msg})
 			return
 		}
-		if _, err := uuid.Parse(e.Job); err != nil {
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("entry %d: job %q is not a job ID", i, e.Job)})
+		if msg := e.check(); msg != "" {
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", name(i) + msg})
 			return
 		}
 		if i > 0 && e.Job != list[0].Job {
 			// A job token covers one job; an admin sends one job's entries too.
-			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", "all entries of one request must be of one job"})
+			a.fail(w, r, false, &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("%sjob: %s is not entries[0]'s job %s: all entries of one request must be of one job", name(i), e.Job, list[0].Job)})
 			return
 		}
 		entries[i] = store.LogEntry{JobID: e.Job, Event: e.Event, Data: e.Data, Datetime: e.Datetime, Level: e.Level, Step: e.Step, File: e.File}
@@ -765,7 +906,10 @@ func (a *API) postLogs(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, false, err)
 		return
 	}
-	if err := a.Store.AddLogs(r.Context(), entries); err != nil {
+	if err := a.Store.AddLogs(r.Context(), entries); errors.Is(err, store.ErrNotFound) {
+		a.fail(w, r, false, &notFoundError{fmt.Sprintf("%sjob: no job %s (GET /jobs/ lists the jobs)", name(0), list[0].Job)})
+		return
+	} else if err != nil {
 		a.fail(w, r, false, err)
 		return
 	}
@@ -777,7 +921,7 @@ func (a *API) listLogsV2(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	job := q.Get("job")
 	if _, err := uuid.Parse(job); err != nil {
-		return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", "job: want a job ID"}
+		return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("job: want a job ID, a UUID (got %q)", job)}
 	}
 	size := 200
 	if v := q.Get("per_page"); v != "" {
@@ -791,7 +935,7 @@ func (a *API) listLogsV2(w http.ResponseWriter, r *http.Request) error {
 	if v := q.Get("cursor"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return &apiError{http.StatusBadRequest, "INVALID_CURSOR", "cursor: not a cursor of this list"}
+			return &apiError{http.StatusBadRequest, "INVALID_CURSOR", fmt.Sprintf("cursor: %q is not a cursor this server gave (a cursor is the meta.next_cursor of a page): start without it", v)}
 		}
 		after = n
 	}

@@ -163,6 +163,13 @@ func TestAPIPatchJobAsTheWorker(t *testing.T) {
 	if lines, _ := v.([]any); len(lines) != 2 || lines[1] != "line 2" {
 		t.Errorf("console logs = %v", v)
 	}
+	status, v := f.call(t, "GET", "/v2"+path+"console_logs/", f.admin, "")
+	v2, _ := v.(map[string]any)
+	data, _ := v2["data"].(map[string]any)
+	meta, _ := v2["meta"].(map[string]any)
+	if lines, _ := data["logs"].([]any); status != 200 || len(lines) != 2 || lines[0] != "line 1" || meta["request_id"] == nil {
+		t.Errorf("v2 console logs = %d %v, want {data: {logs: [line 1, line 2]}, meta: {request_id}}", status, v)
+	}
 
 	// A job token cannot touch another job.
 	other, err := f.store.CreateJob(t.Context(), store.Job{ReleaseID: f.job.ReleaseID, Agent: "local", Action: "x"})
@@ -301,3 +308,48 @@ func TestListJobsV1Count(t *testing.T) {
 // them: not running as root, the removal fails otherwise. Call it after
 // the t.TempDir that holds dir.
 func thawOnCleanup(t testing.TB, dir string) { t.Cleanup(func() { thaw(dir) }) }
+
+// TestWorkerInputChecked: PATCH records and meta must be JSON objects, meta
+// is merged key by key (null removes a key), and POST /logs/ entries are
+// checked field by field, each error naming the entry and field; what the
+// Python SDK's JobLogger sends passes.
+func TestWorkerInputChecked(t *testing.T) {
+	f := newAPI(t)
+	path := "/jobs/" + f.job.ID + "/"
+	if _, err := f.store.UpdateJob(t.Context(), f.job.ID, store.JobUpdate{Meta: json.RawMessage(`{"language":"ko","error":{"message":"x"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(extra string) string {
+		return `{"event":"message","data":{"content":"hi"},"datetime":"2026-06-11T03:04:05.123456+00:00","job":"` + f.job.ID + `"` + extra + `}`
+	}
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		text                     string
+	}{
+		{"progress a string", "PATCH", path, `{"progress_record":"notanobject"}`, 400, "progress_record: want a JSON object, got a string"},
+		{"metrics a list", "PATCH", path, `{"metrics_record":[1]}`, 400, "metrics_record: want a JSON object, got a list"},
+		{"meta a number", "PATCH", path, `{"meta":5}`, 400, "meta: want a JSON object, got a number"},
+		{"meta merged", "PATCH", path, `{"meta":{"a":1,"error":null}}`, 200, `"meta":{"a":1,"language":"ko"}`},
+		{"the SDK's entry", "POST", "/logs/", entry(`,"level":"warning","step":"train"`), 201, `"created":1`},
+		{"SDK time without fraction", "POST", "/logs/", `[` + entry(`,"datetime":"2026-06-11T03:04:05+00:00"`) + `]`, 201, `"created":1`},
+		{"a data URI file", "POST", "/logs/", entry(`,"file":"data:image/png;base64,aGk="`), 201, `"created":1`},
+		{"bad datetime", "POST", "/logs/", entry(`,"datetime":"yesterday"`), 400, `datetime: \"yesterday\" is not an RFC 3339 time`},
+		{"bad level in a list", "POST", "/logs/", `[` + entry("") + `,` + entry("") + `,` + entry("") + `,` + entry(`,"level":"loud"`) + `]`, 400, `entries[3].level: want one of debug, info, success, warning, danger, error, critical (got \"loud\")`},
+		{"bad file", "POST", "/logs/", entry(`,"file":"notadatauri"`), 400, "file: want a base64 data URI"},
+		{"level a number in a list", "POST", "/logs/", `[` + entry("") + `,` + entry(`,"level":5`) + `]`, 400, "entries[1].level: want a string, got a number (fields: event"},
+		{"unknown job", "POST", "/logs/", `{"event":"x","job":"00000000-0000-4000-8000-000000000000"}`, 404, "job: no job 00000000-0000-4000-8000-000000000000 (GET /jobs/ lists the jobs)"},
+		{"unknown job in a list", "POST", "/logs/", `[{"event":"x","job":"00000000-0000-4000-8000-000000000000"}]`, 404, "entries[0].job: no job 00000000-0000-4000-8000-000000000000"},
+	}
+	for _, tt := range tests {
+		status, v := f.call(t, tt.method, tt.path, f.admin, tt.body)
+		if text := jsonText(v); status != tt.status || !strings.Contains(text, tt.text) {
+			t.Errorf("%s: %d %s, want %d containing %s", tt.name, status, text, tt.status, tt.text)
+		}
+	}
+	_, v := f.call(t, "GET", path, f.admin, "")
+	j := v.(map[string]any)
+	if j["progress_record"] != nil || j["metrics_record"] != nil {
+		t.Errorf("refused records were stored: %v", j)
+	}
+}

@@ -51,6 +51,27 @@ var (
 	ErrForbidden       = errors.New("this token may not do that")
 )
 
+// tokenForms are the header forms a token may come in (TokenFromRequest),
+// as 401s name them.
+const tokenForms = "Synapse-Access-Token: Token TOKEN, Synapse-Access-Token: TOKEN, Authorization: Token TOKEN or Authorization: Bearer TOKEN"
+
+// UnauthenticatedError is Authenticate's error for a request without a
+// token it takes (a 401): Missing when it carries none, else the token is
+// unknown or revoked. It matches ErrUnauthenticated with errors.Is.
+type UnauthenticatedError struct {
+	Missing bool
+}
+
+func (e *UnauthenticatedError) Error() string {
+	if e.Missing {
+		return "no access token: send one as " + tokenForms + " (synapse server token create makes an admin token)"
+	}
+	return "the access token is not valid: no token of this server has it, or it was revoked (a job's token ends with its job): check the token, or make one with synapse server token create; send it as " + tokenForms
+}
+
+// Is reports whether target is ErrUnauthenticated.
+func (e *UnauthenticatedError) Is(target error) bool { return target == ErrUnauthenticated }
+
 // ForbiddenError is Authenticate's error for a token used outside what it
 // may do (a 403): it names the kind of token and what it may do. It
 // matches ErrForbidden with errors.Is.
@@ -84,16 +105,17 @@ type Scope struct {
 }
 
 // Authenticate checks the request's token for scope and returns it. An
-// absent, unknown or revoked token is ErrUnauthenticated; a job token used
+// absent, unknown or revoked token is an *UnauthenticatedError (errors.Is
+// ErrUnauthenticated); a job token used
 // outside its job is a *ForbiddenError (errors.Is ErrForbidden).
 func Authenticate(ctx context.Context, tokens Tokens, r *http.Request, scope Scope) (store.Token, error) {
 	secret := TokenFromRequest(r)
 	if secret == "" {
-		return store.Token{}, ErrUnauthenticated
+		return store.Token{}, &UnauthenticatedError{Missing: true}
 	}
 	t, err := tokens.LookupToken(ctx, secret)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Token{}, ErrUnauthenticated
+		return store.Token{}, &UnauthenticatedError{}
 	}
 	if err != nil {
 		return store.Token{}, err

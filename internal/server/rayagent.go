@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,8 @@ import (
 // final state with the job; a server that restarts re-attaches to its
 // jobs by submission ID (Attach).
 type RayAgent struct {
+	// Name is the agent's name (--agent NAME=ray:ADDRESS), named in errors.
+	Name  string
 	Store *store.Store
 	// Releases holds the release zips.
 	Releases *Releases
@@ -163,7 +167,7 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 	sum := sha256.Sum256(data)
 	name := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
 	if _, err := a.Client.EnsurePackage(ctx, name, data); err != nil {
-		return fmt.Errorf("start job %s: %w", job.ID, err)
+		return a.startError(job.ID, err)
 	}
 	var cfg struct {
 		Code       string         `json:"code"`
@@ -191,11 +195,46 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 	})
 	if err != nil {
 		a.untrack(job.ID, run)
-		return fmt.Errorf("start job %s: %w", job.ID, err)
+		return a.startError(job.ID, err)
 	}
 	go a.follow(job.ID, run, 0)
 	return nil
 }
+
+// startError is the error of a start that Ray refused or that could not
+// reach Ray: a dashboard that does not answer (no connection) is said in
+// a sentence that names the address and the --agent flag, without Go's
+// error text; *unreachableError's chain is kept.
+func (a *RayAgent) startError(jobID string, err error) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return fmt.Errorf("start job %s: %w", jobID, err)
+	}
+	reason := "no connection"
+	var sys *os.SyscallError
+	var dns *net.DNSError
+	switch {
+	case errors.As(op.Err, &sys):
+		reason = sys.Err.Error() // "connection refused"
+	case errors.As(op.Err, &dns):
+		reason = "cannot resolve " + dns.Name
+	}
+	name := a.Name
+	if name == "" {
+		name = "NAME"
+	}
+	return &rayDownError{fmt.Sprintf("the Ray dashboard at %s did not answer (%s): check --agent %s=ray:ADDRESS and that the Ray head is running", a.Client.Address(), reason, name), err}
+}
+
+// rayDownError is the error of a start whose Ray dashboard could not be
+// reached: its message, and the client's error as its cause.
+type rayDownError struct {
+	message string
+	err     error
+}
+
+func (e *rayDownError) Error() string { return e.message }
+func (e *rayDownError) Unwrap() error { return e.err }
 
 func (a *RayAgent) untrack(jobID string, run *rayRun) {
 	a.mu.Lock()
@@ -432,15 +471,39 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		if kind == "" {
 			kind = "ray"
 		}
-		msg := strings.TrimSpace(info.Message)
-		if msg == "" {
-			msg = "the Ray job " + strings.ToLower(string(info.Status))
-		}
-		u = fail(kind, msg)
+		u = fail(kind, rayFailure(info.Message, string(info.Status)))
 	}
 	if _, err := a.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = a.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
+}
+
+// rayExitCode finds "with exit code N" in Ray's failure message.
+var rayExitCode = regexp.MustCompile(`\s*with exit code (-?\d+)`)
+
+// rayFailure is the short reason of a Ray job that failed without a
+// result, parallel to the process agent's: "the Ray job failed: " and the
+// first line of Ray's message, its exit code as "(exit status N)":
+//
+//	Job entrypoint command failed with exit code 3, last available logs (truncated to 20,000 chars):
+//	…
+//
+// is "the Ray job failed: Job entrypoint command failed (exit status 3)".
+// The log Ray quotes is in the console log already. With no message, it
+// is "the Ray job " and status in lower case.
+func rayFailure(message, status string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(message), "\n")
+	line, _, _ = strings.Cut(line, ", last available logs")
+	line = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), ":"))
+	if line == "" {
+		return "the Ray job " + strings.ToLower(status)
+	}
+	exit := ""
+	if m := rayExitCode.FindStringSubmatch(line); m != nil {
+		line = strings.Replace(line, m[0], "", 1)
+		exit = " (exit status " + m[1] + ")"
+	}
+	return "the Ray job failed: " + line + exit
 }
 
 // Stop stops a job through Ray (the plugin process gets SIGTERM, then

@@ -162,3 +162,20 @@ func TestAgentsProbe(t *testing.T) {
 		t.Errorf("the hung dashboard was probed %d times in two listings, want 1 (the answer is reused)", n)
 	}
 }
+
+// TestRayFailure: a Ray job that failed without a result is said in one
+// short line, as the process agent's, without the log Ray quotes.
+func TestRayFailure(t *testing.T) {
+	long := "Job entrypoint command failed with exit code 3, last available logs (truncated to 20,000 chars):\n" + strings.Repeat("a log line\n", 2000)
+	tests := []struct{ message, status, want string }{
+		{long, "FAILED", "the Ray job failed: Job entrypoint command failed (exit status 3)"},
+		{"Job entrypoint command failed with exit code -9", "FAILED", "the Ray job failed: Job entrypoint command failed (exit status -9)"},
+		{"Failed to set up runtime environment.\nTraceback …", "FAILED", "the Ray job failed: Failed to set up runtime environment."},
+		{"  ", "FAILED", "the Ray job failed"},
+	}
+	for _, tt := range tests {
+		if got := rayFailure(tt.message, tt.status); got != tt.want {
+			t.Errorf("rayFailure(%.60q) = %q, want %q", tt.message, got, tt.want)
+		}
+	}
+}

@@ -67,17 +67,70 @@ func (a *API) getPlugin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listPlugins is GET /plugins/?page=N&page_size=M: plugins by code, in
+// DRF pages as GET /plugin_releases/ (pageQuery; a page past the last 404).
 func (a *API) listPlugins(w http.ResponseWriter, r *http.Request) error {
-	ps, err := a.Store.ListPlugins(r.Context())
+	size, pageNo, err := pageQuery(r)
 	if err != nil {
 		return err
+	}
+	offset := (pageNo - 1) * size
+	ps, total, err := a.Store.PluginsPage(r.Context(), offset, size)
+	if err != nil {
+		return err
+	}
+	if pageNo > 1 && offset >= total {
+		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("page: no page %d (%s, %d a page)", pageNo, count(total, "plugin", "plugins"), size)}
 	}
 	out := make([]map[string]any, len(ps))
 	for i, p := range ps {
 		out[i] = pluginJSON(p)
 	}
-	writeJSON(w, http.StatusOK, page{Count: len(out), Results: out})
+	writeJSON(w, http.StatusOK, pageOf(r, pageNo, offset+len(ps) < total, total, out))
 	return nil
+}
+
+// pageQuery reads DRF page parameters: page_size (default 100, the Python
+// SDK's, at most 1000) and page (from 1).
+func pageQuery(r *http.Request) (size, pageNo int, err error) {
+	q := r.URL.Query()
+	number := func(name string, def, most int) (int, error) {
+		v := q.Get(name)
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > most {
+			return 0, &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("%s: want a number from 1 to %d (got %q)", name, most, v)}
+		}
+		return n, nil
+	}
+	if size, err = number("page_size", 100, 1000); err != nil {
+		return 0, 0, err
+	}
+	if pageNo, err = number("page", 1, math.MaxInt32); err != nil {
+		return 0, 0, err
+	}
+	return size, pageNo, nil
+}
+
+// pageOf is page pageNo of a DRF list: next and previous link to the
+// pages around it (next when more is true), as r's URL with page= set.
+func pageOf(r *http.Request, pageNo int, more bool, total int, results any) page {
+	link := func(n int) *string {
+		v := r.URL.Query()
+		v.Set("page", strconv.Itoa(n))
+		s := (&url.URL{Path: r.URL.Path, RawQuery: v.Encode()}).String()
+		return &s
+	}
+	p := page{Count: total, Results: results}
+	if more {
+		p.Next = link(pageNo + 1)
+	}
+	if pageNo > 1 {
+		p.Previous = link(pageNo - 1)
+	}
+	return p
 }
 
 // createPlugin is POST /plugins/ {code, name, category, description}.
@@ -91,8 +144,8 @@ func (a *API) createPlugin(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(w, r, &body, false, "code, name, category, description"); err != nil {
 		return err
 	}
-	if !validCode(body.Code) {
-		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("code: want 1 to 100 letters, digits, '-' or '_' (got %q)", body.Code)}
+	if msg := codeProblem(body.Code); msg != "" {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "code: " + msg}
 	}
 	if body.Name == "" {
 		body.Name = body.Code
@@ -108,16 +161,24 @@ func (a *API) createPlugin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func validCode(c string) bool {
+// codeProblem says what is wrong with c as a plugin code, or "": a code
+// is 1 to 100 letters, digits, '-' or '_', not digits only (the routes
+// take a plugin's ID or code, and all digits is an ID).
+func codeProblem(c string) string {
 	if c == "" || len(c) > 100 {
-		return false
+		return fmt.Sprintf("want 1 to 100 letters, digits, '-' or '_' (got %q)", c)
 	}
+	digits := true
 	for _, r := range c {
 		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
+			return fmt.Sprintf("want 1 to 100 letters, digits, '-' or '_' (got %q)", c)
 		}
+		digits = digits && r >= '0' && r <= '9'
 	}
-	return true
+	if digits {
+		return fmt.Sprintf("%q is only digits, which /plugins/%s/ would read as a plugin ID: put a letter, '-' or '_' in it", c, c)
+	}
+	return ""
 }
 
 // maxRelease is the largest release zip taken: a job-mode package's limit.
@@ -153,7 +214,9 @@ func parseDebug(v string) (bool, error) {
 // without the zip in field file, or with fields of other names, is 400: a
 // release needs its zip. The plugin is created from the config (name,
 // category, description) when its code is new. A version that exists is
-// 400 "… already exists" unless debug is true, which replaces it. A
+// 400 "… already exists" unless debug is true and it is a debug release,
+// which the publish replaces (a published, non-debug one is 400). The
+// version must be config.version when the config has one. A
 // release that could not run is 400 (checkConfig, checkZip,
 // checkRunnable, checkActions), nothing kept.
 func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
@@ -203,12 +266,14 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", "read the file: " + err.Error()}
 	}
 	switch {
-	case !validCode(code):
-		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("plugin: want a plugin code (got %q)", code)}
+	case codeProblem(code) != "":
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "plugin: a plugin code: " + codeProblem(code)}
 	case version == "" || len(version) > 100 || strings.ContainsAny(version, "/\\@ "):
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("version: want a version such as 1.0.0 (got %q)", version)}
 	case len(config) > 0 && !json.Valid(config):
-		return &apiError{http.StatusBadRequest, "INVALID_BODY", "config: not valid JSON"}
+		var v any
+		err := decodeJSON(config, &v, false, "")
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", "config: " + strings.TrimPrefix(err.Error(), "read body: ") + " (config is config.yaml as JSON text)"}
 	case len(zipData) > maxRelease:
 		return releaseTooLarge()
 	}
@@ -217,6 +282,16 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := checkConfig(code, config); err != nil {
 		return err
+	}
+	var cv struct {
+		Version json.RawMessage `json:"version"`
+	}
+	_ = json.Unmarshal(config, &cv)
+	if want := string(cv.Version); len(cv.Version) > 0 && want != "null" {
+		_ = json.Unmarshal(cv.Version, &want) // a string's text; a number as written
+		if want != version {
+			return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("version: %q is not config.version %q: publish the version config.yaml has, or change config.yaml", version, want)}
+		}
 	}
 	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // checkZip names the entry
@@ -264,6 +339,9 @@ func (a *API) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rel, err := a.Store.CreateRelease(r.Context(), store.Release{PluginID: p.ID, Version: version, Config: config, Debug: debug, SHA256: sum, Size: int64(len(zipData))})
+	if errors.Is(err, store.ErrPublished) {
+		return &apiError{http.StatusBadRequest, "VERSION_EXISTS", fmt.Sprintf("%s@%s is a published (non-debug) release; bump version in config.yaml (the version already exists, and a debug publish replaces only a debug release)", code, version)}
+	}
 	if errors.Is(err, store.ErrExists) {
 		return &apiError{http.StatusBadRequest, "VERSION_EXISTS", fmt.Sprintf("plugin release %s@%s already exists: bump version in config.yaml, or publish with debug", code, version)}
 	}
@@ -496,6 +574,9 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 	var rel store.Release
 	var code string
 	if c, v, ok := strings.Cut(key, "@"); ok {
+		if v == "" {
+			return &notFoundError{fmt.Sprintf("no release %q: the version after @ is missing: want CODE@VERSION (GET /plugin_releases/?plugin=%s lists its releases)", key, c)}
+		}
 		p, err := a.findPlugin(r, c)
 		if err != nil {
 			return err
@@ -536,22 +617,7 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request) error {
 // a page past the last 404, as DRF answers.
 func (a *API) listReleases(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	number := func(name string, def, most int) (int, error) {
-		v := q.Get(name)
-		if v == "" {
-			return def, nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > most {
-			return 0, &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("%s: want a number from 1 to %d (got %q)", name, most, v)}
-		}
-		return n, nil
-	}
-	size, err := number("page_size", 100, 1000)
-	if err != nil {
-		return err
-	}
-	pageNo, err := number("page", 1, math.MaxInt32)
+	size, pageNo, err := pageQuery(r)
 	if err != nil {
 		return err
 	}
@@ -587,19 +653,6 @@ func (a *API) listReleases(w http.ResponseWriter, r *http.Request) error {
 		}
 		out[i] = releaseJSON(code, rel)
 	}
-	link := func(n int) *string {
-		v := r.URL.Query()
-		v.Set("page", strconv.Itoa(n))
-		s := (&url.URL{Path: r.URL.Path, RawQuery: v.Encode()}).String()
-		return &s
-	}
-	p := page{Count: total, Results: out}
-	if f.Offset+len(rels) < total {
-		p.Next = link(pageNo + 1)
-	}
-	if pageNo > 1 {
-		p.Previous = link(pageNo - 1)
-	}
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, pageOf(r, pageNo, f.Offset+len(rels) < total, total, out))
 	return nil
 }

@@ -103,7 +103,9 @@ func TestReleases(t *testing.T) {
 		text   string
 	}{
 		{"same version again", map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "False"}, z, 400, "already exists"},
-		{"same version as debug replaces it", map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "True"}, z, 201, ""},
+		{"same version as debug, over a published one", map[string]string{"plugin": "seg", "version": "0.1.0", "config": cfg, "debug": "True"}, z, 400, "is a published (non-debug) release"},
+		{"debug", map[string]string{"plugin": "seg", "version": "0.1.1", "config": cfg, "debug": "True"}, z, 201, ""},
+		{"same version as debug replaces a debug one", map[string]string{"plugin": "seg", "version": "0.1.1", "config": cfg, "debug": "True"}, z, 201, ""},
 		{"not a zip", map[string]string{"plugin": "seg", "version": "0.2.0", "config": cfg}, []byte("hello"), 400, "not a zip"},
 		{"bad config", map[string]string{"plugin": "seg", "version": "0.2.0", "config": "{"}, z, 400, "config"},
 		{"bad code", map[string]string{"plugin": "../x", "version": "0.2.0"}, z, 400, "plugin code"},
@@ -118,8 +120,8 @@ func TestReleases(t *testing.T) {
 
 	_, v = f.call(t, "GET", "/plugin_releases/seg@0.1.0/", f.admin, "")
 	byVersion := v.(map[string]any)
-	if byVersion["debug"] != true {
-		t.Errorf("by code@version = %v, want the debug re-publish", v)
+	if byVersion["debug"] != false {
+		t.Errorf("by code@version = %v, want the published release, not replaced", v)
 	}
 	_, v = f.call(t, "GET", "/plugin_releases/"+jsonText(byVersion["id"])+"/", f.admin, "")
 	if v.(map[string]any)["version"] != "0.1.0" {
@@ -173,10 +175,17 @@ func TestPublishRefuses(t *testing.T) {
 		{"empty actions", `{"code":"seg","actions":{}}`, good, "config.actions: the config has no actions"},
 		{"actions not an object", `{"code":"seg","actions":["train"]}`, good, "config.actions: want an object of actions by name"},
 		{"config not an object", `["train"]`, good, "config: want a JSON object"},
+		{"config not JSON", `{bad`, good, "config: not valid JSON at byte 2: invalid character 'b'"},
+		{"another version than config's", `{"code":"seg","version":"9.9","actions":{"train":{}}}`, good, `version: \"0.15\" is not config.version \"9.9\"`},
+		{"all-digit plugin code", cfg, good, `plugin: a plugin code: \"123\" is only digits, which /plugins/123/ would read as a plugin ID`},
 	}
 	for i, tt := range tests {
 		version := "0." + strconv.Itoa(i)
-		status, v := f.publish(t, map[string]string{"plugin": "seg", "version": version, "config": tt.config}, tt.file)
+		plugin := "seg"
+		if strings.Contains(tt.name, "all-digit") {
+			plugin = "123"
+		}
+		status, v := f.publish(t, map[string]string{"plugin": plugin, "version": version, "config": tt.config}, tt.file)
 		if status != 400 || !strings.Contains(jsonText(v), tt.want) {
 			t.Errorf("%s: %d %s, want 400 containing %s", tt.name, status, jsonText(v), tt.want)
 		}
@@ -372,5 +381,65 @@ func TestPublishPythonRelease(t *testing.T) {
 	}
 	if status, b := f.call(t, "GET", "/plugin_releases/py@0.1.0/", f.admin, ""); status != 200 || !strings.Contains(fmt.Sprint(b), "plugin.train:TrainAction") {
 		t.Errorf("GET the release: %d %s", status, b)
+	}
+}
+
+// TestPublishDebugOverProduction: a debug publish replaces a debug
+// release of its version, never a published (non-debug) one.
+func TestPublishDebugOverProduction(t *testing.T) {
+	dir := t.TempDir()
+	f := newAPI(t, func(a *API) { a.Releases = &Releases{Dir: dir, WorkDir: filepath.Join(dir, "work")} })
+	good := zipWith(t, zipEntry{name: "synapse-plugin", body: "\x7fELF"})
+	steps := []struct {
+		name, version, debug, config string
+		status                       int
+		want                         string
+	}{
+		{"production 2.0", "2.0", "False", `{"actions":{"train":{}},"n":1}`, 201, ""},
+		{"debug over production", "2.0", "True", `{"actions":{"train":{}},"n":2}`, 400, "seg@2.0 is a published (non-debug) release; bump version in config.yaml"},
+		{"debug 3.0", "3.0", "True", `{"actions":{"train":{}},"n":1}`, 201, ""},
+		{"debug over debug", "3.0", "True", `{"actions":{"train":{}},"n":2}`, 201, ""},
+	}
+	for _, s := range steps {
+		status, v := f.publish(t, map[string]string{"plugin": "seg", "version": s.version, "debug": s.debug, "config": s.config}, good)
+		if status != s.status || !strings.Contains(jsonText(v), s.want) || s.status == 400 && !strings.Contains(jsonText(v), "already exists") {
+			t.Errorf("%s: %d %s, want %d containing %s (and, refused, \"already exists\", which clients match)", s.name, status, jsonText(v), s.status, s.want)
+		}
+	}
+	for version, n := range map[string]float64{"2.0": 1, "3.0": 2} {
+		_, v := f.call(t, "GET", "/plugin_releases/seg@"+version+"/", f.admin, "")
+		if got := v.(map[string]any)["config"].(map[string]any)["n"]; got != n {
+			t.Errorf("seg@%s has config n %v, want %v", version, got, n)
+		}
+	}
+}
+
+// TestPluginCodesAndPages: an all-digit code is refused (the routes would
+// read it as an ID), CODE@ with no version is no release, and GET
+// /plugins/ pages like GET /plugin_releases/.
+func TestPluginCodesAndPages(t *testing.T) {
+	f := newAPI(t) // the fixture has yolo 1.0.0
+	for _, code := range []string{"b-plug", "c_plug"} {
+		if status, v := f.call(t, "POST", "/plugins/", f.admin, `{"code":"`+code+`"}`); status != 201 {
+			t.Fatalf("create %s: %d %v", code, status, v)
+		}
+	}
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		want                     string
+	}{
+		{"all-digit code", "POST", "/plugins/", `{"code":"123"}`, 400, `code: \"123\" is only digits, which /plugins/123/ would read as a plugin ID: put a letter`},
+		{"no version after @", "GET", "/plugin_releases/yolo@/", "", 404, `no release \"yolo@\": the version after @ is missing: want CODE@VERSION`},
+		{"page 1 of 3", "GET", "/plugins/?page_size=1", "", 200, `"count":3,"next":"/plugins/?page=2\u0026page_size=1","previous":null,"results":[{"category":"","code":"b-plug"`},
+		{"page 3 of 3", "GET", "/plugins/?page_size=1&page=3", "", 200, `"count":3,"next":null,"previous":"/plugins/?page=2\u0026page_size=1","results":[{"category":"","code":"yolo"`},
+		{"past the last page", "GET", "/plugins/?page_size=1&page=4", "", 404, "page: no page 4 (3 plugins, 1 a page)"},
+		{"bad page size", "GET", "/plugins/?page_size=0", "", 400, "page_size: want a number from 1 to 1000"},
+	}
+	for _, tt := range tests {
+		status, v := f.call(t, tt.method, tt.path, f.admin, tt.body)
+		if text := jsonText(v); status != tt.status || !strings.Contains(text, tt.want) {
+			t.Errorf("%s: %d %s, want %d containing %s", tt.name, status, text, tt.status, tt.want)
+		}
 	}
 }

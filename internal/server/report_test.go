@@ -169,3 +169,26 @@ func TestStopThenReport(t *testing.T) {
 		t.Errorf("job after the reports = %s %s, %d console lines; want STOPPED as it was", got.Status, got.Result, len(lines))
 	}
 }
+
+// TestStopDiscardsReport: a run's final report not yet applied (its
+// process still runs) is discarded by a stop: the STOPPED job carries none
+// of the result, meta or records it reported.
+func TestStopDiscardsReport(t *testing.T) {
+	var api *API
+	f := newRunServer(t, 1, func(a *API) { api = a })
+	_, v := f.call(t, "POST", "/plugins/conformance/run/", f.admin, `{"agent":1,"action":"wait","params":{"seconds":60},"debug":true}`)
+	id := v.(map[string]any)["id"].(string)
+	tk := jobToken(t, api.Runners["local"].(*ProcessAgent), id)
+	f.waitJob(t, id, func(j map[string]any) bool { return j["status"] == "RUNNING" })
+	report := `{"status":"SUCCEEDED","result":{"fake":1},"meta":{"fake":1},"progress_record":{"fake":1}}`
+	if status, v := f.call(t, "PATCH", "/jobs/"+id+"/", tk, report); status != 200 {
+		t.Fatalf("report = %d %v", status, v)
+	}
+	if status, v := f.call(t, "POST", "/v2/jobs/"+id+"/stop/", f.admin, ""); status != 200 {
+		t.Fatalf("stop = %d %v", status, v)
+	}
+	j := f.waitJob(t, id, ended)
+	if text := jsonText(j); j["status"] != "STOPPED" || j["result"] != nil || strings.Contains(text, "fake") {
+		t.Errorf("stopped job = %s, want STOPPED with nothing of the report", text)
+	}
+}

@@ -3,9 +3,13 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/synapse-sdk/synapse-go/internal/ray"
+	"github.com/synapse-sdk/synapse-go/internal/store"
 )
 
 // raw sends a request and returns the response with its body read.
@@ -153,7 +157,7 @@ func TestStrictJSON(t *testing.T) {
 		{"report, then garbage", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, `{"status":"RUNNING"} x`, 400, "more data after the JSON value (from byte 20)"},
 		{"report, then a second value", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, `{"status":"RUNNING"}{"status":"FAILED"}`, 400, "more data after the JSON value"},
 		{"report, then white space", "PATCH", "/jobs/" + f.job.ID + "/", f.jobTk, "{\"status\":\"RUNNING\"} \n", 200, ""},
-		{"log entries, then garbage", "POST", "/logs/", f.jobTk, `{"event":"message","job":"` + f.job.ID + `"}]`, 400, "want a log entry"},
+		{"log entries, then garbage", "POST", "/logs/", f.jobTk, `{"event":"message","job":"` + f.job.ID + `"}]`, 400, "more data after the JSON value (from byte 64)"},
 		{"plugin, then garbage", "POST", "/plugins/", f.admin, `{"code":"det"}}`, 400, "more data after the JSON value"},
 		{"run, then garbage", "POST", "/plugins/yolo/run/", f.admin, `{"action":"train"} trailing`, 400, "more data after the JSON value"},
 		{"run, empty", "POST", "/plugins/yolo/run/", f.admin, ``, 400, "empty: want a JSON object (fields: agent, action"},
@@ -230,5 +234,81 @@ func TestErrorsSayWhat(t *testing.T) {
 				t.Errorf("%s: %s names Go's %q", tt.name, text, goName)
 			}
 		}
+	}
+}
+
+// TestErrorTextsPrecise: each error says what was wrong, where and how to
+// fix it (issue 12 review): run/ without an action or with an unknown
+// version, a non-JSON run/ body, params that are not an object, a cursor
+// this server did not give, a change to a job that has ended, v2 details
+// naming the field, 401s with WWW-Authenticate telling a missing token
+// from an invalid one, and a run on a Ray agent whose dashboard is down.
+func TestErrorTextsPrecise(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens there
+	f := newRunServer(t, 4, func(a *API) {
+		c, err := ray.NewClient(down, ray.WithAddressHint("check the address in --agent gpu=ray:ADDRESS"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Agents = append(a.Agents, Agent{ID: 2, Name: "gpu", Kind: "ray"})
+		a.Runners["gpu"] = &RayAgent{Name: "gpu", Store: a.Store, Releases: a.Releases, Client: c, Done: a.JobDone}
+	})
+	ended, err := f.store.UpdateJob(t.Context(), f.job.ID, store.JobUpdate{Status: store.StatusSucceeded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endedPath := "/jobs/" + ended.ID + "/"
+	form := "--b\r\nContent-Disposition: form-data; name=\"action\"\r\n\r\necho\r\n--b--\r\n"
+	tests := []struct {
+		name, method, path, token, contentType, body string
+		status                                       int
+		text                                         string
+		header                                       string // WWW-Authenticate wanted
+	}{
+		{"run without action", "POST", "/plugins/conformance/run/", f.admin, "", `{"agent":1,"debug":true}`, 400, "action: required: the action to run, one of context, crash, echo, env, fail, job, scalar, wait (release conformance 1.0)", ""},
+		{"run of an unknown version", "POST", "/plugins/conformance/run/", f.admin, "", `{"agent":1,"action":"echo","version":"9.9"}`, 404, `version: plugin conformance has no release \"9.9\" (GET /plugin_releases/?plugin=conformance lists its releases)`, ""},
+		{"run with a multipart body", "POST", "/plugins/conformance/run/", f.admin, "multipart/form-data; boundary=b", form, 415, "the body must be a JSON object {agent, action, params, debug, version, language, job_id, storage_id} sent with Content-Type: application/json (got multipart/form-data)", ""},
+		{"run with a body that is not JSON", "POST", "/plugins/conformance/run/", f.admin, "", `action=echo`, 400, "not valid JSON at byte 1: invalid character 'a' looking for beginning of value: the body must be a JSON object {agent, action, params, debug, version, language, job_id, storage_id} sent with Content-Type: application/json", ""},
+		{"params a list", "POST", "/plugins/conformance/run/", f.admin, "", `{"agent":1,"action":"echo","params":[1,2],"debug":true}`, 400, "params: want a JSON object of the action's params by name, got a list", ""},
+		{"a cursor of nothing", "GET", "/jobs/?cursor=zzz", f.admin, "", "", 400, `cursor: \"zzz\" is not a cursor this server gave (a cursor is the next or next_cursor of a page): start without it`, ""},
+		{"v2 details name the field", "GET", "/v2/jobs/?per_page=0", f.admin, "", "", 400, `"details":[{"field":"per_page","message":"want a number from 1 to 1000 (got \"0\")"}]`, ""},
+		{"a result for an ended job", "PATCH", endedPath, f.admin, "", `{"result":{"x":1}}`, 400, "the job has ended (SUCCEEDED): it takes no more progress_record, metrics_record, result or meta; only its final status again (a no-op) and console_logs may still be sent", ""},
+		{"another status for an ended job", "PATCH", endedPath, f.admin, "", `{"status":"RUNNING"}`, 400, "status: invalid status transition: SUCCEEDED to RUNNING (a job goes PENDING → RUNNING → STOPPED, SUCCEEDED or FAILED)", ""},
+		{"no token", "GET", "/jobs/", "", "", "", 401, "no access token: send one as Synapse-Access-Token: Token TOKEN, Synapse-Access-Token: TOKEN, Authorization: Token TOKEN or Authorization: Bearer TOKEN", `Token realm="synapse"`},
+		{"an unknown token", "GET", "/v2/jobs/", "syn_nope", "", "", 401, "the access token is not valid: no token of this server has it, or it was revoked", `Token realm="synapse"`},
+	}
+	for _, tt := range tests {
+		var body io.Reader
+		if tt.body != "" {
+			body = strings.NewReader(tt.body)
+		}
+		resp, b := f.raw(t, tt.method, tt.path, tt.token, tt.contentType, body)
+		if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.text) {
+			t.Errorf("%s: %d %s, want %d containing %s", tt.name, resp.StatusCode, b, tt.status, tt.text)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); got != tt.header {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", tt.name, got, tt.header)
+		}
+		for _, goText := range []string{"dial tcp", `Get "http`, "json:", "struct {"} {
+			if strings.Contains(string(b), goText) {
+				t.Errorf("%s: %s holds Go's %q", tt.name, b, goText)
+			}
+		}
+	}
+
+	// A run on a Ray agent whose dashboard is down fails saying so.
+	status, v := f.call(t, "POST", "/plugins/conformance/run/", f.admin, `{"agent":"gpu","action":"echo","debug":true}`)
+	if status != 201 {
+		t.Fatalf("run on gpu = %d %v", status, v)
+	}
+	j := f.waitJob(t, v.(map[string]any)["id"].(string), func(j map[string]any) bool { return store.Terminal(j["status"].(string)) })
+	msg := jsonText(j["meta"].(map[string]any)["error"].(map[string]any)["message"])
+	if want := "the Ray dashboard at http://" + down + " did not answer (connection refused): check --agent gpu=ray:ADDRESS"; j["status"] != "FAILED" || !strings.Contains(msg, want) || strings.Contains(msg, "dial tcp") {
+		t.Errorf("run on a Ray agent that is down = %s %q, want FAILED with %q", j["status"], msg, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"os/exec"
@@ -331,7 +332,7 @@ func (d *dispatcher) unqueue(jobID string) bool {
 func (d *dispatcher) start(ctx context.Context, job store.Job) error {
 	a := d.api
 	if m := withoutQueue(job.Meta); !bytes.Equal(m, job.Meta) {
-		j, err := a.Store.UpdateJob(ctx, job.ID, store.JobUpdate{Meta: m})
+		j, err := a.Store.UpdateJob(ctx, job.ID, store.JobUpdate{Meta: json.RawMessage(`{"queue":null}`)}) // merged: removes queue
 		if err != nil {
 			return err
 		}
@@ -392,13 +393,22 @@ type runRequest struct {
 // params (with the release's own binary, when it has one this machine can
 // run), creates the job and hands it to the agent; the answer is the job.
 func (a *API) run(w http.ResponseWriter, r *http.Request) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "" && mt != "application/json" {
+		return &apiError{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", fmt.Sprintf("the body must be a JSON object {%s} sent with Content-Type: application/json (got %s)", runFields, mt)}
+	}
 	raw, err := readBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
 	var req runRequest
 	if err := decodeJSON(raw, &req, true, runFields); err != nil {
+		if ae, ok := err.(*apiError); ok && strings.Contains(ae.message, "not valid JSON") {
+			ae.message = strings.Replace(ae.message, " (fields: "+runFields+")", "", 1) + ": the body must be a JSON object {" + runFields + "} sent with Content-Type: application/json"
+		}
 		return err
+	}
+	if len(req.Params) > 0 && string(req.Params) != "null" && !isObject(req.Params) {
+		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("params: want a JSON object of the action's params by name, got %s", jsonKind(req.Params))}
 	}
 	if req.Language != "" && !validLanguage(req.Language) {
 		return &apiError{http.StatusBadRequest, "INVALID_BODY", fmt.Sprintf("language: want a language tag such as en, ko or pt-BR (got %q)", req.Language)}
@@ -413,11 +423,14 @@ func (a *API) run(w http.ResponseWriter, r *http.Request) error {
 	}
 	rel, err := a.Store.FindRelease(r.Context(), p.ID, req.Version, req.Debug || req.Version != "")
 	if errors.Is(err, store.ErrNotFound) {
-		what := "no release"
 		if req.Version != "" {
-			what = "no release " + req.Version
+			return &notFoundError{fmt.Sprintf("version: plugin %s has no release %q (GET /plugin_releases/?plugin=%s lists its releases)", p.Code, req.Version, p.Code)}
 		}
-		return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("plugin %s has %s: publish it first", p.Code, what)}
+		what := "no release"
+		if !req.Debug {
+			what = "no published (non-debug) release; run with debug: true to run a debug release"
+		}
+		return &notFoundError{fmt.Sprintf("plugin %s has %s: publish it first (GET /plugin_releases/?plugin=%s lists its releases)", p.Code, what, p.Code)}
 	}
 	if err != nil {
 		return err
@@ -435,7 +448,10 @@ func (a *API) run(w http.ResponseWriter, r *http.Request) error {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return &apiError{http.StatusBadRequest, "INVALID_ACTION", fmt.Sprintf("action: %q is not an action of %s %s (actions: %v)", req.Action, p.Code, rel.Version, names)}
+		if req.Action == "" {
+			return &apiError{http.StatusBadRequest, "INVALID_ACTION", fmt.Sprintf("action: required: the action to run, one of %s (release %s %s)", strings.Join(names, ", "), p.Code, rel.Version)}
+		}
+		return &apiError{http.StatusBadRequest, "INVALID_ACTION", fmt.Sprintf("action: %q is not an action of %s %s (actions: %s)", req.Action, p.Code, rel.Version, strings.Join(names, ", "))}
 	}
 	entry := action.Entrypoint
 	if entry == "" {

@@ -96,11 +96,11 @@ func TestRun(t *testing.T) {
 		text       string
 	}{
 		{"bad params: nothing runs", `{"agent":1,"action":"echo","params":{"n":0},"debug":true}`, 400, `"n":["must be \u003e= 1 (got 0)"]`},
-		{"unknown action", `{"agent":1,"action":"trian","debug":true}`, 400, `is not an action of conformance 1.0 (actions: [context crash echo env fail job scalar wait])`},
+		{"unknown action", `{"agent":1,"action":"trian","debug":true}`, 400, `is not an action of conformance 1.0 (actions: context, crash, echo, env, fail, job, scalar, wait)`},
 		{"unknown key", `{"agent":1,"action":"echo","debug":true,"paramz":{}}`, 400, "unknown field"},
 		{"unknown agent", `{"agent":7,"action":"echo","debug":true}`, 400, "no agent"},
 		{"only a debug release, not asked for", `{"agent":1,"action":"echo"}`, 404, "publish it first"},
-		{"unknown version", `{"agent":1,"action":"echo","version":"9"}`, 404, "no release 9"},
+		{"unknown version", `{"agent":1,"action":"echo","version":"9"}`, 404, `has no release \"9\" (GET /plugin_releases/?plugin=conformance lists its releases)`},
 	}
 	for _, tt := range tests {
 		status, v := f.call(t, "POST", "/plugins/conformance/run/", f.admin, tt.body)

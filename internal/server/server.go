@@ -231,7 +231,7 @@ func Serve(ctx context.Context, cfg Config, out io.Writer) error {
 				ln.Close()
 				return fmt.Errorf("start server: agent %s: %w", spec.Name, err)
 			}
-			r = &RayAgent{Store: st, Releases: releases, Client: client, Done: api.JobDone}
+			r = &RayAgent{Name: spec.Name, Store: st, Releases: releases, Client: client, Done: api.JobDone}
 			ag.Kind, ag.URL = "ray", client.Address()
 			names[i] = spec.Name + " (ray " + client.Address() + ")"
 			vctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -53,6 +53,11 @@ type Job struct {
 	// Reported is the terminal status the job's own run reported while it
 	// still ran (ReportJob), "" before any; SettleJob ends the job with it.
 	Reported string
+	// Report holds the fields of that report, not yet applied: a JSON
+	// object of progress_record, metrics_record, result and meta (those
+	// the report sent), or nil. SettleJob applies them; a stop discards
+	// them.
+	Report json.RawMessage
 }
 
 // CreateJob stores a new PENDING job of j's release, agent, action and
@@ -174,7 +179,8 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, string, error
 }
 
 // JobUpdate is a change to a job (Synapse backend PATCH /jobs/{id}/): the
-// fields that are not nil or "" are set.
+// fields that are not nil or "" are set, but for Meta, a JSON object
+// merged into the job's meta key by key (MergeMeta).
 type JobUpdate struct {
 	Status         string
 	ProgressRecord json.RawMessage
@@ -194,13 +200,14 @@ func (s *Store) UpdateJob(ctx context.Context, id string, u JobUpdate) (Job, err
 
 // ReportJob records u, whose Status is terminal, as the outcome the job's
 // own run reports (the plugin binary's final PATCH /jobs/{id}/) while the
-// run goes on: u's records, result and meta are set, Reported becomes
-// u.Status, and the job stays RUNNING (a PENDING one becomes RUNNING)
-// until its agent sees the run end and calls SettleJob. Reporting the same
-// status again sets the fields again; another status is ErrTransition. A
-// job already STOPPED is returned as it is, no error (a stopped run
-// reports its end after the stop); a job that has ended otherwise is
-// treated as by UpdateJob.
+// run goes on: Reported becomes u.Status and u's records, result and meta
+// are held in Report, not applied, and the job stays RUNNING (a PENDING
+// one becomes RUNNING) until its agent sees the run end and calls
+// SettleJob. Reporting the same status again sets the held fields again;
+// another status is ErrTransition. A stop (STOPPED, by UpdateJob or
+// SettleJob) discards the report. A job already STOPPED is returned as it
+// is, no error (a stopped run reports its end after the stop); a job that
+// has ended otherwise is treated as by UpdateJob.
 func (s *Store) ReportJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
 	if !Terminal(u.Status) {
 		return s.UpdateJob(ctx, id, u)
@@ -210,8 +217,9 @@ func (s *Store) ReportJob(ctx context.Context, id string, u JobUpdate) (Job, err
 
 // SettleJob records the end of the job's run as its agent saw it (u, a
 // terminal status with its result and meta): when the run reported an
-// outcome (ReportJob), the job ends with that status and the result and
-// meta reported, u's are dropped, unless u is STOPPED (a stop wins).
+// outcome (ReportJob), the job ends with that status and the records,
+// result and meta reported, u's are dropped, unless u is STOPPED (a stop
+// wins, and the report is discarded).
 // Otherwise it is UpdateJob.
 func (s *Store) SettleJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
 	return s.updateJob(ctx, id, u, modeSettle)
@@ -246,10 +254,21 @@ func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int)
 			if j.Reported != "" && j.Reported != u.Status {
 				return fmt.Errorf("%w: the job has reported %s already, not %s", ErrTransition, j.Reported, u.Status)
 			}
-			j.Reported = u.Status
-			u.Status = StatusRunning
+			held, err := holdReport(j.Report, u)
+			if err != nil {
+				return err
+			}
+			j.Reported, j.Report = u.Status, held
+			u = JobUpdate{Status: StatusRunning}
 		case mode == modeSettle && j.Reported != "" && !Terminal(j.Status) && Terminal(u.Status) && u.Status != StatusStopped:
-			u = JobUpdate{Status: j.Reported}
+			var held struct {
+				ProgressRecord json.RawMessage `json:"progress_record"`
+				MetricsRecord  json.RawMessage `json:"metrics_record"`
+				Result         json.RawMessage `json:"result"`
+				Meta           json.RawMessage `json:"meta"`
+			}
+			_ = json.Unmarshal(j.Report, &held)
+			u = JobUpdate{Status: j.Reported, ProgressRecord: held.ProgressRecord, MetricsRecord: held.MetricsRecord, Result: held.Result, Meta: held.Meta}
 		}
 		if u.Status != "" && u.Status != j.Status {
 			if !allowed(j.Status, u.Status) {
@@ -270,19 +289,25 @@ func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int)
 			}
 			if Terminal(u.Status) {
 				j.CompletedAt = &now
+				j.Reported, j.Report = "", nil // applied (SettleJob) or, by a stop, discarded
 			}
 		}
 		for _, f := range []struct {
 			dst *json.RawMessage
 			src json.RawMessage
-		}{{&j.ProgressRecord, u.ProgressRecord}, {&j.MetricsRecord, u.MetricsRecord}, {&j.Result, u.Result}, {&j.Meta, u.Meta}} {
+		}{{&j.ProgressRecord, u.ProgressRecord}, {&j.MetricsRecord, u.MetricsRecord}, {&j.Result, u.Result}} {
 			if f.src != nil {
 				*f.dst = f.src
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7, reported_status = $8 WHERE id = $9`,
+		if u.Meta != nil {
+			if j.Meta, err = MergeMeta(j.Meta, u.Meta); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE jobs SET status = $1, progress_record = $2, metrics_record = $3, result = $4, meta = $5, started_at = $6, completed_at = $7, reported_status = $8, report = $9 WHERE id = $10`,
 			j.Status, nullJSON(j.ProgressRecord), nullJSON(j.MetricsRecord), nullJSON(j.Result), nullJSON(j.Meta), nullMillis(j.StartedAt), nullMillis(j.CompletedAt),
-			sql.NullString{String: j.Reported, Valid: j.Reported != ""}, id)
+			sql.NullString{String: j.Reported, Valid: j.Reported != ""}, nullJSON(j.Report), id)
 		out = j
 		return err
 	})
@@ -290,6 +315,27 @@ func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int)
 		return Job{}, fmt.Errorf("update job %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// holdReport adds u's fields to held, the fields of a report not yet
+// applied (Job.Report): records and result replace those held, meta is
+// merged into the meta held (MergeMeta).
+func holdReport(held json.RawMessage, u JobUpdate) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	_ = json.Unmarshal(held, &m)
+	for k, v := range map[string]json.RawMessage{"progress_record": u.ProgressRecord, "metrics_record": u.MetricsRecord, "result": u.Result} {
+		if v != nil {
+			m[k] = v
+		}
+	}
+	if u.Meta != nil {
+		meta, err := MergeMeta(m["meta"], u.Meta)
+		if err != nil {
+			return nil, err
+		}
+		m["meta"] = meta
+	}
+	return json.Marshal(m)
 }
 
 func allowed(from, to string) bool {
@@ -302,7 +348,7 @@ func allowed(from, to string) bool {
 	return false
 }
 
-const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset, reported_status FROM jobs`
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset, reported_status, report FROM jobs`
 
 func scanJobs(rows *sql.Rows) ([]Job, error) {
 	defer rows.Close()
@@ -313,11 +359,11 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		var progress, metrics, result, meta sql.NullString
 		var created int64
 		var started, completed sql.NullInt64
-		var reported sql.NullString
-		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset, &reported); err != nil {
+		var reported, report sql.NullString
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset, &reported, &report); err != nil {
 			return nil, err
 		}
-		j.Reported = reported.String
+		j.Reported, j.Report = reported.String, rawJSON(report)
 		j.Params = json.RawMessage(params)
 		j.ProgressRecord, j.MetricsRecord, j.Result, j.Meta = rawJSON(progress), rawJSON(metrics), rawJSON(result), rawJSON(meta)
 		j.CreatedAt, j.StartedAt, j.CompletedAt = time.UnixMilli(created).UTC(), fromMillis(started), fromMillis(completed)
@@ -433,4 +479,30 @@ func (s *Store) Console(ctx context.Context, jobID string, after int64, limit in
 		return nil, err
 	}
 	return out, nil
+}
+
+// ErrMetaNotObject is the error of a meta that is not a JSON object.
+var ErrMetaNotObject = errors.New("meta: want a JSON object")
+
+// MergeMeta merges patch, a JSON object, into meta (a JSON object, or nil
+// for none) key by key: a key patch sets to null is removed, any other
+// value replaces the key's. A patch that is not an object is
+// ErrMetaNotObject; a meta that is not an object is replaced.
+func MergeMeta(meta, patch json.RawMessage) (json.RawMessage, error) {
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(patch, &p); err != nil || p == nil {
+		return nil, ErrMetaNotObject
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(meta, &m) != nil || m == nil {
+		m = map[string]json.RawMessage{}
+	}
+	for k, v := range p {
+		if string(v) == "null" {
+			delete(m, k)
+			continue
+		}
+		m[k] = v
+	}
+	return json.Marshal(m)
 }

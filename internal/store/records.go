@@ -172,6 +172,23 @@ func (s *Store) ListPlugins(ctx context.Context) ([]Plugin, error) {
 	return ps, nil
 }
 
+// PluginsPage returns at most limit plugins (1 to 1000; else 1000) by
+// code after the first offset, and how many plugins there are in all.
+func (s *Store) PluginsPage(ctx context.Context, offset, limit int) ([]Plugin, int, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM plugins`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("list plugins: %w", err)
+	}
+	ps, err := s.plugins(ctx, ` ORDER BY code LIMIT $1 OFFSET $2`, limit, max(offset, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("list plugins: %w", err)
+	}
+	return ps, total, nil
+}
+
 func (s *Store) plugins(ctx context.Context, where string, args ...any) ([]Plugin, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, code, name, category, description, created_at FROM plugins`+where, args...)
 	if err != nil {
@@ -206,16 +223,20 @@ type Release struct {
 }
 
 // CreateRelease stores r. A version that exists is ErrExists, unless r is
-// a debug release, which replaces it (keeping its ID, so jobs that ran it
-// still point at it).
+// a debug release and the one that exists is a debug release too, which r
+// replaces (keeping its ID, so jobs that ran it still point at it); a
+// debug release never replaces a published (non-debug) one: ErrPublished.
 func (s *Store) CreateRelease(ctx context.Context, r Release) (Release, error) {
 	r.CreatedAt = s.now().UTC().Truncate(time.Millisecond)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM releases WHERE plugin_id = $1 AND version = $2`, r.PluginID, r.Version).Scan(&id)
+		var debug bool
+		err := tx.QueryRowContext(ctx, `SELECT id, debug FROM releases WHERE plugin_id = $1 AND version = $2`, r.PluginID, r.Version).Scan(&id, &debug)
 		switch {
 		case err == nil && !r.Debug:
 			return ErrExists
+		case err == nil && !debug:
+			return ErrPublished
 		case err == nil:
 			r.ID = id
 			_, err = tx.ExecContext(ctx, `UPDATE releases SET config = $1, debug = $2, sha256 = $3, size = $4, created_at = $5 WHERE id = $6`,

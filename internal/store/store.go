@@ -36,6 +36,9 @@ var (
 	// ErrExists: a record with that key exists (a plugin code, a non-debug
 	// release version).
 	ErrExists = errors.New("already exists")
+	// ErrPublished: a debug release would replace a published (non-debug)
+	// release of the same version. It matches ErrExists too.
+	ErrPublished = fmt.Errorf("a published (non-debug) release: %w", ErrExists)
 	// ErrTransition: a job status change the lifecycle does not allow.
 	ErrTransition = errors.New("invalid status transition")
 	// ErrInUse: another synapse server holds the database's server lock

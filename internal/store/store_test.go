@@ -151,6 +151,9 @@ func TestPluginsAndReleases(t *testing.T) {
 		if _, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.0.0", Config: json.RawMessage(`{}`)}); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "already exists") {
 			t.Errorf("duplicate non-debug version: %v", err)
 		}
+		if _, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.0.0", Config: json.RawMessage(`{}`), Debug: true}); !errors.Is(err, ErrPublished) || !errors.Is(err, ErrExists) {
+			t.Errorf("debug over a published version: %v, want ErrPublished", err)
+		}
 		d1 := newRelease(t, s, "yolo", "1.1.0-dev", true)
 		d2, err := s.CreateRelease(ctx, Release{PluginID: p.ID, Version: "1.1.0-dev", Config: json.RawMessage(`{"v":2}`), Debug: true, SHA256: "cd", Size: 20})
 		if err != nil || d2.ID != d1.ID {
@@ -302,7 +305,8 @@ func TestReportAndSettle(t *testing.T) {
 			{"a report of a PENDING job", true, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
 			{"the same report again", false, []JobUpdate{{Status: StatusSucceeded, Result: fail}, {Status: StatusSucceeded, Result: ok}}, false, exit0, nil, StatusSucceeded, ok},
 			{"another report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}, {Status: StatusFailed, Result: fail}}, false, exit0, ErrTransition, StatusSucceeded, ok},
-			{"a stop wins over a report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, ok},
+			{"a stop wins over a report, discarding it", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
+			{"a stop the agent settles discards a report", false, []JobUpdate{{Status: StatusSucceeded, Result: ok}}, false, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
 			{"a report after a stop changes nothing", false, nil, true, JobUpdate{Status: StatusStopped}, nil, StatusStopped, nil},
 		}
 		for _, tt := range tests {
@@ -483,8 +487,8 @@ func TestSchemaVersions(t *testing.T) {
 			t.Errorf("migrate again: %v", err)
 		}
 		// A database of schema 1 (before job_logs, console_offset,
-		// reported_status, ui_sessions and agents) is brought up to date.
-		for _, q := range []string{`DROP TABLE agents`, `DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `DELETE FROM schema_version WHERE version > 1`} {
+		// reported_status, ui_sessions, agents and report) is brought up to date.
+		for _, q := range []string{`DROP TABLE agents`, `DROP TABLE ui_sessions`, `DROP TABLE job_logs`, `ALTER TABLE jobs DROP COLUMN console_offset`, `ALTER TABLE jobs DROP COLUMN reported_status`, `ALTER TABLE jobs DROP COLUMN report`, `DELETE FROM schema_version WHERE version > 1`} {
 			if _, err := s.db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
@@ -495,8 +499,8 @@ func TestSchemaVersions(t *testing.T) {
 		if _, err := s.Logs(ctx, "x", 0, 1); err != nil {
 			t.Errorf("job_logs after migrating from 1: %v", err)
 		}
-		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1, reported_status = 'SUCCEEDED' WHERE id = 'x'`); err != nil {
-			t.Errorf("console_offset and reported_status after migrating from 1: %v", err)
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET console_offset = 1, reported_status = 'SUCCEEDED', report = '{}' WHERE id = 'x'`); err != nil {
+			t.Errorf("console_offset, reported_status and report after migrating from 1: %v", err)
 		}
 		if _, err := s.AgentIDs(ctx, []string{"local"}); err != nil {
 			t.Errorf("agents after migrating from 1: %v", err)
