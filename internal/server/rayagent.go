@@ -470,6 +470,11 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		kind := info.ErrorType
 		if kind == "" {
 			kind = "ray"
+		} else if lines := rayMessageLines(info.Message); len(lines) > 0 {
+			// Ray's own failure (such as RUNTIME_ENV_SETUP_FAILURE, pip's
+			// output in its message): the driver never ran, so the console
+			// log has nothing of it but this.
+			_, _ = a.Store.AppendConsole(ctx, jobID, lines)
 		}
 		u = fail(kind, rayFailure(info.Message, string(info.Status)))
 	}
@@ -503,7 +508,35 @@ func rayFailure(message, status string) string {
 		line = strings.Replace(line, m[0], "", 1)
 		exit = " (exit status " + m[1] + ")"
 	}
+	if e := pipError.FindString(message); e != "" && exit == "" && !strings.Contains(line, e) {
+		line = strings.TrimSuffix(line, ".")
+		exit += ": " + strings.TrimSpace(e) // what pip said, for a runtime env that could not be set up
+	}
 	return "the Ray job failed: " + line + exit
+}
+
+// pipError is the first of pip's ERROR lines in a Ray message.
+var pipError = regexp.MustCompile(`(?m)ERROR: .*$`)
+
+// maxRayMessageLines bounds the lines of Ray's message kept in the console
+// log.
+const maxRayMessageLines = 200
+
+// rayMessageLines are the lines of Ray's failure message for the console
+// log, each prefixed "ray: ", at most maxRayMessageLines (the last ones).
+func rayMessageLines(message string) []string {
+	message = strings.TrimSpace(message)
+	if message == "" {
+		return nil
+	}
+	lines := strings.Split(message, "\n")
+	if len(lines) > maxRayMessageLines {
+		lines = lines[len(lines)-maxRayMessageLines:]
+	}
+	for i, l := range lines {
+		lines[i] = "ray: " + strings.TrimRight(l, "\r")
+	}
+	return lines
 }
 
 // Stop stops a job through Ray (the plugin process gets SIGTERM, then

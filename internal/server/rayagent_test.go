@@ -172,6 +172,16 @@ func TestRayFailure(t *testing.T) {
 		{"Job entrypoint command failed with exit code -9", "FAILED", "the Ray job failed: Job entrypoint command failed (exit status -9)"},
 		{"Failed to set up runtime environment.\nTraceback …", "FAILED", "the Ray job failed: Failed to set up runtime environment."},
 		{"  ", "FAILED", "the Ray job failed"},
+		{"Failed to set up runtime environment.\nCollecting x\nERROR: No matching distribution found for nosuch-pkg\nTraceback …", "FAILED",
+			"the Ray job failed: Failed to set up runtime environment: ERROR: No matching distribution found for nosuch-pkg"},
+		{long + "ERROR: the plugin's own line\n", "FAILED", "the Ray job failed: Job entrypoint command failed (exit status 3)"},
+	}
+	lines := rayMessageLines("a\r\n" + strings.Repeat("b\n", maxRayMessageLines) + "c")
+	if len(lines) != maxRayMessageLines || lines[0] != "ray: b" || lines[len(lines)-1] != "ray: c" {
+		t.Errorf("rayMessageLines kept %d lines, %q … %q", len(lines), lines[0], lines[len(lines)-1])
+	}
+	if rayMessageLines(" \n") != nil {
+		t.Error("rayMessageLines of a blank message is not nil")
 	}
 	for _, tt := range tests {
 		if got := rayFailure(tt.message, tt.status); got != tt.want {
