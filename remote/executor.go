@@ -234,8 +234,9 @@ func (e *Executor) resolveAgent(ctx context.Context) (int, error) {
 }
 
 // notAnAction reads the action list of synapse server's "not an action"
-// answer: `action: "x" is not an action of CODE VERSION (actions: [a b c])`.
-var notAnAction = regexp.MustCompile(`is not an action of .*\(actions: \[([^\]]*)\]\)`)
+// answer: `action: "x" is not an action of CODE VERSION (actions: a, b, c)`
+// (older servers: `(actions: [a b c])`).
+var notAnAction = regexp.MustCompile(`is not an action of .*\(actions: \[?([^\])]*)\]?\)`)
 
 // runError turns the backend's refusal of a run into the typed errors of
 // every mode: field errors of the params into a *synapse.ValidationError,
@@ -252,7 +253,7 @@ func runError(action string, err error) error {
 	case m != nil || strings.EqualFold(he.Code, "INVALID_ACTION"):
 		var available []string
 		if m != nil {
-			available = strings.Fields(m[1])
+			available = strings.Fields(strings.ReplaceAll(m[1], ",", " "))
 		}
 		slices.Sort(available)
 		return synapse.NotFound(action, available)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -153,14 +154,21 @@ type Release struct {
 var ErrVersionExists = errors.New("the release version already exists")
 
 // VersionExistsError is Publish's error for a version that exists: bump
-// config.yaml version, or publish with Debug to replace it.
+// config.yaml version, or, when the existing release is a debug one,
+// publish with Debug to replace it. synapse server never lets a debug
+// publish replace a published (non-debug) release (Published is true
+// then: the backend said so).
 type VersionExistsError struct {
 	Plugin, Version string
+	Published       bool  // the existing release is a published (non-debug) one
 	Err             error // the backend's answer (a *backend.HTTPError matching backend.ErrVersionExists)
 }
 
 // Error implements error.
 func (e *VersionExistsError) Error() string {
+	if e.Published {
+		return fmt.Sprintf("publish plugin %s: release %s already exists and is a published (non-debug) release, which a debug publish does not replace: bump `version` in config.yaml", e.Plugin, e.Version)
+	}
 	return fmt.Sprintf("publish plugin %s: release %s already exists: bump `version` in config.yaml, or publish with --debug to replace it", e.Plugin, e.Version)
 }
 
@@ -209,7 +217,8 @@ func Publish(ctx context.Context, p *plugin.Plugin, opts PublishOptions) (*Relea
 	}
 	rel, err := c.PublishRelease(ctx, backend.ReleaseUpload{Plugin: pkg.Plugin, Version: pkg.Version, Config: pkg.Config, Debug: opts.Debug, Zip: pkg.Data})
 	if errors.Is(err, backend.ErrVersionExists) {
-		return nil, &VersionExistsError{Plugin: pkg.Plugin, Version: pkg.Version, Err: err}
+		return nil, &VersionExistsError{Plugin: pkg.Plugin, Version: pkg.Version, Err: err,
+			Published: opts.Debug && strings.Contains(err.Error(), "published (non-debug) release")}
 	}
 	if err != nil {
 		return nil, err

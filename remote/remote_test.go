@@ -174,10 +174,14 @@ func TestPublish(t *testing.T) {
 		t.Errorf("second publish: %v", err)
 	}
 
-	rel, err = Publish(ctx, p, PublishOptions{Backend: b, Debug: true})
-	if err != nil || !rel.Debug || rel.Version != "1.0" {
-		t.Errorf("debug publish = %+v, %v", rel, err)
+	// A debug publish never replaces a published release (synapse server
+	// refuses it), and the error says to bump the version only.
+	_, err = Publish(ctx, p, PublishOptions{Backend: b, Debug: true})
+	if !errors.As(err, &ve) || !ve.Published || !strings.Contains(err.Error(), "is a published (non-debug) release, which a debug publish does not replace: bump `version` in config.yaml") {
+		t.Errorf("debug publish over a published release: %v", err)
 	}
+	// (A debug publish over a debug release replaces it: the server's
+	// TestPublishDebugOverProduction.)
 
 	for _, tt := range []struct {
 		name string
@@ -280,7 +284,7 @@ func TestWithoutPluginDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = noRelease.Run(ctx, "echo", nil)
-	if !errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), "no release 9.9") {
+	if !errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), `no release "9.9"`) {
 		t.Errorf("a release that is not published: %v", err)
 	}
 }
@@ -802,5 +806,20 @@ func TestRunJobThatCannotStart(t *testing.T) {
 	var xe *synapse.ExecutionError
 	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "exec format error") {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestNotAnAction reads the action list of both forms of synapse server's
+// "not an action" answer.
+func TestNotAnAction(t *testing.T) {
+	for _, detail := range []string{
+		`action: "ecoh" is not an action of conformance 1.0 (actions: echo, fail, wait)`,
+		`action: "ecoh" is not an action of conformance 1.0 (actions: [echo fail wait])`,
+	} {
+		err := runError("ecoh", &backend.HTTPError{Status: 400, Detail: detail})
+		var ne *synapse.ActionNotFoundError
+		if !errors.As(err, &ne) || !slices.Equal(ne.Available, []string{"echo", "fail", "wait"}) || ne.Suggestion != "echo" {
+			t.Errorf("runError(%q) = %#v", detail, err)
+		}
 	}
 }

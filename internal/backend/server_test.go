@@ -153,6 +153,22 @@ func tail(ctx context.Context, c *Client, id string, after int64) ([]Line, error
 	return lines, err
 }
 
+// configVersion is testConfig with its version set to v (a release's
+// version must be its config's).
+func configVersion(t *testing.T, v string) json.RawMessage {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(testConfig), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["version"] = v
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestServer runs the client against a real synapse server: every call's
 // happy path and the error answers the server gives.
 func TestServer(t *testing.T) {
@@ -180,10 +196,13 @@ func TestServer(t *testing.T) {
 	}{
 		{"first", ReleaseUpload{Plugin: "conformance", Version: "1.0", Config: json.RawMessage(testConfig), Zip: zip}, "", nil},
 		{"duplicate version", ReleaseUpload{Plugin: "conformance", Version: "1.0", Config: json.RawMessage(testConfig), Zip: zip}, "already exists", ErrVersionExists},
-		{"debug replaces", ReleaseUpload{Plugin: "conformance", Version: "1.0", Config: json.RawMessage(testConfig), Debug: true, Zip: zip}, "", nil},
-		{"second version", ReleaseUpload{Plugin: "conformance", Version: "1.1", Config: json.RawMessage(testConfig), Zip: zip}, "", nil},
+		{"debug over a published release", ReleaseUpload{Plugin: "conformance", Version: "1.0", Config: json.RawMessage(testConfig), Debug: true, Zip: zip}, "is a published (non-debug) release", ErrVersionExists},
+		{"debug", ReleaseUpload{Plugin: "conformance", Version: "1.2", Config: configVersion(t, "1.2"), Debug: true, Zip: zip}, "", nil},
+		{"debug replaces debug", ReleaseUpload{Plugin: "conformance", Version: "1.2", Config: configVersion(t, "1.2"), Debug: true, Zip: zip}, "", nil},
+		{"second version", ReleaseUpload{Plugin: "conformance", Version: "1.1", Config: configVersion(t, "1.1"), Zip: zip}, "", nil},
+		{"version not the config's", ReleaseUpload{Plugin: "conformance", Version: "1.3", Config: json.RawMessage(testConfig), Zip: zip}, `version: "1.3" is not config.version "1.0"`, nil},
 		{"config of another plugin", ReleaseUpload{Plugin: "other", Version: "1.0", Config: json.RawMessage(testConfig), Zip: zip}, `config.code: "conformance" is not the plugin "other"`, nil},
-		{"not a zip", ReleaseUpload{Plugin: "conformance", Version: "2.0", Config: json.RawMessage(testConfig), Zip: []byte("not a zip")}, "not a zip archive", nil},
+		{"not a zip", ReleaseUpload{Plugin: "conformance", Version: "2.0", Config: configVersion(t, "2.0"), Zip: []byte("not a zip")}, "not a zip archive", nil},
 	}
 	for _, tt := range publish {
 		t.Run("publish/"+tt.name, func(t *testing.T) {
@@ -260,7 +279,7 @@ func TestServer(t *testing.T) {
 		{"unknown action", "conformance", RunRequest{Agent: 1, Action: "nope"}, "", "", `"nope" is not an action`, nil, nil},
 		{"unknown agent", "conformance", RunRequest{Agent: 7, Action: "echo"}, "", "", `no agent "7"`, nil, nil},
 		{"unknown plugin", "nope", RunRequest{Agent: 1, Action: "echo"}, "", "", `run plugin nope action echo: no plugin with ID or code "nope" (GET /plugins/ lists the plugins)`, ErrNotFound, nil},
-		{"unknown version", "conformance", RunRequest{Agent: 1, Action: "echo", Version: "9"}, "", "", "has no release 9", ErrNotFound, nil},
+		{"unknown version", "conformance", RunRequest{Agent: 1, Action: "echo", Version: "9"}, "", "", `has no release "9"`, ErrNotFound, nil},
 	}
 	for _, tt := range runs {
 		t.Run("run/"+tt.name, func(t *testing.T) {
