@@ -502,6 +502,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // It waits for the file $MARK between its two progress reports.
 const scriptPlugin = `#!/bin/sh
 [ "$1" = validate ] && exit 0
+[ "$1" = actions ] && { echo '[{"name":"train"}]'; exit 0; }
 patch() {
 	curl -sf -X PATCH -H "Synapse-Access-Token: Token $SYNAPSE_ACCESS_TOKEN" -H 'Content-Type: application/json' \
 		"$SYNAPSE_HOST/jobs/$SYNAPSE_JOB_ID/" -d "$1" >/dev/null || echo "patch failed: $1"
@@ -760,8 +761,8 @@ func TestRunCancelStopsJob(t *testing.T) {
 	}
 }
 
-// TestRunJobThatCannotStart: a release the agent cannot start (it has no
-// plugin binary) fails the job; Run returns an *ExecutionError with the
+// TestRunJobThatCannotStart: a release the agent cannot start (its plugin
+// binary is not executable) fails the job; Run returns an *ExecutionError with the
 // backend's reason (meta.error). The server closes such a job's console
 // log, so Run does not need its fallback for a stream that never
 // completes (turned off here: without the close, Run would wait for the
@@ -779,6 +780,12 @@ func TestRunJobThatCannotStart(t *testing.T) {
 	zw := zip.NewWriter(&zbuf)
 	w, _ := zw.Create("config.yaml")
 	_, _ = io.WriteString(w, "code: empty\nname: Empty\nversion: 0.1.0\nactions:\n  train: {}\n")
+	// A binary that cannot be started (not executable): the server takes
+	// it (it checks only binaries it can start), its agent cannot start it.
+	h := &zip.FileHeader{Name: "synapse-plugin", Method: zip.Deflate}
+	h.SetMode(0o644)
+	w, _ = zw.CreateHeader(h)
+	_, _ = io.WriteString(w, "#!/bin/sh\n")
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -795,7 +802,7 @@ func TestRunJobThatCannotStart(t *testing.T) {
 	}
 	_, err = e.Run(ctx, "train", nil)
 	var xe *synapse.ExecutionError
-	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "has no synapse-plugin") {
+	if !errors.As(err, &xe) || xe.Action != "train" || !strings.Contains(err.Error(), "failed (start): start job ") || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("Run = %v", err)
 	}
 }
