@@ -13,6 +13,7 @@ import (
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/backend"
+	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
 	"github.com/synapse-sdk/synapse-go/plugin"
 )
 
@@ -20,11 +21,15 @@ import (
 // a job of the plugin's published release (POST /plugins/{code}/run/) on
 // one of the backend's agents. Params are validated on this machine first
 // when the plugin directory is at hand, with the plugin's own rules, so
-// bad params are never sent; the backend checks them again. It is safe
-// for concurrent use.
+// bad params are never sent; the backend checks them again. A Python
+// plugin's params are not validated here (that needs its virtual
+// environment and the Python SDK): only its action name is checked
+// against config.yaml, and the backend's worker (pydantic) rejects bad
+// params, failing the job. It is safe for concurrent use.
 type Executor struct {
 	p      *plugin.Plugin // nil when the plugin directory is not at hand
 	local  bool           // p is the plugin the backend runs: validate with it
+	python bool           // p is a Python plugin: its params are checked by the backend's worker
 	code   string
 	opts   Options
 	lang   string
@@ -60,6 +65,7 @@ func NewExecutor(p *plugin.Plugin, opts Options, o ...synapse.Option) (*Executor
 		}
 		// A directory of another plugin cannot check the params of this one.
 		e.local = e.code == p.Code()
+		e.python = pyplugin.Is(p.Config())
 	}
 	if e.code == "" {
 		return nil, &OptionError{Field: "Plugin", Err: errors.New("remote mode needs a plugin code: pass one (-p CODE) or run in a plugin directory")}
@@ -161,7 +167,7 @@ func (e *Executor) SubmitJob(ctx context.Context, action string, params any) (*J
 	if err != nil {
 		return nil, err
 	}
-	if e.local {
+	if e.local && !e.python {
 		// Bad params fail here, before anything is sent.
 		if err := e.p.Validate(ctx, action, raw); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -154,13 +155,53 @@ func (f *follower) event(e synapse.Event) {
 	f.logger.Handle(e)
 }
 
-// raw passes on a console line that is not an event (f.mu is held).
+// raw passes on a console line that is not an event (f.mu is held): a
+// line of the Python SDK's JobLogger ("[STEP: s] [LEVEL: X] text") as a
+// message of level X in category s (else Category), a message's content
+// alone; its progress and metrics lines are left out, as the job's record
+// carries them.
 func (f *follower) raw(line string) {
 	if strings.TrimSpace(line) == "" {
 		return
 	}
-	f.note(line)
+	step, level, msg, ok := pythonLine(line)
+	if !ok {
+		f.note(line)
+		return
+	}
+	if step != "" && (progressLine.MatchString(msg) || strings.HasPrefix(msg, "Metrics: ")) {
+		return
+	}
+	f.logger.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: level, Category: cmp.Or(step, Category), JobID: f.job.id, Message: msg})
 }
+
+// pythonConsole matches a console line of the Python SDK's JobLogger:
+// "[STEP: train] [LEVEL: WARNING] text" (the step is optional); ANSI
+// colours are removed first.
+var (
+	pythonConsole = regexp.MustCompile(`^(?:\[STEP: ([^\]]*)\] )?\[LEVEL: ([A-Za-z]+)\] ?(.*)$`)
+	ansiEscape    = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+	progressLine  = regexp.MustCompile(`^Progress: [0-9.]+% \| ETA: `)
+)
+
+// pythonLine parses a console line of the Python SDK's logger: its step
+// ("" for none), level and text; ok is false for any other line, and for
+// a level synapse-go does not know.
+func pythonLine(line string) (step string, level synapse.Level, msg string, ok bool) {
+	m := pythonConsole.FindStringSubmatch(ansiEscape.ReplaceAllString(line, ""))
+	if m == nil || level.UnmarshalText([]byte(m[2])) != nil {
+		return "", 0, "", false
+	}
+	msg = m[3]
+	if c := pythonMessage.FindStringSubmatch(msg); c != nil {
+		msg = c[1]
+	}
+	return m[1], level, msg, true
+}
+
+// pythonMessage matches the JobLogger's line of a message ("message
+// {'content': 'text'}", a Python dict's repr) to show the text alone.
+var pythonMessage = regexp.MustCompile(`^message \{'content': ['"](.*)['"]\}$`)
 
 // note passes on a message of category Category (f.mu is held).
 func (f *follower) note(msg string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -356,7 +357,48 @@ func outcome(bj *backend.Job, action string, s *worker.JobStream) (any, error) {
 	if len(s.Tail) > 0 {
 		msg += "\nlast console lines:\n  " + strings.Join(s.Tail, "\n  ")
 	}
+	if ve := paramsRejected(action, text, s.Tail, errors.New(msg)); ve != nil {
+		return nil, ve
+	}
 	return nil, &synapse.ExecutionError{Action: action, JobID: bj.ID, Err: errors.New(msg)}
+}
+
+// pydanticHeader is the first line of a pydantic ValidationError's text:
+// "1 validation error for ReportParams".
+var pydanticHeader = regexp.MustCompile(`^\d+ validation errors? for \S+$`)
+
+// paramsRejected reads the failure of a Python plugin's job whose params
+// its params model rejected (the Python SDK's worker raises pydantic's
+// ValidationError from BaseAction.dispatch, where it validates the params:
+// the traceback in the console log shows params_model.model_validate) as a
+// *synapse.ValidationError, one field error per pydantic error ("steps:
+// Input should be greater than or equal to 1"), with err kept as its Err.
+// It returns nil for any other failure.
+func paramsRejected(action, text string, tail []string, err error) *synapse.ValidationError {
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if len(lines) < 3 || !pydanticHeader.MatchString(lines[0]) || !strings.Contains(strings.Join(tail, "\n"), "params_model.model_validate(") {
+		return nil
+	}
+	ve := &synapse.ValidationError{Action: action, Err: err}
+	for i := 1; i < len(lines); i++ {
+		l := lines[i]
+		switch {
+		case l == "" || strings.HasPrefix(l, "    "):
+			// "For further information visit …"
+		case strings.HasPrefix(l, "  ") && len(ve.Fields) > 0 && ve.Fields[len(ve.Fields)-1].Message == "":
+			m := strings.TrimSpace(l)
+			if j := strings.LastIndex(m, " [type="); j >= 0 {
+				m = m[:j]
+			}
+			ve.Fields[len(ve.Fields)-1].Message = m
+		case !strings.HasPrefix(l, " "):
+			ve.Fields = append(ve.Fields, synapse.FieldError{Field: l})
+		}
+	}
+	if len(ve.Fields) == 0 {
+		return nil
+	}
+	return ve
 }
 
 // stoppedError is the error of a job that was stopped; it matches

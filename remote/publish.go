@@ -14,6 +14,7 @@ import (
 	"github.com/synapse-sdk/synapse-go/internal/backend"
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
+	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
 )
@@ -27,21 +28,33 @@ type File struct {
 // Package is a plugin packed as a release: the package job mode builds (a
 // static linux plugin binary, synapse-plugin, and the plugin directory's
 // files minus .synapseignore/.gitignore, at most 100 MiB zipped), with
-// config.yaml as the JSON the backend takes.
+// config.yaml as the JSON the backend takes. A Python plugin's package has
+// no binary: the plugin directory's files at the zip's root, as the Python
+// SDK's `synapse plugin publish` packs them.
 type Package struct {
-	Plugin  string          `json:"plugin"`  // config.yaml code
-	Version string          `json:"version"` // config.yaml version: the release's
-	Arch    string          `json:"arch"`    // the binary's GOARCH: amd64 or arm64
-	Files   []File          `json:"files"`   // what the zip holds, sorted by name (the binary included)
-	Size    int64           `json:"size"`    // the zip's size in bytes
-	Config  json.RawMessage `json:"-"`       // config.yaml as a JSON object, as uploaded
-	Data    []byte          `json:"-"`       // the zip
+	Plugin  string          `json:"plugin"`           // config.yaml code
+	Version string          `json:"version"`          // config.yaml version: the release's
+	Python  bool            `json:"python,omitempty"` // a Python plugin's release (no binary; the agents run the Python SDK's worker)
+	Arch    string          `json:"arch,omitempty"`   // the binary's GOARCH: amd64 or arm64 ("" for a Python plugin)
+	Files   []File          `json:"files"`            // what the zip holds, sorted by name (the binary included)
+	Size    int64           `json:"size"`             // the zip's size in bytes
+	Config  json.RawMessage `json:"-"`                // config.yaml as a JSON object, as uploaded
+	Data    []byte          `json:"-"`                // the zip
 }
 
 // Pack builds the release package of p for linux/arch ("" is amd64) on
 // this machine, without any network call (what `synapse plugin publish
 // --dry-run` lists). The binary comes from the build cache when the plugin
 // is unchanged.
+//
+// A Python plugin (config.yaml and Python code, no Go: detected as
+// `synapse plugin run` does) is packed as the Python SDK's `synapse plugin
+// publish` packs it: no binary and nothing built (arch is not used), the
+// directory's files at the root, minus the Python SDK's default excludes
+// (__pycache__, *.pyc, .venv, venv, env, dist, build, *.log, ...:
+// pack.PythonExcludes) as well as .synapseignore/.gitignore, which can
+// bring them back ("!build/"). The agents run such a release with the
+// Python SDK's worker.
 //
 // Errors: an *OptionError for another arch; config.yaml that cannot be
 // read as JSON; a failed build (*build.Error); a package over the limit
@@ -58,6 +71,13 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
+	if pyplugin.Is(p.Config()) {
+		pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Exclude: pack.PythonExcludes, LimitOf: "a Synapse backend's release"})
+		if err != nil {
+			return nil, err
+		}
+		return newPackage(p, "", cfg, pkg), nil
+	}
 	built, err := build.Build(ctx, build.Options{Dir: p.Dir(), GOOS: "linux", GOARCH: arch, Static: true})
 	if err != nil {
 		return nil, err
@@ -66,11 +86,17 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := &Package{Plugin: p.Code(), Version: p.Config().Version, Arch: arch, Size: int64(len(pkg.Data)), Config: cfg, Data: pkg.Data}
+	return newPackage(p, arch, cfg, pkg), nil
+}
+
+// newPackage is the release package of p built as pkg; arch is "" for a
+// Python plugin's.
+func newPackage(p *plugin.Plugin, arch string, cfg json.RawMessage, pkg *pack.Package) *Package {
+	out := &Package{Plugin: p.Code(), Version: p.Config().Version, Python: arch == "", Arch: arch, Size: int64(len(pkg.Data)), Config: cfg, Data: pkg.Data}
 	for _, f := range pkg.Files {
 		out.Files = append(out.Files, File{Name: f.Path, Size: f.Size})
 	}
-	return out, nil
+	return out
 }
 
 // configJSON reads config.yaml as a JSON object, every key kept (as the
@@ -123,7 +149,8 @@ type PublishOptions struct {
 	// (or its version named).
 	Debug bool
 	// Arch is the GOARCH of the binary: amd64 (default) or arm64, that of
-	// the agents' machines.
+	// the agents' machines. A Python plugin's release has no binary and
+	// does not use it.
 	Arch string
 }
 

@@ -17,6 +17,11 @@
 // Executor is the same mode as a Go value (a synapse.Submitter, like
 // ray.JobExecutor); Job is a backend job (OpenJob, ListJobs); Pack and
 // Publish upload a plugin as a release, the package job mode builds.
+//
+// A Python plugin directory (synapse-sdk; docs/modes.md) works too: Pack
+// and Publish pack it as the Python SDK's `synapse plugin publish` does
+// (no binary), and Executor runs its release, the params checked by the
+// agent's worker rather than here.
 package remote
 
 import (

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
+	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
 	"github.com/synapse-sdk/synapse-go/internal/runflags"
 	"github.com/synapse-sdk/synapse-go/plugin"
 	"github.com/synapse-sdk/synapse-go/remote"
@@ -27,6 +28,11 @@ func newPublishCmd(io *IOStreams, g *globals) *cobra.Command {
 		Long: `synapse plugin publish packs the plugin as job mode does (a static linux plugin binary and the plugin's
 files, minus .synapseignore/.gitignore, at most 100 MiB zipped) and uploads it as a release of config.yaml
 version (POST /plugin_releases/). The plugin is created on the backend on its first publish.
+
+A Python plugin (synapse-sdk: config.yaml and Python code, no Go) is packed as the Python SDK's own
+synapse plugin publish packs it: its files with no binary, minus the Python SDK's default excludes
+(__pycache__, .venv, venv, dist, build, *.log, ...) and .synapseignore/.gitignore; the agents run it
+with the Python SDK's worker.
 
 A version that already exists is refused: bump version in config.yaml, or publish with --debug, which
 replaces it (a debug release runs with --mode remote --debug, the default). --dry-run lists the files and
@@ -54,6 +60,10 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 				return err
 			}
 			p := plugin.FromConfig(cfg)
+			python := pyplugin.Is(cfg)
+			if python && cmd.Flags().Changed("arch") {
+				return &runflags.UsageError{Flag: "arch", Message: cfg.Dir + " is a Python plugin: its release has no binary, and the agents run it with the Python SDK on their own machines; leave --arch out"}
+			}
 			creds, _, err := credentials(bf)
 			if err != nil {
 				return err
@@ -66,7 +76,7 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 			}
 			stop := func() {}
 			if io.IsTerminal() {
-				stop = spin(io.ErrOut, "Building and packing the plugin")
+				stop = spin(io.ErrOut, map[bool]string{false: "Building and packing the plugin", true: "Packing the Python plugin"}[python])
 			}
 			var pkg *remote.Package
 			err = interruptible(ctx, func(ctx context.Context) (err error) {
@@ -77,7 +87,11 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 			if err != nil {
 				return err
 			}
-			what := fmt.Sprintf("%s %s (linux/%s): %d files, %s zipped", pkg.Plugin, pkg.Version, pkg.Arch, len(pkg.Files), pack.FormatSize(pkg.Size))
+			target := "linux/" + pkg.Arch
+			if pkg.Python {
+				target = "Python"
+			}
+			what := fmt.Sprintf("%s %s (%s): %d files, %s zipped", pkg.Plugin, pkg.Version, target, len(pkg.Files), pack.FormatSize(pkg.Size))
 			if dryRun {
 				tw := tabwriter.NewWriter(io.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
 				for _, f := range pkg.Files {

@@ -20,10 +20,11 @@ import (
 // config.yaml and no Go code) through the Python SDK's worker, in the
 // plugin's own virtual environment under .synapse/venvs, or in job mode
 // as a Ray job (pyplugin.JobExecutor: Ray installs the environment).
-// Task and remote modes are not available (docs/modes.md says why).
+// Remote mode runs its published release (runRemote, as for a Go plugin);
+// task mode is not available (docs/modes.md says why).
 func runPython(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string, mode synapse.Mode) error {
 	if mode != synapse.ModeLocal && mode != synapse.ModeJob {
-		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s is a Python plugin: this CLI runs Python plugins in local and job mode (--mode local or job); publish it to a synapse server to run it on its process or Ray agent (docs/modes.md)", cfg.Dir)}
+		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s is a Python plugin: this CLI runs Python plugins in local, job and remote mode (--mode local, job or remote: synapse plugin publish, then run it on a backend's agent; docs/modes.md)", cfg.Dir)}
 	}
 	if flags.Dlv || flags.DebugSDK {
 		return &runflags.UsageError{Flag: map[bool]string{true: "dlv", false: "debug-sdk"}[flags.Dlv], Message: "debugs a Go plugin; " + cfg.Dir + " is a Python plugin"}

@@ -27,7 +27,8 @@ func cmdStartServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("usage: startserver [AGENT...]")
 	}
-	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(ts.Getenv("WORK"), "server-data"), MaxJobs: 2}
+	// The Python scripts' shared environments serve the process agents too.
+	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(ts.Getenv("WORK"), "server-data"), MaxJobs: 2, VenvDir: ts.Getenv("SYNAPSE_VENV_DIR")}
 	for _, a := range args {
 		spec, err := server.ParseAgent(a)
 		ts.Check(err)

@@ -75,6 +75,28 @@ func newIgnorer(syn []gitignore.Pattern) ignorer {
 	return ignorer{syn: syn, m: gitignore.NewMatcher(syn)}
 }
 
+// withSynapseignore returns an ignorer with syn as its .synapseignore
+// patterns (the highest priority), i's .gitignore patterns kept.
+func (i ignorer) withSynapseignore(syn []gitignore.Pattern) ignorer {
+	all := make([]gitignore.Pattern, 0, len(i.git)+len(syn))
+	all = append(append(all, i.git...), syn...)
+	return ignorer{git: i.git, syn: syn, m: gitignore.NewMatcher(all)}
+}
+
+// PythonExcludes are the files the Python SDK's `synapse plugin publish`
+// leaves out of a release (synapse_sdk.utils.file.archive.ArchiveFilter's
+// DEFAULT_EXCLUDES, 2026.2.17), as gitignore patterns: caches, virtual
+// environments, version control, editor and build directories, logs.
+var PythonExcludes = []string{
+	"__pycache__", "*.pyc", "*.pyo", "*.pyd", ".python-version", "*.egg-info", "*.egg",
+	".venv", "venv", ".env", "env",
+	".git", ".gitignore", ".gitattributes", ".svn", ".hg",
+	".idea", ".vscode", "*.swp", "*.swo", ".DS_Store", "Thumbs.db",
+	"dist", "build", "node_modules",
+	".mypy_cache", ".pytest_cache", ".ruff_cache", ".cache", ".tox",
+	".coverage", "htmlcov", "*.log",
+}
+
 // withGitignore returns an ignorer that also honours ps, the patterns of a
 // .gitignore deeper down. i itself is not changed, so siblings do not see
 // each other's patterns.

@@ -64,6 +64,10 @@ type Options struct {
 	// LimitOf names whose limit MaxSize is, for TooLargeError; default
 	// "the Ray dashboard".
 	LimitOf string
+	// Exclude holds gitignore patterns that apply to the whole tree with
+	// the lowest priority: a .gitignore or .synapseignore pattern (such
+	// as "!build/") overrides them. PythonExcludes is the Python SDK's.
+	Exclude []string
 }
 
 // File is one file in a package.
@@ -259,6 +263,9 @@ func newBuilder(opts Options) (*builder, error) {
 		return nil, err
 	}
 	b.ign = newIgnorer(syn)
+	if len(opts.Exclude) > 0 {
+		b.ign = newIgnorer(nil).withGitignore(parsePatterns([]byte(strings.Join(opts.Exclude, "\n")), nil)).withSynapseignore(syn)
+	}
 	return b, nil
 }
 

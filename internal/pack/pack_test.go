@@ -296,6 +296,7 @@ func TestExcludes(t *testing.T) {
 	tests := []struct {
 		name    string
 		tree    map[string]string
+		exclude []string // Options.Exclude
 		want    []string // entries that must be present
 		notWant []string // entries that must be absent
 	}{
