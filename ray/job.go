@@ -451,7 +451,7 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 	var t JobTimings
 
 	start := time.Now()
-	built, err := build.Build(ctx, build.Options{Dir: e.p.Dir(), GOOS: "linux", GOARCH: e.opts.arch(), Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: e.p.Dir(), GOOS: "linux", GOARCH: e.opts.arch(), Static: true, Trim: true})
 	if err != nil {
 		return nil, err
 	}

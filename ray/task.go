@@ -181,7 +181,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	}
 	arch := t.opts.arch()
 	status("building " + t.p.Code() + " for linux/" + arch)
-	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true, Trim: true})
 	if err != nil {
 		return false, err
 	}

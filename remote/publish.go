@@ -57,7 +57,7 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
-	built, err := build.Build(ctx, build.Options{Dir: p.Dir(), GOOS: "linux", GOARCH: arch, Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: p.Dir(), GOOS: "linux", GOARCH: arch, Static: true, Trim: true})
 	if err != nil {
 		return nil, err
 	}
