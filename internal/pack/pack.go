@@ -15,7 +15,6 @@ import (
 	"cmp"
 	"compress/flate"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -467,7 +466,7 @@ func (b *builder) write() (*Package, error) {
 	}
 	data := out.buf.Bytes()
 	sum := sha256.Sum256(data)
-	name := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
+	name := packageName(sum[:])
 	return &Package{Name: name, URI: "gcs://" + name, Data: data, Files: files}, nil
 }
 
