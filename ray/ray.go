@@ -21,8 +21,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/pack"
 	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -200,4 +203,10 @@ func (r *reachable) check(ctx context.Context, c *rayapi.Client) error {
 	}
 	r.ok = true
 	return nil
+}
+
+// packageCache is the cache of cluster packages beside the build cache
+// that built came from.
+func packageCache(built *build.Result) pack.Cache {
+	return pack.Cache{Dir: filepath.Join(built.CacheDir, pack.CacheSubdir)}
 }

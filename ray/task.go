@@ -185,7 +185,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	pkg, err := pack.Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()})
+	pkg, _, err := packageCache(built).Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()}, built.Key)
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -61,7 +62,8 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, LimitOf: "a Synapse backend's release"})
+	cache := pack.Cache{Dir: filepath.Join(built.CacheDir, pack.CacheSubdir)}
+	pkg, _, err := cache.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, LimitOf: "a Synapse backend's release"}, built.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -162,8 +162,8 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", rj.DashboardURL)
 		if flags.Verbose {
 			t := rj.Timings
-			fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v, upload %v (reused %v), submit %v\n",
-				t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
+			fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v (cached %v), upload %v (reused %v), submit %v\n",
+				t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.PackageCached, t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
 		}
 	}
 	if flags.NoWait {
