@@ -121,6 +121,9 @@ func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synap
 			state = "deployed"
 		}
 		fmt.Fprintf(io.ErrOut, "worker application: %s (%s)\n", t.App(), state)
+		tm := t.Timings()
+		fmt.Fprintf(io.ErrOut, "timings: validate %v, deploy %v (package cached %v), call %v\n",
+			tm.Validate.Round(time.Millisecond), tm.Deploy.Round(time.Millisecond), tm.PackageCached, tm.Call.Round(time.Millisecond))
 	}
 	return output.Result(io.Out, result, flags.Output == "text" && output.IsTerminal(io.Out))
 }
