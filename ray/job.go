@@ -490,7 +490,7 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 	t.Package, t.PackageCached = time.Since(start), pkgCached
 
 	start = time.Now()
-	uploaded, err := e.client.EnsurePackage(ctx, pkg.Name, pkg.Data)
+	uploaded, err := ensurePackage(ctx, e.client, pkg)
 	if err != nil {
 		return nil, err
 	}

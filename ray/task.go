@@ -227,7 +227,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	status("uploading the package")
-	if _, err := t.client.EnsurePackage(ctx, pkg.Name, pkg.Data); err != nil {
+	if _, err := ensurePackage(ctx, t.client, pkg); err != nil {
 		return false, err
 	}
 	envVars := clusterEnv(t.p, t.cfg.Env)

@@ -67,6 +67,9 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 	if err != nil {
 		return nil, err
 	}
+	if _, err := pkg.Load(); err != nil {
+		return nil, err
+	}
 	out := &Package{Plugin: p.Code(), Version: p.Config().Version, Arch: arch, Size: int64(len(pkg.Data)), Config: cfg, Data: pkg.Data}
 	for _, f := range pkg.Files {
 		out.Files = append(out.Files, File{Name: f.Path, Size: f.Size})

@@ -50,7 +50,8 @@ type cacheMeta struct {
 }
 
 // Build returns the package for opts, the same bytes pack.Build gives, and
-// whether it came from the cache.
+// whether it came from the cache. A package from the cache has its Name,
+// URI and Files but no Data: call Load before using Data (uploading it).
 //
 // The cache key covers what is packed: every entry's path and mode, the
 // content of each file of the plugin directory up to 1 MiB (larger ones:
@@ -59,9 +60,13 @@ type cacheMeta struct {
 // content is hashed when binaryKey is empty). The ignore files act through
 // the walk: a rule that changes what is packed changes the key.
 //
-// A cached zip is used only when its size and SHA-256 match the ones
-// recorded when it was stored (a truncated or edited entry is packed
-// again and replaced). Entries are written to a temporary file and renamed
+// A cache entry is used when its record is intact and its zip has the
+// recorded size (a truncated entry is packed again at once); Load then
+// reads the zip and checks its SHA-256, packing it again when it does not
+// match (an edited entry), so a damaged entry is never uploaded. Reading
+// and hashing the zip (~5 MiB) costs more than everything else on a hit,
+// and a warm run rarely needs the bytes (the cluster has the package), so
+// it is left to Load. Entries are written to a temporary file and renamed
 // into place. Failing to store an entry is not an error: the package is
 // returned all the same.
 func (c Cache) Build(opts Options, binaryKey string) (pkg *Package, cached bool, err error) {
@@ -87,6 +92,7 @@ func (c Cache) Build(opts Options, binaryKey string) (pkg *Package, cached bool,
 	dir := filepath.Join(c.Dir, key[:2])
 	base := filepath.Join(dir, key)
 	if pkg := loadCached(base); pkg != nil {
+		pkg.lazy.b, pkg.lazy.dir = b, dir
 		return pkg, true, nil
 	}
 	pkg, err = b.write()
@@ -95,6 +101,60 @@ func (c Cache) Build(opts Options, binaryKey string) (pkg *Package, cached bool,
 	}
 	storeCached(dir, base, pkg)
 	return pkg, false, nil
+}
+
+// lazyData is where a cached package's zip is and how to pack it again.
+type lazyData struct {
+	base, dir string // the entry is base+".zip" and base+".json", in dir
+	sha256    string // hex, from the record
+	size      int64
+	b         *builder // the finished builder, to pack again
+}
+
+// Load reads the zip of a package from Cache.Build into Data, checking its
+// size and SHA-256 against the cache record. A zip that does not match is
+// packed again (and the entry replaced): then rebuilt is true and Name,
+// URI and Files are those of the new package (the same, unless the record
+// was damaged). Load does nothing for a package whose Data is set.
+func (p *Package) Load() (rebuilt bool, err error) {
+	l := p.lazy
+	if l == nil {
+		return false, nil
+	}
+	// loadCached checked that the record's name matches its SHA-256.
+	if data := readVerified(l.base+".zip", l.size, l.sha256); data != nil {
+		p.Data, p.lazy = data, nil
+		return false, nil
+	}
+	fresh, err := l.b.write()
+	if err != nil {
+		return false, err
+	}
+	storeCached(l.dir, l.base, fresh)
+	*p = *fresh
+	return true, nil
+}
+
+// readVerified returns the content of file when it has size bytes and the
+// hex SHA-256 sum, else nil.
+func readVerified(file string, size int64, sum string) []byte {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != size {
+		return nil
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil
+	}
+	if s := sha256.Sum256(data); hex.EncodeToString(s[:]) != sum {
+		return nil
+	}
+	return data
 }
 
 // cacheKey hashes the entries of a finished builder (see Cache.Build).
@@ -146,35 +206,25 @@ func hashSource(h hash.Hash, e *entry, buf []byte, full bool) error {
 	return nil
 }
 
-// loadCached returns the package stored at base (.json and .zip), or nil
-// when there is none or it does not match its record.
+// loadCached returns the package stored at base (.json and .zip), without
+// its Data, or nil when there is none, its record is damaged or its zip
+// does not have the recorded size.
 func loadCached(base string) *Package {
 	raw, err := os.ReadFile(base + ".json")
 	if err != nil {
 		return nil
 	}
 	var m cacheMeta
-	if json.Unmarshal(raw, &m) != nil || m.Size <= 0 {
+	// The name is the first 16 hex digits of the zip's SHA-256 (see write).
+	if json.Unmarshal(raw, &m) != nil || m.Size <= 0 || len(m.SHA256) != 2*sha256.Size ||
+		m.Name != "_ray_pkg_"+m.SHA256[:16]+".zip" {
 		return nil
 	}
-	f, err := os.Open(base + ".zip")
-	if err != nil {
+	fi, err := os.Stat(base + ".zip")
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != m.Size {
 		return nil
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() != m.Size {
-		return nil
-	}
-	data := make([]byte, m.Size)
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil
-	}
-	sum := sha256.Sum256(data)
-	if hex.EncodeToString(sum[:]) != m.SHA256 || packageName(sum[:]) != m.Name {
-		return nil
-	}
-	return &Package{Name: m.Name, URI: "gcs://" + m.Name, Data: data, Files: m.Files}
+	return &Package{Name: m.Name, URI: "gcs://" + m.Name, Files: m.Files, lazy: &lazyData{base: base, sha256: m.SHA256, size: m.Size}}
 }
 
 // storeCached writes pkg to base.zip and its record to base.json, each
