@@ -58,11 +58,15 @@ func jobInfo(j *rayapi.Job) *JobInfo {
 // JobTimings says where the time of a submission went.
 type JobTimings struct {
 	Build   time.Duration // cross-compiling the plugin binary (zero when cached)
-	Package time.Duration // zipping the package
+	Package time.Duration // zipping the package, or finding it in the package cache
 	Upload  time.Duration // checking and uploading the package
 	Submit  time.Duration // the submit request
 	Cached  bool          // the binary came from the build cache
-	Reused  bool          // the package was already on the cluster
+	// PackageCached is true when the package came from the package
+	// cache (internal/pack.Cache beside the build cache) instead of
+	// being zipped again.
+	PackageCached bool
+	Reused        bool // the package was already on the cluster
 }
 
 // Job is a plugin action submitted as a Ray job. Its methods are safe for
@@ -451,7 +455,7 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 	var t JobTimings
 
 	start := time.Now()
-	built, err := build.Build(ctx, build.Options{Dir: e.p.Dir(), GOOS: "linux", GOARCH: e.opts.arch(), Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: e.p.Dir(), GOOS: "linux", GOARCH: e.opts.arch(), Static: true, Trim: true})
 	if err != nil {
 		return nil, err
 	}
@@ -473,14 +477,20 @@ func (e *JobExecutor) SubmitJob(ctx context.Context, action string, params any) 
 	envVars[worker.EnvJobID] = jobID
 
 	start = time.Now()
-	pkg, err := pack.Build(pack.Options{Dir: e.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: extra})
+	// A package carrying this run's params file is used once: it is not
+	// cached.
+	cache := packageCache(built)
+	if len(extra) > 0 {
+		cache.Dir = ""
+	}
+	pkg, pkgCached, err := cache.Build(pack.Options{Dir: e.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: extra}, built.Key)
 	if err != nil {
 		return nil, err
 	}
-	t.Package = time.Since(start)
+	t.Package, t.PackageCached = time.Since(start), pkgCached
 
 	start = time.Now()
-	uploaded, err := e.client.EnsurePackage(ctx, pkg.Name, pkg.Data)
+	uploaded, err := ensurePackage(ctx, e.client, pkg)
 	if err != nil {
 		return nil, err
 	}

@@ -329,3 +329,26 @@ func TestIntegrationJobNoisyOutput(t *testing.T) {
 		}
 	}
 }
+
+// An unchanged plugin's package comes from the package cache on the second
+// submission, and the job runs from it.
+func TestIntegrationJobPackageCached(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	t.Setenv("SYNAPSE_CACHE_DIR", t.TempDir())
+	first := submit(t, ctx, "echo", map[string]any{"text": "one", "steps": 0}, synapse.WithJobID(uniqueID(t, "pkg1")))
+	if first.Timings.Cached || first.Timings.PackageCached {
+		t.Errorf("first submission with an empty cache: timings %+v", first.Timings)
+	}
+	second := submit(t, ctx, "echo", map[string]any{"text": "three", "steps": 0}, synapse.WithJobID(uniqueID(t, "pkg2")))
+	if !second.Timings.Cached || !second.Timings.PackageCached || !second.Timings.Reused {
+		t.Errorf("second submission: timings %+v, want binary and package cached and the package reused", second.Timings)
+	}
+	res, err := second.Result(ctx)
+	if err != nil {
+		t.Fatalf("Result: %v", err)
+	}
+	if got := res.(map[string]any)["text_len"]; got != 5.0 {
+		t.Errorf("result text_len = %v, want 5", got)
+	}
+}

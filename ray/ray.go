@@ -21,8 +21,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
+	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/pack"
 	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -200,4 +203,28 @@ func (r *reachable) check(ctx context.Context, c *rayapi.Client) error {
 	}
 	r.ok = true
 	return nil
+}
+
+// ensurePackage makes sure the cluster holds pkg (see
+// rayapi.Client.EnsurePackage). A package from the package cache is read
+// and checked (pack.Package.Load) only when the cluster lacks it; a
+// damaged cache entry is packed again then, and pkg becomes the new
+// package. uploaded reports whether a PUT happened.
+func ensurePackage(ctx context.Context, c *rayapi.Client, pkg *pack.Package) (uploaded bool, err error) {
+	if pkg.Data == nil {
+		has, err := c.HasPackage(ctx, pkg.Name)
+		if err != nil || has {
+			return false, err
+		}
+		if _, err := pkg.Load(); err != nil {
+			return false, err
+		}
+	}
+	return c.EnsurePackage(ctx, pkg.Name, pkg.Data)
+}
+
+// packageCache is the cache of cluster packages beside the build cache
+// that built came from.
+func packageCache(built *build.Result) pack.Cache {
+	return pack.Cache{Dir: filepath.Join(built.CacheDir, pack.CacheSubdir)}
 }

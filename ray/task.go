@@ -39,6 +39,32 @@ type TaskExecutor struct {
 	app      *serve.App
 	proxy    string
 	deployed bool
+	// pkgCached: the deployed package came from the package cache.
+	pkgCached bool
+	timings   TaskTimings
+}
+
+// TaskTimings says where the time of a task-mode run went.
+type TaskTimings struct {
+	// Validate is checking the params with the plugin binary on this
+	// machine.
+	Validate time.Duration
+	// Deploy is the build, package, upload check and Serve check of the
+	// executor's first run (zero on its later runs, which reuse them).
+	Deploy time.Duration
+	// Call is from sending the call to the worker to its outcome (the
+	// action's own run time included).
+	Call time.Duration
+	// PackageCached is true when the deploy took the package from the
+	// package cache instead of zipping it.
+	PackageCached bool
+}
+
+// Timings returns the timings of the executor's latest Run.
+func (t *TaskExecutor) Timings() TaskTimings {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.timings
 }
 
 var _ synapse.Executor = (*TaskExecutor)(nil)
@@ -89,9 +115,12 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	if err != nil {
 		return nil, err
 	}
+	var tm TaskTimings
+	start := time.Now()
 	if err := t.p.Validate(ctx, action, raw); err != nil {
 		return nil, err
 	}
+	tm.Validate = time.Since(start)
 	req := serve.RunRequest{Action: entry, Params: raw, JobID: t.cfg.JobID}
 	if lang := synapse.MergeEnv(t.p.Env(), t.cfg.Env).GetString(synapse.LanguageEnv, ""); lang != "" {
 		// Per call, not in the application's env: another language must
@@ -100,12 +129,16 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	}
 	var body io.ReadCloser
 	for attempt := 0; ; attempt++ {
+		start = time.Now()
 		if _, err := t.Deploy(ctx); err != nil {
 			return nil, err
 		}
+		tm.Deploy += time.Since(start)
 		t.mu.Lock()
-		app, proxy := t.app, t.proxy
+		app, proxy, pkgCached := t.app, t.proxy, t.pkgCached
 		t.mu.Unlock()
+		tm.PackageCached = pkgCached
+		start = time.Now()
 		body, err = t.call(ctx, proxy, app.RoutePrefix, req)
 		var ce *serve.CallError
 		if attempt == 0 && errors.As(err, &ce) && ce.Status == http.StatusNotFound {
@@ -125,6 +158,10 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	}
 	defer body.Close()
 	o := worker.Read(body, "", t.cfg.Logger)
+	tm.Call = time.Since(start)
+	t.mu.Lock()
+	t.timings = tm
+	t.mu.Unlock()
 	if o.Err != nil && ctx.Err() != nil {
 		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
 	}
@@ -181,16 +218,16 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	}
 	arch := t.opts.arch()
 	status("building " + t.p.Code() + " for linux/" + arch)
-	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true, Trim: true})
 	if err != nil {
 		return false, err
 	}
-	pkg, err := pack.Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()})
+	pkg, pkgCached, err := packageCache(built).Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()}, built.Key)
 	if err != nil {
 		return false, err
 	}
 	status("uploading the package")
-	if _, err := t.client.EnsurePackage(ctx, pkg.Name, pkg.Data); err != nil {
+	if _, err := ensurePackage(ctx, t.client, pkg); err != nil {
 		return false, err
 	}
 	envVars := clusterEnv(t.p, t.cfg.Env)
@@ -208,7 +245,7 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	t.app, t.proxy, t.deployed = app, proxy, deployed
+	t.app, t.proxy, t.deployed, t.pkgCached = app, proxy, deployed, pkgCached
 	return deployed, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -78,12 +79,16 @@ func Pack(ctx context.Context, p *plugin.Plugin, arch string) (*Package, error) 
 		}
 		return newPackage(p, "", cfg, pkg), nil
 	}
-	built, err := build.Build(ctx, build.Options{Dir: p.Dir(), GOOS: "linux", GOARCH: arch, Static: true})
+	built, err := build.Build(ctx, build.Options{Dir: p.Dir(), GOOS: "linux", GOARCH: arch, Static: true, Trim: true})
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := pack.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, LimitOf: "a Synapse backend's release"})
+	cache := pack.Cache{Dir: filepath.Join(built.CacheDir, pack.CacheSubdir)}
+	pkg, _, err := cache.Build(pack.Options{Dir: p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, LimitOf: "a Synapse backend's release"}, built.Key)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := pkg.Load(); err != nil {
 		return nil, err
 	}
 	return newPackage(p, arch, cfg, pkg), nil

@@ -29,7 +29,7 @@ one_run() {
   t1=$(date +%s%N)
   local build package upload submit first result
   build=$(sed -n 's/^timings: build \([^ ]*\) .*/\1/p' <<<"$out")
-  package=$(sed -n 's/.*, package \([^,]*\), .*/\1/p' <<<"$out")
+  package=$(sed -n 's/.*, package \([^ ,]*\)[ ,].*/\1/p' <<<"$out")
   upload=$(sed -n 's/.*, upload \([^ ]*\) .*/\1/p' <<<"$out")
   submit=$(sed -n 's/.*, submit \(.*\)$/\1/p' <<<"$out")
   first=$(sed -n 's/^timings: submitted to first event \(.*\)$/\1/p' <<<"$out")

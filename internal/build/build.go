@@ -66,6 +66,14 @@ type Options struct {
 	// Debug builds for Delve: optimisations and inlining off
 	// (-gcflags=all=-N -l).
 	Debug bool
+	// Trim builds a smaller binary to ship to a cluster: -trimpath (file
+	// paths in stack traces are module-relative, e.g.
+	// "example.com/plugin@v1.2.0/main.go", instead of absolute paths on
+	// this machine) and -ldflags=-s -w (no symbol table, no DWARF: stack
+	// traces keep function names and lines, but delve, gdb and nm cannot
+	// read the binary). It is part of the cache key. An -ldflags in
+	// GOFLAGS is overridden by it.
+	Trim bool
 	// SDKDir, when non-empty, is a checkout of module
 	// github.com/synapse-sdk/synapse-go to build against instead of the
 	// version the plugin's go.mod requires. When the plugin is in a
@@ -90,6 +98,10 @@ type Result struct {
 	Cached bool
 	// Key is the hex-encoded cache key.
 	Key string
+	// CacheDir is the absolute root of the cache the binary is in
+	// (Options.CacheDir resolved); other caches keyed by Key, such as
+	// the cluster package cache of internal/pack, live below it.
+	CacheDir string
 	// Duration is the time spent in Build.
 	Duration time.Duration
 }
@@ -172,6 +184,7 @@ type plan struct {
 	cacheDir string // absolute
 	name     string // binary file name
 	debug    bool
+	trim     bool
 	sdkRoot  string // non-empty: build with a -modfile replacing SDKModule by sdkRoot
 	opts     Options
 }
@@ -179,7 +192,7 @@ type plan struct {
 // resolve fills in defaults and derives everything Key and Build need. It
 // starts no process.
 func resolve(opts Options) (*plan, error) {
-	p := &plan{debug: opts.Debug, opts: opts}
+	p := &plan{debug: opts.Debug, trim: opts.Trim, opts: opts}
 	dir := opts.Dir
 	if dir == "" {
 		dir = "."
@@ -328,6 +341,7 @@ func (p *plan) key() (string, error) {
 	cgo := lookupEnv(p.env, "CGO_ENABLED")
 	fmt.Fprintf(h, "GOOS %q\nGOARCH %q\nCGO_ENABLED %q\n", p.goos, lookupEnv(p.env, "GOARCH"), cgo)
 	fmt.Fprintf(h, "debug %t\n", p.debug)
+	fmt.Fprintf(h, "trim %t\n", p.trim)
 	for _, k := range keyEnv {
 		fmt.Fprintf(h, "env %s %q\n", k, lookupEnv(p.env, k))
 	}
@@ -480,7 +494,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	keyDir := filepath.Join(p.cacheDir, key[:2], key)
 	bin := filepath.Join(keyDir, p.name)
-	res := &Result{Binary: bin, Key: key}
+	res := &Result{Binary: bin, Key: key, CacheDir: p.cacheDir}
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
 		res.Cached = true
 		res.Duration = time.Since(start)
@@ -536,6 +550,9 @@ func (p *plan) run(ctx context.Context, tmp, out string) error {
 	args := []string{"build"}
 	if p.debug {
 		args = append(args, "-gcflags=all=-N -l")
+	}
+	if p.trim {
+		args = append(args, "-trimpath", "-ldflags=-s -w")
 	}
 	if p.sdkRoot != "" {
 		modfile, err := p.writeModFile(tmp)

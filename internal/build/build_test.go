@@ -292,6 +292,52 @@ func TestDebugBuild(t *testing.T) {
 	}
 }
 
+// A trimmed build has no symbol table, no DWARF and no absolute path of
+// the plugin directory, and is smaller; it still runs.
+func TestTrimBuild(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads ELF sections")
+	}
+	dir := newPlugin(t, "trim")
+	cache := t.TempDir()
+	plain := mustBuild(t, Options{Dir: dir, CacheDir: cache})
+	trimmed := mustBuild(t, Options{Dir: dir, CacheDir: cache, Trim: true})
+	if trimmed.Key == plain.Key {
+		t.Fatal("Trim did not change the key")
+	}
+	if got := run(t, trimmed.Binary); got != "trim" {
+		t.Fatalf("trimmed binary printed %q", got)
+	}
+	for _, tc := range []struct {
+		res      *Result
+		symbols  bool
+		localDir bool
+	}{{plain, true, true}, {trimmed, false, false}} {
+		f, err := elf.Open(tc.res.Binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, symErr := f.Symbols()
+		hasDWARF := f.Section(".debug_info") != nil || f.Section(".zdebug_info") != nil
+		f.Close()
+		if (symErr == nil) != tc.symbols || hasDWARF != tc.symbols {
+			t.Errorf("%s: symbol table %v, DWARF %v; want both %v", tc.res.Binary, symErr == nil, hasDWARF, tc.symbols)
+		}
+		data, err := os.ReadFile(tc.res.Binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(data, []byte(dir)); got != tc.localDir {
+			t.Errorf("%s: holds the plugin directory %s = %v, want %v", tc.res.Binary, dir, got, tc.localDir)
+		}
+	}
+	ps, _ := os.Stat(plain.Binary)
+	ts, _ := os.Stat(trimmed.Binary)
+	if ts.Size() >= ps.Size() {
+		t.Errorf("trimmed binary %d bytes, plain %d: not smaller", ts.Size(), ps.Size())
+	}
+}
+
 // A plugin that is a package inside an enclosing module.
 func TestPackageInEnclosingModule(t *testing.T) {
 	root := t.TempDir()
@@ -673,6 +719,7 @@ func TestKeyOptions(t *testing.T) {
 		changes bool
 	}{
 		{"Debug", func(t *testing.T, o *Options) { o.Debug = true }, true},
+		{"Trim", func(t *testing.T, o *Options) { o.Trim = true }, true},
 		{"GOOS", func(t *testing.T, o *Options) { o.GOOS = otherOS }, true},
 		{"GOARCH", func(t *testing.T, o *Options) { o.GOARCH = otherArch }, true},
 		{"Static", func(t *testing.T, o *Options) { o.Static = true }, true},

@@ -121,6 +121,9 @@ func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synap
 			state = "deployed"
 		}
 		fmt.Fprintf(io.ErrOut, "worker application: %s (%s)\n", t.App(), state)
+		tm := t.Timings()
+		fmt.Fprintf(io.ErrOut, "timings: validate %v, deploy %v (package cached %v), call %v\n",
+			tm.Validate.Round(time.Millisecond), tm.Deploy.Round(time.Millisecond), tm.PackageCached, tm.Call.Round(time.Millisecond))
 	}
 	return output.Result(io.Out, result, flags.Output == "text" && output.IsTerminal(io.Out))
 }
@@ -162,8 +165,8 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", rj.DashboardURL)
 		if flags.Verbose {
 			t := rj.Timings
-			fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v, upload %v (reused %v), submit %v\n",
-				t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
+			fmt.Fprintf(io.ErrOut, "timings: build %v (cached %v), package %v (cached %v), upload %v (reused %v), submit %v\n",
+				t.Build.Round(time.Millisecond), t.Cached, t.Package.Round(time.Millisecond), t.PackageCached, t.Upload.Round(time.Millisecond), t.Reused, t.Submit.Round(time.Millisecond))
 		}
 	}
 	if flags.NoWait {

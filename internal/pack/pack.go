@@ -15,7 +15,6 @@ import (
 	"cmp"
 	"compress/flate"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -80,8 +79,10 @@ type File struct {
 type Package struct {
 	Name  string // "_ray_pkg_<16 lowercase hex>.zip": the first 16 hex digits of the SHA-256 of Data
 	URI   string // "gcs://" + Name
-	Data  []byte // the zip
+	Data  []byte // the zip; nil for a package from Cache.Build until Load
 	Files []File // what was packed, sorted by path (Extra files and the binary included); regular files only, not the empty directories Data also holds
+
+	lazy *lazyData // where Load finds Data (a cache hit); nil when Data is set
 }
 
 // TooLargeError reports a package over its size limit. Build returns it
@@ -474,7 +475,7 @@ func (b *builder) write() (*Package, error) {
 	}
 	data := out.buf.Bytes()
 	sum := sha256.Sum256(data)
-	name := "_ray_pkg_" + hex.EncodeToString(sum[:8]) + ".zip"
+	name := packageName(sum[:])
 	return &Package{Name: name, URI: "gcs://" + name, Data: data, Files: files}, nil
 }
 

@@ -29,12 +29,8 @@ func (c *Client) EnsurePackage(ctx context.Context, name string, data []byte) (u
 		return false, fmt.Errorf("ray: invalid package name %q", name)
 	}
 	path := "/api/packages/gcs/" + url.PathEscape(name)
-	err = c.do(ctx, http.MethodGet, path, nil, nil)
-	if err == nil {
-		return false, nil
-	}
-	var he *HTTPError
-	if !errors.As(err, &he) || he.Status != http.StatusNotFound {
+	has, err := c.hasPackage(ctx, path)
+	if err != nil || has {
 		return false, err
 	}
 	if len(data) > maxPackageSize {
@@ -48,4 +44,27 @@ func (c *Client) EnsurePackage(ctx context.Context, name string, data []byte) (u
 		return false, err
 	}
 	return true, nil
+}
+
+// HasPackage reports whether the cluster holds gcs://<name>, with GET
+// /api/packages/gcs/<name> (200: yes, 404: no; any other answer is an
+// error). Like EnsurePackage, the GET pins the URI for about 10 minutes.
+func (c *Client) HasPackage(ctx context.Context, name string) (bool, error) {
+	name = strings.TrimPrefix(name, "gcs://")
+	if name == "" || strings.ContainsAny(name, "/\\") {
+		return false, fmt.Errorf("ray: invalid package name %q", name)
+	}
+	return c.hasPackage(ctx, "/api/packages/gcs/"+url.PathEscape(name))
+}
+
+func (c *Client) hasPackage(ctx context.Context, path string) (bool, error) {
+	err := c.do(ctx, http.MethodGet, path, nil, nil)
+	if err == nil {
+		return true, nil
+	}
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return false, nil
+	}
+	return false, err
 }
