@@ -94,7 +94,7 @@ func (e *JobExecutor) Run(ctx context.Context, action string, params any) (any, 
 	if e.Lang != "" {
 		vars["SYNAPSE_LANGUAGE"] = e.Lang
 	}
-	pkg, err := pack.Build(pack.Options{Dir: e.Config.Dir, Extra: extra})
+	pkg, err := pack.Build(pack.Options{Dir: e.Config.Dir, Extra: extra, Exclude: pack.PythonExcludes})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,11 @@ func (e *JobExecutor) Run(ctx context.Context, action string, params any) (any, 
 	}
 	pip := []string{pyenv.SDKRequirement(e.Config.Requires.SDK)}
 	if b, err := os.ReadFile(filepath.Join(e.Config.Dir, RequirementsFile)); err == nil {
-		pip = append(pip, RequirementLines(string(b))...)
+		lines, err := RequirementLines(string(b))
+		if err != nil {
+			return nil, err
+		}
+		pip = append(pip, lines...)
 	}
 	req := ray.SubmitRequest{
 		Entrypoint:        "python " + RunnerFile + " run",
@@ -171,16 +175,41 @@ func (e *JobExecutor) Run(ctx context.Context, action string, params any) (any, 
 }
 
 // RequirementLines returns the requirements of a requirements.txt's text,
-// without comments and blank lines (runtime_env.pip's form).
-func RequirementLines(text string) []string {
+// without comments and blank lines (runtime_env.pip's form). A pip option
+// line (-r FILE, --index-url URL, …) is a *RequirementsError: Ray's
+// runtime_env.pip resolves such lines against its own working directory,
+// not the plugin's, and fails with an unrelated error.
+func RequirementLines(text string) ([]string, error) {
 	var out []string
+	n := 0
 	for l := range strings.Lines(text) {
+		n++
 		if i := strings.Index(l, " #"); i >= 0 {
 			l = l[:i]
 		}
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
 		}
+		if strings.HasPrefix(l, "-") {
+			return nil, &RequirementsError{Line: n, Text: l}
+		}
+		out = append(out, l)
 	}
-	return out
+	return out, nil
 }
+
+// RequirementsError is a requirements.txt line a Ray runtime env cannot
+// take: a pip option. Its exit code is 2.
+type RequirementsError struct {
+	Line int    // 1-based
+	Text string // the line, trimmed
+}
+
+// Error implements error.
+func (e *RequirementsError) Error() string {
+	return fmt.Sprintf("%s:%d: %q: pip options are not taken on Ray (runtime_env.pip resolves them against the cluster's directory, not the plugin's): list the requirements themselves in %s; local mode and the process agent take options", RequirementsFile, e.Line, e.Text, RequirementsFile)
+}
+
+// ExitCode is 2: the plugin's files need a fix.
+func (e *RequirementsError) ExitCode() int { return 2 }

@@ -101,12 +101,20 @@ func EnvSpec(dir, requiresSDK, python string) pyenv.Spec {
 // environments out of the plugin directories into one shared directory.
 const VenvDirEnv = "SYNAPSE_VENV_DIR"
 
-// LocalCacheDir is where the CLI keeps a plugin's environments:
-// $SYNAPSE_VENV_DIR when set, else the plugin directory's .synapse/venvs
-// (never packaged or published).
+// LocalCacheDir is where the CLI keeps Python plugins' environments:
+// $SYNAPSE_VENV_DIR when set, else the user cache directory's
+// synapse-go/venvs (os.UserCacheDir: ~/.cache on Linux), shared by every
+// plugin (an environment's key is what it holds). Not the plugin
+// directory: the Python SDK's own `synapse plugin publish` would pack an
+// environment there and rewrite config.yaml's entrypoints from the classes
+// it finds in it. Only without a user cache directory is it the plugin
+// directory's .synapse/venvs (never packaged or published by this CLI).
 func LocalCacheDir(pluginDir string) string {
 	if d := os.Getenv(VenvDirEnv); d != "" {
 		return d
+	}
+	if uc, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(uc, "synapse-go", "venvs")
 	}
 	return filepath.Join(pluginDir, ".synapse", "venvs")
 }

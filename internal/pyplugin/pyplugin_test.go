@@ -1,9 +1,11 @@
 package pyplugin
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/synapse-sdk/synapse-go/internal/config"
@@ -86,9 +88,34 @@ func TestParamsJSON(t *testing.T) {
 }
 
 func TestRequirementLines(t *testing.T) {
-	got := RequirementLines("# deps\nnumpy>=2  # arrays\n\n  pandas==2.2\r\n#x\ntorch; python_version >= '3.12'\n")
+	got, err := RequirementLines("# deps\nnumpy>=2  # arrays\n\n  pandas==2.2\r\n#x\ntorch; python_version >= '3.12'\n")
 	want := []string{"numpy>=2", "pandas==2.2", "torch; python_version >= '3.12'"}
-	if !slices.Equal(got, want) {
-		t.Errorf("RequirementLines = %q, want %q", got, want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("RequirementLines = %q, %v, want %q", got, err, want)
+	}
+	for _, tt := range []struct {
+		text string
+		line int
+	}{
+		{"numpy\n-r extra.txt\n", 2},
+		{"# x\n\n--index-url https://pypi.org/simple\nsix\n", 3},
+	} {
+		_, err := RequirementLines(tt.text)
+		var re *RequirementsError
+		if !errors.As(err, &re) || re.Line != tt.line || re.ExitCode() != 2 || !strings.Contains(err.Error(), "pip options are not taken on Ray") {
+			t.Errorf("RequirementLines(%q) = %v, want a RequirementsError at line %d", tt.text, err, tt.line)
+		}
+	}
+}
+
+func TestLocalCacheDir(t *testing.T) {
+	t.Setenv(VenvDirEnv, "/srv/venvs")
+	if got := LocalCacheDir("/p"); got != "/srv/venvs" {
+		t.Errorf("with %s: %q", VenvDirEnv, got)
+	}
+	t.Setenv(VenvDirEnv, "")
+	t.Setenv("XDG_CACHE_HOME", "/home/u/.cache")
+	if got := LocalCacheDir("/p"); got != "/home/u/.cache/synapse-go/venvs" {
+		t.Errorf("default: %q, want the user cache directory's, never the plugin directory", got)
 	}
 }

@@ -161,7 +161,11 @@ func (a *RayAgent) Start(ctx context.Context, job store.Job, rel store.Release, 
 		}
 		vars[worker.EnvActionEntrypoint] = entry
 		vars["PYTHONUNBUFFERED"] = "1"
-		pip = append([]string{pyenv.SDKRequirement(requiresSDK)}, zipRequirements(data)...)
+		reqs, err := zipRequirements(data)
+		if err != nil {
+			return a.startError(job.ID, err)
+		}
+		pip = append([]string{pyenv.SDKRequirement(requiresSDK)}, reqs...)
 		entrypoint = "python -m " + pyplugin.WorkerModule
 	}
 	sum := sha256.Sum256(data)
@@ -274,26 +278,28 @@ func withFile(data []byte, name string, content []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// hasEntry reports whether the zip data holds a file called name.
 // zipRequirements returns the requirement lines of the requirements.txt
 // at the root of a release zip (none when it has none), without comments
-// and blank lines, for runtime_env.pip.
-func zipRequirements(data []byte) []string {
+// and blank lines, for runtime_env.pip; a pip option line is a
+// *pyplugin.RequirementsError.
+func zipRequirements(data []byte) ([]string, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	f, err := zr.Open(pyplugin.RequirementsFile)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	return pyplugin.RequirementLines(string(b))
 }
+
+// hasEntry reports whether the zip data holds a file called name.
 
 func hasEntry(data []byte, name string) bool {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))

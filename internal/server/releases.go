@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -411,8 +412,14 @@ func configActions(config json.RawMessage) []releaseAction {
 // path (plugin.train:TrainAction, or plugin.train.TrainAction) rather
 // than the name of a Go plugin binary's action.
 func pythonEntrypoint(e string) bool {
-	return strings.ContainsAny(e, ":.")
+	return pythonPath.MatchString(e)
 }
+
+// pythonPath is a Python entrypoint: dotted identifiers, the class after a
+// last "." or ":" (plugin.train:TrainAction, plugin.train.TrainAction). A
+// path that starts with "." or holds "-" (such as one into a virtual
+// environment, .synapse.venvs.py3.12-…) is none.
+var pythonPath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*[.:][A-Za-z_][A-Za-z0-9_]*$`)
 
 // releaseKind is what runs a release's actions.
 type releaseKind int
