@@ -219,7 +219,10 @@ func (f *Flags) Check(mode synapse.Mode) error {
 				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend and its agent decide where and with what the job runs; pick the agent with --agent"}
 			}
 		}
-		for _, name := range []string{"env", "env-file", "job-id", "start-timeout"} {
+		if f.Changed("start-timeout") {
+			return &UsageError{Flag: "start-timeout", Message: "not supported in remote mode: the backend's agent decides when the job starts; no start timeout applies"}
+		}
+		for _, name := range []string{"env", "env-file", "job-id"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend names its jobs and sets their environment (config.yaml env of the published release; the language with --lang)"}
 			}
