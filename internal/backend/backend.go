@@ -121,10 +121,10 @@ func New(host, token string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	if token == "" {
-		return nil, fmt.Errorf("new client: %w", ErrNoToken)
+		return nil, ErrNoToken
 	}
 	if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return nil, fmt.Errorf("new client: the access token %s has spaces or control characters: check it (synapse login)", Mask(token))
+		return nil, fmt.Errorf("the access token %s has spaces or control characters: check it (synapse login)", Mask(token))
 	}
 	c := &Client{
 		base: base, host: base.String(), token: token, ua: UserAgent(moduleVersion()),
@@ -137,7 +137,7 @@ func New(host, token string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	if strings.IndexFunc(c.tenant, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return nil, fmt.Errorf("new client: the tenant %s has spaces or control characters: check it", Mask(c.tenant))
+		return nil, fmt.Errorf("the tenant %s has spaces or control characters: check it", Mask(c.tenant))
 	}
 	c.secrets = newSecrets(token, c.tenant)
 	if c.http.CheckRedirect == nil {
@@ -151,7 +151,9 @@ func New(host, token string, opts ...Option) (*Client, error) {
 // parseHost checks a backend host URL.
 func parseHost(host string) (*url.URL, *HostError) {
 	v := strings.TrimSpace(host)
-	bad := func(reason string) (*url.URL, *HostError) { return nil, &HostError{Host: host, Reason: reason} }
+	bad := func(reason string) (*url.URL, *HostError) {
+		return nil, &HostError{Host: RedactHost(host), Reason: reason}
+	}
 	if v == "" {
 		return bad("it is empty")
 	}

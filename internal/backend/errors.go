@@ -205,7 +205,7 @@ type HostError struct {
 
 // Error implements error.
 func (e *HostError) Error() string {
-	return fmt.Sprintf("new client: invalid host %q: %s: want an http:// or https:// URL, such as https://api.synapse.sh or http://127.0.0.1:8080", e.Host, e.Reason)
+	return fmt.Sprintf("invalid host %q: %s: want an http:// or https:// URL, such as https://api.synapse.sh or http://127.0.0.1:8080", e.Host, e.Reason)
 }
 
 // ExitCode makes an unusable host a usage error.
@@ -223,6 +223,30 @@ type StreamError struct {
 // Error implements error.
 func (e *StreamError) Error() string {
 	return fmt.Sprintf("tail console log of job %s: the backend ended the stream with an error: %s", e.JobID, e.Message)
+}
+
+// RedactHost returns a host URL safe to print: a password in its userinfo
+// becomes "***" (http://user:***@host), a userinfo without one is "***"
+// (http://***@host). A value without userinfo is returned as it is.
+func RedactHost(host string) string {
+	i := strings.Index(host, "://")
+	if i < 0 {
+		return host
+	}
+	rest := host[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return host
+	}
+	user := "***"
+	if c := strings.IndexByte(rest[:at], ':'); c >= 0 {
+		user = rest[:c] + ":***"
+	}
+	return host[:i+3] + user + rest[at:]
 }
 
 // Mask returns token in a form safe to print: its prefix up to '_' (such

@@ -533,6 +533,22 @@ func TestTailEnds(t *testing.T) {
 	}
 }
 
+func TestRedactHost(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://user:syn_secretpw@127.0.0.1:1", "http://user:***@127.0.0.1:1"},
+		{"https://syn_tok@host/p@th", "https://***@host/p@th"},
+		{"http://a:b@c@host:8080/x?y=@", "http://a:***@host:8080/x?y=@"},
+		{"http://host:8080/a@b", "http://host:8080/a@b"},
+		{"host:8080", "host:8080"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := RedactHost(tt.in); got != tt.want {
+			t.Errorf("RedactHost(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestNew(t *testing.T) {
 	tests := []struct {
 		host, token string
@@ -541,15 +557,16 @@ func TestNew(t *testing.T) {
 	}{
 		{"https://api.synapse.sh/", fakeToken, nil, "https://api.synapse.sh"},
 		{" HTTP://127.0.0.1:8080/prefix/ ", fakeToken, nil, "http://127.0.0.1:8080/prefix"},
-		{"localhost:8080", fakeToken, nil, `new client: invalid host "localhost:8080": it has no http:// or https://: want an http:// or https:// URL`},
+		{"localhost:8080", fakeToken, nil, `invalid host "localhost:8080": it has no http:// or https://: want an http:// or https:// URL`},
 		{"ftp://host", fakeToken, nil, `the scheme "ftp" is not http or https`},
 		{"http://", fakeToken, nil, "it has no host name"},
 		{"http://u:p@host", fakeToken, nil, "it holds credentials"},
+		{"http://user:syn_secretpw@127.0.0.1:1", fakeToken, nil, `invalid host "http://user:***@127.0.0.1:1": it holds credentials`},
 		{"http://host/?q=1", fakeToken, nil, "it has a query or a fragment"},
 		{"http://host:99999", fakeToken, nil, `the port "99999" is not a port number`},
-		{"http://host", " ", nil, "new client: no access token: run `synapse login`"},
-		{"http://host", "syn_a b", nil, "new client: the access token syn_**** has spaces or control characters"},
-		{"http://host", fakeToken, []Option{WithTenant("t\n1")}, "new client: the tenant **** has spaces or control characters"},
+		{"http://host", " ", nil, "no access token: run `synapse login`"},
+		{"http://host", "syn_a b", nil, "the access token syn_**** has spaces or control characters"},
+		{"http://host", fakeToken, []Option{WithTenant("t\n1")}, "the tenant **** has spaces or control characters"},
 	}
 	for _, tt := range tests {
 		c, err := New(tt.host, tt.token, tt.opts...)
@@ -563,6 +580,9 @@ func TestNew(t *testing.T) {
 		if errors.As(err, &he) && he.ExitCode() != 2 {
 			t.Errorf("a bad host is not a usage error")
 		}
+	}
+	if _, err := New("http://u:syn_secretpw@host", fakeToken); err == nil || strings.Contains(err.Error(), "secretpw") {
+		t.Errorf("the host's password is not masked: %v", err)
 	}
 	if _, err := New("http://host", ""); !errors.Is(err, ErrNoToken) {
 		t.Errorf("no token: %v", err)

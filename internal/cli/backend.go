@@ -46,7 +46,7 @@ func credentials(f backendFlags) (clientconfig.Credentials, *clientconfig.File, 
 
 // errNotLoggedIn is a command that needs a token run without one.
 func errNotLoggedIn(host string) error {
-	return &exit.SetupError{Problem: "not logged in to " + host, Fix: "run synapse login, or pass -t TOKEN or set " + clientconfig.EnvToken}
+	return &exit.SetupError{Problem: "not logged in to " + backend.RedactHost(host), Fix: "run synapse login, or pass -t TOKEN or set " + clientconfig.EnvToken}
 }
 
 // backendClient is a client of the resolved backend; no token is a

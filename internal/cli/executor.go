@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synapse-sdk/synapse-go/internal/backend"
+
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
 	"github.com/synapse-sdk/synapse-go/internal/output"
@@ -158,7 +160,7 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	if remoteJob, ok := job.(*remote.Job); ok {
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", remoteJob.DashboardURL())
 		if flags.Host != "" {
-			stopFlags = " --host " + flags.Host
+			stopFlags = " --host " + backend.RedactHost(flags.Host)
 		}
 	}
 	if isRay {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/synapse-sdk/synapse-go/internal/backend"
+
 	"github.com/spf13/cobra"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
 	"github.com/synapse-sdk/synapse-go/internal/pyplugin"
@@ -100,11 +102,11 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				fmt.Fprintf(io.ErrOut, "Dry run: would publish %s to %s; nothing was sent.\n", what, creds.Host)
+				fmt.Fprintf(io.ErrOut, "Dry run: would publish %s to %s; nothing was sent.\n", what, backend.RedactHost(creds.Host))
 				return nil
 			}
 			if !yes && io.IsTerminal() {
-				fmt.Fprintf(io.ErrOut, "Publish %s to %s? [Y/n] ", what, creds.Host)
+				fmt.Fprintf(io.ErrOut, "Publish %s to %s? [Y/n] ", what, backend.RedactHost(creds.Host))
 				line, err := readLine(io.In)
 				if err != nil {
 					return fmt.Errorf("publish: read the answer: %w", err)
@@ -114,7 +116,7 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 					return nil
 				}
 			} else {
-				fmt.Fprintf(io.ErrOut, "Publishing %s to %s\n", what, creds.Host)
+				fmt.Fprintf(io.ErrOut, "Publishing %s to %s\n", what, backend.RedactHost(creds.Host))
 			}
 			if io.IsTerminal() {
 				stop = spin(io.ErrOut, "Uploading")
@@ -132,7 +134,7 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 			if rel.Debug {
 				kind = "debug release"
 			}
-			fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, creds.Host)
+			fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, backend.RedactHost(creds.Host))
 			if g.verbose && rel.Checksum != "" {
 				fmt.Fprintf(io.ErrOut, "checksum: sha256:%s\n", rel.Checksum)
 			}
