@@ -236,7 +236,42 @@ func TestErrorAnswers(t *testing.T) {
 			call:     func(c *Client) error { _, err := c.Agents(context.Background()); return err },
 			attempts: 1,
 			check: func(t *testing.T, err error) {
-				if err == nil || !strings.HasPrefix(err.Error(), "list agents: the answer (GET /agents/, HTTP 200) is not what the Synapse backend answers: ") {
+				if !errors.Is(err, ErrNotBackend) || !strings.HasPrefix(err.Error(), "list agents: http://127.0.0.1:") || !strings.HasSuffix(err.Error(), " does not answer like a Synapse backend (GET /agents/ gave an HTML page): give the Synapse server's base URL, such as http://HOST:PORT (is this another service's port?)") {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "a 404 that is not JSON from another service (a Ray dashboard): GET /agents/ decides",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, "404: Not Found")
+			},
+			call:     func(c *Client) error { _, err := c.Job(context.Background(), "j1"); return err },
+			attempts: 2,
+			check: func(t *testing.T, err error) {
+				var nb *NotBackendError
+				if !errors.As(err, &nb) || nb.Op != "get job j1" || !strings.Contains(err.Error(), " does not answer like a Synapse backend (GET /agents/ gave HTTP 404)") {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "a 404 that is not JSON from a backend (a route it lacks) stays a 404",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/agents/" {
+					io.WriteString(w, `{"count": 0, "results": []}`)
+					return
+				}
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, "<h1>Not Found</h1>")
+			},
+			call:     func(c *Client) error { _, err := c.Job(context.Background(), "j1"); return err },
+			attempts: 2,
+			check: func(t *testing.T, err error) {
+				if errors.Is(err, ErrNotBackend) || !errors.Is(err, ErrNotFound) {
 					t.Errorf("err = %v", err)
 				}
 			},
