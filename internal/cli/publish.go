@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -139,7 +140,7 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 				fmt.Fprintf(io.ErrOut, "checksum: sha256:%s\n", rel.Checksum)
 			}
 			if actions := p.Actions(); len(actions) > 0 {
-				fmt.Fprintf(io.ErrOut, "Run it: synapse plugin run %s --mode remote\n", actions[0])
+				fmt.Fprintf(io.ErrOut, "Run it: synapse plugin run %s --mode remote%s\n", actions[0], pathFlag(cfg.Dir))
 			}
 			return nil
 		},
@@ -163,4 +164,36 @@ func sameDir(dir, path string) bool {
 		return false
 	}
 	return p == dir || filepath.Dir(p) == dir
+}
+
+// pathFlag is the --path flag that names the plugin directory dir from
+// the current directory: "" when it is the current directory, else
+// " --path DIR" (relative when below it, quoted when it needs quotes).
+func pathFlag(dir string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return " --path " + shellQuote(dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	if abs == filepath.Clean(wd) {
+		return ""
+	}
+	if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		abs = rel
+	}
+	return " --path " + shellQuote(abs)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./:@+=,.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
