@@ -158,6 +158,15 @@ func New(host, token string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// CheckHost reports whether New would take host: nil, or the *HostError
+// New would return. It sends nothing.
+func CheckHost(host string) error {
+	if _, err := parseHost(host); err != nil {
+		return err
+	}
+	return nil
+}
+
 // parseHost checks a backend host URL.
 func parseHost(host string) (*url.URL, *HostError) {
 	v := strings.TrimSpace(host)

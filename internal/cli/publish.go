@@ -72,9 +72,28 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 				return err
 			}
 			var b remote.Backend
-			if !dryRun {
+			replaces := false // a debug release of this version is there to replace
+			if dryRun {
+				if err := backend.CheckHost(creds.Host); err != nil {
+					return fmt.Errorf("%w (host from %s)", err, creds.HostFrom)
+				}
+			} else {
 				if b, err = remoteBackend(creds); err != nil {
 					return err
+				}
+				// The host and the token are checked before the build,
+				// which can take minutes: GET /agents/ answers on every
+				// backend, to any valid token.
+				client, err := backendClient(creds)
+				if err != nil {
+					return err
+				}
+				if _, err := client.Agents(ctx); err != nil {
+					return fmt.Errorf("publish: %w", err)
+				}
+				if debug {
+					rel, err := client.Release(ctx, p.Code(), cfg.Version)
+					replaces = err == nil && rel.Debug
 				}
 			}
 			stop := func() {}
@@ -135,7 +154,11 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 			if rel.Debug {
 				kind = "debug release"
 			}
-			fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, backend.RedactHost(creds.Host))
+			if rel.Debug && replaces {
+				fmt.Fprintf(io.ErrOut, "Replaced debug release %s of %s (ID %d) on %s.\n", rel.Version, rel.Plugin, rel.ID, backend.RedactHost(creds.Host))
+			} else {
+				fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, backend.RedactHost(creds.Host))
+			}
 			if g.verbose && rel.Checksum != "" {
 				fmt.Fprintf(io.ErrOut, "checksum: sha256:%s\n", rel.Checksum)
 			}
