@@ -113,9 +113,6 @@ func flagError(err error) error {
 	case "duration":
 		want = "a duration such as 30s, 5m or 1h"
 	}
-	if f.Name == "agent" {
-		want = "an agent ID from synapse agent list"
-	}
 	return fmt.Errorf("--%s: want %s (got %q)", f.Name, want, ive.GetValue())
 }
 
