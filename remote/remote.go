@@ -109,6 +109,11 @@ type Backend struct {
 	// timeouts (connect 5 s, answer headers 30 s) and none on bodies, so
 	// console log streams stay open.
 	HTTPClient *http.Client
+	// HostFrom and TokenFrom, when set, name where Host and Token came
+	// from (such as "--host", "SYNAPSE_HOST", "-t" or a config file's
+	// path), so that an unreachable host, a host that is no Synapse
+	// backend and a refused token (HTTP 401) say which setting to fix.
+	HostFrom, TokenFrom string
 }
 
 // String shows the backend with its token and tenant masked
@@ -140,7 +145,7 @@ func (b Backend) client() (*backend.Client, error) {
 	if strings.TrimSpace(b.Host) == "" {
 		return nil, &OptionError{Field: "Backend.Host", Err: errors.New("no backend host: set it (--host, synapse login) or SYNAPSE_HOST, such as http://127.0.0.1:8080")}
 	}
-	c, err := backend.New(b.Host, b.Token, backend.WithTenant(b.Tenant), backend.WithHTTPClient(b.HTTPClient))
+	c, err := backend.New(b.Host, b.Token, backend.WithTenant(b.Tenant), backend.WithHTTPClient(b.HTTPClient), backend.WithSources(b.HostFrom, b.TokenFrom))
 	if errors.Is(err, backend.ErrNoToken) {
 		return nil, &OptionError{Field: "Backend.Token", Err: err}
 	}

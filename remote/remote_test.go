@@ -189,7 +189,7 @@ func TestPublish(t *testing.T) {
 		want string
 	}{
 		{"arch", PublishOptions{Backend: b, Arch: "mips"}, `remote: option Arch: must be amd64 or arm64 (got "mips")`},
-		{"no token", PublishOptions{Backend: Backend{Host: b.Host}}, "remote: option Backend.Token: new client: no access token: run `synapse login`"},
+		{"no token", PublishOptions{Backend: Backend{Host: b.Host}}, "remote: option Backend.Token: no access token: run `synapse login`"},
 		{"bad token", PublishOptions{Backend: Backend{Host: b.Host, Token: "syn_wrong0000000000000000"}}, "the access token is invalid or expired: run `synapse login`"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

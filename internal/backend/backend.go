@@ -56,6 +56,8 @@ type Client struct {
 	ua      string
 	http    *http.Client
 	secrets secrets
+	// Where host and token came from (WithSources), for error texts.
+	hostFrom, tokenFrom string
 
 	// Timing knobs; tests shorten them.
 	getRetries           int           // retries of a GET after the first attempt
@@ -85,6 +87,14 @@ func WithHTTPClient(h *http.Client) Option {
 // WithTenant sends "Synapse-Tenant: Token <tenant>" on every request.
 func WithTenant(tenant string) Option {
 	return func(c *Client) { c.tenant = strings.TrimSpace(tenant) }
+}
+
+// WithSources names where the host and the token came from, such as
+// "--host", "SYNAPSE_HOST", "-t" or a config file's path, so that errors
+// say what to fix: an *UnreachableError and a *NotBackendError name the
+// host's source, a 401 *HTTPError the token's. "" leaves a source unnamed.
+func WithSources(hostFrom, tokenFrom string) Option {
+	return func(c *Client) { c.hostFrom, c.tokenFrom = hostFrom, tokenFrom }
 }
 
 // WithUserAgent sets the User-Agent header; the default is
@@ -121,10 +131,10 @@ func New(host, token string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	if token == "" {
-		return nil, fmt.Errorf("new client: %w", ErrNoToken)
+		return nil, ErrNoToken
 	}
 	if strings.IndexFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return nil, fmt.Errorf("new client: the access token %s has spaces or control characters: check it (synapse login)", Mask(token))
+		return nil, fmt.Errorf("the access token %s has spaces or control characters: check it (synapse login)", Mask(token))
 	}
 	c := &Client{
 		base: base, host: base.String(), token: token, ua: UserAgent(moduleVersion()),
@@ -137,7 +147,7 @@ func New(host, token string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	if strings.IndexFunc(c.tenant, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return nil, fmt.Errorf("new client: the tenant %s has spaces or control characters: check it", Mask(c.tenant))
+		return nil, fmt.Errorf("the tenant %s has spaces or control characters: check it", Mask(c.tenant))
 	}
 	c.secrets = newSecrets(token, c.tenant)
 	if c.http.CheckRedirect == nil {
@@ -148,10 +158,21 @@ func New(host, token string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// CheckHost reports whether New would take host: nil, or the *HostError
+// New would return. It sends nothing.
+func CheckHost(host string) error {
+	if _, err := parseHost(host); err != nil {
+		return err
+	}
+	return nil
+}
+
 // parseHost checks a backend host URL.
 func parseHost(host string) (*url.URL, *HostError) {
 	v := strings.TrimSpace(host)
-	bad := func(reason string) (*url.URL, *HostError) { return nil, &HostError{Host: host, Reason: reason} }
+	bad := func(reason string) (*url.URL, *HostError) {
+		return nil, &HostError{Host: RedactHost(host), Reason: reason}
+	}
 	if v == "" {
 		return bad("it is empty")
 	}
@@ -309,7 +330,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			if !idempotent && wrote {
 				return c.uncertain(r, err)
 			}
-			return &UnreachableError{Op: r.op, Host: c.host, Err: c.secrets.wrap(cause(err))}
+			return &UnreachableError{Op: r.op, Host: c.host, HostFrom: c.hostFrom, Err: c.secrets.wrap(cause(err))}
 		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			he := c.httpError(r, resp)
@@ -323,6 +344,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 					return fmt.Errorf("%s: %w", r.op, werr)
 				}
 				continue
+			}
+			if he.Status == http.StatusNotFound && he.notJSON {
+				return c.notBackend(ctx, r, he)
 			}
 			return he
 		}
@@ -342,7 +366,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			case !idempotent:
 				return c.uncertain(r, err)
 			}
-			return &UnreachableError{Op: r.op, Host: c.host, Err: c.secrets.wrap(cause(err))}
+			return &UnreachableError{Op: r.op, Host: c.host, HostFrom: c.hostFrom, Err: c.secrets.wrap(cause(err))}
 		}
 		if len(b) > maxAnswer {
 			return fmt.Errorf("%s: the answer is over %d MiB: not read", r.op, maxAnswer>>20)
@@ -351,6 +375,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return nil
 		}
 		if err := json.Unmarshal(b, out); err != nil {
+			if text := strings.TrimSpace(string(b)); !json.Valid(b) {
+				return &NotBackendError{Op: r.op, Host: c.host, HostFrom: c.hostFrom, Method: r.method, Path: r.path, Status: resp.StatusCode, HTML: isHTML(resp.Header.Get("Content-Type"), text)}
+			}
 			return fmt.Errorf("%s: the answer (%s %s, HTTP %d) is not what the Synapse backend answers: %v: %s", r.op, r.method, r.path, resp.StatusCode, err, c.secrets.scrub(snippet(b)))
 		}
 		return nil
@@ -486,10 +513,36 @@ func retryAfter(h http.Header, limit time.Duration) (time.Duration, bool) {
 	return min(d, limit), true
 }
 
+// notBackend decides what a 404 whose body is not the backend's JSON
+// means: a route this backend lacks (he), or a host that is no Synapse
+// backend at all, as GET /agents/, which every backend answers, shows (a
+// *NotBackendError).
+func (c *Client) notBackend(ctx context.Context, r request, he *HTTPError) error {
+	nb := &NotBackendError{Op: r.op, Host: c.host, HostFrom: c.hostFrom, Method: r.method, Path: r.path, Status: he.Status, HTML: he.html}
+	if r.path == "/agents/" {
+		return nb
+	}
+	var probe json.RawMessage
+	err := c.do(ctx, request{op: "list agents", method: http.MethodGet, path: "/agents/"}, &probe)
+	var pe *NotBackendError
+	switch {
+	case errors.As(err, &pe):
+		pe.Op = r.op
+		return pe
+	case errors.Is(err, ErrNotFound):
+		nb.Method, nb.Path, nb.Status = http.MethodGet, "/agents/", http.StatusNotFound
+		return nb
+	}
+	return he
+}
+
 // httpError reads an error answer into an *HTTPError.
 func (c *Client) httpError(r request, resp *http.Response) *HTTPError {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	e := &HTTPError{Op: r.op, Method: r.method, Path: r.path, Status: resp.StatusCode}
+	e := &HTTPError{Op: r.op, Method: r.method, Path: r.path, Status: resp.StatusCode, TokenFrom: c.tokenFrom}
+	if c.tokenFrom != "" {
+		e.Token = Mask(c.token)
+	}
 	for _, h := range []string{"X-Request-Id", "Request-Id", "X-Correlation-Id"} {
 		if v := resp.Header.Get(h); v != "" {
 			e.RequestID = v
@@ -516,11 +569,15 @@ func parseErrorBody(e *HTTPError, contentType string, b []byte) {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(b, &top) != nil {
 		var list []string
+		e.html = isHTML(contentType, text)
 		switch {
 		case json.Unmarshal(b, &list) == nil:
 			e.Detail = strings.Join(list, "; ")
-		case !isHTML(contentType, text):
+		case !e.html:
+			e.notJSON = true
 			e.Detail = snippet([]byte(text))
+		default:
+			e.notJSON = true
 		}
 		return
 	}

@@ -63,6 +63,14 @@ type HTTPError struct {
 	RequestID string
 	// Fields are the refused fields, when the backend named them.
 	Fields []FieldError
+	// TokenFrom names where the token sent came from (WithSources), such
+	// as "-t", "SYNAPSE_ACCESS_TOKEN" or a config file's path; "" when not
+	// told. A 401's text then names it and says how to fix that source.
+	TokenFrom string
+	// Token is the token sent, masked (Mask); set with TokenFrom.
+	Token string
+
+	html, notJSON bool // the body was an HTML page, or not JSON at all
 }
 
 // Error implements error.
@@ -70,6 +78,10 @@ func (e *HTTPError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
 	b.WriteString(": ")
+	if e.Status == http.StatusUnauthorized && e.TokenFrom != "" {
+		fmt.Fprintf(&b, "the token %s from %s was refused (HTTP 401, %s %s): %s", e.Token, e.TokenFrom, e.Method, e.Path, tokenFix(e.TokenFrom))
+		return b.String()
+	}
 	detail := e.Detail
 	if detail == "" {
 		detail = strings.ToLower(http.StatusText(e.Status))
@@ -114,6 +126,17 @@ func (e *HTTPError) Error() string {
 	return b.String()
 }
 
+// tokenFix says how to replace a refused token of a source.
+func tokenFix(from string) string {
+	switch {
+	case from == "-t" || from == "--token":
+		return "pass a valid token with -t"
+	case strings.HasPrefix(from, "SYNAPSE_"):
+		return "unset it or set a valid one"
+	}
+	return "run synapse login"
+}
+
 // Is matches the sentinel of e's status (ErrUnauthorized, ErrForbidden,
 // ErrNotFound, ErrConflict), and ErrVersionExists for a refused publish
 // whose answer says the version exists.
@@ -153,13 +176,19 @@ type UnreachableError struct {
 	Op string
 	// Host is the backend's URL.
 	Host string
+	// HostFrom names where Host came from (WithSources); "" when not told.
+	HostFrom string
 	// Err is the cause, the access token masked in its text.
 	Err error
 }
 
 // Error implements error.
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("%s: cannot reach the synapse backend at %s: %v: check the host (--host, SYNAPSE_HOST) and that the server is running", e.Op, e.Host, e.Err)
+	from := "--host, SYNAPSE_HOST"
+	if e.HostFrom != "" {
+		from = "from " + e.HostFrom
+	}
+	return fmt.Sprintf("%s: cannot reach the synapse backend at %s: %v: check the host (%s) and that the server is running", e.Op, e.Host, e.Err, from)
 }
 
 // Unwrap returns the cause.
@@ -194,6 +223,53 @@ func (e *UncertainError) Error() string {
 // Unwrap returns the cause.
 func (e *UncertainError) Unwrap() error { return e.Err }
 
+// NotBackendError is a host that answers, but not as a Synapse backend
+// does: an HTML page or a body that is not JSON where the backend answers
+// JSON, or a 404 that is not the backend's JSON error while GET /agents/
+// (which every backend answers) is one too. Usually the URL is another
+// service's (a Ray dashboard) or a page of the backend's (/ui/) rather than
+// its base URL. It matches ErrNotBackend.
+type NotBackendError struct {
+	// Op is what the client was doing, such as "list agents".
+	Op string
+	// Host is the URL given; HostFrom where it came from ("" when not
+	// told).
+	Host, HostFrom string
+	// Method and Path are the request whose answer showed it.
+	Method, Path string
+	// Status is that answer's HTTP status.
+	Status int
+	// HTML reports whether the answer was an HTML page.
+	HTML bool
+}
+
+// ErrNotBackend is a host that does not answer like a Synapse backend
+// (*NotBackendError).
+var ErrNotBackend = errors.New("the host does not answer like a Synapse backend")
+
+// Error implements error.
+func (e *NotBackendError) Error() string {
+	host := e.Host
+	if e.HostFrom != "" {
+		host += " (from " + e.HostFrom + ")"
+	}
+	gave := "an answer that is not JSON"
+	switch {
+	case e.HTML:
+		gave = "an HTML page"
+	case e.Status >= 400:
+		gave = fmt.Sprintf("HTTP %d", e.Status)
+	}
+	fix := "give the Synapse server's base URL, such as http://HOST:PORT (is this another service's port?)"
+	if u, err := url.Parse(e.Host); err == nil && u.Host != "" && strings.Trim(u.Path, "/") != "" {
+		fix = "give the server's base URL, such as " + u.Scheme + "://" + u.Host
+	}
+	return fmt.Sprintf("%s: %s does not answer like a Synapse backend (%s %s gave %s): %s", e.Op, host, e.Method, e.Path, gave, fix)
+}
+
+// Is matches ErrNotBackend.
+func (e *NotBackendError) Is(target error) bool { return target == ErrNotBackend }
+
 // HostError is a backend host New cannot use. It is a usage error (exit
 // code 2): nothing was sent.
 type HostError struct {
@@ -205,7 +281,7 @@ type HostError struct {
 
 // Error implements error.
 func (e *HostError) Error() string {
-	return fmt.Sprintf("new client: invalid host %q: %s: want an http:// or https:// URL, such as https://api.synapse.sh or http://127.0.0.1:8080", e.Host, e.Reason)
+	return fmt.Sprintf("invalid host %q: %s: want an http:// or https:// URL, such as https://api.synapse.sh or http://127.0.0.1:8080", e.Host, e.Reason)
 }
 
 // ExitCode makes an unusable host a usage error.
@@ -223,6 +299,30 @@ type StreamError struct {
 // Error implements error.
 func (e *StreamError) Error() string {
 	return fmt.Sprintf("tail console log of job %s: the backend ended the stream with an error: %s", e.JobID, e.Message)
+}
+
+// RedactHost returns a host URL safe to print: a password in its userinfo
+// becomes "***" (http://user:***@host), a userinfo without one is "***"
+// (http://***@host). A value without userinfo is returned as it is.
+func RedactHost(host string) string {
+	i := strings.Index(host, "://")
+	if i < 0 {
+		return host
+	}
+	rest := host[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return host
+	}
+	user := "***"
+	if c := strings.IndexByte(rest[:at], ':'); c >= 0 {
+		user = rest[:c] + ":***"
+	}
+	return host[:i+3] + user + rest[at:]
 }
 
 // Mask returns token in a form safe to print: its prefix up to '_' (such

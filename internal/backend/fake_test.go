@@ -236,7 +236,42 @@ func TestErrorAnswers(t *testing.T) {
 			call:     func(c *Client) error { _, err := c.Agents(context.Background()); return err },
 			attempts: 1,
 			check: func(t *testing.T, err error) {
-				if err == nil || !strings.HasPrefix(err.Error(), "list agents: the answer (GET /agents/, HTTP 200) is not what the Synapse backend answers: ") {
+				if !errors.Is(err, ErrNotBackend) || !strings.HasPrefix(err.Error(), "list agents: http://127.0.0.1:") || !strings.HasSuffix(err.Error(), " does not answer like a Synapse backend (GET /agents/ gave an HTML page): give the Synapse server's base URL, such as http://HOST:PORT (is this another service's port?)") {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "a 404 that is not JSON from another service (a Ray dashboard): GET /agents/ decides",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, "404: Not Found")
+			},
+			call:     func(c *Client) error { _, err := c.Job(context.Background(), "j1"); return err },
+			attempts: 2,
+			check: func(t *testing.T, err error) {
+				var nb *NotBackendError
+				if !errors.As(err, &nb) || nb.Op != "get job j1" || !strings.Contains(err.Error(), " does not answer like a Synapse backend (GET /agents/ gave HTTP 404)") {
+					t.Errorf("err = %v", err)
+				}
+			},
+		},
+		{
+			name: "a 404 that is not JSON from a backend (a route it lacks) stays a 404",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/agents/" {
+					io.WriteString(w, `{"count": 0, "results": []}`)
+					return
+				}
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, "<h1>Not Found</h1>")
+			},
+			call:     func(c *Client) error { _, err := c.Job(context.Background(), "j1"); return err },
+			attempts: 2,
+			check: func(t *testing.T, err error) {
+				if errors.Is(err, ErrNotBackend) || !errors.Is(err, ErrNotFound) {
 					t.Errorf("err = %v", err)
 				}
 			},
@@ -533,6 +568,22 @@ func TestTailEnds(t *testing.T) {
 	}
 }
 
+func TestRedactHost(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://user:syn_secretpw@127.0.0.1:1", "http://user:***@127.0.0.1:1"},
+		{"https://syn_tok@host/p@th", "https://***@host/p@th"},
+		{"http://a:b@c@host:8080/x?y=@", "http://a:***@host:8080/x?y=@"},
+		{"http://host:8080/a@b", "http://host:8080/a@b"},
+		{"host:8080", "host:8080"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := RedactHost(tt.in); got != tt.want {
+			t.Errorf("RedactHost(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestNew(t *testing.T) {
 	tests := []struct {
 		host, token string
@@ -541,15 +592,16 @@ func TestNew(t *testing.T) {
 	}{
 		{"https://api.synapse.sh/", fakeToken, nil, "https://api.synapse.sh"},
 		{" HTTP://127.0.0.1:8080/prefix/ ", fakeToken, nil, "http://127.0.0.1:8080/prefix"},
-		{"localhost:8080", fakeToken, nil, `new client: invalid host "localhost:8080": it has no http:// or https://: want an http:// or https:// URL`},
+		{"localhost:8080", fakeToken, nil, `invalid host "localhost:8080": it has no http:// or https://: want an http:// or https:// URL`},
 		{"ftp://host", fakeToken, nil, `the scheme "ftp" is not http or https`},
 		{"http://", fakeToken, nil, "it has no host name"},
 		{"http://u:p@host", fakeToken, nil, "it holds credentials"},
+		{"http://user:syn_secretpw@127.0.0.1:1", fakeToken, nil, `invalid host "http://user:***@127.0.0.1:1": it holds credentials`},
 		{"http://host/?q=1", fakeToken, nil, "it has a query or a fragment"},
 		{"http://host:99999", fakeToken, nil, `the port "99999" is not a port number`},
-		{"http://host", " ", nil, "new client: no access token: run `synapse login`"},
-		{"http://host", "syn_a b", nil, "new client: the access token syn_**** has spaces or control characters"},
-		{"http://host", fakeToken, []Option{WithTenant("t\n1")}, "new client: the tenant **** has spaces or control characters"},
+		{"http://host", " ", nil, "no access token: run `synapse login`"},
+		{"http://host", "syn_a b", nil, "the access token syn_**** has spaces or control characters"},
+		{"http://host", fakeToken, []Option{WithTenant("t\n1")}, "the tenant **** has spaces or control characters"},
 	}
 	for _, tt := range tests {
 		c, err := New(tt.host, tt.token, tt.opts...)
@@ -563,6 +615,9 @@ func TestNew(t *testing.T) {
 		if errors.As(err, &he) && he.ExitCode() != 2 {
 			t.Errorf("a bad host is not a usage error")
 		}
+	}
+	if _, err := New("http://u:syn_secretpw@host", fakeToken); err == nil || strings.Contains(err.Error(), "secretpw") {
+		t.Errorf("the host's password is not masked: %v", err)
 	}
 	if _, err := New("http://host", ""); !errors.Is(err, ErrNoToken) {
 		t.Errorf("no token: %v", err)

@@ -94,7 +94,7 @@ the Python CLI keeps it; synapse plugin run --mode remote sends runs to it unles
 					return nil
 				}
 			}
-			a, err := findAgent(list, want)
+			a, err := findAgent("agent select", list, want)
 			if err != nil {
 				return err
 			}
@@ -170,8 +170,9 @@ func agentTable(w io.Writer, list []backend.Agent, selected *clientconfig.Agent)
 	return tw.Flush()
 }
 
-// findAgent finds an agent by ID, else by name.
-func findAgent(list []backend.Agent, want string) (backend.Agent, error) {
+// findAgent finds an agent by ID, else by name; op starts the error of
+// none ("agent select", "--agent").
+func findAgent(op string, list []backend.Agent, want string) (backend.Agent, error) {
 	id, idErr := strconv.Atoi(want)
 	for _, a := range list {
 		if idErr == nil && a.ID == id || a.Name == want {
@@ -182,5 +183,5 @@ func findAgent(list []backend.Agent, want string) (backend.Agent, error) {
 	for i, a := range list {
 		ids[i] = fmt.Sprintf("%d (%s)", a.ID, a.Name)
 	}
-	return backend.Agent{}, &runflags.UsageError{Message: fmt.Sprintf("agent select: no agent %q on the backend; its agents: %s", want, strings.Join(ids, ", "))}
+	return backend.Agent{}, &runflags.UsageError{Message: fmt.Sprintf("%s: no agent %q on the backend; its agents: %s", op, want, strings.Join(ids, ", "))}
 }

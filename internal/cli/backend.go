@@ -46,7 +46,7 @@ func credentials(f backendFlags) (clientconfig.Credentials, *clientconfig.File, 
 
 // errNotLoggedIn is a command that needs a token run without one.
 func errNotLoggedIn(host string) error {
-	return &exit.SetupError{Problem: "not logged in to " + host, Fix: "run synapse login, or pass -t TOKEN or set " + clientconfig.EnvToken}
+	return &exit.SetupError{Problem: "not logged in to " + backend.RedactHost(host), Fix: "run synapse login, or pass -t TOKEN or set " + clientconfig.EnvToken}
 }
 
 // backendClient is a client of the resolved backend; no token is a
@@ -55,7 +55,7 @@ func backendClient(c clientconfig.Credentials) (*backend.Client, error) {
 	if !c.LoggedIn() {
 		return nil, errNotLoggedIn(c.Host)
 	}
-	opts := []backend.Option{backend.WithUserAgent(backend.UserAgent(version())), backend.WithTenant(c.Tenant)}
+	opts := []backend.Option{backend.WithUserAgent(backend.UserAgent(version())), backend.WithTenant(c.Tenant), backend.WithSources(c.HostFrom, tokenSource(c.TokenFrom))}
 	if c.UserToken {
 		opts = append(opts, backend.WithHTTPClient(userTokenClient()))
 	}
@@ -64,6 +64,15 @@ func backendClient(c clientconfig.Credentials) (*backend.Client, error) {
 		return nil, fmt.Errorf("%w (host from %s)", err, c.HostFrom)
 	}
 	return cl, nil
+}
+
+// tokenSource is how errors name where the token came from: "-t" for the
+// flag, else as clientconfig.Resolve says.
+func tokenSource(from string) string {
+	if from == "--token" {
+		return "-t"
+	}
+	return from
 }
 
 // userTokenClient sends the token as a DRF user token, "Authorization:
@@ -92,7 +101,7 @@ func remoteBackend(c clientconfig.Credentials) (remote.Backend, error) {
 	if !c.LoggedIn() {
 		return remote.Backend{}, errNotLoggedIn(c.Host)
 	}
-	b := remote.Backend{Host: c.Host, Token: c.Token, Tenant: c.Tenant}
+	b := remote.Backend{Host: c.Host, Token: c.Token, Tenant: c.Tenant, HostFrom: c.HostFrom, TokenFrom: tokenSource(c.TokenFrom)}
 	if c.UserToken {
 		b.HTTPClient = userTokenClient()
 	}

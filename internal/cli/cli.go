@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
@@ -90,6 +91,31 @@ func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 func (e *usageError) ExitCode() int { return exit.Usage }
 
+// flagError rewrites pflag's "invalid argument" error, whose text is the
+// Go parser's (strconv.ParseInt: parsing "x": invalid syntax), as
+// "--FLAG: want WHAT (got "VALUE")"; other errors are returned as they are.
+func flagError(err error) error {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) || ive.GetFlag() == nil {
+		return err
+	}
+	f := ive.GetFlag()
+	want := "a valid value"
+	switch f.Value.Type() {
+	case "int", "int8", "int16", "int32", "int64":
+		want = "a whole number"
+	case "uint", "uint8", "uint16", "uint32", "uint64":
+		want = "a whole number of 0 or more"
+	case "float32", "float64":
+		want = "a number"
+	case "bool":
+		want = "true or false"
+	case "duration":
+		want = "a duration such as 30s, 5m or 1h"
+	}
+	return fmt.Errorf("--%s: want %s (got %q)", f.Name, want, ive.GetValue())
+}
+
 func isUsage(err error) bool {
 	var u *usageError
 	return errors.As(err, &u)
@@ -116,7 +142,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{flagError(err)} })
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "more detail (stack traces, build info, unknown config keys)")
 
 	plugin := &cobra.Command{

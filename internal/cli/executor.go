@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/backend"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/exit"
@@ -62,8 +66,28 @@ func newRemoteExecutor(io *IOStreams, flags *runflags.Flags, p *plugin.Plugin) (
 	if err != nil {
 		return nil, err
 	}
-	agent := flags.Agent
-	if agent == 0 && creds.Agent != nil {
+	var agent int64
+	switch want := strings.TrimSpace(flags.Agent); {
+	case want != "":
+		if id, err := strconv.ParseInt(want, 10, 64); err == nil && id > 0 {
+			agent = id
+			break
+		}
+		// A name: GET /agents/, as synapse agent select finds it.
+		client, err := backendClient(creds)
+		if err != nil {
+			return nil, err
+		}
+		list, err := client.Agents(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		a, err := findAgent("--agent", list, want)
+		if err != nil {
+			return nil, err
+		}
+		agent = int64(a.ID)
+	case creds.Agent != nil:
 		agent = creds.Agent.ID
 	}
 	lang := flags.Lang
@@ -158,7 +182,7 @@ func submitAndFollow(ctx context.Context, io *IOStreams, flags *runflags.Flags, 
 	if remoteJob, ok := job.(*remote.Job); ok {
 		fmt.Fprintf(io.ErrOut, "Dashboard: %s\n", remoteJob.DashboardURL())
 		if flags.Host != "" {
-			stopFlags = " --host " + flags.Host
+			stopFlags = " --host " + backend.RedactHost(flags.Host)
 		}
 	}
 	if isRay {

@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/synapse-sdk/synapse-go/internal/backend"
 
 	"github.com/spf13/cobra"
 	"github.com/synapse-sdk/synapse-go/internal/pack"
@@ -69,9 +72,28 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 				return err
 			}
 			var b remote.Backend
-			if !dryRun {
+			replaces := false // a debug release of this version is there to replace
+			if dryRun {
+				if err := backend.CheckHost(creds.Host); err != nil {
+					return fmt.Errorf("%w (host from %s)", err, creds.HostFrom)
+				}
+			} else {
 				if b, err = remoteBackend(creds); err != nil {
 					return err
+				}
+				// The host and the token are checked before the build,
+				// which can take minutes: GET /agents/ answers on every
+				// backend, to any valid token.
+				client, err := backendClient(creds)
+				if err != nil {
+					return err
+				}
+				if _, err := client.Agents(ctx); err != nil {
+					return fmt.Errorf("publish: %w", err)
+				}
+				if debug {
+					rel, err := client.Release(ctx, p.Code(), cfg.Version)
+					replaces = err == nil && rel.Debug
 				}
 			}
 			stop := func() {}
@@ -100,11 +122,11 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				fmt.Fprintf(io.ErrOut, "Dry run: would publish %s to %s; nothing was sent.\n", what, creds.Host)
+				fmt.Fprintf(io.ErrOut, "Dry run: would publish %s to %s; nothing was sent.\n", what, backend.RedactHost(creds.Host))
 				return nil
 			}
 			if !yes && io.IsTerminal() {
-				fmt.Fprintf(io.ErrOut, "Publish %s to %s? [Y/n] ", what, creds.Host)
+				fmt.Fprintf(io.ErrOut, "Publish %s to %s? [Y/n] ", what, backend.RedactHost(creds.Host))
 				line, err := readLine(io.In)
 				if err != nil {
 					return fmt.Errorf("publish: read the answer: %w", err)
@@ -114,7 +136,7 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 					return nil
 				}
 			} else {
-				fmt.Fprintf(io.ErrOut, "Publishing %s to %s\n", what, creds.Host)
+				fmt.Fprintf(io.ErrOut, "Publishing %s to %s\n", what, backend.RedactHost(creds.Host))
 			}
 			if io.IsTerminal() {
 				stop = spin(io.ErrOut, "Uploading")
@@ -132,12 +154,16 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 			if rel.Debug {
 				kind = "debug release"
 			}
-			fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, creds.Host)
+			if rel.Debug && replaces {
+				fmt.Fprintf(io.ErrOut, "Replaced debug release %s of %s (ID %d) on %s.\n", rel.Version, rel.Plugin, rel.ID, backend.RedactHost(creds.Host))
+			} else {
+				fmt.Fprintf(io.ErrOut, "Published %s %s of %s (ID %d) to %s.\n", kind, rel.Version, rel.Plugin, rel.ID, backend.RedactHost(creds.Host))
+			}
 			if g.verbose && rel.Checksum != "" {
 				fmt.Fprintf(io.ErrOut, "checksum: sha256:%s\n", rel.Checksum)
 			}
 			if actions := p.Actions(); len(actions) > 0 {
-				fmt.Fprintf(io.ErrOut, "Run it: synapse plugin run %s --mode remote\n", actions[0])
+				fmt.Fprintf(io.ErrOut, "Run it: synapse plugin run %s --mode remote%s\n", actions[0], pathFlag(cfg.Dir))
 			}
 			return nil
 		},
@@ -161,4 +187,36 @@ func sameDir(dir, path string) bool {
 		return false
 	}
 	return p == dir || filepath.Dir(p) == dir
+}
+
+// pathFlag is the --path flag that names the plugin directory dir from
+// the current directory: "" when it is the current directory, else
+// " --path DIR" (relative when below it, quoted when it needs quotes).
+func pathFlag(dir string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return " --path " + shellQuote(dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	if abs == filepath.Clean(wd) {
+		return ""
+	}
+	if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		abs = rel
+	}
+	return " --path " + shellQuote(abs)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./:@+=,.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

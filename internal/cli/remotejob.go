@@ -173,6 +173,17 @@ func remoteJobLogs(ctx context.Context, io *IOStreams, job *remote.Job, out stri
 	return nil
 }
 
+// reportEnded reports a stop of a job that had ended with status: -o json
+// {"id": ID, "ended_STATUS": true}, else text, a format of the ID and the
+// status.
+func reportEnded(io *IOStreams, out, id string, status synapse.JobStatus, text string) error {
+	if out == "json" {
+		return report(io, out, id, "ended_"+strings.ToLower(string(status)))
+	}
+	_, err := fmt.Fprintf(io.Out, text, id, status)
+	return err
+}
+
 // remoteJobStop is `plugin job stop` of a backend job: POST
 // /v2/jobs/{id}/stop/, then waits until it has stopped.
 func remoteJobStop(ctx context.Context, io *IOStreams, job *remote.Job, out string) error {
@@ -181,8 +192,7 @@ func remoteJobStop(ctx context.Context, io *IOStreams, job *remote.Job, out stri
 		return err
 	}
 	if before.Status.Terminal() {
-		fmt.Fprintf(io.ErrOut, "Note: job %s had already ended %s; nothing was stopped.\n", job.ID(), before.Status)
-		return report(io, out, job.ID(), "ended_"+strings.ToLower(string(before.Status)))
+		return reportEnded(io, out, job.ID(), before.Status, "Job %s had already ended (%s); nothing to stop.\n")
 	}
 	if err := job.Stop(ctx); err != nil {
 		return err
@@ -193,8 +203,7 @@ func remoteJobStop(ctx context.Context, io *IOStreams, job *remote.Job, out stri
 	}
 	if info.Status != synapse.JobStopped {
 		// It ended on its own between the two calls.
-		fmt.Fprintf(io.ErrOut, "Note: job %s ended %s before it could be stopped.\n", job.ID(), info.Status)
-		return report(io, out, job.ID(), "ended_"+strings.ToLower(string(info.Status)))
+		return reportEnded(io, out, job.ID(), info.Status, "Job %s ended (%s) before it could be stopped.\n")
 	}
 	return report(io, out, job.ID(), "stopped")
 }

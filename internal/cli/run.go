@@ -108,10 +108,18 @@ func runRemote(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 	default:
 		return err
 	}
+	if p != nil && flags.Plugin != "" && p.Code() != flags.Plugin {
+		if flags.Changed("path") {
+			return &runflags.UsageError{Flag: "plugin", Message: fmt.Sprintf("-p %s and the plugin in %s (code %s) disagree: give one of them, or the --path of plugin %s", flags.Plugin, cfg.Dir, p.Code(), flags.Plugin)}
+		}
+		// -p names a published plugin other than the one here: run it
+		// without this directory (the backend checks the params).
+		p, cfg = nil, nil
+	}
 	if p == nil || !slices.Contains(p.Actions(), action) {
 		action = runflags.RemoteAction(action)
 	}
-	if p != nil && p.Code() == flags.Plugin || p != nil && flags.Plugin == "" {
+	if p != nil {
 		if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
 			return synapse.NotFound(action, cfg.ActionNames())
 		}

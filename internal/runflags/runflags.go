@@ -61,7 +61,7 @@ type Flags struct {
 	Replicas        int           // task mode: Serve replicas
 	MaxOngoing      int           // task mode: runs per replica at once
 	ServeAddress    string        // task mode: the Serve HTTP proxy
-	Agent           int64         // remote mode: the backend agent's ID (0: config.json's, else the only one)
+	Agent           string        // remote mode: the backend agent's ID or name ("": config.json's, else the only one)
 	Release         string        // remote mode: the release version to run ("" the newest)
 
 	memoryBytes int64
@@ -102,7 +102,7 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.Replicas, "replicas", 1, "task mode: how many workers (Ray Serve replicas)")
 	fs.IntVar(&f.MaxOngoing, "max-ongoing-requests", 1, "task mode: runs one worker takes at once")
 	fs.StringVar(&f.ServeAddress, "serve-address", "", "task mode: the Ray Serve HTTP proxy (default: the Ray head's host, port 8000)")
-	fs.Int64Var(&f.Agent, "agent", 0, "remote mode: the backend agent's ID (default: the one synapse agent select chose, else the backend's only agent)")
+	fs.StringVar(&f.Agent, "agent", "", "remote mode: the backend agent's ID or name (default: the one synapse agent select chose, else the backend's only agent)")
 	fs.StringVar(&f.Release, "release", "", "remote mode: the release version to run (default: the newest)")
 }
 
@@ -219,13 +219,16 @@ func (f *Flags) Check(mode synapse.Mode) error {
 				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend and its agent decide where and with what the job runs; pick the agent with --agent"}
 			}
 		}
-		for _, name := range []string{"env", "env-file", "job-id", "start-timeout"} {
+		if f.Changed("start-timeout") {
+			return &UsageError{Flag: "start-timeout", Message: "not supported in remote mode: the backend's agent decides when the job starts; no start timeout applies"}
+		}
+		for _, name := range []string{"env", "env-file", "job-id"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "not supported in remote mode: the backend names its jobs and sets their environment (config.yaml env of the published release; the language with --lang)"}
 			}
 		}
-		if f.Agent < 0 {
-			return &UsageError{Flag: "agent", Message: fmt.Sprintf("want an agent ID from synapse agent list (got %d)", f.Agent)}
+		if id, err := strconv.ParseInt(strings.TrimSpace(f.Agent), 10, 64); f.Changed("agent") && (strings.TrimSpace(f.Agent) == "" || err == nil && id <= 0) {
+			return &UsageError{Flag: "agent", Message: fmt.Sprintf("want an agent ID or name from synapse agent list (got %q)", f.Agent)}
 		}
 	}
 	if mode == synapse.ModeLocal {
