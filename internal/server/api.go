@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -404,10 +405,20 @@ func (a *API) admin(h func(http.ResponseWriter, *http.Request) error) http.Handl
 	}
 }
 
+// writeJSON answers status with v as JSON. v is encoded before anything is
+// written: if it cannot be (a stored value that is not JSON), the answer
+// is a logged 500 with a JSON error body, never a 200 with an empty or cut
+// body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("synapse server: encode the answer", "error", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"detail":"internal error: the answer could not be encoded as JSON (see the server's log)"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // page is the v1 (DRF) list form.

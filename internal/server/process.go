@@ -421,10 +421,16 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 		u = fail("the plugin process ended without a result")
 	case stream.Result == nil:
 		u = fail("the plugin process ended without a result while the server was down (its exit status is unknown)")
+	case worker.CheckResult(stream.Result) != nil:
+		u = resultFailure(worker.CheckResult(stream.Result))
 	default:
 		u = store.JobUpdate{Status: store.StatusSucceeded, Result: stream.Result}
 	}
-	if _, err := p.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+	_, err = p.Store.SettleJob(ctx, jobID, u)
+	if ie := (*store.InvalidJSONError)(nil); errors.As(err, &ie) { // the store's last guard: the job ends, FAILED, all the same
+		_, err = p.Store.SettleJob(ctx, jobID, resultFailure(ie))
+	}
+	if err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = p.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 	_ = p.Store.RevokeToken(ctx, jobID)
@@ -433,6 +439,16 @@ func (p *ProcessAgent) follow(jobID string, run *processRun, offset int64) {
 	if p.Done != nil {
 		p.Done(jobID)
 	}
+}
+
+// resultFailure is the outcome of a job whose printed result cannot be
+// recorded (worker.CheckResult): FAILED, with meta.error of error_type
+// "result".
+func resultFailure(err error) store.JobUpdate {
+	msg := err.Error()
+	b, _ := json.Marshal(map[string]any{"error": msg})
+	meta, _ := json.Marshal(map[string]any{"error": map[string]string{"error_type": "result", "message": msg}})
+	return store.JobUpdate{Status: store.StatusFailed, Result: b, Meta: meta}
 }
 
 func describeExit(err error) string {

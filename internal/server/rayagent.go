@@ -468,6 +468,8 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		u = store.JobUpdate{Status: store.StatusStopped}
 	case stream.Err != nil:
 		u = fail(stream.Err.Kind, stream.Err.Message)
+	case info.Status == synapse.JobSucceeded && stream.Result != nil && worker.CheckResult(stream.Result) != nil:
+		u = resultFailure(worker.CheckResult(stream.Result))
 	case info.Status == synapse.JobSucceeded && stream.Result != nil:
 		u = store.JobUpdate{Status: store.StatusSucceeded, Result: stream.Result}
 	case info.Status == synapse.JobSucceeded:
@@ -484,7 +486,11 @@ func (a *RayAgent) record(ctx context.Context, jobID string, stopped bool, strea
 		}
 		u = fail(kind, rayFailure(info.Message, string(info.Status)))
 	}
-	if _, err := a.Store.SettleJob(ctx, jobID, u); err != nil && !errors.Is(err, store.ErrTransition) {
+	_, err := a.Store.SettleJob(ctx, jobID, u)
+	if ie := (*store.InvalidJSONError)(nil); errors.As(err, &ie) { // the store's last guard: the job ends, FAILED, all the same
+		_, err = a.Store.SettleJob(ctx, jobID, resultFailure(ie))
+	}
+	if err != nil && !errors.Is(err, store.ErrTransition) {
 		_, _ = a.Store.AppendConsole(ctx, jobID, []string{"synapse server: record the outcome: " + err.Error()})
 	}
 }

@@ -232,6 +232,14 @@ const (
 )
 
 func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int) (Job, error) {
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"progress_record", u.ProgressRecord}, {"metrics_record", u.MetricsRecord}, {"result", u.Result}, {"meta", u.Meta}} {
+		if f.raw != nil && !json.Valid(f.raw) {
+			return Job{}, fmt.Errorf("update job %s: %w", id, &InvalidJSONError{Field: f.name, Size: len(f.raw)})
+		}
+	}
 	var out Job
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, jobSelect+` WHERE id = $1`, id)
@@ -366,10 +374,45 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		j.Reported, j.Report = reported.String, rawJSON(report)
 		j.Params = json.RawMessage(params)
 		j.ProgressRecord, j.MetricsRecord, j.Result, j.Meta = rawJSON(progress), rawJSON(metrics), rawJSON(result), rawJSON(meta)
+		healJob(&j)
 		j.CreatedAt, j.StartedAt, j.CompletedAt = time.UnixMilli(created).UTC(), fromMillis(started), fromMillis(completed)
 		out = append(out, j)
 	}
 	return out, rows.Err()
+}
+
+// InvalidJSONNote is the meta key under which a job read from the
+// database lists the fields whose stored value was not valid JSON (a
+// database written before results were checked): those fields read as
+// null (params as {}), so one broken row cannot break a listing.
+const InvalidJSONNote = "invalid_json"
+
+// healJob replaces j's stored values that are not valid JSON with null
+// (params with {}, meta with {}) and lists their names in
+// meta[InvalidJSONNote].
+func healJob(j *Job) {
+	var bad []string
+	for _, f := range []struct {
+		name string
+		dst  *json.RawMessage
+	}{{"params", &j.Params}, {"progress_record", &j.ProgressRecord}, {"metrics_record", &j.MetricsRecord}, {"result", &j.Result}, {"meta", &j.Meta}, {"report", &j.Report}} {
+		if *f.dst != nil && !json.Valid(*f.dst) {
+			bad = append(bad, f.name)
+			*f.dst = nil
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	if j.Params == nil {
+		j.Params = json.RawMessage("{}")
+	}
+	note, _ := json.Marshal(map[string][]string{InvalidJSONNote: bad})
+	if m, err := MergeMeta(j.Meta, note); err == nil {
+		j.Meta = m
+	} else {
+		j.Meta = note // meta is valid JSON but not an object
+	}
 }
 
 func nullJSON(b json.RawMessage) sql.NullString {

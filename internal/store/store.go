@@ -65,6 +65,26 @@ func (e *InUseError) Error() string {
 
 func (e *InUseError) Unwrap() error { return ErrInUse }
 
+// ErrInvalidJSON: a job update carries a record, result or meta that is
+// not valid JSON; nothing is changed. The error is an *InvalidJSONError.
+var ErrInvalidJSON = errors.New("not valid JSON")
+
+// InvalidJSONError is UpdateJob's (ReportJob's, SettleJob's) error for a
+// value that is not valid JSON: Field is its name (result, meta,
+// progress_record, metrics_record), Size its length in bytes. It matches
+// ErrInvalidJSON.
+type InvalidJSONError struct {
+	Field string
+	Size  int
+}
+
+func (e *InvalidJSONError) Error() string {
+	return fmt.Sprintf("%s: the value (%d bytes) is not valid JSON: send a JSON value", e.Field, e.Size)
+}
+
+// Unwrap makes the error match ErrInvalidJSON.
+func (e *InvalidJSONError) Unwrap() error { return ErrInvalidJSON }
+
 // SchemaError is the error of Open for a database whose schema is newer
 // than this binary's.
 type SchemaError struct {

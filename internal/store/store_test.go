@@ -666,3 +666,67 @@ func TestAgentIDs(t *testing.T) {
 		}
 	})
 }
+
+// TestJobJSONChecked: an update whose result, records or meta is not JSON
+// changes nothing (ErrInvalidJSON), and a job stored with such a value
+// (a database written before results were checked) reads with null there
+// and meta.invalid_json naming it, so the list of jobs still works.
+func TestJobJSONChecked(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "local", Action: "train"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name  string
+			u     JobUpdate
+			field string
+		}{
+			{"result", JobUpdate{Status: StatusSucceeded, Result: json.RawMessage("{\"data\":\"a\nb\"}")}, "result"},
+			{"meta", JobUpdate{Meta: json.RawMessage(`{"a":`)}, "meta"},
+			{"progress_record", JobUpdate{ProgressRecord: json.RawMessage(`nope`)}, "progress_record"},
+		}
+		for _, tt := range tests {
+			for name, update := range map[string]func(context.Context, string, JobUpdate) (Job, error){"update": s.UpdateJob, "settle": s.SettleJob, "report": s.ReportJob} {
+				_, err := update(ctx, j.ID, tt.u)
+				var ie *InvalidJSONError
+				if !errors.Is(err, ErrInvalidJSON) || !errors.As(err, &ie) || ie.Field != tt.field {
+					t.Errorf("%s %s: err = %v, want an InvalidJSONError for %s", name, tt.name, err, tt.field)
+				}
+			}
+		}
+		if got, err := s.GetJob(ctx, j.ID); err != nil || got.Status != StatusPending || got.Result != nil {
+			t.Errorf("after refused updates: %+v, %v", got, err)
+		}
+
+		// A row stored broken heals on read.
+		good, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "local", Action: "train"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = $1, result = $2, meta = $3 WHERE id = $4`, StatusSucceeded, "{\"data\":\"a\nb\"}", `{"queue":1}`, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetJob(ctx, j.ID)
+		if err != nil || got.Result != nil || string(got.Meta) != `{"invalid_json":["result"],"queue":1}` {
+			t.Errorf("GetJob = result %s meta %s, %v; want result null, meta noting it", got.Result, got.Meta, err)
+		}
+		list, _, err := s.ListJobs(ctx, JobFilter{})
+		if err != nil || len(list) != 2 {
+			t.Fatalf("ListJobs = %d jobs, %v", len(list), err)
+		}
+		for _, l := range list {
+			if b, err := json.Marshal(l); err != nil {
+				t.Errorf("job %s does not encode: %v (%s)", l.ID, err, b)
+			}
+		}
+		if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET meta = $1 WHERE id = $2`, `{"a":`, good.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetJob(ctx, good.ID); err != nil || string(got.Meta) != `{"invalid_json":["meta"]}` {
+			t.Errorf("GetJob = meta %s, %v; want only the note", got.Meta, err)
+		}
+	})
+}

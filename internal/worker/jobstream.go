@@ -3,6 +3,8 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -133,4 +135,42 @@ func UnwrapResult(raw json.RawMessage) (any, error) {
 		}
 	}
 	return v, nil
+}
+
+// MaxResult is the largest result (bytes of JSON) a job may have: the
+// largest PATCH /jobs/{id}/ body the synapse server takes, 8 MiB.
+const MaxResult = 8 << 20
+
+// ErrResult: a result taken from a job's output cannot be recorded (too
+// big, or not JSON). Matched with errors.Is; the error is a *ResultError.
+var ErrResult = errors.New("invalid result")
+
+// ResultError says why a result printed between ResultStart and ResultEnd
+// cannot be recorded: it is Size bytes, over MaxResult, or (Size within
+// the limit) not valid JSON. It matches ErrResult.
+type ResultError struct {
+	Size    int  // bytes of the result
+	Invalid bool // not valid JSON (else: too big)
+}
+
+func (e *ResultError) Error() string {
+	if !e.Invalid {
+		return fmt.Sprintf("the result is %d bytes, over the %d MiB a result may be: return a smaller result (store large outputs in files and return their paths)", e.Size, MaxResult>>20)
+	}
+	return fmt.Sprintf("the result the plugin printed is not valid JSON (%d bytes; its output between %s and %s was cut or changed): return a JSON value", e.Size, ResultStart, ResultEnd)
+}
+
+// Unwrap makes the error match ErrResult.
+func (e *ResultError) Unwrap() error { return ErrResult }
+
+// CheckResult returns nil if raw may be recorded as a job's result: valid
+// JSON of at most MaxResult bytes; else a *ResultError.
+func CheckResult(raw json.RawMessage) error {
+	switch {
+	case len(raw) > MaxResult:
+		return &ResultError{Size: len(raw)}
+	case !json.Valid(raw):
+		return &ResultError{Size: len(raw), Invalid: true}
+	}
+	return nil
 }

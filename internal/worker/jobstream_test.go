@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -49,5 +51,50 @@ func TestNeedsWrap(t *testing.T) {
 		if got := NeedsWrap([]byte(in)); got != wrap {
 			t.Errorf("NeedsWrap(%s) = %v, want %v", in, got, wrap)
 		}
+	}
+}
+
+// TestCheckResult: a result read from a job's log may be recorded only if
+// it is JSON of at most MaxResult bytes; a result cut into lines (the
+// process agent cuts lines every 8 MiB) is neither.
+func TestCheckResult(t *testing.T) {
+	big := `{"data":"` + strings.Repeat("a", MaxResult) + `"}`
+	cut := ParseJobLog(ResultStart + "\n" + big[:MaxResult] + "\n" + big[MaxResult:] + "\n" + ResultEnd + "\n").Result
+	tests := []struct {
+		name    string
+		raw     string
+		size    int
+		invalid bool
+		ok      bool
+	}{
+		{"object", `{"ok":true}`, 0, false, true},
+		{"scalar", `42`, 0, false, true},
+		{"exactly the limit", `"` + strings.Repeat("a", MaxResult-2) + `"`, 0, false, true},
+		{"over the limit", big, len(big), false, false},
+		{"cut into lines", string(cut), len(cut), false, false},
+		{"not JSON", `{"data": [1, 2`, 14, true, false},
+		{"a newline in a string", "{\"a\":\"x\ny\"}", 11, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckResult(json.RawMessage(tt.raw))
+			if tt.ok {
+				if err != nil {
+					t.Errorf("CheckResult = %v, want nil", err)
+				}
+				return
+			}
+			var re *ResultError
+			if !errors.Is(err, ErrResult) || !errors.As(err, &re) || re.Size != tt.size || re.Invalid != tt.invalid {
+				t.Fatalf("CheckResult = %#v, want size %d invalid %v", err, tt.size, tt.invalid)
+			}
+			want := "over the 8 MiB a result may be"
+			if tt.invalid {
+				want = "the result the plugin printed is not valid JSON"
+			}
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("message %q lacks %q", err, want)
+			}
+		})
 	}
 }
