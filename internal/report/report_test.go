@@ -116,6 +116,33 @@ func TestReporterFailureAndRefusal(t *testing.T) {
 	}
 }
 
+// TestReporterFailedStepKeepsPercent: the final PATCH of a run whose step
+// failed carries the percent the step reached (examples/train failing at
+// epoch 2 of 3: 33.33), not 0.
+func TestReporterFailedStepKeepsPercent(t *testing.T) {
+	b := &backend{}
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	r := New(srv.URL, "tok", "job-3", io.Discard)
+	r.Start(t.Context())
+	r.Handle(synapse.Event{Type: synapse.EventProgress, Time: time.Now(), Category: "train", Current: 1, Total: 3, Percent: 33.33, ETA: time.Second})
+	r.Handle(synapse.Event{Type: synapse.EventProgress, Time: time.Now(), Level: synapse.LevelError, Category: "train", Failed: true, ETA: -1})
+	r.Finish(t.Context(), time.Second, nil, errors.New("epoch 2: loss diverged"))
+	reqs := b.all()
+	last := reqs[len(reqs)-1]
+	var body struct {
+		Status         string
+		ProgressRecord synapse.ProgressRecord `json:"progress_record"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(last, " ", 3)[2]), &body); err != nil {
+		t.Fatalf("final %s: %v", last, err)
+	}
+	st := body.ProgressRecord.Steps["train"]
+	if body.Status != "FAILED" || st.Status != "failed" || st.Percent != 33.33 || body.ProgressRecord.Current.Percent != 33.33 {
+		t.Errorf("final = %s; want FAILED with step train failed at 33.33%%", last)
+	}
+}
+
 func TestLogEntryForms(t *testing.T) {
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
