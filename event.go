@@ -119,7 +119,8 @@ type Event struct {
 	// EventProgress. Percent is Current/Total*100 rounded to 2 decimals.
 	// ETA is the estimated time left, or -1 while unknown (JSON: eta_seconds
 	// absent). Failed marks the category as failed (SetProgressFailed);
-	// Current, Total and Percent are then 0.
+	// Current and Total are then 0, and Percent is the percent the
+	// category reached, or 0 for the one it reported before.
 	Current int           `json:"current,omitempty"`
 	Total   int           `json:"total,omitempty"`
 	Percent float64       `json:"percent,omitempty"`

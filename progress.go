@@ -32,7 +32,8 @@ type StepProgress struct {
 	// Proportion is the step's share of the whole run, in percent: from the
 	// plan, else 0 (the step does not move Overall).
 	Proportion float64 `json:"proportion"`
-	// Percent is the step's last reported percent (0–100).
+	// Percent is the step's last reported percent (0–100); a failed step
+	// keeps the percent it reached (the Python SDK's JobLogger sets 0).
 	Percent float64 `json:"percent"`
 	// TimeRemaining is the step's estimated time left in seconds, nil
 	// while unknown.
@@ -165,13 +166,19 @@ func (t *ProgressTracker) progress(e Event) {
 	if e.ETA >= 0 && !e.Failed {
 		remain = new(math.Round(e.ETA.Seconds()*100) / 100)
 	}
+	// A failed category keeps the percent it reached (the event's, else
+	// the one reported before).
 	percent := e.Percent
-	if e.Failed {
-		percent = 0
+	reached := func(before *float64) float64 {
+		if e.Failed && percent == 0 && before != nil {
+			return *before
+		}
+		return percent
 	}
 	t.reported = true
 	t.current = e.Category
 	if e.Category == "" {
+		percent = reached(t.percent)
 		t.percent, t.remain = new(percent), remain
 		t.overall = max(t.overall, min(percent, 100))
 		return
@@ -184,6 +191,7 @@ func (t *ProgressTracker) progress(e Event) {
 		sp = &StepProgress{}
 		t.steps[e.Category] = sp
 	}
+	percent = reached(&sp.Percent)
 	sp.Percent, sp.TimeRemaining = percent, remain
 	if e.Failed {
 		sp.Status = "failed"

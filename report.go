@@ -124,11 +124,10 @@ func (c *Context) LogLocalized(message Localized, level Level) {
 }
 
 // SetProgressFailed marks the progress of category (else the Context's
-// category) as failed (Python: set_progress_failed(category)): its
-// percent becomes 0, the console shows it failed, and the progress
-// record's step gets status "failed" and becomes the current step. The
-// overall progress is never lowered (with a plan, the steps before the
-// failed one count whole, as for any progress of a later step).
+// category) as failed (Python: set_progress_failed(category)): the
+// console shows it failed, and the progress record's step gets status
+// "failed", keeps the percent it reached (the Python SDK sets 0) and
+// becomes the current step. The overall progress is never lowered.
 func (c *Context) SetProgressFailed(category ...string) {
 	cat := c.category
 	if len(category) > 0 {

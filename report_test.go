@@ -395,8 +395,51 @@ func TestSetProgressFailed(t *testing.T) {
 		t.Errorf("console:\n%s", buf.String())
 	}
 	rec := c.Progress()
-	if st := rec.Steps["upload"]; st.Status != "failed" || st.Percent != 0 || rec.Current.Overall != 50 {
-		t.Errorf("record = %+v (step %+v), want upload failed at 0%% and overall kept at 50", rec, st)
+	if st := rec.Steps["upload"]; st.Status != "failed" || st.Percent != 50 || rec.Current.Overall != 50 || rec.Current.Percent != 50 {
+		t.Errorf("record = %+v (step %+v), want upload failed at the 50%% it reached and overall kept at 50", rec, st)
+	}
+}
+
+// TestProgressFailedKeepsPercent: a failed step keeps the percent it
+// reached in the record (the step's and current_progress's), or takes
+// the failed event's when it has one (remote mode rebuilds it so).
+func TestProgressFailedKeepsPercent(t *testing.T) {
+	ev := func(cat string, pct float64) Event {
+		return Event{Type: EventProgress, Category: cat, Current: int(pct), Total: 100, Percent: pct, ETA: 2 * time.Second}
+	}
+	failed := func(cat string, pct float64) Event {
+		return Event{Type: EventProgress, Category: cat, Failed: true, Percent: pct, ETA: -1}
+	}
+	plan := Event{Type: EventSteps, Steps: []StepInfo{{"download", 0, 20}, {"train", 1, 80}}}
+	tests := []struct {
+		name    string
+		events  []Event
+		step    string
+		percent float64
+	}{
+		{"keeps its percent", []Event{plan, ev("download", 100), ev("train", 33.33), failed("train", 0)}, "train", 33.33},
+		{"takes the event's percent", []Event{plan, ev("train", 10), failed("train", 40)}, "train", 40},
+		{"never reported: 0", []Event{plan, failed("train", 0)}, "train", 0},
+		{"no category", []Event{ev("", 30), failed("", 0)}, "", 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pt := NewProgressTracker()
+			for _, e := range tt.events {
+				pt.Handle(e)
+			}
+			r := pt.Record()
+			if r.Current.Step != tt.step || r.Current.Percent != tt.percent {
+				t.Errorf("current = %+v, want step %q at %v%%", r.Current, tt.step, tt.percent)
+			}
+			if tt.step != "" {
+				if st := r.Steps[tt.step]; st.Status != "failed" || st.Percent != tt.percent || st.TimeRemaining != nil {
+					t.Errorf("step %s = %+v, want failed at %v%%", tt.step, st, tt.percent)
+				}
+			} else if r.Percent == nil || *r.Percent != tt.percent {
+				t.Errorf("percent = %v, want %v", r.Percent, tt.percent)
+			}
+		})
 	}
 }
 
@@ -432,7 +475,7 @@ func TestProgressRecord(t *testing.T) {
 		{"weighted", []Event{plan, ev("download", 100), ev("train", 50)}, 55, "train", new(1)},
 		{"never decreases", []Event{plan, ev("download", 100), ev("train", 50), ev("train", 10)}, 55, "train", new(1)},
 		{"unplanned category weighs nothing", []Event{plan, ev("download", 50), ev("extra", 100)}, 10, "extra", nil},
-		{"a step counts by its percent, not whole", []Event{plan, ev("download", 100), ev("train", 50), {Type: EventProgress, Category: "train", Failed: true, ETA: -1}, ev("upload", 100)}, 55, "upload", new(2)}, // 20 + 0 (failed) + 10 < 55 reached before
+		{"a step counts by its percent, not whole", []Event{plan, ev("download", 100), ev("train", 50), {Type: EventProgress, Category: "train", Failed: true, ETA: -1}, ev("upload", 100)}, 65, "upload", new(2)}, // 20 + 35 (failed at 50%) + 10
 		{"no plan: follows the category", []Event{ev("", 30), ev("", 60)}, 60, "", nil},
 		{"no plan: never decreases across categories", []Event{ev("a", 80), ev("b", 10)}, 80, "b", nil},
 		{"second plan ignored", []Event{plan, {Type: EventSteps, Steps: []StepInfo{{"x", 0, 100}}}, ev("download", 100)}, 20, "download", new(0)},

@@ -320,15 +320,14 @@ func (f *follower) progress(r synapse.ProgressRecord, now time.Time) {
 		key := category
 		if failed {
 			key += "\x00failed"
-			percent = 0
 		}
 		if last, ok := f.steps[key]; ok && last == percent {
 			return
 		}
 		f.steps[key] = percent
-		e := synapse.Event{Type: synapse.EventProgress, Time: now, Level: synapse.LevelInfo, JobID: f.job.id, Category: category, ETA: -1, Failed: failed}
+		e := synapse.Event{Type: synapse.EventProgress, Time: now, Level: synapse.LevelInfo, JobID: f.job.id, Category: category, ETA: -1, Failed: failed, Percent: percent}
 		if !failed {
-			e.Percent, e.Current, e.Total = percent, int(math.Round(percent)), 100
+			e.Current, e.Total = int(math.Round(percent)), 100
 		}
 		if remaining != nil {
 			e.ETA = time.Duration(*remaining * float64(time.Second))

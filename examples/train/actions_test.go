@@ -80,8 +80,12 @@ func TestTrainErrors(t *testing.T) {
 			if !errors.Is(res.Err, tt.is) || !strings.Contains(res.Err.Error(), tt.msg) {
 				t.Errorf("error = %v, want %v containing %q", res.Err, tt.is, tt.msg)
 			}
-			if got := res.ProgressRecord().Steps["train"].Status == "failed"; got != tt.failed {
+			st := res.ProgressRecord().Steps["train"]
+			if got := st.Status == "failed"; got != tt.failed {
 				t.Errorf("train step failed in the progress record: %v, want %v", got, tt.failed)
+			}
+			if tt.failed && st.Percent != 33.33 { // epoch 1 of 3 done: the failed step keeps it
+				t.Errorf("failed train step at %v%%, want the 33.33%% it reached", st.Percent)
 			}
 		})
 	}

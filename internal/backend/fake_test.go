@@ -349,11 +349,13 @@ func TestNextLinks(t *testing.T) {
 // sseServer is a fake console log stream of lines "line 1" … "line N".
 // Each stream sends at most drops[i] lines (stream i), then ends without
 // "complete"; the last stream sends the rest and "complete". With ids it
-// numbers its lines and resumes after Last-Event-ID; without, it sends the
-// log from its start each time.
+// numbers its lines and resumes after Last-Event-ID (with key, as
+// synapse server does: in the frame's "n" instead of id: lines); without,
+// it sends the log from its start each time.
 type sseServer struct {
 	n     int
 	ids   bool
+	key   bool
 	drops []int
 
 	mu      sync.Mutex
@@ -380,8 +382,12 @@ func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return // dropped
 		}
 		inner, _ := json.Marshal(map[string]string{"type": "log", "message": fmt.Sprintf("line %d\n", i)})
-		outer, _ := json.Marshal(map[string]string{"type": "log", "data": "data: " + string(inner) + "\n\n"})
-		if s.ids {
+		frame := map[string]any{"type": "log", "data": "data: " + string(inner) + "\n\n"}
+		if s.key {
+			frame["n"] = i
+		}
+		outer, _ := json.Marshal(frame)
+		if s.ids && !s.key {
 			fmt.Fprintf(w, "id: %d\n", i)
 		}
 		fmt.Fprintf(w, "data: %s\n\n", outer)
@@ -398,20 +404,24 @@ func TestTailResumes(t *testing.T) {
 	tests := []struct {
 		name    string
 		ids     bool
+		key     bool
 		drops   []int
 		after   int64
 		lastIDs []string
 	}{
-		{"ids, dropped twice", true, []int{3, 2}, 0, []string{"", "3", "5"}},
-		{"ids, after 2, dropped", true, []int{2}, 2, []string{"2", "4"}},
-		{"ids, a stream with no line", true, []int{3, 0}, 0, []string{"", "3", "3"}},
-		{"no ids, dropped twice", false, []int{3, 5}, 0, []string{"", "", ""}},
-		{"no ids, after 2, dropped", false, []int{4}, 2, []string{"2", ""}},
-		{"no ids, no drop", false, nil, 0, []string{""}},
+		{"ids, dropped twice", true, false, []int{3, 2}, 0, []string{"", "3", "5"}},
+		{"ids, after 2, dropped", true, false, []int{2}, 2, []string{"2", "4"}},
+		{"ids, a stream with no line", true, false, []int{3, 0}, 0, []string{"", "3", "3"}},
+		{"n keys, dropped twice", true, true, []int{3, 2}, 0, []string{"", "3", "5"}},
+		{"n keys, after 2, dropped", true, true, []int{2}, 2, []string{"2", "4"}},
+		{"n keys, a stream with no line", true, true, []int{3, 0}, 0, []string{"", "3", "3"}},
+		{"no ids, dropped twice", false, false, []int{3, 5}, 0, []string{"", "", ""}},
+		{"no ids, after 2, dropped", false, false, []int{4}, 2, []string{"2", ""}},
+		{"no ids, no drop", false, false, nil, 0, []string{""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &sseServer{n: 7, ids: tt.ids, drops: tt.drops}
+			s := &sseServer{n: 7, ids: tt.ids, key: tt.key, drops: tt.drops}
 			srv := httptest.NewServer(s)
 			defer srv.Close()
 			c := newClient(t, srv.URL, fakeToken)

@@ -29,8 +29,8 @@ const maxStreamLine = 64 << 20
 //
 // A stream that drops (or sends nothing, not even a heartbeat, for two
 // minutes) is reopened with backoff: with "Last-Event-ID: N" when the
-// backend numbers its frames (synapse server's id: lines), so it resumes
-// after line N; otherwise the backend sends the log from its start again
+// backend numbers its lines (synapse server's "n" key of a log frame, or
+// standard SSE id: lines), so it resumes after line N; otherwise the backend sends the log from its start again
 // and the lines already passed are skipped. 5xx answers and 429/503 with
 // Retry-After are retried the same way, for up to 3 minutes without a
 // working stream; other error answers end it (*HTTPError).
@@ -170,7 +170,7 @@ func (t *tailer) read(body io.Reader) error {
 		switch {
 		case line == "":
 			if len(ev.data) > 0 {
-				if err := t.dispatch(ev, &pos); err != nil {
+				if err := t.dispatch(&ev, &pos); err != nil {
 					return err
 				}
 				if ev.hasID {
@@ -221,14 +221,16 @@ type frame struct {
 	Status  string          `json:"status"`
 	Error   json.RawMessage `json:"error"`
 	Detail  string          `json:"detail"`
+	N       *int64          `json:"n"` // synapse server's line number of a log frame
 }
 
-// dispatch handles one event.
-func (t *tailer) dispatch(ev event, pos *int64) error {
+// dispatch handles one event. A log frame's "n" (synapse server's line
+// number) counts as its id.
+func (t *tailer) dispatch(ev *event, pos *int64) error {
 	data := strings.Join(ev.data, "\n")
 	var f frame
 	if json.Unmarshal([]byte(data), &f) != nil {
-		return t.line(ev, pos, data) // not the backend's JSON: a line as it is, as the Python CLI prints it
+		return t.line(*ev, pos, data) // not the backend's JSON: a line as it is, as the Python CLI prints it
 	}
 	switch strings.ToLower(f.Type) {
 	case "log":
@@ -236,7 +238,10 @@ func (t *tailer) dispatch(ev event, pos *int64) error {
 		if complete {
 			return &fatalError{nil}
 		}
-		return t.line(ev, pos, text)
+		if f.N != nil && !ev.hasID {
+			ev.id, ev.hasID = strconv.FormatInt(*f.N, 10), true
+		}
+		return t.line(*ev, pos, text)
 	case "complete":
 		return &fatalError{nil}
 	case "error":

@@ -11,12 +11,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
@@ -241,7 +244,7 @@ func (r *Reporter) Finish(ctx context.Context, elapsed time.Duration, result jso
 			return
 		}
 		if b.Wait(ctx) != nil {
-			r.warnf("report the final status of job %s: gave up after %s: %v", r.jobID, r.deadline, err)
+			r.warnf("report the final status of job %s: gave up after %s: %s", r.jobID, minutes(r.deadline), plain(err))
 			return
 		}
 	}
@@ -257,7 +260,12 @@ type statusError struct {
 	body   string
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
+func (e *statusError) Error() string {
+	if e.body == "" {
+		return fmt.Sprintf("HTTP %d %s", e.status, http.StatusText(e.status))
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.status, e.body)
+}
 
 // retryable: connection failures and 5xx (not 4xx: the request is wrong,
 // or the job has ended).
@@ -279,14 +287,18 @@ func (r *Reporter) send(ctx context.Context, method, path string, body any) erro
 	req.Header.Set("Synapse-Access-Token", "Token "+r.token)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		r.warnf("report to %s: %v", r.host, err)
+		r.warnf("report to %s: cannot reach the server (%s); retrying for up to %s", r.host, unreachable(err), minutes(r.deadline))
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		err := &statusError{resp.StatusCode, strings.TrimSpace(string(msg))}
-		r.warnf("report to %s%s: %v", r.host, path, err)
+		if retryable(err) {
+			r.warnf("report to %s%s: %v; retrying for up to %s", r.host, path, err, minutes(r.deadline))
+		} else {
+			r.warnf("report to %s%s: %v", r.host, path, err)
+		}
 		return err
 	}
 	return nil
@@ -301,4 +313,55 @@ func (r *Reporter) warnf(format string, args ...any) {
 	if first && r.warn != nil {
 		fmt.Fprintf(r.warn, "WARNING: "+format+" (the run goes on; later reporting problems are not shown)\n", args...)
 	}
+}
+
+// unreachable says in plain words why a request did not reach the backend
+// ("connection refused", "connection reset", "timed out", "host NAME not
+// found", …), without Go's URL-error text (`Patch "http://…": dial tcp
+// …: …`).
+func unreachable(err error) string {
+	var dns *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the server closed the connection"
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "host " + dns.Name + " not found"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	// The innermost error, without the URL and dial details around it.
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// plain is err's text for a warning: unreachable's words for a request
+// that did not reach the backend, else err's own text.
+func plain(err error) string {
+	if _, ok := err.(*statusError); ok {
+		return err.Error()
+	}
+	return "cannot reach the server (" + unreachable(err) + ")"
+}
+
+// minutes is d in words: "2 minutes", "1 minute", else d's own format.
+func minutes(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "1 minute"
+	case d > 0 && d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
 }

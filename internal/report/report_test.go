@@ -2,13 +2,18 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,6 +116,33 @@ func TestReporterFailureAndRefusal(t *testing.T) {
 	}
 }
 
+// TestReporterFailedStepKeepsPercent: the final PATCH of a run whose step
+// failed carries the percent the step reached (examples/train failing at
+// epoch 2 of 3: 33.33), not 0.
+func TestReporterFailedStepKeepsPercent(t *testing.T) {
+	b := &backend{}
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	r := New(srv.URL, "tok", "job-3", io.Discard)
+	r.Start(t.Context())
+	r.Handle(synapse.Event{Type: synapse.EventProgress, Time: time.Now(), Category: "train", Current: 1, Total: 3, Percent: 33.33, ETA: time.Second})
+	r.Handle(synapse.Event{Type: synapse.EventProgress, Time: time.Now(), Level: synapse.LevelError, Category: "train", Failed: true, ETA: -1})
+	r.Finish(t.Context(), time.Second, nil, errors.New("epoch 2: loss diverged"))
+	reqs := b.all()
+	last := reqs[len(reqs)-1]
+	var body struct {
+		Status         string
+		ProgressRecord synapse.ProgressRecord `json:"progress_record"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(last, " ", 3)[2]), &body); err != nil {
+		t.Fatalf("final %s: %v", last, err)
+	}
+	st := body.ProgressRecord.Steps["train"]
+	if body.Status != "FAILED" || st.Status != "failed" || st.Percent != 33.33 || body.ProgressRecord.Current.Percent != 33.33 {
+		t.Errorf("final = %s; want FAILED with step train failed at 33.33%%", last)
+	}
+}
+
 func TestLogEntryForms(t *testing.T) {
 	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -126,6 +158,61 @@ func TestLogEntryForms(t *testing.T) {
 		b, _ := json.Marshal(logEntry(tt.e, "j"))
 		if string(b) != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.e.Type, b, tt.want)
+		}
+	}
+}
+
+// TestReporterWarnsPlainly: a backend that is down or failing is warned
+// about once, in plain words (no Go URL-error text such as `Patch "…":
+// dial tcp …`), saying the reporter retries.
+func TestReporterWarnsPlainly(t *testing.T) {
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + down.Addr().String()
+	down.Close() // nothing listens there now: connection refused
+	failing := httptest.NewServer(&backend{fail: func(int, string, string) int { return 503 }})
+	defer failing.Close()
+	tests := []struct {
+		name, host, want string
+	}{
+		{"server down", refused, "WARNING: report to " + refused + ": cannot reach the server (connection refused); retrying for up to 2 minutes (the run goes on; later reporting problems are not shown)\n"},
+		{"server failing", failing.URL, "WARNING: report to " + failing.URL + "/jobs/j/: HTTP 503 Service Unavailable; retrying for up to 2 minutes (the run goes on; later reporting problems are not shown)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var warn bytes.Buffer
+			r := New(tt.host, "tok", "j", &warn)
+			r.Start(t.Context())
+			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond) // the final status gives up
+			defer cancel()
+			r.Finish(ctx, 0, nil, nil)
+			if warn.String() != tt.want {
+				t.Errorf("warning = %q, want %q", warn.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	dial := func(err error) error {
+		return &url.Error{Op: "Patch", URL: "http://127.0.0.1:1/jobs/j/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: err}}
+	}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{dial(os.NewSyscallError("connect", syscall.ECONNREFUSED)), "connection refused"},
+		{dial(os.NewSyscallError("read", syscall.ECONNRESET)), "connection reset"},
+		{dial(&net.DNSError{Err: "no such host", Name: "synapse.invalid", IsNotFound: true}), "host synapse.invalid not found"},
+		{&url.Error{Op: "Patch", URL: "http://h/", Err: context.DeadlineExceeded}, "timed out"},
+		{&url.Error{Op: "Patch", URL: "http://h/", Err: io.EOF}, "the server closed the connection"},
+		{dial(errors.New("network is unreachable")), "network is unreachable"},
+	}
+	for _, tt := range tests {
+		if got := unreachable(tt.err); got != tt.want {
+			t.Errorf("unreachable(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

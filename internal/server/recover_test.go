@@ -266,6 +266,16 @@ func TestServeRestartWithoutTheAgent(t *testing.T) {
 			pid, _ = strconv.Atoi(string(b))
 		}
 	}
+	// The output written before the server stops is what must be kept:
+	// wait until the action has written its first line.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(filepath.Join(runDir, id+".log")); strings.Contains(string(b), "started") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job wrote no first line")
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 const (
 	maxFollowers      = 100 // per job (default of API.MaxFollowers); more get 429 with Retry-After
 	tailPoll          = 200 * time.Millisecond
-	heartbeatInterval = 15 * time.Second // an SSE comment line keeps proxies from closing an idle stream
+	heartbeatInterval = 15 * time.Second // an empty line keeps proxies from closing an idle stream
 	consoleGrace      = 10 * time.Second // after the end, how long lines may still come without CloseConsole (no agent here)
 	agentGrace        = 10 * time.Minute // the same for a job of an agent here, which closes the log itself
 )
@@ -57,27 +57,25 @@ func (f *followers) done(job string) {
 // CLI parses:
 //
 //	data: {"type": "connected", "job_id": ID}
-//	id: SEQ
-//	data: {"type": "log", "data": "data: {\"type\": \"log\", \"message\": \"LINE\\n\"}\n\n"}
+//	data: {"type": "log", "n": SEQ, "data": "data: {\"type\": \"log\", \"message\": \"LINE\\n\"}\n\n"}
 //	data: {"type": "complete", "status": STATUS}
 //
-// with ": heartbeat" comment lines while nothing happens. Each log frame
-// has an id (the line's number): a client reconnecting with Last-Event-ID
-// resumes after it (an extension of synapse-go's). The stream ends with
-// "complete" once the job has ended and every line was sent, or when the
-// client goes away.
+// with an empty line as the heartbeat while nothing happens. The stream
+// has no id: or comment lines: the Python CLI (synapse-sdk 2026.2.17)
+// prints every line that does not start with "data: " as it is. Each log
+// frame carries its line's number in "n" (1-based; the Python CLI ignores
+// the key) instead: a client reconnecting with "Last-Event-ID: N" or
+// "?after=N" resumes after line N (an extension of synapse-go's; the
+// header wins when both are given). The stream ends with "complete" once
+// the job has ended and every line was sent, or when the client goes away.
 func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if _, err := a.getJob(r); err != nil {
 		return err
 	}
-	var after int64
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return &apiError{http.StatusBadRequest, "INVALID_PARAMETER", "Last-Event-ID: want a line number from an id: line of this stream"}
-		}
-		after = n
+	after, err := resumeAfter(r)
+	if err != nil {
+		return err
 	}
 	limit := a.MaxFollowers
 	if limit <= 0 {
@@ -89,8 +87,8 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer a.tails.done(id)
 	rc := http.NewResponseController(w)
-	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the connection may serve other requests
-	w.Header().Set("Content-Type", "text/event-stream")
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()            // the connection may serve other requests
+	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8") // without a charset, Python requests decodes text/* as ISO-8859-1
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
@@ -127,7 +125,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 		var b strings.Builder
 		for _, l := range lines {
 			inner, _ := json.Marshal(map[string]string{"type": "log", "message": l.Line + "\n"})
-			fmt.Fprintf(&b, "id: %d\n%s", l.Seq, dataFrame(map[string]any{"type": "log", "data": "data: " + string(inner) + "\n\n"}))
+			b.WriteString(dataFrame(map[string]any{"type": "log", "n": l.Seq, "data": "data: " + string(inner) + "\n\n"}))
 			after = l.Seq
 		}
 		if b.Len() > 0 {
@@ -148,7 +146,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		if time.Since(lastSent) >= heartbeatInterval {
-			if !send(": heartbeat\n\n") {
+			if !send("\n") { // not a ": heartbeat" comment, which the Python CLI would print
 				return nil
 			}
 			lastSent = time.Now()
@@ -177,4 +175,21 @@ func (a *API) consoleGrace(agent string) time.Duration {
 func dataFrame(v any) string {
 	b, _ := json.Marshal(v)
 	return "data: " + string(b) + "\n\n"
+}
+
+// resumeAfter is the line number a follower resumes after: its
+// Last-Event-ID header, else its "after" query parameter, else 0.
+func resumeAfter(r *http.Request) (int64, error) {
+	name, v := "Last-Event-ID", r.Header.Get("Last-Event-ID")
+	if v == "" {
+		name, v = "after", r.URL.Query().Get("after")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, &apiError{http.StatusBadRequest, "INVALID_PARAMETER", fmt.Sprintf("%s %q: want a line number (the \"n\" of a log frame of this stream)", name, v)}
+	}
+	return n, nil
 }

@@ -6,21 +6,25 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// sseEvent is one event of a stream: its id and data lines.
+// sseEvent is one event of a stream: the line number ("n" of a log
+// frame, "" for other frames) and its data line.
 type sseEvent struct {
 	id, data string
 }
 
-// follow opens the job's console log stream and returns its events on a
-// channel, closed when the stream ends.
-func (f *apiFixture) follow(t *testing.T, lastID string) (*http.Response, <-chan sseEvent) {
+// follow opens the job's console log stream (query: "?after=N" or "")
+// and returns its events on a channel, closed when the stream ends. A
+// line the Python CLI would print as it is (one not empty and not
+// "data: …", such as id: or comment lines) fails the test.
+func (f *apiFixture) follow(t *testing.T, lastID string, query ...string) (*http.Response, <-chan sseEvent) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", f.srv.URL+"/jobs/"+f.job.ID+"/tail_console_logs/", nil)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", f.srv.URL+"/jobs/"+f.job.ID+"/tail_console_logs/"+strings.Join(query, ""), nil)
 	req.Header.Set("Synapse-Access-Token", f.admin) // the raw v2 form
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
@@ -43,10 +47,14 @@ func (f *apiFixture) follow(t *testing.T, lastID string) (*http.Response, <-chan
 					ch <- ev
 				}
 				ev = sseEvent{}
-			case strings.HasPrefix(line, "id: "):
-				ev.id = line[4:]
 			case strings.HasPrefix(line, "data: "):
 				ev.data = line[6:]
+				var n struct{ N *int64 }
+				if json.Unmarshal([]byte(ev.data), &n) == nil && n.N != nil {
+					ev.id = strconv.FormatInt(*n.N, 10)
+				}
+			default:
+				t.Errorf("stream line %q: the Python CLI would print it", line)
 			}
 		}
 	}()
@@ -97,7 +105,7 @@ func TestTailConsoleLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, ch := f.follow(t, "")
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream; charset=utf-8" {
 		t.Errorf("content type %q", ct)
 	}
 	if typ, _ := message(t, next(t, ch).data); typ != "connected" {
@@ -145,6 +153,24 @@ func TestTailConsoleLogs(t *testing.T) {
 	if want := []string{"log:3:ünïcode", "log:4:last words", "complete::"}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("resumed stream = %q, want %q", got, want)
 	}
+
+	// The same with ?after=3 (the header wins over the query).
+	for _, tt := range []struct{ header, query, want string }{
+		{"", "?after=3", "log:4:last words|complete::"},
+		{"3", "?after=1", "log:4:last words|complete::"},
+		{"", "?after=0", "log:1:before|log:2:a \"quoted\" line|log:3:ünïcode|log:4:last words|complete::"},
+	} {
+		_, ch = f.follow(t, tt.header, tt.query)
+		next(t, ch) // connected
+		got = nil
+		for ev := range ch {
+			typ, msg := message(t, ev.data)
+			got = append(got, typ+":"+ev.id+":"+strings.TrimSpace(msg))
+		}
+		if strings.Join(got, "|") != tt.want {
+			t.Errorf("Last-Event-ID %q, query %q: stream = %q, want %q", tt.header, tt.query, got, tt.want)
+		}
+	}
 }
 
 func TestTailLimits(t *testing.T) {
@@ -167,6 +193,9 @@ func TestTailLimits(t *testing.T) {
 	req.Header.Set("Last-Event-ID", "abc")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Errorf("bad Last-Event-ID: %v %v", resp.StatusCode, err)
+	}
+	if status, v := f.call(t, "GET", "/jobs/"+f.job.ID+"/tail_console_logs/?after=-1", f.admin, ""); status != 400 || !strings.Contains(fmt.Sprint(v), "after") {
+		t.Errorf("bad after: %d %v", status, v)
 	}
 }
 

@@ -3,11 +3,15 @@
 read and tail its console log, on every agent the server has. Prints one JSON summary line; exits non-zero
 on the first failed check, saying which."""
 
+import io
 import json
 import os
 import sys
 import time
 
+from rich.console import Console
+from synapse_sdk.cli.auth import AuthConfig
+from synapse_sdk.cli.plugin.job import tail_job_logs
 from synapse_sdk.clients.backend import BackendClient
 
 
@@ -65,6 +69,22 @@ def run_on(agent):
     logs = client.list_job_console_logs(job["id"])
     check(isinstance(logs, list) and len(logs) > 0, f"list_job_console_logs: {logs!r:.200}")
     check(complete and frames[0] == "connected" and lines == len(logs), f"tail frames {frames[:3]}…, {lines} lines vs {len(logs)}")
+
+    # What `synapse plugin job logs ID -f` prints: the Python CLI prints every
+    # stream line that is not "data: …" as it is, so id: or comment lines
+    # would show. Its output past its two header lines must be the console
+    # lines exactly (markup and wrapping off: the lines are printed as they are;
+    # non-ASCII lines need the stream's charset=utf-8, else requests decodes
+    # them as ISO-8859-1).
+    out = io.StringIO()
+    console = Console(file=out, markup=False, highlight=False, emoji=False, soft_wrap=True, width=100000)
+    tail_job_logs(job["id"], AuthConfig(host=os.environ["SERVER"], access_token=os.environ["TOKEN"]), console)
+    printed = out.getvalue().split("\n", 3)
+    check(len(printed) == 4 and printed[0].startswith("[dim]Tailing logs for job") and printed[2] == "",
+          f"CLI header: {printed[:3]}")
+    want = "".join(line.expandtabs(8) + "\n" for line in logs)  # rich prints a tab as spaces (Ray's log lines have tabs)
+    diff = [(got, line) for got, line in zip(printed[3].split("\n"), want.split("\n")) if got != line][:1]
+    check(printed[3] == want, f"CLI printed {len(printed[3])} characters, want the console lines' {len(want)}; first difference {diff!r:.1000}")
 
     return {"agent": agent.name, "job": job["id"], "overall": overall, "console_lines": len(logs)}
 
