@@ -132,7 +132,7 @@ func runMain(set *synapse.ActionSet, args []string, stdin io.Reader, stdout, std
 		realOut, capt := captureOutput(stdout, 1, "stdout", newWireLogger("", protocol.NewWriter(out)))
 		out.set(realOut)
 		defer capt.Stop()
-		if err := serveWorker(ctx, set, stdin, out, capt.Sync); err != nil {
+		if err := serveWorker(ctx, set, stdin, out, stderr, capt.Sync, workerOptionsFromEnv()); err != nil {
 			fmt.Fprintln(stderr, "Error: worker:", err)
 			return exit.Failure
 		}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
@@ -30,16 +32,42 @@ func infos(set *synapse.ActionSet, withSchema bool) []protocol.ActionInfo {
 	return out
 }
 
+// workerOptions are the worker host's settings (protocol.ListenEnv,
+// protocol.MaxOngoingEnv).
+type workerOptions struct {
+	Listen     string // HOST:PORT for direct runs; empty: none
+	MaxOngoing int    // direct runs are admitted below this many in flight
+}
+
+// workerOptionsFromEnv reads the worker host's settings.
+func workerOptionsFromEnv() workerOptions {
+	n, _ := strconv.Atoi(os.Getenv(protocol.MaxOngoingEnv))
+	return workerOptions{Listen: os.Getenv(protocol.ListenEnv), MaxOngoing: n}
+}
+
 // serveWorker speaks the worker protocol (docs/protocol.md) on r and w
 // until r ends, then waits for the runs in flight. Runs are concurrent;
 // cancelling ctx cancels them all. flush is called when a run ends, before
-// its outcome is written (the captured stdout's Sync).
-func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.Writer, flush func()) error {
+// its outcome is written (the captured stdout's Sync). With opts.Listen it
+// also takes runs over HTTP (direct.go); if it cannot listen it says so on
+// stderr and serves stdin alone.
+func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.Writer, stderr io.Writer, flush func(), opts workerOptions) error {
 	out := protocol.NewWriter(w)
-	if err := out.Write(protocol.Message{Type: protocol.TypeReady, Protocol: protocol.Version, PID: os.Getpid(), Actions: infos(set, false)}); err != nil {
+	base := synapse.EnvFromOS("")
+	var inFlight atomic.Int64
+	ready := protocol.Message{Type: protocol.TypeReady, Protocol: protocol.Version, PID: os.Getpid(), Actions: infos(set, false)}
+	if opts.Listen != "" {
+		d, err := startDirect(ctx, set, base, opts.Listen, opts.MaxOngoing, &inFlight, flush)
+		if err != nil {
+			fmt.Fprintf(stderr, "synapse worker: no direct runs (callers go through the host): %v\n", err)
+		} else {
+			defer d.close()
+			ready.Direct = d.info()
+		}
+	}
+	if err := out.Write(ready); err != nil {
 		return err
 	}
-	base := synapse.EnvFromOS("")
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -74,6 +102,7 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 			mu.Lock()
 			running[req.ID] = cancel
 			mu.Unlock()
+			inFlight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -83,7 +112,7 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 					mu.Unlock()
 					cancel()
 				}()
-				serveRun(rctx, set, base, req, out, flush)
+				serveRun(rctx, set, base, req, out, flush, func() { inFlight.Add(-1) })
 			}()
 		default:
 			_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: &protocol.Error{Kind: protocol.KindProtocol, Message: fmt.Sprintf("unknown request type %q (want run, cancel or ping)", req.Type)}})
@@ -93,8 +122,12 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 }
 
 // serveRun executes one run request and writes its events and outcome.
-func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, req protocol.Request, out *protocol.Writer, flush func()) {
+// ended is called once, just before the outcome is written, so a caller
+// that starts its next run on reading the outcome finds this one counted
+// out.
+func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, req protocol.Request, out *protocol.Writer, flush, ended func()) {
 	fail := func(err error) {
+		ended()
 		_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: worker.ToError(err)})
 	}
 	action, err := set.Lookup(req.Action)
@@ -123,6 +156,7 @@ func serveRun(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, re
 		fail(&synapse.ExecutionError{Action: action.Name(), JobID: req.JobID, Err: fmt.Errorf("encode result as JSON: %w", err)})
 		return
 	}
+	ended()
 	_ = out.Write(protocol.Message{Type: protocol.TypeResult, ID: req.ID, Result: b})
 }
 

@@ -27,6 +27,12 @@ type workerHarness struct {
 
 func startWorker(t *testing.T, actions ...synapse.Action) *workerHarness {
 	t.Helper()
+	return startWorkerWith(t, workerOptions{}, io.Discard, actions...)
+}
+
+// startWorkerWith is startWorker with the host's options and stderr.
+func startWorkerWith(t *testing.T, opts workerOptions, stderr io.Writer, actions ...synapse.Action) *workerHarness {
+	t.Helper()
 	set, err := synapse.NewActionSet(actions)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func startWorker(t *testing.T, actions ...synapse.Action) *workerHarness {
 	outR, outW := io.Pipe()
 	h := &workerHarness{t: t, in: protocol.NewWriter(inW), inW: inW, msgs: make(chan protocol.Message, 100), done: make(chan error, 1)}
 	go func() {
-		h.done <- serveWorker(context.Background(), set, inR, outW, func() {})
+		h.done <- serveWorker(context.Background(), set, inR, outW, stderr, func() {}, opts)
 		outW.Close()
 	}()
 	go func() {

@@ -57,6 +57,30 @@ type Message struct {
 	Protocol int          `json:"protocol,omitempty"`
 	PID      int          `json:"pid,omitempty"`
 	Actions  []ActionInfo `json:"actions,omitempty"`
+	// Direct is set when the worker also takes runs over HTTP (ListenEnv).
+	Direct *Direct `json:"direct,omitempty"`
+}
+
+// Environment variables a worker host sets for `PLUGIN worker`.
+const (
+	// ListenEnv asks the worker to also take runs over HTTP on this
+	// HOST:PORT (port 0: any free port), announced as Direct in the ready
+	// message. The task-mode host (Ray Serve) sets it to the node's IP.
+	ListenEnv = "SYNAPSE_WORKER_LISTEN"
+	// MaxOngoingEnv caps the runs in flight at which the worker still
+	// admits a direct run (default 1); above it a direct run gets 503.
+	MaxOngoingEnv = "SYNAPSE_WORKER_MAX_ONGOING"
+)
+
+// Direct is where a worker takes runs over HTTP: POST
+// http://HOST:Port/Token/run with the body of a task-mode run call
+// ({"action", "params", "job_id", "env"}), answered by the run's message
+// lines as application/x-ndjson (docs/protocol.md, "Direct calls").
+type Direct struct {
+	Port int `json:"port"`
+	// Token is a random 128-bit hex string: a request with another token
+	// gets 404, so a stale address never reaches a different worker.
+	Token string `json:"token"`
 }
 
 // ActionInfo describes an action a plugin binary provides.

@@ -64,6 +64,9 @@ class WorkerBridge:
         self.binary = binary
         self.pid: int | None = None  # the worker's pid, from its ready message
         self.actions: list = []      # [{name, description}] from the ready message
+        # {"port", "token"} from the ready message when the worker also takes
+        # runs over HTTP (SYNAPSE_WORKER_LISTEN in env); else None.
+        self.direct: dict | None = None
         self._lock = threading.Lock()        # guards _subs, _dead, _status
         self._write_lock = threading.Lock()  # serialises request lines
         # id -> (subscriber, action, job_id); action and job_id name a run in
@@ -144,6 +147,9 @@ class WorkerBridge:
         else:
             self.pid = msg.get("pid")
             self.actions = msg.get("actions") or []
+            direct = msg.get("direct")
+            if isinstance(direct, dict) and direct.get("port") and direct.get("token"):
+                self.direct = {"port": direct["port"], "token": direct["token"]}
         if error:
             if self._proc.poll() is None:
                 self._proc.kill()

@@ -11,8 +11,17 @@ HTTP API, relative to the application's route prefix:
                  result or error line (docs/protocol.md); 400 {"error": ...} for a
                  bad body; 503 {"error": ...} if the worker has exited (the run
                  did not start; Serve replaces the replica after health checks)
-  GET  /info  -> {"pid", "replica_pid", "actions", "alive", "in_flight"}
+  GET  /info  -> {"pid", "replica_pid", "actions", "alive", "in_flight", "direct"}
   else        -> 404 {"error": ...}
+
+Direct calls: with args {"direct": true} the worker also listens on this
+node's IP (SYNAPSE_WORKER_LISTEN), and every /run answer carries its address
+in the X-Synapse-Direct header (http://NODE_IP:PORT/TOKEN/; POST run there
+with the same body). Callers then skip the proxy and this host; Serve still
+places, health-checks and replaces the replica, and a call to a stale
+address fails fast (refused, or 404 for another token) so the caller falls
+back here. The worker admits a direct run only below max_ongoing runs in
+flight (SYNAPSE_WORKER_MAX_ONGOING), else 503, and the caller comes here.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 
+import ray
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -53,9 +63,20 @@ def _parse_run(body: bytes) -> dict:
 
 @serve.deployment(name="PluginWorker")
 class PluginWorker:
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, direct: bool = False, max_ongoing: int = 1):
         # The replica's working directory is the unpacked package.
-        self.bridge = WorkerBridge(binary)
+        env = None
+        ip = None
+        if direct:
+            ip = ray.util.get_node_ip_address()
+            host = f"[{ip}]" if ":" in ip else ip
+            env = {"SYNAPSE_WORKER_LISTEN": f"{host}:0",
+                   "SYNAPSE_WORKER_MAX_ONGOING": str(max(int(max_ongoing), 1))}
+        self.bridge = WorkerBridge(binary, env=env)
+        self.direct_url = None
+        d = self.bridge.direct
+        if ip and d:
+            self.direct_url = f"http://{host}:{d['port']}/{d['token']}/"
 
     async def __call__(self, request: Request):
         # scope["path"] includes the route prefix (scope["root_path"]).
@@ -74,7 +95,9 @@ class PluginWorker:
                 # replaces this replica after its health checks fail.
                 return _bad("the plugin worker of this replica has exited; "
                             "the replica is being replaced", 503)
-            return StreamingResponse(self.bridge.stream(**run), media_type="application/x-ndjson")
+            headers = {"X-Synapse-Direct": self.direct_url} if self.direct_url else None
+            return StreamingResponse(self.bridge.stream(**run), media_type="application/x-ndjson",
+                                     headers=headers)
         if path == "/info" and request.method == "GET":
             return JSONResponse({
                 "pid": self.bridge.pid,
@@ -82,6 +105,7 @@ class PluginWorker:
                 "actions": self.bridge.actions,
                 "alive": self.bridge.alive(),
                 "in_flight": self.bridge.in_flight(),
+                "direct": self.direct_url,
             })
         return _bad(f"no route {request.method} {path} (want POST /run or GET /info)", 404)
 
@@ -101,4 +125,5 @@ class PluginWorker:
 
 def build(args: dict):
     """Application builder for import_path "synapse_serve:build"."""
-    return PluginWorker.bind(args["binary"])
+    return PluginWorker.bind(args["binary"], bool(args.get("direct", False)),
+                             int(args.get("max_ongoing", 1)))

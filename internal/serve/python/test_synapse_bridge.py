@@ -33,7 +33,10 @@ def echo(rid, params):
         time.sleep(params.get("delay", 0))
     send({"type": "result", "id": rid, "result": {"text": params.get("text", "")}})
 
-send({"type": "ready", "protocol": 1, "pid": os.getpid(), "actions": [{"name": "echo"}, {"name": "slow"}, {"name": "die"}]})
+ready = {"type": "ready", "protocol": 1, "pid": os.getpid(), "actions": [{"name": "echo"}, {"name": "slow"}, {"name": "die"}]}
+if os.environ.get("SYNAPSE_WORKER_LISTEN"):
+    ready["direct"] = {"port": 4321, "token": "ab" * 16, "listen": os.environ["SYNAPSE_WORKER_LISTEN"]}
+send(ready)
 for line in sys.stdin:
     req = json.loads(line)
     rid = req.get("id")
@@ -93,6 +96,21 @@ def test_ready(bridge):
     assert [a["name"] for a in bridge.actions] == ["echo", "slow", "die"]
     assert bridge.alive()
     assert os.stat(bridge._proc.args[0]).st_mode & 0o777 == 0o755
+
+
+def test_direct_from_ready(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_CANCELS", str(tmp_path / "cancels"))
+    path = write_script(tmp_path, "fake-worker", FAKE_WORKER)
+    b = WorkerBridge(path)
+    try:
+        assert b.direct is None  # the worker was not asked to listen
+    finally:
+        b.close()
+    b = WorkerBridge(path, env={"SYNAPSE_WORKER_LISTEN": "127.0.0.1:0"})
+    try:
+        assert b.direct == {"port": 4321, "token": "ab" * 16}
+    finally:
+        b.close()
 
 
 def test_run_streams_lines_exactly(bridge):
