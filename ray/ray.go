@@ -167,6 +167,11 @@ type TaskOptions struct {
 	// DeployStatus, if set, receives progress messages while the worker
 	// application is deployed.
 	DeployStatus func(status string)
+	// ProxyOnly sends every call through the Serve HTTP proxy. By default
+	// a call goes straight to a worker whose address an earlier call
+	// learned (TaskExecutor, "Direct calls"), and through the proxy when
+	// none is known, reachable or free.
+	ProxyOnly bool
 }
 
 // clusterEnv returns the env of a cluster run: config.yaml env < explicit,

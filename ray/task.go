@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,33 +25,57 @@ import (
 // TaskExecutor runs a plugin's actions in task mode: on a long-lived worker
 // in a Ray cluster (a Ray Serve replica running the plugin binary), reused
 // by every call. The first call deploys the worker (or finds it deployed);
-// later calls go straight to it. Params are validated on this side, with
-// the plugin's own rules, before anything is deployed or sent. It is safe
-// for concurrent use.
+// later calls go straight to it.
+//
+// Direct calls: a call through the Serve proxy learns the worker's own
+// address (serve.DirectHeader), and later calls go there without crossing
+// the proxy and the replica's Python host (docs/modes.md, "Direct calls").
+// Serve still places, health-checks and replaces the replicas; a call to a
+// worker that is gone, replaced or busy goes through the proxy instead,
+// which teaches the new address. The application and its workers' addresses
+// are remembered in the build cache, keyed by the whole application config,
+// so a new process (a CLI run) calls a warm worker directly as well.
+//
+// Params are validated on this side, with the plugin's own rules, before
+// anything is deployed; once the worker is known to run, the worker checks
+// them with the same binary's rules before the action starts (the same
+// *synapse.ValidationError), which saves a process start per call. It is
+// safe for concurrent use.
 type TaskExecutor struct {
 	p      *plugin.Plugin
 	opts   TaskOptions
 	cfg    synapse.ExecutorConfig
 	client *rayapi.Client
 	http   *http.Client
+	// direct calls workers straight: a short dial timeout, many idle
+	// connections kept (a warm call reuses one).
+	direct *http.Client
 
 	up       reachable
 	mu       sync.Mutex
+	spec     *serve.Spec   // built and packaged (prepare)
+	pkg      *pack.Package // the package of spec
+	state    string        // the file remembering app and workers across processes
+	recalled bool          // state was read
 	app      *serve.App
 	proxy    string
 	deployed bool
 	// pkgCached: the deployed package came from the package cache.
 	pkgCached bool
+	workers   []string       // direct addresses of the workers known
+	inFlight  map[string]int // this executor's direct calls per worker
+	bad       map[string]bool
+	next      int // round robin over workers
 	timings   TaskTimings
 }
 
 // TaskTimings says where the time of a task-mode run went.
 type TaskTimings struct {
 	// Validate is checking the params with the plugin binary on this
-	// machine.
+	// machine (zero when the worker was known to run: it checks them).
 	Validate time.Duration
 	// Deploy is the build, package, upload check and Serve check of the
-	// executor's first run (zero on its later runs, which reuse them).
+	// executor's first run (on later runs only finding the worker).
 	Deploy time.Duration
 	// Call is from sending the call to the worker to its outcome (the
 	// action's own run time included).
@@ -58,6 +83,9 @@ type TaskTimings struct {
 	// PackageCached is true when the deploy took the package from the
 	// package cache instead of zipping it.
 	PackageCached bool
+	// Direct is true when the call went straight to the worker, not
+	// through the Serve proxy.
+	Direct bool
 }
 
 // Timings returns the timings of the executor's latest Run.
@@ -98,14 +126,26 @@ func NewTaskExecutor(p *plugin.Plugin, opts TaskOptions, eopts ...synapse.Option
 	if err != nil {
 		return nil, err
 	}
-	return &TaskExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client, http: &http.Client{}}, nil
+	direct := &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: directDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		DisableCompression:    true,
+	}}
+	return &TaskExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client, http: &http.Client{}, direct: direct,
+		inFlight: map[string]int{}, bad: map[string]bool{}}, nil
 }
 
+// directDialTimeout bounds connecting to a worker directly: a node this
+// machine cannot reach costs this once, then its calls use the proxy.
+const directDialTimeout = time.Second
+
 // Run runs the plugin action named action (a config.yaml action, mapped to
-// its entrypoint) on the worker and returns its result. Params are
-// validated on this machine first. Its events go to the logger; errors are
-// the typed errors of local mode. Cancelling ctx aborts the call and
-// cancels the action on the worker.
+// its entrypoint) on the worker and returns its result. Its events go to
+// the logger; errors are the typed errors of local mode. Cancelling ctx
+// aborts the call and cancels the action on the worker.
 func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any, error) {
 	entry, err := t.p.Entrypoint(action)
 	if err != nil {
@@ -115,19 +155,58 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	if err != nil {
 		return nil, err
 	}
-	var tm TaskTimings
-	start := time.Now()
-	if err := t.p.Validate(ctx, action, raw); err != nil {
-		return nil, err
-	}
-	tm.Validate = time.Since(start)
 	req := serve.RunRequest{Action: entry, Params: raw, JobID: t.cfg.JobID}
 	if lang := synapse.MergeEnv(t.p.Env(), t.cfg.Env).GetString(synapse.LanguageEnv, ""); lang != "" {
 		// Per call, not in the application's env: another language must
 		// not redeploy (and restart) the workers.
 		req.Env = map[string]any{synapse.LanguageEnv: lang}
 	}
-	var body io.ReadCloser
+	var tm TaskTimings
+	start := time.Now()
+	if err := t.recall(ctx); err != nil {
+		return nil, err
+	}
+	tm.Deploy = time.Since(start)
+	t.mu.Lock()
+	tm.PackageCached = t.pkgCached
+	t.mu.Unlock()
+	// A worker known to run: straight to it.
+	tried := map[string]bool{}
+	for {
+		addr := t.pickWorker(tried)
+		if addr == "" {
+			break
+		}
+		start = time.Now()
+		st, err := serve.CallDirect(ctx, t.direct, addr, req)
+		if err != nil {
+			var ce *serve.CallError
+			busy := errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable
+			t.release(addr, !busy && ctx.Err() == nil)
+			if ctx.Err() != nil {
+				return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
+			}
+			continue // the next worker known, or the proxy
+		}
+		tm.Direct = true
+		return t.finish(ctx, action, entry, addr, st.Body, tm, start)
+	}
+	// Through the Serve proxy. A cluster that does not answer fails now,
+	// not after the call's retries.
+	if err := t.up.check(ctx, t.client); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	known := t.app != nil
+	t.mu.Unlock()
+	if !known {
+		start = time.Now()
+		if err := t.p.Validate(ctx, action, raw); err != nil {
+			return nil, err
+		}
+		tm.Validate = time.Since(start)
+	}
+	var st *serve.Stream
 	for attempt := 0; ; attempt++ {
 		start = time.Now()
 		if _, err := t.Deploy(ctx); err != nil {
@@ -139,16 +218,12 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 		t.mu.Unlock()
 		tm.PackageCached = pkgCached
 		start = time.Now()
-		body, err = t.call(ctx, proxy, app.RoutePrefix, req)
+		st, err = t.call(ctx, proxy, app.RoutePrefix, req)
 		var ce *serve.CallError
 		if attempt == 0 && errors.As(err, &ce) && ce.Status == http.StatusNotFound {
 			// The application is gone (removed, or replaced by a newer
 			// version of the plugin): deploy again, once.
-			t.mu.Lock()
-			if t.app == app {
-				t.app = nil
-			}
-			t.mu.Unlock()
+			t.forget(app)
 			continue
 		}
 		if err != nil {
@@ -156,12 +231,23 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 		}
 		break
 	}
+	t.learnWorker(st.Direct)
+	return t.finish(ctx, action, entry, "", st.Body, tm, start)
+}
+
+// finish reads a run's stream to its outcome. addr is the direct address
+// the stream came from ("" through the proxy).
+func (t *TaskExecutor) finish(ctx context.Context, action, entry, addr string, body io.ReadCloser, tm TaskTimings, start time.Time) (any, error) {
 	defer body.Close()
 	o := worker.Read(body, "", t.cfg.Logger)
 	tm.Call = time.Since(start)
 	t.mu.Lock()
 	t.timings = tm
 	t.mu.Unlock()
+	if addr != "" {
+		// A stream cut before the outcome: the worker died.
+		t.release(addr, !o.Settled && ctx.Err() == nil)
+	}
 	if o.Err != nil && ctx.Err() != nil {
 		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
 	}
@@ -176,12 +262,12 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 // not reachable yet (a replica starting or being replaced).
 const callRetryWindow = 90 * time.Second
 
-func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.RunRequest) (io.ReadCloser, error) {
+func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.RunRequest) (*serve.Stream, error) {
 	deadline := time.Now().Add(callRetryWindow)
 	for backoff := retry.New(200*time.Millisecond, 2*time.Second, 2); ; {
-		body, err := serve.Call(ctx, t.http, proxy, route, req, "")
+		st, err := serve.Call(ctx, t.http, proxy, route, req)
 		if err == nil {
-			return body, nil
+			return st, nil
 		}
 		var ce *serve.CallError
 		var ne net.Error
@@ -199,6 +285,48 @@ func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.
 	}
 }
 
+// prepare builds and packages the plugin for the cluster, once per
+// executor (no network).
+func (t *TaskExecutor) prepare(ctx context.Context) (*serve.Spec, error) {
+	if t.spec != nil {
+		return t.spec, nil
+	}
+	status := t.status()
+	arch := t.opts.arch()
+	status("building " + t.p.Code() + " for linux/" + arch)
+	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true, Trim: true})
+	if err != nil {
+		return nil, err
+	}
+	pkg, pkgCached, err := packageCache(built).Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()}, built.Key)
+	if err != nil {
+		return nil, err
+	}
+	envVars := clusterEnv(t.p, t.cfg.Env)
+	delete(envVars, synapse.LanguageEnv) // sent with each call (Run)
+	t.spec = &serve.Spec{
+		Code: t.p.Code(), PackageName: pkg.Name, BinaryName: worker.BinaryName, EnvVars: envVars,
+		RuntimeEnv: t.p.Config().RuntimeEnv, Replicas: t.opts.Replicas, MaxOngoing: t.opts.MaxOngoingRequests,
+		CPUs: t.opts.Resources.CPUs, GPUs: t.opts.Resources.GPUs, Memory: t.opts.Resources.Memory,
+		Resources: t.opts.Resources.Custom,
+	}
+	t.pkg, t.pkgCached = pkg, pkgCached
+	proxy, err := serve.ProxyAddress(t.client.Address(), t.opts.ServeAddress)
+	if err != nil {
+		return nil, err
+	}
+	t.proxy = proxy
+	t.state = filepath.Join(built.CacheDir, stateSubdir, stateKey(t.client.Address(), proxy, serve.AppKey(*t.spec))+".json")
+	return t.spec, nil
+}
+
+func (t *TaskExecutor) status() func(string) {
+	if t.opts.DeployStatus != nil {
+		return t.opts.DeployStatus
+	}
+	return func(string) {}
+}
+
 // Deploy makes sure the plugin's worker application runs on the cluster:
 // it cross-compiles and packages the plugin with the Serve host, uploads
 // the package if the cluster lacks it, and deploys (or reuses) the
@@ -209,54 +337,37 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	if t.app != nil {
 		return false, nil
 	}
-	status := t.opts.DeployStatus
-	if status == nil {
-		status = func(string) {}
-	}
 	if err := t.up.check(ctx, t.client); err != nil {
 		return false, err
 	}
-	arch := t.opts.arch()
-	status("building " + t.p.Code() + " for linux/" + arch)
-	built, err := build.Build(ctx, build.Options{Dir: t.p.Dir(), GOOS: "linux", GOARCH: arch, Static: true, Trim: true})
+	spec, err := t.prepare(ctx)
 	if err != nil {
 		return false, err
 	}
-	pkg, pkgCached, err := packageCache(built).Build(pack.Options{Dir: t.p.Dir(), Binary: built.Binary, BinaryName: worker.BinaryName, Extra: serve.HostFiles()}, built.Key)
-	if err != nil {
-		return false, err
-	}
+	status := t.status()
 	status("uploading the package")
-	if _, err := ensurePackage(ctx, t.client, pkg); err != nil {
+	if _, err := ensurePackage(ctx, t.client, t.pkg); err != nil {
 		return false, err
 	}
-	envVars := clusterEnv(t.p, t.cfg.Env)
-	delete(envVars, synapse.LanguageEnv) // sent with each call (Run)
-	app, deployed, err := serve.Deploy(ctx, t.client, serve.Spec{
-		Code: t.p.Code(), PackageName: pkg.Name, BinaryName: worker.BinaryName, EnvVars: envVars,
-		RuntimeEnv: t.p.Config().RuntimeEnv, Replicas: t.opts.Replicas, MaxOngoing: t.opts.MaxOngoingRequests,
-		CPUs: t.opts.Resources.CPUs, GPUs: t.opts.Resources.GPUs, Memory: t.opts.Resources.Memory,
-		Resources: t.opts.Resources.Custom,
-	}, status)
+	app, deployed, err := serve.Deploy(ctx, t.client, *spec, status)
 	if err != nil {
 		return false, err
 	}
-	proxy, err := serve.ProxyAddress(t.client.Address(), t.opts.ServeAddress)
-	if err != nil {
-		return false, err
-	}
-	t.app, t.proxy, t.deployed, t.pkgCached = app, proxy, deployed, pkgCached
+	t.app, t.deployed = app, deployed
+	t.workers, t.next = nil, 0
+	t.saveLocked()
 	return deployed, nil
 }
 
-// App returns the name of the worker application, once deployed.
+// App returns the name of the worker application, once the plugin is
+// built and packaged for it (its first Run or Deploy).
 func (t *TaskExecutor) App() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.app == nil {
+	if t.spec == nil {
 		return ""
 	}
-	return t.app.Name
+	return serve.AppName(t.spec.Code, t.spec.PackageName)
 }
 
 // ErrWorkerLost matches the error of a task-mode run whose worker died
@@ -301,5 +412,11 @@ func DownTasks(ctx context.Context, address, code string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return serve.Down(ctx, client, code)
+	removed, err := serve.Down(ctx, client, code)
+	if err == nil {
+		// Their workers are on their way out: no process may call them
+		// directly any more.
+		forgetApps(removed)
+	}
+	return removed, err
 }

@@ -8,11 +8,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -86,6 +88,41 @@ func callOther(t *testing.T, addr string) string {
 	return string(b)
 }
 
+// staleState makes the task-mode state remembered for app name its only
+// worker address (ray/taskstate.go; the build cache of this process).
+func staleState(t *testing.T, app, addr string) {
+	t.Helper()
+	root := os.Getenv("SYNAPSE_CACHE_DIR")
+	if root == "" {
+		uc, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		root = filepath.Join(uc, "synapse-go", "plugins")
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "task", "*.json"))
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var st map[string]any
+		if json.Unmarshal(b, &st) != nil || st["app"] != app {
+			continue
+		}
+		st["workers"] = []string{addr}
+		b, _ = json.Marshal(st)
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("no task state remembered for %s in %s", app, root)
+	}
+}
+
 // loadPlugin loads the test plugin of the integration suite.
 func loadPlugin(t testing.TB) *plugin.Plugin {
 	t.Helper()
@@ -105,7 +142,7 @@ func TestIntegrationTaskMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	deployOther(t, ctx, c)
-	if _, err := serve.Down(ctx, c, "jobtest"); err != nil { // start from no worker
+	if _, err := ray.DownTasks(ctx, addr, "jobtest"); err != nil { // start from no worker
 		t.Fatal(err)
 	}
 
@@ -131,6 +168,62 @@ func TestIntegrationTaskMode(t *testing.T) {
 	}
 	if p, ok := rec.LastPercent("echo"); !ok || p != 100 || len(rec.Logs("step")) != 3 {
 		t.Errorf("events: progress %v (%v), %d step logs", p, ok, len(rec.Logs("step")))
+	}
+
+	if task.Timings().Direct {
+		t.Error("the first call went straight to the worker; it has to learn its address through the proxy")
+	}
+	// The second call goes straight to the worker, events and all, and the
+	// worker checks the params (no local process start).
+	rec2 := plugintest.NewRecorder()
+	direct, err := ray.NewTaskExecutor(loadPlugin(t), taskOpts, synapse.WithLogger(rec2),
+		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		res, err := direct.Run(ctx, "echo", map[string]any{"steps": 2})
+		if err != nil {
+			t.Fatalf("direct call %d: %v", i, err)
+		}
+		tm := direct.Timings()
+		if !tm.Direct || tm.Validate != 0 || res.(map[string]any)["pid"] != first["pid"] {
+			t.Errorf("call %d of an executor with the worker known: direct=%v validate=%v pid %v (want direct, no local check, pid %v)", i, tm.Direct, tm.Validate, res.(map[string]any)["pid"], first["pid"])
+		}
+	}
+	if p, ok := rec2.LastPercent("echo"); !ok || p != 100 || len(rec2.Logs("step")) != 6 {
+		t.Errorf("direct calls' events: progress %v (%v), %d step logs, want 100 and 6", p, ok, len(rec2.Logs("step")))
+	}
+	_, err = direct.Run(ctx, "echo", map[string]any{"steps": -1})
+	var ve *synapse.ValidationError
+	if !errors.As(err, &ve) || ve.Action != "echo" || !strings.Contains(err.Error(), "steps: must be >= 0 (got -1)") || !direct.Timings().Direct {
+		t.Errorf("validation by the worker: %v (direct %v)", err, direct.Timings().Direct)
+	}
+	// ProxyOnly never calls the worker directly.
+	proxyOpts := taskOpts
+	proxyOpts.ProxyOnly = true
+	viaProxy, err := ray.NewTaskExecutor(loadPlugin(t), proxyOpts, synapse.WithLogger(synapse.DiscardLogger),
+		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := viaProxy.Run(ctx, "echo", nil); err != nil || viaProxy.Timings().Direct {
+			t.Errorf("ProxyOnly call %d: %v, direct %v", i, err, viaProxy.Timings().Direct)
+		}
+	}
+	// A remembered address that is stale (a worker gone): the call falls
+	// back to the proxy and learns the worker's real address.
+	staleState(t, direct.App(), "http://127.0.0.1:9/0123456789abcdef0123456789abcdef/")
+	stale, err := ray.NewTaskExecutor(loadPlugin(t), taskOpts, synapse.WithLogger(synapse.DiscardLogger),
+		synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": "explicit"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, wantDirect := range []bool{false, true} {
+		if _, err := stale.Run(ctx, "echo", nil); err != nil || stale.Timings().Direct != wantDirect {
+			t.Errorf("call %d after a stale address: %v, direct %v (want %v)", i, err, stale.Timings().Direct, wantDirect)
+		}
 	}
 
 	// A second executor finds the worker deployed: no redeploy, same process.
@@ -178,7 +271,7 @@ func TestIntegrationTaskMode(t *testing.T) {
 	if !errors.As(err, &xe) || !xe.Panicked() {
 		t.Errorf("crash: %v", err)
 	}
-	_, err = task.Run(ctx, "echo", map[string]any{"steps": -1}) // rejected here, before sending
+	_, err = task.Run(ctx, "echo", map[string]any{"steps": -1}) // rejected before the action starts
 	if !errors.Is(err, synapse.ErrValidation) || !strings.Contains(err.Error(), "steps: must be >= 0 (got -1)") {
 		t.Errorf("validation: %v", err)
 	}
@@ -211,6 +304,16 @@ func TestIntegrationTaskMode(t *testing.T) {
 	}
 	if after == nil {
 		t.Fatal("no call succeeded on a new worker within 3 minutes of killing the old one")
+	}
+	// ... and go straight to the new worker again.
+	for i := range 2 {
+		res, err := task.Run(ctx, "echo", nil)
+		if err != nil || res.(map[string]any)["pid"] != after["pid"] {
+			t.Fatalf("call %d after the restart: %v, %v", i, res, err)
+		}
+	}
+	if !task.Timings().Direct {
+		t.Error("calls after the worker's restart do not go straight to the new worker")
 	}
 
 	// The other team's application survived all our deploys.
@@ -264,13 +367,18 @@ func BenchmarkTaskWarmCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	var lat []time.Duration
+	direct := 0
 	for b.Loop() {
 		start := time.Now()
 		if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))
+		if task.Timings().Direct {
+			direct++
+		}
 	}
+	b.ReportMetric(float64(direct)/float64(len(lat)), "direct-ratio")
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")

@@ -261,12 +261,8 @@ func resolve(opts Options) (*plan, error) {
 	p.goos = lookupEnv(env, "GOOS")
 
 	if p.cacheDir = opts.CacheDir; p.cacheDir == "" {
-		if p.cacheDir = os.Getenv("SYNAPSE_CACHE_DIR"); p.cacheDir == "" {
-			uc, err := os.UserCacheDir()
-			if err != nil {
-				return nil, fmt.Errorf("build plugin: cache directory: %w", err)
-			}
-			p.cacheDir = filepath.Join(uc, "synapse-go", "plugins")
+		if p.cacheDir, err = DefaultCacheDir(); err != nil {
+			return nil, err
 		}
 	}
 	if p.cacheDir, err = filepath.Abs(p.cacheDir); err != nil {
@@ -306,6 +302,20 @@ func lookupEnv(env []string, key string) string {
 		}
 	}
 	return ""
+}
+
+// DefaultCacheDir is the cache root when Options.CacheDir is empty:
+// $SYNAPSE_CACHE_DIR if set, or else the user cache directory's
+// synapse-go/plugins.
+func DefaultCacheDir() (string, error) {
+	if d := os.Getenv("SYNAPSE_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	uc, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("build plugin: cache directory: %w", err)
+	}
+	return filepath.Join(uc, "synapse-go", "plugins"), nil
 }
 
 // Key computes the cache key for opts without building: the hex SHA-256 of

@@ -48,7 +48,7 @@ func newExecutor(io *IOStreams, flags *runflags.Flags, mode synapse.Mode, p *plu
 		// for resources must never wait in silence.
 		status := func(s string) { fmt.Fprintf(io.ErrOut, "Task mode: %s\n", s) }
 		return ray.NewTaskExecutor(p, ray.TaskOptions{Cluster: cluster, Replicas: flags.Replicas,
-			MaxOngoingRequests: flags.MaxOngoing, ServeAddress: flags.ServeAddress, DeployStatus: status}, opts...)
+			MaxOngoingRequests: flags.MaxOngoing, ServeAddress: flags.ServeAddress, ProxyOnly: flags.ProxyOnly, DeployStatus: status}, opts...)
 	}
 	return nil, &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s mode is not available in this release; use --mode local, task, job or remote", mode)}
 }
@@ -140,14 +140,17 @@ func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synap
 		return err
 	}
 	if t, ok := ex.(*ray.TaskExecutor); ok && flags.Verbose {
-		state := "reused"
+		tm := t.Timings()
+		state, path := "reused", "through the Serve proxy"
 		if t.Deployed() {
 			state = "deployed"
 		}
-		fmt.Fprintf(io.ErrOut, "worker application: %s (%s)\n", t.App(), state)
-		tm := t.Timings()
+		if tm.Direct {
+			path = "straight to the worker"
+		}
+		fmt.Fprintf(io.ErrOut, "worker application: %s (%s); called %s\n", t.App(), state, path)
 		fmt.Fprintf(io.ErrOut, "timings: validate %v, deploy %v (package cached %v), call %v\n",
-			tm.Validate.Round(time.Millisecond), tm.Deploy.Round(time.Millisecond), tm.PackageCached, tm.Call.Round(time.Millisecond))
+			tm.Validate.Round(100*time.Microsecond), tm.Deploy.Round(100*time.Microsecond), tm.PackageCached, tm.Call.Round(100*time.Microsecond))
 	}
 	return output.Result(io.Out, result, flags.Output == "text" && output.IsTerminal(io.Out))
 }

@@ -61,6 +61,7 @@ type Flags struct {
 	Replicas        int           // task mode: Serve replicas
 	MaxOngoing      int           // task mode: runs per replica at once
 	ServeAddress    string        // task mode: the Serve HTTP proxy
+	ProxyOnly       bool          // task mode: every call through the Serve proxy
 	Agent           string        // remote mode: the backend agent's ID or name ("": config.json's, else the only one)
 	Release         string        // remote mode: the release version to run ("" the newest)
 
@@ -102,6 +103,7 @@ func (f *Flags) Register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.Replicas, "replicas", 1, "task mode: how many workers (Ray Serve replicas)")
 	fs.IntVar(&f.MaxOngoing, "max-ongoing-requests", 1, "task mode: runs one worker takes at once")
 	fs.StringVar(&f.ServeAddress, "serve-address", "", "task mode: the Ray Serve HTTP proxy (default: the Ray head's host, port 8000)")
+	fs.BoolVar(&f.ProxyOnly, "proxy-only", false, "task mode: send every call through the Serve proxy (by default calls go straight to a worker known to run)")
 	fs.StringVar(&f.Agent, "agent", "", "remote mode: the backend agent's ID or name (default: the one synapse agent select chose, else the backend's only agent)")
 	fs.StringVar(&f.Release, "release", "", "remote mode: the release version to run (default: the newest)")
 }
@@ -194,7 +196,7 @@ func (f *Flags) Check(mode synapse.Mode) error {
 		return &UsageError{Flag: "max-ongoing-requests", Message: fmt.Sprintf("must be >= 1 (got %d)", f.MaxOngoing)}
 	}
 	if mode != synapse.ModeTask {
-		for _, name := range []string{"replicas", "max-ongoing-requests", "serve-address"} {
+		for _, name := range []string{"replicas", "max-ongoing-requests", "serve-address", "proxy-only"} {
 			if f.Changed(name) {
 				return &UsageError{Flag: name, Message: "only works in task mode (--mode task)"}
 			}

@@ -7,7 +7,9 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -120,10 +122,21 @@ func appConfig(spec Spec) map[string]any {
 		"name":         name,
 		"route_prefix": "/" + name,
 		"import_path":  "synapse_serve:build",
-		"args":         map[string]any{"binary": "./" + spec.BinaryName},
-		"runtime_env":  runtimeEnv,
-		"deployments":  []any{deployment},
+		// direct: the worker also takes calls straight from callers
+		// (DirectHeader); max_ongoing caps those it admits.
+		"args":        map[string]any{"binary": "./" + spec.BinaryName, "direct": true, "max_ongoing": max(spec.MaxOngoing, 1)},
+		"runtime_env": runtimeEnv,
+		"deployments": []any{deployment},
 	}
+}
+
+// AppKey identifies everything Deploy would write for spec (the
+// application's whole config): two specs with the same key deploy the same
+// application. It is a hex SHA-256.
+func AppKey(spec Spec) string {
+	b, _ := json.Marshal(appConfig(spec)) // maps of JSON values: never fails
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // App is a deployed plugin worker application.
@@ -420,31 +433,65 @@ func (e *CallError) Retryable() bool {
 		e.Status == http.StatusInternalServerError || e.Status == http.StatusNotFound
 }
 
-// Call posts req to the application's run route and returns the NDJSON
-// stream of worker protocol messages. Cancelling ctx aborts the call; the
-// host then cancels the run on the worker.
-func Call(ctx context.Context, h *http.Client, proxy, routePrefix string, req RunRequest, token string) (io.ReadCloser, error) {
+// DirectHeader is the response header of a run call through the proxy that
+// gives the worker's own address (http://NODE_IP:PORT/TOKEN/), for
+// CallDirect. It is absent when the worker takes no direct calls.
+const DirectHeader = "X-Synapse-Direct"
+
+// Stream is the answer to a run call.
+type Stream struct {
+	// Body is the NDJSON stream of the run's worker protocol messages.
+	Body io.ReadCloser
+	// Direct is the worker's own address (DirectHeader), or "".
+	Direct string
+}
+
+// Call posts req to the application's run route through the Serve proxy.
+// Cancelling ctx aborts the call; the host then cancels the run on the
+// worker. Errors before the stream starts are *CallError (an HTTP status)
+// or the transport's error.
+func Call(ctx context.Context, h *http.Client, proxy, routePrefix string, req RunRequest) (*Stream, error) {
+	return post(ctx, h, proxy+strings.TrimRight(routePrefix, "/")+"/run", "call plugin worker at "+proxy, req)
+}
+
+// CallDirect posts req straight to a worker at its DirectHeader address,
+// skipping the Serve proxy and the replica's Python host. A worker that is
+// gone refuses the connection; one restarted in its place answers 404; one
+// running max_ongoing_requests runs answers 503: in every case the run did
+// not start and the caller may go through the proxy instead.
+func CallDirect(ctx context.Context, h *http.Client, worker string, req RunRequest) (*Stream, error) {
+	return post(ctx, h, worker+"run", "call plugin worker directly", req)
+}
+
+func post(ctx context.Context, h *http.Client, url, what string, req RunRequest) (*Stream, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, proxy+strings.TrimRight(routePrefix, "/")+"/run", bytes.NewReader(body))
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("User-Agent", "synapse-go")
-	if token != "" {
-		r.Header.Set("Authorization", "Bearer "+token)
-	}
 	resp, err := h.Do(r)
 	if err != nil {
-		return nil, fmt.Errorf("call plugin worker at %s: %w", proxy, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		return nil, &CallError{Status: resp.StatusCode, Body: string(b)}
 	}
-	return resp.Body, nil
+	return &Stream{Body: resp.Body, Direct: CheckDirect(resp.Header.Get(DirectHeader))}, nil
+}
+
+// CheckDirect returns v when it is a direct address as the host sends it
+// (an http URL with a host, ending in a slash), else "".
+func CheckDirect(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "http" || u.Host == "" || !strings.HasSuffix(u.Path, "/") || u.RawQuery != "" {
+		return ""
+	}
+	return v
 }

@@ -266,29 +266,79 @@ func TestProxyAddress(t *testing.T) {
 }
 
 func TestCall(t *testing.T) {
+	direct := ""
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/app/run" {
+		if r.URL.Path == "/app/run" || r.URL.Path == "/tok/run" {
 			var req RunRequest
 			_ = json.NewDecoder(r.Body).Decode(&req)
-			_, _ = io.WriteString(w, `{"type":"result","id":"1","result":{"action":"`+req.Action+`"}}`+"\n")
+			if direct != "" {
+				w.Header().Set(DirectHeader, direct)
+			}
+			_, _ = io.WriteString(w, `{"type":"result","id":"1","result":{"action":"`+req.Action+`","path":"`+r.URL.Path+`"}}`+"\n")
 			return
 		}
 		http.Error(w, "no replica", http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	body, err := Call(context.Background(), srv.Client(), srv.URL, "/app", RunRequest{Action: "echo"}, "")
+	tests := []struct{ header, want string }{
+		{"", ""},
+		{"http://10.0.0.5:4321/abc/", "http://10.0.0.5:4321/abc/"},
+		{"http://[fd00::5]:4321/abc/", "http://[fd00::5]:4321/abc/"},
+		{"https://10.0.0.5:4321/abc/", ""}, // only what the host sends
+		{"http://10.0.0.5:4321/abc", ""},
+		{"http:///abc/", ""},
+		{"not a url", ""},
+	}
+	for _, tt := range tests {
+		direct = tt.header
+		st, err := Call(t.Context(), srv.Client(), srv.URL, "/app", RunRequest{Action: "echo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(st.Body)
+		st.Body.Close()
+		if !strings.Contains(string(b), `"action":"echo"`) || st.Direct != tt.want {
+			t.Errorf("header %q: stream = %s, direct %q, want %q", tt.header, b, st.Direct, tt.want)
+		}
+	}
+	st, err := CallDirect(t.Context(), srv.Client(), srv.URL+"/tok/", RunRequest{Action: "echo"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(body)
-	body.Close()
-	if !strings.Contains(string(b), `"action":"echo"`) {
-		t.Errorf("stream = %s", b)
+	b, _ := io.ReadAll(st.Body)
+	st.Body.Close()
+	if !strings.Contains(string(b), `"path":"/tok/run"`) {
+		t.Errorf("direct stream = %s", b)
 	}
-	_, err = Call(context.Background(), srv.Client(), srv.URL, "/gone", RunRequest{Action: "echo"}, "")
+	_, err = Call(t.Context(), srv.Client(), srv.URL, "/gone", RunRequest{Action: "echo"})
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Status != 503 || !ce.Retryable() || !strings.Contains(err.Error(), "no replica") {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// Two specs that would write the same config have the same key; any
+// difference changes it.
+func TestAppKey(t *testing.T) {
+	base := Spec{Code: "p", PackageName: "_ray_pkg_0123456789abcdef.zip", BinaryName: "synapse-plugin", EnvVars: map[string]string{"A": "1"}}
+	same := base
+	same.EnvVars = map[string]string{"A": "1"}
+	if AppKey(base) != AppKey(same) {
+		t.Error("equal specs got different keys")
+	}
+	changes := []func(*Spec){
+		func(s *Spec) { s.PackageName = "_ray_pkg_fedcba9876543210.zip" },
+		func(s *Spec) { s.EnvVars = map[string]string{"A": "2"} },
+		func(s *Spec) { s.Replicas = 2 },
+		func(s *Spec) { s.MaxOngoing = 3 },
+		func(s *Spec) { s.CPUs = 0.5 },
+	}
+	for i, change := range changes {
+		s := base
+		change(&s)
+		if AppKey(s) == AppKey(base) {
+			t.Errorf("change %d kept the key", i)
+		}
 	}
 }
 
