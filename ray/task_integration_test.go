@@ -352,34 +352,44 @@ func TestIntegrationTaskMode(t *testing.T) {
 }
 
 // BenchmarkTaskWarmCall is a warm task-mode call of a trivial action on the
-// integration head: the worker is deployed and reused.
+// integration head, the worker deployed and reused: straight to the worker
+// ("direct"), and through the Serve proxy ("proxy", the baseline).
 func BenchmarkTaskWarmCall(b *testing.B) {
 	addr := os.Getenv("SYNAPSE_TEST_RAY_ADDRESS")
 	if addr == "" {
 		b.Skip("no Ray head: run scripts/bench-task.sh")
 	}
-	task, err := ray.NewTaskExecutor(loadPlugin(b), ray.TaskOptions{Cluster: ray.Cluster{Address: addr}}, synapse.WithLogger(synapse.DiscardLogger))
-	if err != nil {
-		b.Fatal(err)
+	for _, tt := range []struct {
+		name      string
+		proxyOnly bool
+	}{{"direct", false}, {"proxy", true}} {
+		b.Run(tt.name, func(b *testing.B) {
+			task, err := ray.NewTaskExecutor(loadPlugin(b), ray.TaskOptions{Cluster: ray.Cluster{Address: addr}, ProxyOnly: tt.proxyOnly}, synapse.WithLogger(synapse.DiscardLogger))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for range 2 { // deploy or find the worker; learn its address
+				if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var lat []time.Duration
+			direct := 0
+			for b.Loop() {
+				start := time.Now()
+				if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+				if task.Timings().Direct {
+					direct++
+				}
+			}
+			b.ReportMetric(float64(direct)/float64(len(lat)), "direct-ratio")
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+		})
 	}
-	ctx := context.Background()
-	if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
-		b.Fatal(err)
-	}
-	var lat []time.Duration
-	direct := 0
-	for b.Loop() {
-		start := time.Now()
-		if _, err := task.Run(ctx, "echo", map[string]any{"steps": 0}); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-		if task.Timings().Direct {
-			direct++
-		}
-	}
-	b.ReportMetric(float64(direct)/float64(len(lat)), "direct-ratio")
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
 }
