@@ -67,6 +67,13 @@ the size and sends nothing. On a terminal it asks before uploading, unless -y.`,
 			if python && cmd.Flags().Changed("arch") {
 				return &runflags.UsageError{Flag: "arch", Message: cfg.Dir + " is a Python plugin: its release has no binary, and the agents run it with the Python SDK on their own machines; leave --arch out"}
 			}
+			if python {
+				for _, a := range cfg.ActionNames() {
+					if err := pyplugin.CheckEntrypoint(cfg, a); err != nil {
+						return err // a release that could never run this action
+					}
+				}
+			}
 			creds, _, err := credentials(bf)
 			if err != nil {
 				return err

@@ -23,6 +23,9 @@ import (
 // Remote mode runs its published release (runRemote, as for a Go plugin);
 // task mode is not available (docs/modes.md says why).
 func runPython(ctx context.Context, io *IOStreams, flags *runflags.Flags, cfg *config.Config, action string, mode synapse.Mode) error {
+	if err := pyplugin.CheckEntrypoint(cfg, action); err != nil {
+		return err // before any environment is built
+	}
 	if mode != synapse.ModeLocal && mode != synapse.ModeJob {
 		return &runflags.UsageError{Flag: "mode", Message: fmt.Sprintf("%s is a Python plugin: this CLI runs Python plugins in local, job and remote mode (--mode local, job or remote: synapse plugin publish, then run it on a backend's agent; docs/modes.md)", cfg.Dir)}
 	}

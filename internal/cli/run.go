@@ -123,6 +123,11 @@ func runRemote(ctx context.Context, io *IOStreams, flags *runflags.Flags, action
 		if _, ok := cfg.Action(action); !ok && len(cfg.Actions) > 0 {
 			return synapse.NotFound(action, cfg.ActionNames())
 		}
+		if pyplugin.Is(cfg) {
+			if err := pyplugin.CheckEntrypoint(cfg, action); err != nil {
+				return err
+			}
+		}
 	}
 	ex, err := newExecutor(io, flags, synapse.ModeRemote, p)
 	if err != nil {
