@@ -58,10 +58,12 @@ func runJob(set *synapse.ActionSet, args []string, stdout, stderr io.Writer) int
 	}
 	fail := func(err error) int {
 		stop()
-		finish(nil, err)
-		// The error line carries the stack of a panic; the CLI shows it with -v.
+		// The error line carries the stack of a panic; the CLI shows it with
+		// -v. It is written before the final status is reported, as the
+		// result is, so a reader that sees FAILED finds the line in the log.
 		b, _ := json.Marshal(worker.ErrorLine{Type: "error", Error: worker.ToError(err)})
 		_, _ = out.Write(append(b, '\n'))
+		finish(nil, err)
 		return exit.Code(err)
 	}
 	// `job [ACTION] [inputs=HASH]`: the hash only distinguishes
