@@ -86,6 +86,11 @@ func TestIntegrationTwoNodes(t *testing.T) {
 	if err != nil || res.(map[string]any)["node"] != "worker" {
 		t.Errorf("task on the worker node: %v, %v", res, err)
 	}
+	// The next call goes straight to that node's worker.
+	res, err = task.Run(ctx, "echo", nil)
+	if err != nil || res.(map[string]any)["node"] != "worker" || !task.Timings().Direct {
+		t.Errorf("second task call on the worker node: %v, %v, direct %v", res, err, task.Timings().Direct)
+	}
 	if _, err := ray.DownTasks(ctx, rayAddress(t), p.Code()); err != nil {
 		t.Errorf("remove the task worker: %v", err)
 	}
