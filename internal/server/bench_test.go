@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,7 +123,10 @@ func BenchmarkServerRun(b *testing.B) {
 // to its receipt by a follower, for the lines printed after the follower
 // connected; the rate the job managed to print at (a console log read too
 // slowly holds its writes up); and the memory and CPU of this process (the
-// server, and the followers, which are in it too).
+// server, and the followers, which are in it too): Go heap in use and RSS
+// idle, at the peak, and after the load (connections closed, collected,
+// returned to the OS), with the goroutines before and after, so memory a
+// load leaves behind shows.
 func BenchmarkServerTail(b *testing.B) {
 	rel := benchRelease(b)
 	n := int(float64(*benchRate) * *benchSeconds)
@@ -337,8 +341,10 @@ type follower struct {
 }
 
 func (s *benchServer) measureTail(b *testing.B, n int, params string, followers int) {
-	runtime.GC()
-	baseHeap, baseRSS := heapInuse(), rss()
+	// FreeOSMemory collects and returns what it can to the OS, so the RSS
+	// before and after the load compare.
+	debug.FreeOSMemory()
+	baseHeap, baseRSS, baseG := heapInuse(), rss(), runtime.NumGoroutine()
 	mem := sampleMemory(100 * time.Millisecond)
 	load := startLoad()
 	t0 := time.Now()
@@ -425,18 +431,35 @@ func (s *benchServer) measureTail(b *testing.B, n int, params string, followers 
 		b.Logf("MISSED LINES: the followers got the complete frame with %d to %d lines of %d; the console log in the store has %d lines (all of them %s after the followers ended)",
 			minLines, maxLines, n, stored, map[bool]string{true: ms(at), false: "not within 2 minutes"}[at >= 0])
 	}
+	// After the load: the followers' connections closed, the server's
+	// goroutines of the load given up to 10 s to end, then everything
+	// collected. A server that keeps what the load made (a per-job buffer,
+	// a goroutine per follower) shows here as growth over the idle numbers.
+	fs = nil
+	s.client.CloseIdleConnections()
+	afterG := runtime.NumGoroutine()
+	for deadline := time.Now().Add(10 * time.Second); afterG > baseG && time.Now().Before(deadline); afterG = runtime.NumGoroutine() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	debug.FreeOSMemory()
+	afterHeap, afterRSS := heapInuse(), rss()
 	b.ReportMetric(msf(all.quantile(0.50)), "p50-ms")
 	b.ReportMetric(msf(all.quantile(0.99)), "p99-ms")
 	b.ReportMetric(msf(all.max), "max-ms")
 	b.ReportMetric(msf(percentile(lags, 50)), "end-lag-p50-ms")
 	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(afterHeap)/(1<<20), "after-heap-MiB")
+	b.ReportMetric((float64(afterHeap)-float64(baseHeap))/(1<<20), "heap-growth-MiB")
+	b.ReportMetric(float64(afterRSS)/(1<<20), "after-RSS-MiB")
+	b.ReportMetric(float64(afterG-baseG), "goroutine-growth")
 	b.ReportMetric(rate, "emitted-lines/s")
 	ratio(b, "p50/direct", all.quantile(0.50), "tail/p50")
 	ratio(b, "p99/direct", all.quantile(0.99), "tail/p99")
-	b.Logf("%s: one job printing %d lines at %d/s (it took %d ms: %.0f lines/s), %d followers (each got %d–%d lines): latency of %d line receipts p50 %s p99 %s max %s; last line emitted → follower's complete frame p50 %s max %s; heap in use %.1f MiB idle → peak %.1f MiB, RSS %.1f → peak %.1f MiB; this process and its plugin processes used %.2f cores, the machine %.2f, over %s",
-		s.store, n, *benchRate, res.ElapsedMS, rate, len(fs), minLines, maxLines, all.count, ms(all.quantile(0.5)), ms(all.quantile(0.99)), ms(all.max),
-		ms(percentile(lags, 50)), ms(slices.Max(append(lags, 0))), float64(baseHeap)/(1<<20), float64(peakHeap)/(1<<20), float64(baseRSS)/(1<<20), float64(peakRSS)/(1<<20), own, busy, ms(elapsed))
+	b.Logf("%s: one job printing %d lines at %d/s (it took %d ms: %.0f lines/s), %d followers (each got %d–%d lines): latency of %d line receipts p50 %s p99 %s max %s; last line emitted → follower's complete frame p50 %s max %s; heap in use %.1f MiB idle → peak %.1f MiB → %.1f MiB after the load, RSS %.1f → peak %.1f → %.1f MiB after, goroutines %d before → %d after (after the load: connections closed, collected); this process and its plugin processes used %.2f cores, the machine %.2f, over %s",
+		s.store, n, *benchRate, res.ElapsedMS, rate, followers, minLines, maxLines, all.count, ms(all.quantile(0.5)), ms(all.quantile(0.99)), ms(all.max),
+		ms(percentile(lags, 50)), ms(slices.Max(append(lags, 0))), float64(baseHeap)/(1<<20), float64(peakHeap)/(1<<20), float64(afterHeap)/(1<<20),
+		float64(baseRSS)/(1<<20), float64(peakRSS)/(1<<20), float64(afterRSS)/(1<<20), baseG, afterG, own, busy, ms(elapsed))
 }
 
 func (s *benchServer) measureQueue(b *testing.B) {
