@@ -341,10 +341,7 @@ type follower struct {
 }
 
 func (s *benchServer) measureTail(b *testing.B, n int, params string, followers int) {
-	// FreeOSMemory collects and returns what it can to the OS, so the RSS
-	// before and after the load compare.
-	debug.FreeOSMemory()
-	baseHeap, baseRSS, baseG := heapInuse(), rss(), runtime.NumGoroutine()
+	baseHeap, baseRSS, baseG := s.settle(0)
 	mem := sampleMemory(100 * time.Millisecond)
 	load := startLoad()
 	t0 := time.Now()
@@ -431,18 +428,11 @@ func (s *benchServer) measureTail(b *testing.B, n int, params string, followers 
 		b.Logf("MISSED LINES: the followers got the complete frame with %d to %d lines of %d; the console log in the store has %d lines (all of them %s after the followers ended)",
 			minLines, maxLines, n, stored, map[bool]string{true: ms(at), false: "not within 2 minutes"}[at >= 0])
 	}
-	// After the load: the followers' connections closed, the server's
-	// goroutines of the load given up to 10 s to end, then everything
-	// collected. A server that keeps what the load made (a per-job buffer,
-	// a goroutine per follower) shows here as growth over the idle numbers.
+	// After the load, measured as before it: a server that keeps what the
+	// load made (a per-job buffer, a goroutine per follower) shows as
+	// growth over the idle numbers.
 	fs = nil
-	s.client.CloseIdleConnections()
-	afterG := runtime.NumGoroutine()
-	for deadline := time.Now().Add(10 * time.Second); afterG > baseG && time.Now().Before(deadline); afterG = runtime.NumGoroutine() {
-		time.Sleep(50 * time.Millisecond)
-	}
-	debug.FreeOSMemory()
-	afterHeap, afterRSS := heapInuse(), rss()
+	afterHeap, afterRSS, afterG := s.settle(baseG)
 	b.ReportMetric(msf(all.quantile(0.50)), "p50-ms")
 	b.ReportMetric(msf(all.quantile(0.99)), "p99-ms")
 	b.ReportMetric(msf(all.max), "max-ms")
@@ -1003,6 +993,28 @@ func (h *hist) quantile(q float64) time.Duration {
 }
 
 // ---- memory and CPU of this process
+
+// settle closes the client's idle connections, waits up to 10 s for this
+// process's goroutines to fall to want (0: to stay the same for 500 ms),
+// collects everything and returns what it can to the OS, and then reads
+// the Go heap in use, the RSS and the goroutines: the idle state that a
+// measurement before a load and one after it compare.
+func (s *benchServer) settle(want int) (heap, rssBytes uint64, goroutines int) {
+	s.client.CloseIdleConnections()
+	n, stable := runtime.NumGoroutine(), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if want > 0 && n <= want || want == 0 && time.Since(stable) >= 500*time.Millisecond {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m != n {
+			n, stable = m, time.Now()
+		}
+	}
+	runtime.GC() // a sync.Pool's objects survive one collection
+	debug.FreeOSMemory()
+	return heapInuse(), rss(), runtime.NumGoroutine()
+}
 
 func heapInuse() uint64 {
 	var m runtime.MemStats
