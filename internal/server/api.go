@@ -38,8 +38,11 @@ type Agent struct {
 type API struct {
 	Store  *store.Store
 	Agents []Agent
-	// TailPoll is how often a console log follower looks for new lines
-	// (default 200ms).
+	// TailPoll is how often the reader of a followed job's console log
+	// looks at the job without being told of a change (default 1s): the
+	// lines, status changes and log close this server stores wake it at
+	// once; the look ends the followers of a job no agent closes the log
+	// of (consoleGrace).
 	TailPoll time.Duration
 	// Releases keeps the release zips and their unpacked files.
 	Releases *Releases
@@ -64,7 +67,7 @@ type API struct {
 	// paramsCheckTimeout).
 	ParamsCheckTimeout time.Duration
 
-	tails followers
+	tails hubs
 	jobs  dispatcher
 }
 

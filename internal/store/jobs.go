@@ -50,6 +50,9 @@ type Job struct {
 	// log has been read (AppendConsoleAt); an agent re-attaching after a
 	// restart resumes there.
 	ConsoleOffset int64
+	// ConsoleSeq is the number of the console log's last line (lines are
+	// numbered from 1; 0 for an empty log).
+	ConsoleSeq int64
 	// Reported is the terminal status the job's own run reported while it
 	// still ran (ReportJob), "" before any; SettleJob ends the job with it.
 	Reported string
@@ -322,6 +325,7 @@ func (s *Store) updateJob(ctx context.Context, id string, u JobUpdate, mode int)
 	if err != nil {
 		return Job{}, fmt.Errorf("update job %s: %w", id, err)
 	}
+	s.notify(id)
 	return out, nil
 }
 
@@ -356,7 +360,7 @@ func allowed(from, to string) bool {
 	return false
 }
 
-const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset, reported_status, report FROM jobs`
+const jobSelect = `SELECT id, release_id, agent, action, params, status, progress_record, metrics_record, result, meta, created_at, started_at, completed_at, console_closed, console_offset, console_seq, reported_status, report FROM jobs`
 
 func scanJobs(rows *sql.Rows) ([]Job, error) {
 	defer rows.Close()
@@ -368,7 +372,7 @@ func scanJobs(rows *sql.Rows) ([]Job, error) {
 		var created int64
 		var started, completed sql.NullInt64
 		var reported, report sql.NullString
-		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset, &reported, &report); err != nil {
+		if err := rows.Scan(&j.ID, &j.ReleaseID, &j.Agent, &j.Action, &params, &j.Status, &progress, &metrics, &result, &meta, &created, &started, &completed, &j.ConsoleClosed, &j.ConsoleOffset, &j.ConsoleSeq, &reported, &report); err != nil {
 			return nil, err
 		}
 		j.Reported, j.Report = reported.String, rawJSON(report)
@@ -480,6 +484,7 @@ func (s *Store) AppendConsoleAt(ctx context.Context, jobID string, lines []strin
 	if err != nil {
 		return 0, fmt.Errorf("append console log of job %s: %w", jobID, err)
 	}
+	s.notify(jobID)
 	return last, nil
 }
 
@@ -493,6 +498,7 @@ func (s *Store) CloseConsole(ctx context.Context, jobID string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("close console log of job %s: %w", jobID, ErrNotFound)
 	}
+	s.notify(jobID)
 	return nil
 }
 

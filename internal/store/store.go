@@ -101,6 +101,7 @@ type Store struct {
 	dialect string // "sqlite" or "postgres"
 	dsn     string // as given to Open: a URL or an SQLite file's path
 	now     func() time.Time
+	watch   watchers // subscribers to job changes (WatchJob)
 }
 
 //go:embed migrations

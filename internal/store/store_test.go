@@ -466,12 +466,87 @@ func TestConsoleConcurrentAppends(t *testing.T) {
 		if err := s.CloseConsole(ctx, j.ID); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.GetJob(ctx, j.ID); err != nil || !got.ConsoleClosed {
-			t.Errorf("console not closed: %+v, %v", got, err)
+		if got, err := s.GetJob(ctx, j.ID); err != nil || !got.ConsoleClosed || got.ConsoleSeq != 80 {
+			t.Errorf("console not closed, or its last line not 80: %+v, %v", got, err)
 		}
 		rest, err := s.Console(ctx, j.ID, 75, 10)
 		if err != nil || len(rest) != 5 || rest[0].Seq != 76 {
 			t.Errorf("after 75: %+v, %v", rest, err)
+		}
+	})
+}
+
+// TestWatchJob: a subscriber hears of each committed change of its job
+// (lines, the log closed, the record updated), changes coalesce while it
+// does not read, another job's changes and failed ones are not heard, and
+// stop ends the subscription.
+func TestWatchJob(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		r := newRelease(t, s, "p", "1", false)
+		j, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "a", Action: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := s.CreateJob(ctx, Job{ReleaseID: r.ID, Agent: "a", Action: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed, stop := s.WatchJob(j.ID)
+		changed2, stop2 := s.WatchJob(j.ID)
+		defer stop2()
+		heard := func(ch <-chan struct{}) bool {
+			select {
+			case <-ch:
+				return true
+			default:
+				return false
+			}
+		}
+		for _, tt := range []struct {
+			name   string
+			change func() error
+			heard  bool
+		}{
+			{"lines", func() error { _, err := s.AppendConsole(ctx, j.ID, []string{"a"}); return err }, true},
+			{"lines at an offset", func() error { _, err := s.AppendConsoleAt(ctx, j.ID, []string{"b"}, 10); return err }, true},
+			{"status", func() error { _, err := s.UpdateJob(ctx, j.ID, JobUpdate{Status: StatusRunning}); return err }, true},
+			{"report", func() error { _, err := s.ReportJob(ctx, j.ID, JobUpdate{Status: StatusSucceeded}); return err }, true},
+			{"settled", func() error { _, err := s.SettleJob(ctx, j.ID, JobUpdate{Status: StatusFailed}); return err }, true},
+			{"log closed", func() error { return s.CloseConsole(ctx, j.ID) }, true},
+			{"another job's lines", func() error { _, err := s.AppendConsole(ctx, other.ID, []string{"c"}); return err }, false},
+			{"a refused change", func() error {
+				if _, err := s.UpdateJob(ctx, j.ID, JobUpdate{Status: StatusRunning}); !errors.Is(err, ErrTransition) {
+					return fmt.Errorf("RUNNING after SUCCEEDED: %v, want ErrTransition", err)
+				}
+				return nil
+			}, false},
+		} {
+			if err := tt.change(); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if got := heard(changed); got != tt.heard {
+				t.Errorf("%s: heard %v, want %v", tt.name, got, tt.heard)
+			}
+		}
+		// The second subscriber did not read: its changes coalesced into one.
+		if !heard(changed2) || heard(changed2) {
+			t.Error("a subscriber that did not read: want one pending change, not none or more")
+		}
+		stop()
+		stop() // again: a no-op
+		if _, err := s.AppendConsole(ctx, j.ID, []string{"d"}); err != nil {
+			t.Fatal(err)
+		}
+		if heard(changed) {
+			t.Error("heard a change after stop")
+		}
+		if n := s.watching(); n != 1 {
+			t.Errorf("%d jobs watched with one subscriber left, want 1", n)
+		}
+		stop2()
+		if n := s.watching(); n != 0 {
+			t.Errorf("%d jobs watched after every stop, want 0", n)
 		}
 	})
 }
