@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -21,31 +22,32 @@ import (
 // direct serves runs over HTTP beside the worker's stdin (docs/protocol.md,
 // "Direct calls"): the task-mode host announces its address, so callers
 // reach the worker without crossing the Ray Serve proxy and the Python
-// host. Runs of both paths share inFlight, which caps direct admissions.
+// host. Runs of both paths share the worker's slots: a direct run without
+// a free one is refused (503), so max_ongoing_requests stays a cap.
 type direct struct {
-	set      *synapse.ActionSet
-	base     *synapse.Env
-	flush    func()
-	token    string
-	max      int64
-	inFlight *atomic.Int64
-	ids      atomic.Uint64
-	srv      *http.Server
-	ln       net.Listener
-	done     chan struct{}
+	set    *synapse.ActionSet
+	base   *synapse.Env
+	flush  func()
+	token  string
+	config string // the application config's fingerprint; "" accepts any
+	slots  chan struct{}
+	ids    atomic.Uint64
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{}
 }
 
 // startDirect listens on addr (HOST:PORT, port 0 for any) and serves
-// direct runs until close. maxOngoing < 1 means 1.
-func startDirect(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, addr string, maxOngoing int, inFlight *atomic.Int64, flush func()) (*direct, error) {
+// direct runs until close.
+func startDirect(ctx context.Context, set *synapse.ActionSet, base *synapse.Env, addr, config string, slots chan struct{}, flush func()) (*direct, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for direct runs on %s: %w", addr, err)
 	}
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok) // never fails (crypto/rand)
-	d := &direct{set: set, base: base, flush: flush, token: hex.EncodeToString(tok),
-		max: int64(max(maxOngoing, 1)), inFlight: inFlight, ln: ln, done: make(chan struct{})}
+	d := &direct{set: set, base: base, flush: flush, token: hex.EncodeToString(tok), config: config,
+		slots: slots, ln: ln, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{token}/run", d.run)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -80,10 +82,50 @@ func (d *direct) close() {
 
 // directRequest is the body of a direct run: the task-mode run call's body.
 type directRequest struct {
-	Action string          `json:"action"`
-	Params json.RawMessage `json:"params"`
-	JobID  string          `json:"job_id"`
-	Env    map[string]any  `json:"env"`
+	Action string
+	Params json.RawMessage
+	JobID  string
+	Env    map[string]any
+}
+
+// parseDirect reads a run body with the Python host's rules and words
+// (synapse_serve.py _parse_run): an object with a non-empty string
+// "action", any JSON "params", a string "job_id" and an object "env".
+func parseDirect(w http.ResponseWriter, r *http.Request) (directRequest, int, string) {
+	var req directRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, protocol.MaxLine))
+	var body map[string]json.RawMessage
+	if err := dec.Decode(&body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return req, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes (the worker protocol's limit)", protocol.MaxLine)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return req, http.StatusBadRequest, "the body must be a JSON object"
+		}
+		return req, http.StatusBadRequest, "the body is not JSON: " + err.Error()
+	}
+	if body == nil {
+		return req, http.StatusBadRequest, "the body must be a JSON object"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, http.StatusBadRequest, "the body has more after its JSON object"
+	}
+	null := func(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+	if json.Unmarshal(body["action"], &req.Action) != nil || req.Action == "" {
+		return req, http.StatusBadRequest, `"action" must be a non-empty string`
+	}
+	if !null(body["job_id"]) && json.Unmarshal(body["job_id"], &req.JobID) != nil {
+		return req, http.StatusBadRequest, `"job_id" must be a string`
+	}
+	if !null(body["env"]) && json.Unmarshal(body["env"], &req.Env) != nil {
+		return req, http.StatusBadRequest, `"env" must be an object`
+	}
+	if !null(body["params"]) {
+		req.Params = body["params"]
+	}
+	return req, 0, ""
 }
 
 func (d *direct) run(w http.ResponseWriter, r *http.Request) {
@@ -91,25 +133,20 @@ func (d *direct) run(w http.ResponseWriter, r *http.Request) {
 		directError(w, http.StatusNotFound, "no such worker (the token does not match: the worker was restarted or replaced)")
 		return
 	}
-	var req directRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, protocol.MaxLine))
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			directError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", protocol.MaxLine))
-			return
-		}
-		directError(w, http.StatusBadRequest, "the body is not a JSON object: "+err.Error())
+	if got := r.Header.Get(protocol.ConfigHeader); d.config != "" && got != d.config {
+		directError(w, http.StatusConflict, fmt.Sprintf("this worker runs application config %.12s, not %.12s (the application was changed since its address was learned)", d.config, got))
 		return
 	}
-	if req.Action == "" {
-		directError(w, http.StatusBadRequest, `"action" must be a non-empty string`)
+	req, status, msg := parseDirect(w, r)
+	if status != 0 {
+		directError(w, status, msg)
 		return
 	}
-	if n := d.inFlight.Add(1); n > d.max {
-		d.inFlight.Add(-1)
+	select {
+	case d.slots <- struct{}{}:
+	default:
 		// The run did not start: the caller goes through the proxy instead.
-		directError(w, http.StatusServiceUnavailable, "busy: "+strconv.FormatInt(n-1, 10)+" runs in flight (max_ongoing_requests "+strconv.FormatInt(d.max, 10)+")")
+		directError(w, http.StatusServiceUnavailable, "busy: "+strconv.Itoa(len(d.slots))+" runs in flight (max_ongoing_requests "+strconv.Itoa(cap(d.slots))+")")
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -118,7 +155,7 @@ func (d *direct) run(w http.ResponseWriter, r *http.Request) {
 	_ = rc.Flush()
 	out := protocol.NewWriter(flushWriter{w: w, rc: rc})
 	id := "direct-" + strconv.FormatUint(d.ids.Add(1), 10)
-	serveRun(r.Context(), d.set, d.base, protocol.Request{Type: protocol.TypeRun, ID: id, Action: req.Action, Params: req.Params, JobID: req.JobID, Env: req.Env}, out, d.flush, func() { d.inFlight.Add(-1) })
+	serveRun(r.Context(), d.set, d.base, protocol.Request{Type: protocol.TypeRun, ID: id, Action: req.Action, Params: req.Params, JobID: req.JobID, Env: req.Env}, out, d.flush, func() { <-d.slots })
 }
 
 // flushWriter sends each protocol line at once (events stream live).

@@ -111,8 +111,12 @@ func TestDirectRefusals(t *testing.T) {
 	}{
 		{"wrong token", http.MethodPost, base[:strings.LastIndexByte(base, '/')] + "/0123456789abcdef0123456789abcdef/run", `{"action":"echo"}`, http.StatusNotFound, "token does not match"},
 		{"no action", http.MethodPost, url, `{"params":{}}`, http.StatusBadRequest, "must be a non-empty string"},
-		{"not JSON", http.MethodPost, url, `{`, http.StatusBadRequest, "not a JSON object"},
-		{"array body", http.MethodPost, url, `[1]`, http.StatusBadRequest, "not a JSON object"},
+		{"not JSON", http.MethodPost, url, `{`, http.StatusBadRequest, "the body is not JSON"},
+		{"array body", http.MethodPost, url, `[1]`, http.StatusBadRequest, "the body must be a JSON object"},
+		{"null body", http.MethodPost, url, `null`, http.StatusBadRequest, "the body must be a JSON object"},
+		{"trailing data", http.MethodPost, url, `{"action":"echo"} x`, http.StatusBadRequest, "more after its JSON object"},
+		{"env not an object", http.MethodPost, url, `{"action":"echo","env":"x"}`, http.StatusBadRequest, `must be an object`},
+		{"job_id not a string", http.MethodPost, url, `{"action":"echo","job_id":5}`, http.StatusBadRequest, `must be a string`},
 		{"GET", http.MethodGet, url, "", http.StatusNotFound, "want POST /TOKEN/run"},
 	}
 	for _, tt := range tests {
@@ -256,4 +260,97 @@ func (r *recordLogger) events() []synapse.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]synapse.Event(nil), r.ev...)
+}
+
+// The worker's slots are shared: with max_ongoing_requests 1, a run from
+// stdin waits while a direct run holds the slot.
+func TestDirectSharesSlots(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	hold := synapse.NewAction("hold", func(ctx *synapse.Context, p map[string]any) (any, error) {
+		ctx.LogMessage("holding", synapse.LevelInfo)
+		<-ctx.Done()
+		note("hold ended")
+		return nil, ctx.Err()
+	})
+	mark := synapse.NewAction("mark", func(ctx *synapse.Context, p map[string]any) (any, error) {
+		note("mark ran")
+		return "ok", nil
+	})
+	h, url := directURL(t, 1, hold, mark)
+	ctx, cancel := context.WithCancel(t.Context())
+	resp := postRun(t, ctx, url, `{"action":"hold"}`)
+	defer resp.Body.Close()
+	if line, err := readLine(resp.Body); err != nil || !bytes.Contains(line, []byte("holding")) {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	h.send(protocol.Request{Type: protocol.TypeRun, ID: "1", Action: "mark"})
+	cancel() // frees the slot
+	if _, out := h.until("1"); out.Type != protocol.TypeResult {
+		t.Fatalf("stdin run ended with %+v", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(order, ", ") != "hold ended, mark ran" {
+		t.Fatalf("order = %v: the stdin run did not wait for the slot", order)
+	}
+}
+
+// A direct run must name the worker's application config.
+func TestDirectConfig(t *testing.T) {
+	h := startWorkerWith(t, workerOptions{Listen: "127.0.0.1:0", Config: "cafe01"}, io.Discard, wEcho)
+	ready := h.next()
+	url := fmt.Sprintf("http://127.0.0.1:%d/%s/run", ready.Direct.Port, ready.Direct.Token)
+	for _, tt := range []struct {
+		header string
+		status int
+	}{{"", http.StatusConflict}, {"cafe02", http.StatusConflict}, {"cafe01", http.StatusOK}} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"action":"echo"}`))
+		if tt.header != "" {
+			req.Header.Set(protocol.ConfigHeader, tt.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("config %q: %d %s, want %d", tt.header, resp.StatusCode, b, tt.status)
+		}
+	}
+}
+
+// When stdin ends the worker stops taking direct runs at once, while its
+// stdin runs finish.
+func TestDirectStopsAtEOF(t *testing.T) {
+	release := make(chan struct{})
+	slow := synapse.NewAction("slow", func(ctx *synapse.Context, p map[string]any) (any, error) {
+		ctx.LogMessage("started", synapse.LevelInfo)
+		<-release
+		return "done", nil
+	})
+	h, url := directURL(t, 2, slow, wEcho)
+	h.send(protocol.Request{Type: protocol.TypeRun, ID: "1", Action: "slow"})
+	if m := h.next(); m.ID != "1" {
+		t.Fatalf("want the slow run's first event, got %+v", m)
+	}
+	h.inW.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(`{"action":"echo"}`))
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			break // refused: no more direct runs
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("direct runs still taken after stdin ended (status %d)", resp.StatusCode)
+		}
+	}
+	close(release)
+	if _, out := h.until("1"); out.Type != protocol.TypeResult {
+		t.Fatalf("the stdin run ended with %+v", out)
+	}
 }

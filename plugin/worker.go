@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/internal/protocol"
@@ -33,47 +32,59 @@ func infos(set *synapse.ActionSet, withSchema bool) []protocol.ActionInfo {
 }
 
 // workerOptions are the worker host's settings (protocol.ListenEnv,
-// protocol.MaxOngoingEnv).
+// protocol.MaxOngoingEnv, protocol.ConfigEnv).
 type workerOptions struct {
 	Listen     string // HOST:PORT for direct runs; empty: none
-	MaxOngoing int    // direct runs are admitted below this many in flight
+	MaxOngoing int    // runs at once, both paths; 0: no cap (1 with Listen)
+	Config     string // the application config's fingerprint; direct runs must name it
 }
 
 // workerOptionsFromEnv reads the worker host's settings.
 func workerOptionsFromEnv() workerOptions {
 	n, _ := strconv.Atoi(os.Getenv(protocol.MaxOngoingEnv))
-	return workerOptions{Listen: os.Getenv(protocol.ListenEnv), MaxOngoing: n}
+	return workerOptions{Listen: os.Getenv(protocol.ListenEnv), MaxOngoing: max(n, 0), Config: os.Getenv(protocol.ConfigEnv)}
 }
 
 // serveWorker speaks the worker protocol (docs/protocol.md) on r and w
-// until r ends, then waits for the runs in flight. Runs are concurrent;
-// cancelling ctx cancels them all. flush is called when a run ends, before
-// its outcome is written (the captured stdout's Sync). With opts.Listen it
-// also takes runs over HTTP (direct.go); if it cannot listen it says so on
-// stderr and serves stdin alone.
+// until r ends, then waits for the runs in flight. Runs are concurrent, at
+// most opts.MaxOngoing at once (a run waits for a slot); cancelling ctx
+// cancels them all. flush is called when a run ends, before its outcome is
+// written (the captured stdout's Sync). With opts.Listen it also takes
+// runs over HTTP (direct.go), which share the slots; if it cannot listen it
+// says so on stderr and serves stdin alone. When r ends it stops taking
+// direct runs first, then waits for every run in flight.
 func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.Writer, stderr io.Writer, flush func(), opts workerOptions) error {
 	out := protocol.NewWriter(w)
 	base := synapse.EnvFromOS("")
-	var inFlight atomic.Int64
+	var slots chan struct{} // nil: no cap
+	if opts.MaxOngoing > 0 || opts.Listen != "" {
+		slots = make(chan struct{}, max(opts.MaxOngoing, 1))
+	}
 	ready := protocol.Message{Type: protocol.TypeReady, Protocol: protocol.Version, PID: os.Getpid(), Actions: infos(set, false)}
+	var d *direct
 	if opts.Listen != "" {
-		d, err := startDirect(ctx, set, base, opts.Listen, opts.MaxOngoing, &inFlight, flush)
-		if err != nil {
+		var err error
+		if d, err = startDirect(ctx, set, base, opts.Listen, opts.Config, slots, flush); err != nil {
 			fmt.Fprintf(stderr, "synapse worker: no direct runs (callers go through the host): %v\n", err)
+			d = nil
 		} else {
-			defer d.close()
 			ready.Direct = d.info()
 		}
-	}
-	if err := out.Write(ready); err != nil {
-		return err
 	}
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		running = map[string]context.CancelFunc{}
 	)
-	defer wg.Wait()
+	defer func() {
+		if d != nil {
+			d.close() // no new direct runs; those in flight end
+		}
+		wg.Wait()
+	}()
+	if err := out.Write(ready); err != nil {
+		return err
+	}
 	sc := protocol.NewScanner(r)
 	for sc.Scan() {
 		var req protocol.Request
@@ -102,7 +113,6 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 			mu.Lock()
 			running[req.ID] = cancel
 			mu.Unlock()
-			inFlight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -112,7 +122,18 @@ func serveWorker(ctx context.Context, set *synapse.ActionSet, r io.Reader, w io.
 					mu.Unlock()
 					cancel()
 				}()
-				serveRun(rctx, set, base, req, out, flush, func() { inFlight.Add(-1) })
+				release := func() {}
+				if slots != nil {
+					select {
+					case slots <- struct{}{}:
+						release = func() { <-slots }
+					case <-rctx.Done():
+						// Cancelled while waiting for a slot: it never ran.
+						_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: worker.ToError(&synapse.ExecutionError{Action: req.Action, JobID: req.JobID, Err: rctx.Err()})})
+						return
+					}
+				}
+				serveRun(rctx, set, base, req, out, flush, release)
 			}()
 		default:
 			_ = out.Write(protocol.Message{Type: protocol.TypeError, ID: req.ID, Error: &protocol.Error{Kind: protocol.KindProtocol, Message: fmt.Sprintf("unknown request type %q (want run, cancel or ping)", req.Type)}})

@@ -67,10 +67,20 @@ const (
 	// HOST:PORT (port 0: any free port), announced as Direct in the ready
 	// message. The task-mode host (Ray Serve) sets it to the node's IP.
 	ListenEnv = "SYNAPSE_WORKER_LISTEN"
-	// MaxOngoingEnv caps the runs in flight at which the worker still
-	// admits a direct run (default 1); above it a direct run gets 503.
+	// MaxOngoingEnv caps the runs the worker runs at once (stdin's and
+	// direct ones together; default: no cap for stdin, 1 with ListenEnv):
+	// a run from stdin waits for a slot, a direct run gets 503 without one.
 	MaxOngoingEnv = "SYNAPSE_WORKER_MAX_ONGOING"
+	// ConfigEnv is the fingerprint of the application config the worker
+	// was started with (the task-mode host sets it); a direct run must
+	// carry the same value in ConfigHeader, or it gets 409.
+	ConfigEnv = "SYNAPSE_WORKER_CONFIG"
 )
+
+// ConfigHeader carries an application config's fingerprint: on a direct
+// run, the one the caller expects; on the task-mode host's answers, the
+// one the worker runs.
+const ConfigHeader = "X-Synapse-Config"
 
 // Direct is where a worker takes runs over HTTP: POST
 // http://HOST:Port/Token/run with the body of a task-mode run call
