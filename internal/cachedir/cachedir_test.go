@@ -146,3 +146,29 @@ func TestStaleTrash(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkUsed is what a cache hit adds: nothing but a clock read for an
+// entry used within the hour ("recent", nearly every hit), one Chtimes for
+// an older one ("stale", once an hour per entry).
+func BenchmarkUsed(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "entry")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("recent", func(b *testing.B) {
+		mod := time.Now()
+		for b.Loop() {
+			if !Used(p, mod) {
+				b.Fatal("gone")
+			}
+		}
+	})
+	b.Run("stale", func(b *testing.B) {
+		mod := time.Now().Add(-2 * UseResolution)
+		for b.Loop() {
+			if !Used(p, mod) {
+				b.Fatal("gone")
+			}
+		}
+	})
+}

@@ -227,8 +227,9 @@ func loadCached(base string) *Package {
 	}
 	// A hit records its use (once an hour at most): a zip a prune removed
 	// since the Stat is a miss.
-	fi, err := os.Stat(base + ".zip")
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != m.Size || !cachedir.Used(base+".zip", fi.ModTime()) {
+	zip := base + ".zip"
+	fi, err := os.Stat(zip)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != m.Size || !cachedir.Used(zip, fi.ModTime()) {
 		return nil
 	}
 	return &Package{Name: m.Name, URI: "gcs://" + m.Name, Files: m.Files, lazy: &lazyData{base: base, sha256: m.SHA256, size: m.Size}}
