@@ -52,6 +52,9 @@ func (c StateCache) Prune(opts cachedir.PruneOptions) (*cachedir.PruneResult, er
 	if err != nil {
 		return nil, err
 	}
+	if testHookScanned != nil {
+		testHookScanned()
+	}
 	res := &cachedir.PruneResult{}
 	for _, e := range entries {
 		if !opts.Selects(e) {
@@ -71,6 +74,10 @@ func (c StateCache) Prune(opts cachedir.PruneOptions) (*cachedir.PruneResult, er
 	}
 	return res, nil
 }
+
+// testHookScanned, when set by a test, runs in Prune between the scan and
+// the removals: where a concurrent process may read a state file.
+var testHookScanned func()
 
 // scan lists the state files and the leftovers; files of other names are
 // not the cache's.

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +31,7 @@ func TestStateCachePrune(t *testing.T) {
 	}{
 		{"older than 30 days", cachedir.PruneOptions{Before: time.Now().Add(-30 * day)}, []string{"." + old + "8731962", old}},
 		{"older than an hour", cachedir.PruneOptions{Before: time.Now().Add(-time.Hour)}, []string{"." + old + "8731962", old, recent}},
+		{"all", cachedir.PruneOptions{All: true}, []string{"." + old + "8731962", old, recent}},
 		{"all, dry run", cachedir.PruneOptions{All: true, DryRun: true}, []string{"." + old + "8731962", old, recent}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,5 +72,43 @@ func TestStateCachePrune(t *testing.T) {
 	}
 	if st, err := (StateCache{Dir: filepath.Join(t.TempDir(), "none")}).Stats(); err != nil || st.Entries != 0 {
 		t.Errorf("a missing directory: %+v, %v", st, err)
+	}
+}
+
+// TestStateCachePruneConcurrentUse: a state file a process reads (ray's
+// recall records the use) after the prune chose it is kept, unless All.
+func TestStateCachePruneConcurrentUse(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprintf("all=%v", all), func(t *testing.T) {
+			c := StateCache{Dir: t.TempDir()}
+			p := filepath.Join(c.Dir, strings.Repeat("a", 32)+".json")
+			if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			old := time.Now().Add(-40 * 24 * time.Hour)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+			testHookScanned = func() {
+				if !cachedir.Used(p, old) {
+					t.Error("the state file is gone before the prune removed anything")
+				}
+			}
+			t.Cleanup(func() { testHookScanned = nil })
+			res, err := c.Prune(cachedir.PruneOptions{Before: time.Now().Add(-30 * 24 * time.Hour), All: all})
+			if err != nil || res.Err() != nil {
+				t.Fatal(err, res.Err())
+			}
+			_, statErr := os.Stat(p)
+			if all {
+				if len(res.Removed) != 1 || statErr == nil {
+					t.Errorf("with All: removed %v, file there %v", res.Removed, statErr == nil)
+				}
+				return
+			}
+			if len(res.Removed) != 0 || len(res.Skipped) != 1 || res.Skipped[0].Reason != "used during the prune" || statErr != nil {
+				t.Errorf("removed %v, skipped %v, file: %v; want it kept as used during the prune", res.Removed, res.Skipped, statErr)
+			}
+		})
 	}
 }
