@@ -81,6 +81,14 @@ func Strict() Option { return func(c *config) { c.strict = true } }
 // is none.
 func WithWorkDir(dir string) Option { return func(c *config) { c.workDir = dir } }
 
+// DefaultWorkDir is the directory under which runs keep their files when
+// WithWorkDir is not given: "synapse-go/pipelines" under the user's cache
+// directory (os.UserCacheDir; ~/.cache/synapse-go/pipelines on Linux), or
+// "synapse-pipelines" under os.TempDir when there is none. Runs are never
+// removed from it by the SDK or the CLI: they hold the checkpoints that
+// Resume continues from.
+func DefaultWorkDir() string { return defaultWorkDir() }
+
 func defaultWorkDir() string {
 	if d, err := os.UserCacheDir(); err == nil && d != "" {
 		return filepath.Join(d, "synapse-go", "pipelines")

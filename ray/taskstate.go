@@ -12,14 +12,15 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/synapse-sdk/synapse-go/internal/build"
+	"github.com/synapse-sdk/synapse-go/internal/cachedir"
 
 	"github.com/synapse-sdk/synapse-go/internal/serve"
 )
 
 // stateSubdir holds, below the build cache, what task mode remembers
 // between processes: per application config, the application and the
-// direct addresses of its workers.
-const stateSubdir = "task"
+// direct addresses of its workers (pruned by `synapse cache prune`).
+const stateSubdir = serve.StateSubdir
 
 // maxWorkers caps the direct addresses remembered per application.
 const maxWorkers = 64
@@ -53,9 +54,14 @@ func (t *TaskExecutor) recall(ctx context.Context) error {
 	if _, err := t.prepare(ctx); err != nil {
 		return err
 	}
+	// Reading it is a use of the cache entry (recorded once an hour).
+	fi, err := os.Stat(t.state)
+	if err != nil || !cachedir.Used(t.state, fi.ModTime()) {
+		return nil // nothing remembered: Deploy finds out
+	}
 	b, err := os.ReadFile(t.state)
 	if err != nil {
-		return nil // nothing remembered: Deploy finds out
+		return nil
 	}
 	var st taskState
 	if json.Unmarshal(b, &st) != nil || st.App != serve.AppName(t.spec.Code, t.spec.PackageName) || st.RoutePrefix == "" {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/synapse-sdk/synapse-go/internal/serve"
 )
@@ -117,6 +118,38 @@ func TestRecallState(t *testing.T) {
 	te.forget(te.app)
 	if _, err := os.Stat(te.state); !os.IsNotExist(err) {
 		t.Fatalf("state after forget: %v", err)
+	}
+}
+
+// TestRecallRecordsUse: reading the state of an earlier process is a use
+// of the cache entry: a file last used over an hour ago gets its
+// modification time set to now (synapse cache prune keeps it).
+func TestRecallRecordsUse(t *testing.T) {
+	for _, tc := range []struct {
+		ago     time.Duration
+		touched bool
+	}{{40 * 24 * time.Hour, true}, {30 * time.Minute, false}} {
+		t.Run(tc.ago.String(), func(t *testing.T) {
+			te := newTestTask(t, TaskOptions{})
+			te.app = &serve.App{Name: serve.AppName("p", te.spec.PackageName), RoutePrefix: "/x"}
+			te.learnWorker(w1)
+			when := time.Now().Add(-tc.ago)
+			if err := os.Chtimes(te.state, when, when); err != nil {
+				t.Fatal(err)
+			}
+			next := newTestTask(t, TaskOptions{})
+			next.state, next.recalled, next.spec = te.state, false, te.spec
+			if err := next.recall(t.Context()); err != nil || !slices.Equal(next.workers, []string{w1}) {
+				t.Fatalf("recall: %v, workers %v", err, next.workers)
+			}
+			fi, err := os.Stat(te.state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if touched := time.Since(fi.ModTime()) < time.Minute; touched != tc.touched {
+				t.Errorf("last used %v ago: touched = %v, want %v", tc.ago, touched, tc.touched)
+			}
+		})
 	}
 }
 

@@ -17,16 +17,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/modfile"
+
+	"github.com/synapse-sdk/synapse-go/internal/cachedir"
 )
 
 // SDKModule is the module path of the SDK that Options.SDKDir points at.
@@ -490,8 +492,11 @@ func (p *plan) goWork() string {
 //
 // The binary is built into a temporary directory next to its final place
 // and renamed into place, so a binary in the cache is always complete and
-// concurrent builds of the same plugin are safe. A failure of the go
-// command is returned as *Error; cancelling ctx stops the build.
+// concurrent builds of the same plugin are safe. A hit sets the binary's
+// modification time to now when it is over an hour old
+// (cachedir.UseResolution): that is the entry's last use, by which
+// Cache.Prune removes it. A failure of the go command is returned as
+// *Error; cancelling ctx stops the build.
 func Build(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
 	p, err := resolve(opts)
@@ -505,7 +510,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	keyDir := filepath.Join(p.cacheDir, key[:2], key)
 	bin := filepath.Join(keyDir, p.name)
 	res := &Result{Binary: bin, Key: key, CacheDir: p.cacheDir}
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+	// A hit records its use (once an hour at most); a binary a prune
+	// removed since the Stat is a miss.
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() && cachedir.Used(bin, fi.ModTime()) {
 		res.Cached = true
 		res.Duration = time.Since(start)
 		return res, nil
@@ -513,11 +520,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Dir: p.dir, Err: err}
 	}
-	if err := os.MkdirAll(keyDir, 0o755); err != nil {
-		return nil, fmt.Errorf("build plugin: %w", err)
-	}
 	removeStaleTemps(p.cacheDir)
-	tmp, err := os.MkdirTemp(keyDir, fmt.Sprintf(".tmp-%d-", os.Getpid()))
+	tmp, err := makeTemp(keyDir)
 	if err != nil {
 		return nil, fmt.Errorf("build plugin: %w", err)
 	}
@@ -536,20 +540,29 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// makeTemp creates keyDir (when missing) and a temporary build directory
+// in it, .tmp-<pid>-<random>. It tries again when keyDir vanishes in
+// between (a concurrent prune took the empty directory).
+func makeTemp(keyDir string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(keyDir, 0o755); err != nil {
+			return "", err
+		}
+		tmp, err := os.MkdirTemp(keyDir, fmt.Sprintf(".tmp-%d-", os.Getpid()))
+		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 2 {
+			return tmp, err
+		}
+	}
+}
+
 // removeStaleTemps removes the temporary build directories anywhere in the
 // cache that a build left behind: those of a process that is gone (a build
-// killed mid-way), and any older than a day. Temporary directories are
-// named .tmp-<pid>-<random>.
+// killed mid-way), and any older than a day (staleBuildTemp). Temporary
+// directories are named .tmp-<pid>-<random>.
 func removeStaleTemps(cacheDir string) {
 	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "*", "*", ".tmp-*"))
 	for _, d := range dirs {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() {
-			continue
-		}
-		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), ".tmp-"), "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || !processAlive(pid) || time.Since(fi.ModTime()) > 24*time.Hour {
+		if staleBuildTemp(d) {
 			_ = os.RemoveAll(d)
 		}
 	}

@@ -977,6 +977,29 @@ func BenchmarkKey(b *testing.B) {
 	}
 }
 
+// BenchmarkBuildCached is the cache hit of Build: the key of the plugin of
+// BenchmarkKey plus the check of the cached binary (planted, so no go
+// build runs).
+func BenchmarkBuildCached(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "bench")
+	files := map[string]string{"go.mod": goMod, "main.go": mainGo("bench")}
+	for i := range 99 {
+		files[fmt.Sprintf("internal/pkg%d/f%d.go", i/10, i)] = fmt.Sprintf("package pkg%d\n\nfunc F%d() int { return %d }\n", i/10, i, i)
+	}
+	writeFiles(b, dir, files)
+	opts := Options{Dir: dir, CacheDir: b.TempDir()}
+	key, err := Key(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	writeFiles(b, filepath.Join(opts.CacheDir, key[:2], key), map[string]string{"bench": "binary"})
+	for b.Loop() {
+		if res, err := Build(b.Context(), opts); err != nil || !res.Cached {
+			b.Fatal(err, res)
+		}
+	}
+}
+
 // TestRemoveStaleTemps: what a killed build left in the cache is removed
 // by the next build, in any key's directory; a running build's is kept.
 func TestRemoveStaleTemps(t *testing.T) {

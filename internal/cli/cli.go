@@ -112,6 +112,8 @@ func flagError(err error) error {
 		want = "true or false"
 	case "duration":
 		want = "a duration such as 30s, 5m or 1h"
+	case "age":
+		want = "a duration of 0 or more such as 72h, 30d or 90m"
 	}
 	return fmt.Errorf("--%s: want %s (got %q)", f.Name, want, ive.GetValue())
 }
@@ -162,7 +164,7 @@ func newRootCmd(io *IOStreams, g *globals) *cobra.Command {
 		newTaskCmd(io),
 		newPublishCmd(io, g),
 	)
-	root.AddCommand(plugin, newLoginCmd(io), newLogoutCmd(io), newAgentCmd(io), newServerCmd(io), newVersionCmd(io))
+	root.AddCommand(plugin, newLoginCmd(io), newLogoutCmd(io), newAgentCmd(io), newServerCmd(io), newCacheCmd(io), newVersionCmd(io))
 	return root
 }
 

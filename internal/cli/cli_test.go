@@ -141,6 +141,8 @@ func scriptParams(t *testing.T, dir string, extra map[string]string) testscript.
 			"freeport":    cmdFreePort,
 			"waithttp":    cmdWaitHTTP,
 			"jobtoken":    cmdJobToken,
+			"age":         cmdAge,
+			"flock":       cmdFlock,
 		},
 	}
 }

@@ -84,6 +84,7 @@ func preparePython(ctx context.Context, io *IOStreams, ex *pyplugin.Executor, ve
 	if err != nil {
 		return err
 	}
+	defer env.Close() // the run takes it again
 	if verbose {
 		state := "built in " + env.Duration.Round(1e6).String()
 		if env.Reused {
@@ -107,6 +108,7 @@ func pythonActions(ctx context.Context, io *IOStreams, cfg *config.Config, verbo
 	if err != nil {
 		return nil, err
 	}
+	defer env.Close()
 	infos, errs, err := pyplugin.Actions(ctx, env.Python, cfg.Dir)
 	if err != nil {
 		return nil, err

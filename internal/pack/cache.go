@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/cachedir"
 )
 
 // cacheFormat is hashed into every package cache key. Change it whenever
@@ -61,7 +63,10 @@ type cacheMeta struct {
 // the walk: a rule that changes what is packed changes the key.
 //
 // A cache entry is used when its record is intact and its zip has the
-// recorded size (a truncated entry is packed again at once); Load then
+// recorded size (a truncated entry, or one whose record or zip is missing,
+// is packed again at once); a hit sets the zip's modification time to now
+// when it is over an hour old (cachedir.UseResolution), the entry's last
+// use for Prune. Load then
 // reads the zip and checks its SHA-256, packing it again when it does not
 // match (an edited entry), so a damaged entry is never uploaded. Reading
 // and hashing the zip (~5 MiB) costs more than everything else on a hit,
@@ -220,8 +225,11 @@ func loadCached(base string) *Package {
 		m.Name != "_ray_pkg_"+m.SHA256[:16]+".zip" {
 		return nil
 	}
-	fi, err := os.Stat(base + ".zip")
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != m.Size {
+	// A hit records its use (once an hour at most): a zip a prune removed
+	// since the Stat is a miss.
+	zip := base + ".zip"
+	fi, err := os.Stat(zip)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != m.Size || !cachedir.Used(zip, fi.ModTime()) {
 		return nil
 	}
 	return &Package{Name: m.Name, URI: "gcs://" + m.Name, Files: m.Files, lazy: &lazyData{base: base, sha256: m.SHA256, size: m.Size}}

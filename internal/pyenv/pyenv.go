@@ -8,7 +8,10 @@
 // and renamed into place when pip has succeeded, so an environment in the
 // cache is always complete. Concurrent callers (goroutines or processes)
 // asking for the same environment wait on a lock file while one of them
-// builds it. Environments are used through their python only
+// builds it; each caller then holds a shared lock on that file until it
+// is done with the environment (Env.Close), and Cache.Prune removes only
+// environments whose lock it can take exclusively. Environments are used
+// through their python only
 // (`python -m pip`, `python -m synapse_sdk.plugins.entrypoint`), which keeps
 // a renamed virtual environment working (its bin/ scripts would name the
 // temporary directory).
@@ -31,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/synapse-sdk/synapse-go/internal/cachedir"
 )
 
 // DefaultSDKVersion is the synapse-sdk version installed when neither the
@@ -79,6 +84,18 @@ type Env struct {
 	Reused bool
 	// Duration is how long Prepare took, waiting and building included.
 	Duration time.Duration
+
+	lock *envLock // shared: the environment is in use
+}
+
+// Close ends this use of the environment, releasing the shared lock
+// Prepare took on it: until then Cache.Prune (`synapse cache prune`) does
+// not remove it. Call it once the environment's python has exited. Close
+// is idempotent (not safe for concurrent use) and always returns nil.
+func (e *Env) Close() error {
+	e.lock.unlock()
+	e.lock = nil
+	return nil
 }
 
 // ErrNoPython is the error (via errors.Is) when no Python >= 3.12 is found.
@@ -247,6 +264,12 @@ type Cache struct {
 // (may be nil). A failed step is an *InstallError holding pip's message;
 // an unusable Python a *PythonError. Cancelling ctx stops a build and
 // leaves nothing in the cache.
+//
+// The environment is returned in use: Prepare holds a shared lock on it
+// (KEY.lock) until Env.Close, so that Cache.Prune in any process leaves it
+// alone. A reuse sets the modification time of the environment's
+// synapse-env.json to now when it is over an hour old
+// (cachedir.UseResolution): its last use, by which Prune selects it.
 func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, error) {
 	start := time.Now()
 	if log == nil {
@@ -283,23 +306,48 @@ func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, er
 	env := &Env{PythonVersion: version, Key: key(version, spec.SDK, reqs)}
 	env.Dir = filepath.Join(root, env.Key)
 	env.Python = filepath.Join(env.Dir, "bin", "python")
-	done := func(reused bool) (*Env, error) {
-		env.Reused, env.Duration = reused, time.Since(start)
-		return env, nil
-	}
-	if complete(env.Dir) {
-		return done(true)
-	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare python environment: %w", err)
 	}
-	unlock, err := lock(ctx, env.Dir+".lock")
-	if err != nil {
-		return nil, fmt.Errorf("prepare python environment: %w", err)
+	// Take the environment in use (a shared lock); build it (under the
+	// exclusive lock) when it is not complete, then take it again: a prune
+	// may remove it between the two locks, though hardly twice.
+	built := false
+	for attempt := 0; ; attempt++ {
+		l, err := lockEnv(ctx, env.Dir+".lock", true, nil)
+		if err != nil {
+			return nil, fmt.Errorf("prepare python environment: %w", err)
+		}
+		if fi, err := os.Stat(filepath.Join(env.Dir, markerFile)); err == nil {
+			cachedir.Used(filepath.Join(env.Dir, markerFile), fi.ModTime())
+			env.lock, env.Reused, env.Duration = l, !built, time.Since(start)
+			return env, nil
+		}
+		l.unlock()
+		if attempt == 2 {
+			return nil, fmt.Errorf("prepare python environment: %s was removed as soon as it was built (by synapse cache prune?); run again", env.Dir)
+		}
+		b, err := c.build(ctx, env, spec, python, reqs, log, start)
+		if err != nil {
+			return nil, err
+		}
+		built = built || b
 	}
-	defer unlock()
-	if complete(env.Dir) { // built by the caller we waited for
-		return done(true)
+}
+
+// build builds env under its exclusive lock, unless it is complete (built
+// by the caller we waited for, who may be using it already: then the lock
+// is not taken); it reports whether it built.
+func (c *Cache) build(ctx context.Context, env *Env, spec Spec, python string, reqs []byte, log io.Writer, start time.Time) (bool, error) {
+	root, version := filepath.Dir(env.Dir), env.PythonVersion
+	built := func() bool { return complete(env.Dir) }
+	l, err := lockEnv(ctx, env.Dir+".lock", false, built)
+	if err != nil {
+		return false, fmt.Errorf("prepare python environment: %w", err)
+	}
+	defer l.unlock()
+	if l == nil || built() {
+		return false, nil
 	}
 	// A temporary directory left by a build that was killed: we hold the
 	// lock, so no one is building into it.
@@ -310,12 +358,12 @@ func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, er
 	_ = os.RemoveAll(env.Dir) // incomplete (no marker): rebuilt
 	tmp, err := os.MkdirTemp(root, ".tmp-"+env.Key+"-")
 	if err != nil {
-		return nil, fmt.Errorf("prepare python environment: %w", err)
+		return false, fmt.Errorf("prepare python environment: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
 	fmt.Fprintf(log, "Preparing the Python environment %s (Python %s, %s)\n", env.Key, version, spec.SDK)
 	if err := run(ctx, log, "", "create the virtual environment", python, "-m", "venv", tmp); err != nil {
-		return nil, err
+		return false, err
 	}
 	args := []string{"-m", "pip", "install", "--disable-pip-version-check", "--no-input", spec.SDK}
 	step := "install the requirements (" + spec.SDK
@@ -324,17 +372,17 @@ func (c *Cache) Prepare(ctx context.Context, spec Spec, log io.Writer) (*Env, er
 		step += " and " + filepath.Base(spec.Requirements)
 	}
 	if err := run(ctx, log, spec.Dir, step+")", filepath.Join(tmp, "bin", "python"), args...); err != nil {
-		return nil, err
+		return false, err
 	}
 	info, _ := json.Marshal(map[string]any{"python": python, "python_version": version, "sdk": spec.SDK, "requirements": string(reqs), "created": time.Now().UTC().Format(time.RFC3339)})
 	if err := os.WriteFile(filepath.Join(tmp, markerFile), info, 0o644); err != nil {
-		return nil, fmt.Errorf("prepare python environment: %w", err)
+		return false, fmt.Errorf("prepare python environment: %w", err)
 	}
 	if err := os.Rename(tmp, env.Dir); err != nil {
-		return nil, fmt.Errorf("prepare python environment: %w", err)
+		return false, fmt.Errorf("prepare python environment: %w", err)
 	}
 	fmt.Fprintf(log, "Prepared the Python environment %s in %s\n", env.Key, time.Since(start).Round(time.Millisecond))
-	return done(false)
+	return true, nil
 }
 
 // markerFile is written last into a built environment, before the rename.

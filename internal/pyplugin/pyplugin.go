@@ -153,7 +153,8 @@ type Executor struct {
 
 var _ synapse.Executor = (*Executor)(nil)
 
-// Prepare returns the plugin's environment, building it when needed.
+// Prepare returns the plugin's environment, building it when needed. It
+// is in use (synapse cache prune leaves it alone) until its Close.
 func (e *Executor) Prepare(ctx context.Context) (*pyenv.Env, error) {
 	cache := e.Cache
 	if cache == nil {
@@ -182,6 +183,7 @@ func (e *Executor) Run(ctx context.Context, action string, params any) (any, err
 	if err != nil {
 		return nil, err
 	}
+	defer env.Close() // in use until the worker has exited
 	logger := e.Logger
 	if logger == nil {
 		logger = synapse.DiscardLogger

@@ -92,6 +92,7 @@ func (p *ProcessAgent) startPython(ctx context.Context, job store.Job, rel store
 			p.mu.Unlock()
 			return
 		}
+		defer venv.Close() // in use until the worker has exited
 		if venv.Reused {
 			fmt.Fprintf(out, "synapse server: Python environment %s (reused)\n", venv.Key)
 		}
