@@ -2,16 +2,20 @@ package ray
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
+	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/retry"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
@@ -31,10 +35,11 @@ import (
 // address (serve.DirectHeader), and later calls go there without crossing
 // the proxy and the replica's Python host (docs/modes.md, "Direct calls").
 // Serve still places, health-checks and replaces the replicas; a call to a
-// worker that is gone, replaced or busy goes through the proxy instead,
-// which teaches the new address. The application and its workers' addresses
-// are remembered in the build cache, keyed by the whole application config,
-// so a new process (a CLI run) calls a warm worker directly as well.
+// worker that is gone, replaced, runs another application config or is
+// busy goes through the proxy instead, which teaches the new address. The
+// workers' addresses are remembered in the build cache, keyed by the whole
+// application config, so a new process (a CLI run) calls a warm worker
+// directly as well.
 //
 // Params are validated on this side, with the plugin's own rules, before
 // anything is deployed; once the worker is known to run, the worker checks
@@ -47,27 +52,41 @@ type TaskExecutor struct {
 	cfg    synapse.ExecutorConfig
 	client *rayapi.Client
 	http   *http.Client
-	// direct calls workers straight: a short dial timeout, many idle
-	// connections kept (a warm call reuses one).
-	direct *http.Client
 
-	up       reachable
+	up reachable
+	// deployMu serialises building, packaging and deploying; mu guards
+	// the fields below, and is never held across a network call.
+	deployMu sync.Mutex
 	mu       sync.Mutex
 	spec     *serve.Spec   // built and packaged (prepare)
+	appKey   string        // serve.AppKey(*spec)
 	pkg      *pack.Package // the package of spec
-	state    string        // the file remembering app and workers across processes
+	state    string        // the file remembering the workers across processes
 	recalled bool          // state was read
 	app      *serve.App
 	proxy    string
 	deployed bool
 	// pkgCached: the deployed package came from the package cache.
-	pkgCached bool
-	workers   []string       // direct addresses of the workers known
-	inFlight  map[string]int // this executor's direct calls per worker
-	bad       map[string]bool
-	next      int // round robin over workers
-	timings   TaskTimings
+	pkgCached   bool
+	workers     []string       // direct addresses of the workers known
+	inFlight    map[string]int // this executor's direct calls per worker
+	bad         map[string]bool
+	next        int       // round robin over workers
+	unreachable time.Time // direct calls off until then (taskstate.go)
+	timings     TaskTimings
 }
+
+// directClient calls workers straight, shared by every TaskExecutor of
+// this process: a short dial timeout, idle connections kept (a warm call
+// reuses one), no HTTP proxy (workers are on the cluster's network).
+var directClient = &http.Client{Transport: &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: directDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+	MaxIdleConns:          256,
+	MaxIdleConnsPerHost:   64,
+	IdleConnTimeout:       90 * time.Second,
+	ResponseHeaderTimeout: 30 * time.Second,
+	DisableCompression:    true,
+}}
 
 // TaskTimings says where the time of a task-mode run went.
 type TaskTimings struct {
@@ -86,6 +105,11 @@ type TaskTimings struct {
 	// Direct is true when the call went straight to the worker, not
 	// through the Serve proxy.
 	Direct bool
+	// Fallback says why a call went through the proxy although a worker's
+	// address was known ("" otherwise), e.g. "worker 10.0.0.5:41321 is
+	// busy"; FallbackTime is what the failed direct attempts took.
+	Fallback     string
+	FallbackTime time.Duration
 }
 
 // Timings returns the timings of the executor's latest Run.
@@ -126,21 +150,17 @@ func NewTaskExecutor(p *plugin.Plugin, opts TaskOptions, eopts ...synapse.Option
 	if err != nil {
 		return nil, err
 	}
-	direct := &http.Client{Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: directDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		DisableCompression:    true,
-	}}
-	return &TaskExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client, http: &http.Client{}, direct: direct,
+	return &TaskExecutor{p: p, opts: opts, cfg: synapse.NewExecutorConfig(eopts...), client: client, http: &http.Client{},
 		inFlight: map[string]int{}, bad: map[string]bool{}}, nil
 }
 
 // directDialTimeout bounds connecting to a worker directly: a node this
 // machine cannot reach costs this once, then its calls use the proxy.
 const directDialTimeout = time.Second
+
+// maxParams is the largest params task mode sends: a worker reads request
+// lines of at most protocol.MaxLine, less room for the rest of the request.
+const maxParams = protocol.MaxLine - 64<<10
 
 // Run runs the plugin action named action (a config.yaml action, mapped to
 // its entrypoint) on the worker and returns its result. Its events go to
@@ -154,6 +174,17 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	raw, err := plugin.ParamsJSON(action, params)
 	if err != nil {
 		return nil, err
+	}
+	if len(raw) > maxParams {
+		return nil, &synapse.ValidationError{Action: action, Fields: []synapse.FieldError{{Message: fmt.Sprintf(
+			"params are %d bytes; task mode sends at most %d (pass large inputs as files or URLs)", len(raw), maxParams)}}}
+	}
+	if !json.Valid(raw) {
+		// The plugin's own words for it (no worker is asked).
+		if err := t.p.Validate(ctx, action, raw); err != nil {
+			return nil, err
+		}
+		return nil, &synapse.ValidationError{Action: action, Fields: []synapse.FieldError{{Message: "params are not valid JSON"}}}
 	}
 	req := serve.RunRequest{Action: entry, Params: raw, JobID: t.cfg.JobID}
 	if lang := synapse.MergeEnv(t.p.Env(), t.cfg.Env).GetString(synapse.LanguageEnv, ""); lang != "" {
@@ -173,23 +204,32 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	// A worker known to run: straight to it.
 	tried := map[string]bool{}
 	for {
-		addr := t.pickWorker(tried)
+		addr, key := t.pickWorker(tried)
 		if addr == "" {
 			break
 		}
 		start = time.Now()
-		st, err := serve.CallDirect(ctx, t.direct, addr, req)
-		if err != nil {
-			var ce *serve.CallError
-			busy := errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable
-			t.release(addr, !busy && ctx.Err() == nil)
-			if ctx.Err() != nil {
-				return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
-			}
-			continue // the next worker known, or the proxy
+		st, err := serve.CallDirect(ctx, directClient, addr, key, req)
+		if err == nil {
+			tm.Direct = true
+			return t.finish(ctx, action, entry, addr, st.Body, tm, start)
 		}
-		tm.Direct = true
-		return t.finish(ctx, action, entry, addr, st.Body, tm, start)
+		tm.FallbackTime += time.Since(start)
+		if ctx.Err() != nil {
+			t.release(addr, callDone)
+			return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
+		}
+		o, why := directFailure(err)
+		var ce *serve.CallError
+		if errors.As(err, &ce) && (ce.Status == http.StatusBadRequest || ce.Status == http.StatusRequestEntityTooLarge) {
+			t.release(addr, callDone)
+			return nil, err // the request itself: the proxy would refuse it too
+		}
+		t.release(addr, o)
+		tm.Fallback = "worker " + hostOf(addr) + " " + why
+		if o == callNoRoute {
+			break // the others are on the same network
+		}
 	}
 	// Through the Serve proxy. A cluster that does not answer fails now,
 	// not after the call's retries.
@@ -231,8 +271,40 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 		}
 		break
 	}
-	t.learnWorker(st.Direct)
+	t.learnWorker(st)
 	return t.finish(ctx, action, entry, "", st.Body, tm, start)
+}
+
+// directFailure says what a failed direct call shows about the worker.
+func directFailure(err error) (outcome, string) {
+	var ce *serve.CallError
+	if errors.As(err, &ce) {
+		switch ce.Status {
+		case http.StatusServiceUnavailable:
+			return callBusy, "is busy (max_ongoing_requests runs in flight)"
+		case http.StatusNotFound:
+			return callGone, "was replaced (another worker took its port)"
+		case http.StatusConflict:
+			return callGone, "runs another application config"
+		}
+		return callGone, fmt.Sprintf("answered %d", ce.Status)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return callGone, "is gone (connection refused)"
+		}
+		return callNoRoute, fmt.Sprintf("cannot be reached from here (%v): direct calls are off for %v; --proxy-only (TaskOptions.ProxyOnly) skips them", oe.Err, unreachableFor)
+	}
+	return callGone, "failed: " + err.Error()
+}
+
+// hostOf is a direct address without its token: "10.0.0.5:41321".
+func hostOf(addr string) string {
+	if u, err := url.Parse(addr); err == nil {
+		return u.Host
+	}
+	return "?"
 }
 
 // finish reads a run's stream to its outcome. addr is the direct address
@@ -246,14 +318,15 @@ func (t *TaskExecutor) finish(ctx context.Context, action, entry, addr string, b
 	t.mu.Unlock()
 	if addr != "" {
 		// A stream cut before the outcome: the worker died.
-		t.release(addr, !o.Settled && ctx.Err() == nil)
+		gone := !o.Settled && ctx.Err() == nil
+		t.release(addr, map[bool]outcome{false: callDone, true: callGone}[gone])
 	}
 	if o.Err != nil && ctx.Err() != nil {
 		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: ctx.Err()}
 	}
 	if o.Err != nil && !o.Settled {
 		// The stream ended without the run's outcome: the worker died.
-		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: fmt.Errorf("%w: the task worker (a Ray Serve replica) stopped before the run ended; Serve replaces it, so the call can be retried (%v)", ErrWorkerLost, o.Err)}
+		return nil, &synapse.ExecutionError{Action: action, JobID: t.cfg.JobID, Err: fmt.Errorf("%w: the plugin worker stopped before the run ended (%v); if its application still runs, Serve replaces the worker and the call can be retried", ErrWorkerLost, o.Err)}
 	}
 	return o.Result, worker.Rename(o.Err, entry, action)
 }
@@ -288,8 +361,11 @@ func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.
 // prepare builds and packages the plugin for the cluster, once per
 // executor (no network).
 func (t *TaskExecutor) prepare(ctx context.Context) (*serve.Spec, error) {
-	if t.spec != nil {
-		return t.spec, nil
+	t.mu.Lock()
+	done := t.spec
+	t.mu.Unlock()
+	if done != nil {
+		return done, nil
 	}
 	status := t.status()
 	arch := t.opts.arch()
@@ -302,22 +378,24 @@ func (t *TaskExecutor) prepare(ctx context.Context) (*serve.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxy, err := serve.ProxyAddress(t.client.Address(), t.opts.ServeAddress)
+	if err != nil {
+		return nil, err
+	}
 	envVars := clusterEnv(t.p, t.cfg.Env)
 	delete(envVars, synapse.LanguageEnv) // sent with each call (Run)
-	t.spec = &serve.Spec{
+	spec := &serve.Spec{
 		Code: t.p.Code(), PackageName: pkg.Name, BinaryName: worker.BinaryName, EnvVars: envVars,
 		RuntimeEnv: t.p.Config().RuntimeEnv, Replicas: t.opts.Replicas, MaxOngoing: t.opts.MaxOngoingRequests,
 		CPUs: t.opts.Resources.CPUs, GPUs: t.opts.Resources.GPUs, Memory: t.opts.Resources.Memory,
 		Resources: t.opts.Resources.Custom,
 	}
-	t.pkg, t.pkgCached = pkg, pkgCached
-	proxy, err := serve.ProxyAddress(t.client.Address(), t.opts.ServeAddress)
-	if err != nil {
-		return nil, err
-	}
-	t.proxy = proxy
-	t.state = filepath.Join(built.CacheDir, stateSubdir, stateKey(t.client.Address(), proxy, serve.AppKey(*t.spec))+".json")
-	return t.spec, nil
+	key := serve.AppKey(*spec)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.spec, t.appKey, t.pkg, t.pkgCached, t.proxy = spec, key, pkg, pkgCached, proxy
+	t.state = filepath.Join(built.CacheDir, stateSubdir, stateKey(t.client.Address(), proxy, key)+".json")
+	return spec, nil
 }
 
 func (t *TaskExecutor) status() func(string) {
@@ -332,9 +410,12 @@ func (t *TaskExecutor) status() func(string) {
 // the package if the cluster lacks it, and deploys (or reuses) the
 // application. It reports whether a deployment happened.
 func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
+	t.deployMu.Lock()
+	defer t.deployMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.app != nil {
+	known := t.app != nil
+	t.mu.Unlock()
+	if known {
 		return false, nil
 	}
 	if err := t.up.check(ctx, t.client); err != nil {
@@ -346,16 +427,19 @@ func (t *TaskExecutor) Deploy(ctx context.Context) (bool, error) {
 	}
 	status := t.status()
 	status("uploading the package")
-	if _, err := ensurePackage(ctx, t.client, t.pkg); err != nil {
+	t.mu.Lock()
+	pkg := t.pkg
+	t.mu.Unlock()
+	if _, err := ensurePackage(ctx, t.client, pkg); err != nil {
 		return false, err
 	}
 	app, deployed, err := serve.Deploy(ctx, t.client, *spec, status)
 	if err != nil {
 		return false, err
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.app, t.deployed = app, deployed
-	t.workers, t.next = nil, 0
-	t.saveLocked()
 	return deployed, nil
 }
 
@@ -371,10 +455,11 @@ func (t *TaskExecutor) App() string {
 }
 
 // ErrWorkerLost matches the error of a task-mode run whose worker died
-// (its replica was killed or replaced) before the run ended. Retrying the
-// call is safe as far as synapse-go is concerned: the run's outcome never
-// reached the caller.
-var ErrWorkerLost = errors.New("task worker lost")
+// (its replica was killed or replaced) before the run ended, whether the
+// call went straight to the worker or through the Serve proxy. Retrying
+// the call is safe as far as synapse-go is concerned: the run's outcome
+// never reached the caller.
+var ErrWorkerLost = worker.ErrWorkerLost
 
 // TaskApp is a worker application task mode deployed (a Ray Serve
 // application named synapse-CODE-HASH).

@@ -393,3 +393,54 @@ func BenchmarkTaskWarmCall(b *testing.B) {
 		})
 	}
 }
+
+// A worker is called directly only by callers of its own application
+// config: after another process updates the application in place (same
+// name, another env), the first executor never takes the new worker for
+// its own, and a fresh one deploys its config again.
+func TestIntegrationTaskDirectConfig(t *testing.T) {
+	addr := rayAddress(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	p := loadPlugin(t)
+	if _, err := ray.DownTasks(ctx, addr, p.Code()); err != nil {
+		t.Fatal(err)
+	}
+	defer ray.DownTasks(context.WithoutCancel(ctx), addr, p.Code())
+	opts := ray.TaskOptions{Cluster: ray.Cluster{Address: addr, Resources: ray.Resources{CPUs: 0.1}}}
+	executor := func(flag string) *ray.TaskExecutor {
+		t.Helper()
+		e, err := ray.NewTaskExecutor(loadPlugin(t), opts, synapse.WithLogger(synapse.DiscardLogger),
+			synapse.WithEnv(synapse.NewEnv(map[string]any{"FROM_FLAG": flag})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	run := func(e *ray.TaskExecutor) (flag string, direct bool) {
+		t.Helper()
+		res, err := e.Run(ctx, "echo", nil)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return res.(map[string]any)["from_flag"].(string), e.Timings().Direct
+	}
+	a := executor("a")
+	for i, wantDirect := range []bool{false, true} {
+		if flag, direct := run(a); flag != "a" || direct != wantDirect {
+			t.Fatalf("call %d of a: from_flag %q, direct %v (want a, %v)", i, flag, direct, wantDirect)
+		}
+	}
+	b := executor("b")
+	if flag, _ := run(b); flag != "b" || !b.Deployed() {
+		t.Fatalf("b: from_flag %q, deployed %v: want an in-place update to b", flag, b.Deployed())
+	}
+	for i := range 3 {
+		if _, direct := run(a); direct {
+			t.Fatalf("call %d of a went straight to a worker after the update to b", i)
+		}
+	}
+	if fresh := executor("a"); func() bool { flag, _ := run(fresh); return flag != "a" || !fresh.Deployed() }() {
+		t.Fatal("a fresh executor of a did not deploy a again")
+	}
+}

@@ -5,31 +5,41 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/google/renameio/v2"
 
 	"github.com/synapse-sdk/synapse-go/internal/build"
 	"github.com/synapse-sdk/synapse-go/internal/cachedir"
-
 	"github.com/synapse-sdk/synapse-go/internal/serve"
 )
 
 // stateSubdir holds, below the build cache, what task mode remembers
-// between processes: per application config, the application and the
-// direct addresses of its workers (pruned by `synapse cache prune`).
+// between processes: per application config, the direct addresses of its
+// workers (pruned by `synapse cache prune`).
 const stateSubdir = serve.StateSubdir
 
 // maxWorkers caps the direct addresses remembered per application.
 const maxWorkers = 64
 
+// unreachableFor is how long direct calls stay off for an application
+// config after a worker could not be reached (a dial that timed out or
+// found no route: the caller's network does not reach the nodes, as
+// behind a port-forwarded dashboard), so later processes do not pay the
+// dial timeout again.
+const unreachableFor = time.Hour
+
 // taskState is one file of stateSubdir.
 type taskState struct {
 	App         string   `json:"app"`
-	RoutePrefix string   `json:"route_prefix"`
+	RoutePrefix string   `json:"route_prefix,omitempty"`
 	Workers     []string `json:"workers"`
+	// Unreachable, when set, is until when direct calls are off.
+	Unreachable time.Time `json:"unreachable_until,omitzero"`
 }
 
 // stateKey names the state of one application config on one cluster.
@@ -39,21 +49,26 @@ func stateKey(dashboard, proxy, appKey string) string {
 }
 
 // recall finds workers to call directly without asking Ray: those an
-// earlier process learned for the same application config. Only their
-// addresses are trusted (each names one worker process by its token, and
-// was learned while the config was the one Deploy checked); the
-// application itself is checked with Serve before any call through the
+// earlier process learned for the same application config (each address
+// names one worker process by its token, learned from an answer naming
+// this config's fingerprint; a worker of another config refuses the call).
+// The application itself is checked with Serve before any call through the
 // proxy. The first time, it builds and packages the plugin (both cached).
 func (t *TaskExecutor) recall(ctx context.Context) error {
+	t.deployMu.Lock()
+	defer t.deployMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.app != nil || t.recalled {
+	done := t.app != nil || t.recalled
+	t.mu.Unlock()
+	if done {
 		return nil
 	}
-	t.recalled = true
 	if _, err := t.prepare(ctx); err != nil {
 		return err
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.recalled = true
 	// Reading it is a use of the cache entry (recorded once an hour).
 	fi, err := os.Stat(t.state)
 	if err != nil || !cachedir.Used(t.state, fi.ModTime()) {
@@ -64,27 +79,34 @@ func (t *TaskExecutor) recall(ctx context.Context) error {
 		return nil
 	}
 	var st taskState
-	if json.Unmarshal(b, &st) != nil || st.App != serve.AppName(t.spec.Code, t.spec.PackageName) || st.RoutePrefix == "" {
+	if json.Unmarshal(b, &st) != nil || st.App != serve.AppName(t.spec.Code, t.spec.PackageName) {
 		return nil // not ours to trust: Deploy finds out
 	}
+	t.unreachable = st.Unreachable
 	for _, w := range st.Workers {
 		if serve.CheckDirect(w) == w && !slices.Contains(t.workers, w) {
 			t.workers = append(t.workers, w)
 		}
+	}
+	if len(t.workers) > 1 {
+		t.next = rand.IntN(len(t.workers)) // processes spread over the workers
 	}
 	return nil
 }
 
 // pickWorker returns a worker known to run with room for a call (fewer
 // than MaxOngoingRequests of this executor's calls in flight), round
-// robin, skipping those in tried, or "" for the proxy. The call is counted
-// until release.
-func (t *TaskExecutor) pickWorker(tried map[string]bool) string {
+// robin, skipping those in tried, with the config fingerprint it must
+// run, or "" for the proxy. The call is counted until release.
+func (t *TaskExecutor) pickWorker(tried map[string]bool) (addr, config string) {
 	if t.opts.ProxyOnly {
-		return ""
+		return "", ""
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if time.Now().Before(t.unreachable) {
+		return "", ""
+	}
 	limit := max(t.opts.MaxOngoingRequests, 1)
 	n := len(t.workers)
 	for i := range n {
@@ -93,46 +115,55 @@ func (t *TaskExecutor) pickWorker(tried map[string]bool) string {
 			t.next = (t.next + i + 1) % n
 			t.inFlight[w]++
 			tried[w] = true
-			return w
+			return w, t.appKey
 		}
 	}
-	return ""
+	return "", ""
 }
 
-// release ends a direct call to addr; drop forgets the worker (gone,
-// replaced, unreachable, or its stream cut) for good: a restarted worker
-// has a new address.
-func (t *TaskExecutor) release(addr string, drop bool) {
+// outcome is how a direct call to a worker went, for release.
+type outcome int
+
+const (
+	callDone    outcome = iota // the call reached the worker (whatever the run's outcome)
+	callBusy                   // the worker had no free slot: keep it
+	callGone                   // gone, replaced, another config, or its stream cut: forget it
+	callNoRoute                // the network does not reach it: direct calls off for a while
+)
+
+// release ends a direct call to addr and records what it showed.
+func (t *TaskExecutor) release(addr string, o outcome) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.inFlight[addr]--; t.inFlight[addr] <= 0 {
 		delete(t.inFlight, addr)
 	}
-	if !drop {
+	switch o {
+	case callGone:
+		t.bad[addr] = true
+		if i := slices.Index(t.workers, addr); i >= 0 {
+			t.workers = slices.Delete(t.workers, i, i+1)
+		}
+	case callNoRoute:
+		t.unreachable = time.Now().Add(unreachableFor)
+	default:
 		return
 	}
-	t.bad[addr] = true
-	if i := slices.Index(t.workers, addr); i >= 0 {
-		t.workers = slices.Delete(t.workers, i, i+1)
-		t.saveLocked()
-	}
+	t.saveLocked()
 }
 
 // learnWorker remembers the direct address a call through the proxy
-// reported.
-func (t *TaskExecutor) learnWorker(addr string) {
-	if addr == "" {
-		return
-	}
+// reported, when the answer names this executor's config.
+func (t *TaskExecutor) learnWorker(st *serve.Stream) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.app == nil || t.bad[addr] || slices.Contains(t.workers, addr) {
+	if st.Direct == "" || st.Config != t.appKey || t.bad[st.Direct] || slices.Contains(t.workers, st.Direct) {
 		return
 	}
 	if len(t.workers) >= maxWorkers {
 		t.workers = t.workers[1:]
 	}
-	t.workers = append(t.workers, addr)
+	t.workers = append(t.workers, st.Direct)
 	t.saveLocked()
 }
 
@@ -147,17 +178,25 @@ func (t *TaskExecutor) forget(app *serve.App) {
 	t.saveLocked()
 }
 
-// saveLocked writes the state file (or removes it without an app). It is
-// a cache: a write that fails only costs the next process a Serve check.
+// saveLocked writes the state file, or removes it when there is nothing
+// to remember. It is a cache: a write that fails only costs the next
+// process a Serve check.
 func (t *TaskExecutor) saveLocked() {
-	if t.state == "" {
+	if t.state == "" || t.spec == nil {
 		return
 	}
-	if t.app == nil {
+	if len(t.workers) == 0 && !time.Now().Before(t.unreachable) {
 		_ = os.Remove(t.state)
 		return
 	}
-	b, _ := json.Marshal(taskState{App: t.app.Name, RoutePrefix: t.app.RoutePrefix, Workers: t.workers})
+	st := taskState{App: serve.AppName(t.spec.Code, t.spec.PackageName), Workers: t.workers}
+	if t.app != nil {
+		st.RoutePrefix = t.app.RoutePrefix
+	}
+	if time.Now().Before(t.unreachable) {
+		st.Unreachable = t.unreachable
+	}
+	b, _ := json.Marshal(st)
 	if err := os.MkdirAll(filepath.Dir(t.state), 0o700); err != nil {
 		return
 	}

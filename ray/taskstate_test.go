@@ -19,6 +19,7 @@ func newTestTask(t *testing.T, opts TaskOptions) *TaskExecutor {
 		t.Fatal(err)
 	}
 	te.spec = &serve.Spec{Code: "p", PackageName: "_ray_pkg_0123456789abcdef.zip", BinaryName: "synapse-plugin"}
+	te.appKey = serve.AppKey(*te.spec)
 	te.state = filepath.Join(t.TempDir(), stateSubdir, "k.json")
 	te.recalled = true
 	return te
@@ -29,70 +30,145 @@ const (
 	w2 = "http://10.0.0.2:4002/bb/"
 )
 
+// learn is what a call through the proxy reports: addr, for config key.
+func learn(te *TaskExecutor, addr, key string) {
+	te.learnWorker(&serve.Stream{Direct: addr, Config: key})
+}
+
 func TestPickWorker(t *testing.T) {
 	te := newTestTask(t, TaskOptions{MaxOngoingRequests: 2})
-	te.app = &serve.App{Name: "synapse-p-01234567", RoutePrefix: "/synapse-p-01234567"}
-	if got := te.pickWorker(map[string]bool{}); got != "" {
+	pick := func(tried map[string]bool) string {
+		addr, key := te.pickWorker(tried)
+		if addr != "" && key != te.appKey {
+			t.Fatalf("picked %s with config %q, want %q", addr, key, te.appKey)
+		}
+		return addr
+	}
+	if got := pick(map[string]bool{}); got != "" {
 		t.Fatalf("no worker known: got %q", got)
 	}
-	te.learnWorker(w1)
-	te.learnWorker(w2)
-	te.learnWorker(w1) // known already
+	learn(te, w1, te.appKey)
+	learn(te, w2, te.appKey)
+	learn(te, w1, te.appKey)                    // known already
+	learn(te, "http://10.0.0.3:1/cc/", "other") // a worker of another config
+	learn(te, "http://10.0.0.4:1/dd/", "")      // an answer naming no config
 	if !slices.Equal(te.workers, []string{w1, w2}) {
 		t.Fatalf("workers = %v", te.workers)
 	}
 	// Round robin, at most MaxOngoingRequests of ours on each.
 	var got []string
 	for range 5 {
-		got = append(got, te.pickWorker(map[string]bool{}))
+		got = append(got, pick(map[string]bool{}))
 	}
 	if !slices.Equal(got, []string{w1, w2, w1, w2, ""}) {
 		t.Fatalf("picks = %q, want w1 w2 w1 w2 then the proxy", got)
 	}
-	te.release(w1, false) // busy answer: kept
-	if p := te.pickWorker(map[string]bool{}); p != w1 {
+	te.release(w1, callBusy) // busy answer: kept
+	if p := pick(map[string]bool{}); p != w1 {
 		t.Fatalf("after a release: %q, want w1", p)
 	}
 	// A call tries each worker once.
 	tried := map[string]bool{w1: true}
-	te.release(w1, false)
-	te.release(w2, false)
-	if p := te.pickWorker(tried); p != w2 {
+	te.release(w1, callDone)
+	te.release(w2, callDone)
+	if p := pick(tried); p != w2 {
 		t.Fatalf("with w1 tried: %q", p)
 	}
-	// A worker that failed is dropped for good, even when the proxy names it again.
-	te.release(w2, true)
-	te.learnWorker(w2)
+	// A worker that failed is dropped for good, even when the proxy names
+	// it again; the state keeps the others.
+	te.release(w2, callGone)
+	learn(te, w2, te.appKey)
 	if !slices.Equal(te.workers, []string{w1}) {
 		t.Fatalf("workers after dropping w2 = %v", te.workers)
 	}
+	if st := readState(t, te.state); !slices.Equal(st.Workers, []string{w1}) {
+		t.Fatalf("state after dropping w2 = %+v", st)
+	}
 	// ProxyOnly never picks one.
 	te.opts.ProxyOnly = true
-	if p := te.pickWorker(map[string]bool{}); p != "" {
+	if p := pick(map[string]bool{}); p != "" {
 		t.Fatalf("ProxyOnly picked %q", p)
 	}
+}
+
+// A worker the network does not reach turns direct calls off, for this
+// executor and, through the state, for the next processes.
+func TestUnreachable(t *testing.T) {
+	te := newTestTask(t, TaskOptions{})
+	learn(te, w1, te.appKey)
+	learn(te, w2, te.appKey)
+	addr, _ := te.pickWorker(map[string]bool{})
+	te.release(addr, callNoRoute)
+	if p, _ := te.pickWorker(map[string]bool{}); p != "" {
+		t.Fatalf("picked %q after an unreachable worker", p)
+	}
+	st := readState(t, te.state)
+	if time.Until(st.Unreachable) < 50*time.Minute || len(st.Workers) != 2 {
+		t.Fatalf("state = %+v, want both workers and direct calls off for an hour", st)
+	}
+	next := recallFrom(t, te)
+	if p, _ := next.pickWorker(map[string]bool{}); p != "" {
+		t.Fatalf("the next process picked %q", p)
+	}
+	// Once the hour is over, they are tried again.
+	st.Unreachable = time.Now().Add(-time.Minute)
+	writeState(t, te.state, st)
+	if p, _ := recallFrom(t, te).pickWorker(map[string]bool{}); p == "" {
+		t.Fatal("direct calls still off after the hour")
+	}
+}
+
+func readState(t *testing.T, path string) taskState {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st taskState
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func writeState(t *testing.T, path string, st taskState) {
+	t.Helper()
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recallFrom is a new executor (another process) recalling te's state.
+func recallFrom(t *testing.T, te *TaskExecutor) *TaskExecutor {
+	t.Helper()
+	next := newTestTask(t, TaskOptions{})
+	next.state, next.recalled, next.spec, next.appKey = te.state, false, te.spec, te.appKey
+	if err := next.recall(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return next
 }
 
 // What one executor learned, the next (another process) recalls; only
 // well-formed addresses for the same application are trusted.
 func TestRecallState(t *testing.T) {
 	te := newTestTask(t, TaskOptions{})
-	te.app = &serve.App{Name: serve.AppName("p", te.spec.PackageName), RoutePrefix: "/x"}
-	te.learnWorker(w1)
+	learn(te, w1, te.appKey)
 	fi, err := os.Stat(te.state)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file: %v, %v", fi, err)
 	}
-
+	app := serve.AppName("p", te.spec.PackageName)
 	tests := []struct {
 		name  string
 		state string // "" keeps what te wrote
 		want  []string
 	}{
 		{"written by the executor", "", []string{w1}},
-		{"another application", `{"app":"synapse-p-ffffffff","route_prefix":"/x","workers":["` + w1 + `"]}`, nil},
+		{"another application", `{"app":"synapse-p-ffffffff","workers":["` + w1 + `"]}`, nil},
 		{"not JSON", `{"app":`, nil},
-		{"bad addresses dropped", `{"app":"` + te.app.Name + `","route_prefix":"/x","workers":["https://10.0.0.9:1/x/","` + w2 + `","no"]}`, []string{w2}},
+		{"bad addresses dropped", `{"app":"` + app + `","workers":["https://10.0.0.9:1/x/","` + w2 + `","no"]}`, []string{w2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,23 +177,20 @@ func TestRecallState(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			next := newTestTask(t, TaskOptions{})
-			next.state, next.recalled = te.state, false
-			next.spec = te.spec // prepare is skipped when spec is set
-			if err := next.recall(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			next := recallFrom(t, te)
 			if !slices.Equal(next.workers, tt.want) || next.app != nil {
 				t.Fatalf("recalled workers %v, app %v; want %v and no app (Serve checks it)", next.workers, next.app, tt.want)
 			}
 		})
 	}
 
-	// Dropping the last worker of an unknown app removes the file; forget
-	// removes it too.
-	te.forget(te.app)
+	// With no worker left the file goes.
+	writeState(t, te.state, taskState{App: app, Workers: []string{w1}})
+	next := recallFrom(t, te)
+	addr, _ := next.pickWorker(map[string]bool{})
+	next.release(addr, callGone)
 	if _, err := os.Stat(te.state); !os.IsNotExist(err) {
-		t.Fatalf("state after forget: %v", err)
+		t.Fatalf("state after its last worker went: %v", err)
 	}
 }
 
@@ -131,16 +204,13 @@ func TestRecallRecordsUse(t *testing.T) {
 	}{{40 * 24 * time.Hour, true}, {30 * time.Minute, false}} {
 		t.Run(tc.ago.String(), func(t *testing.T) {
 			te := newTestTask(t, TaskOptions{})
-			te.app = &serve.App{Name: serve.AppName("p", te.spec.PackageName), RoutePrefix: "/x"}
-			te.learnWorker(w1)
+			learn(te, w1, te.appKey)
 			when := time.Now().Add(-tc.ago)
 			if err := os.Chtimes(te.state, when, when); err != nil {
 				t.Fatal(err)
 			}
-			next := newTestTask(t, TaskOptions{})
-			next.state, next.recalled, next.spec = te.state, false, te.spec
-			if err := next.recall(t.Context()); err != nil || !slices.Equal(next.workers, []string{w1}) {
-				t.Fatalf("recall: %v, workers %v", err, next.workers)
+			if next := recallFrom(t, te); !slices.Equal(next.workers, []string{w1}) {
+				t.Fatalf("recall: workers %v", next.workers)
 			}
 			fi, err := os.Stat(te.state)
 			if err != nil {

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/retry"
 )
@@ -118,25 +119,32 @@ func appConfig(spec Spec) map[string]any {
 	if len(actor) > 0 {
 		deployment["ray_actor_options"] = actor
 	}
-	return map[string]any{
+	// direct: the worker also takes calls straight from callers
+	// (DirectHeader); max_ongoing caps its runs of both paths; config is
+	// the fingerprint of the rest of this config (ConfigHeader), so a
+	// caller never takes a worker of another config for its own.
+	args := map[string]any{"binary": "./" + spec.BinaryName, "direct": true, "max_ongoing": max(spec.MaxOngoing, 1)}
+	app := map[string]any{
 		"name":         name,
 		"route_prefix": "/" + name,
 		"import_path":  "synapse_serve:build",
-		// direct: the worker also takes calls straight from callers
-		// (DirectHeader); max_ongoing caps those it admits.
-		"args":        map[string]any{"binary": "./" + spec.BinaryName, "direct": true, "max_ongoing": max(spec.MaxOngoing, 1)},
-		"runtime_env": runtimeEnv,
-		"deployments": []any{deployment},
+		"args":         args,
+		"runtime_env":  runtimeEnv,
+		"deployments":  []any{deployment},
 	}
+	b, _ := json.Marshal(app) // maps of JSON values: never fails
+	sum := sha256.Sum256(b)
+	args["config"] = hex.EncodeToString(sum[:])
+	return app
 }
 
 // AppKey identifies everything Deploy would write for spec (the
 // application's whole config): two specs with the same key deploy the same
-// application. It is a hex SHA-256.
+// application. It is a hex SHA-256, which the workers of the application
+// know (args "config") and name in ConfigHeader.
 func AppKey(spec Spec) string {
-	b, _ := json.Marshal(appConfig(spec)) // maps of JSON values: never fails
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	args := appConfig(spec)["args"].(map[string]any)
+	return args["config"].(string)
 }
 
 // App is a deployed plugin worker application.
@@ -444,14 +452,22 @@ type Stream struct {
 	Body io.ReadCloser
 	// Direct is the worker's own address (DirectHeader), or "".
 	Direct string
+	// Config is the fingerprint of the application config the worker
+	// runs (ConfigHeader; AppKey), or "".
+	Config string
 }
+
+// ConfigHeader names, on a run call's answer, the AppKey of the config the
+// worker runs, and on a direct call the one the caller expects (a worker
+// of another config answers 409).
+const ConfigHeader = protocol.ConfigHeader
 
 // Call posts req to the application's run route through the Serve proxy.
 // Cancelling ctx aborts the call; the host then cancels the run on the
 // worker. Errors before the stream starts are *CallError (an HTTP status)
 // or the transport's error.
 func Call(ctx context.Context, h *http.Client, proxy, routePrefix string, req RunRequest) (*Stream, error) {
-	return post(ctx, h, proxy+strings.TrimRight(routePrefix, "/")+"/run", "call plugin worker at "+proxy, req)
+	return post(ctx, h, proxy+strings.TrimRight(routePrefix, "/")+"/run", "", "call plugin worker at "+proxy, req)
 }
 
 // CallDirect posts req straight to a worker at its DirectHeader address,
@@ -459,23 +475,34 @@ func Call(ctx context.Context, h *http.Client, proxy, routePrefix string, req Ru
 // gone refuses the connection; one restarted in its place answers 404; one
 // running max_ongoing_requests runs answers 503: in every case the run did
 // not start and the caller may go through the proxy instead.
-func CallDirect(ctx context.Context, h *http.Client, worker string, req RunRequest) (*Stream, error) {
-	return post(ctx, h, worker+"run", "call plugin worker directly", req)
+//
+// config is the caller's AppKey: a worker running another config answers
+// 409. Transport errors do not quote the address (it holds the worker's
+// token).
+func CallDirect(ctx context.Context, h *http.Client, worker, config string, req RunRequest) (*Stream, error) {
+	return post(ctx, h, worker+"run", config, "call plugin worker directly", req)
 }
 
-func post(ctx context.Context, h *http.Client, url, what string, req RunRequest) (*Stream, error) {
+func post(ctx context.Context, h *http.Client, target, config, what string, req RunRequest) (*Stream, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("User-Agent", "synapse-go")
+	if config != "" {
+		r.Header.Set(ConfigHeader, config)
+	}
 	resp, err := h.Do(r)
 	if err != nil {
+		var ue *url.Error
+		if config != "" && errors.As(err, &ue) {
+			err = ue.Err // without the URL and its token
+		}
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -483,7 +510,7 @@ func post(ctx context.Context, h *http.Client, url, what string, req RunRequest)
 		resp.Body.Close()
 		return nil, &CallError{Status: resp.StatusCode, Body: string(b)}
 	}
-	return &Stream{Body: resp.Body, Direct: CheckDirect(resp.Header.Get(DirectHeader))}, nil
+	return &Stream{Body: resp.Body, Direct: CheckDirect(resp.Header.Get(DirectHeader)), Config: resp.Header.Get(ConfigHeader)}, nil
 }
 
 // CheckDirect returns v when it is a direct address as the host sends it

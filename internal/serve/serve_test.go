@@ -274,7 +274,7 @@ func TestCall(t *testing.T) {
 			if direct != "" {
 				w.Header().Set(DirectHeader, direct)
 			}
-			_, _ = io.WriteString(w, `{"type":"result","id":"1","result":{"action":"`+req.Action+`","path":"`+r.URL.Path+`"}}`+"\n")
+			_, _ = io.WriteString(w, `{"type":"result","id":"1","result":{"action":"`+req.Action+`","path":"`+r.URL.Path+`","config":"`+r.Header.Get(ConfigHeader)+`"}}`+"\n")
 			return
 		}
 		http.Error(w, "no replica", http.StatusServiceUnavailable)
@@ -301,14 +301,19 @@ func TestCall(t *testing.T) {
 			t.Errorf("header %q: stream = %s, direct %q, want %q", tt.header, b, st.Direct, tt.want)
 		}
 	}
-	st, err := CallDirect(t.Context(), srv.Client(), srv.URL+"/tok/", RunRequest{Action: "echo"})
+	st, err := CallDirect(t.Context(), srv.Client(), srv.URL+"/tok/", "cafe", RunRequest{Action: "echo"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(st.Body)
 	st.Body.Close()
-	if !strings.Contains(string(b), `"path":"/tok/run"`) {
+	if !strings.Contains(string(b), `"path":"/tok/run"`) || !strings.Contains(string(b), `"config":"cafe"`) {
 		t.Errorf("direct stream = %s", b)
+	}
+	// A transport error does not quote the address (its token).
+	_, err = CallDirect(t.Context(), srv.Client(), "http://127.0.0.1:1/secrettoken/", "cafe", RunRequest{Action: "echo"})
+	if err == nil || strings.Contains(err.Error(), "secrettoken") {
+		t.Errorf("error = %v", err)
 	}
 	_, err = Call(t.Context(), srv.Client(), srv.URL, "/gone", RunRequest{Action: "echo"})
 	var ce *CallError
@@ -325,6 +330,10 @@ func TestAppKey(t *testing.T) {
 	same.EnvVars = map[string]string{"A": "1"}
 	if AppKey(base) != AppKey(same) {
 		t.Error("equal specs got different keys")
+	}
+	// The workers know it: it is in the config Deploy writes.
+	if got := appConfig(base)["args"].(map[string]any)["config"]; got != AppKey(base) || len(AppKey(base)) != 64 {
+		t.Errorf("args.config = %v, AppKey %q", got, AppKey(base))
 	}
 	changes := []func(*Spec){
 		func(s *Spec) { s.PackageName = "_ray_pkg_fedcba9876543210.zip" },

@@ -37,6 +37,15 @@ func ToError(err error) *protocol.Error {
 	return &protocol.Error{Kind: protocol.KindExecution, Message: err.Error()}
 }
 
+// CauseWorkerExited is the cause of an execution error a worker's host
+// reports for a run whose worker process died mid-run (the task-mode
+// host's synapse_bridge.py); FromError makes it match ErrWorkerLost.
+const CauseWorkerExited = "worker_exited"
+
+// ErrWorkerLost matches a run whose worker process died before the run
+// ended (ray.ErrWorkerLost is this value).
+var ErrWorkerLost = errors.New("task worker lost")
+
 // remoteError is an action's error as reported by another process: only its
 // message survives the trip.
 type remoteError struct{ msg string }
@@ -66,6 +75,8 @@ func FromError(w *protocol.Error) error {
 			inner = WrapCause(context.Canceled, inner)
 		case "deadline_exceeded":
 			inner = WrapCause(context.DeadlineExceeded, inner)
+		case CauseWorkerExited:
+			inner = WrapCause(ErrWorkerLost, inner)
 		}
 		return &synapse.ExecutionError{Action: w.Action, JobID: w.JobID, Err: inner, Stack: w.Stack}
 	}

@@ -164,7 +164,7 @@ class WorkerBridge:
 
     def _exit_line(self, mid: str, when: str, action: str | None = None,
                    job_id: str | None = None) -> bytes:
-        err = {"kind": "execution",
+        err = {"kind": "execution", "cause": "worker_exited",
                "message": f"the plugin worker exited ({_describe_status(self._status)}) {when}"}
         if action:
             err["action"] = action

@@ -8,9 +8,11 @@ the package (working_dir) holds the binary and these two modules.
 HTTP API, relative to the application's route prefix:
   POST /run   body {"action": str, "params": any, "job_id": str, "env": {str: any}}
               -> 200 application/x-ndjson: the worker's event lines, then its
-                 result or error line (docs/protocol.md); 400 {"error": ...} for a
-                 bad body; 503 {"error": ...} if the worker has exited (the run
-                 did not start; Serve replaces the replica after health checks)
+                 result or error line (docs/protocol.md), with X-Synapse-Config
+                 (the application config's fingerprint); 400 {"error": ...} for a
+                 bad body; 413 over 64 MiB less 64 KiB; 503 {"error": ...} if the
+                 worker has exited (the run did not start; Serve replaces the
+                 replica after health checks)
   GET  /info  -> {"pid", "replica_pid", "actions", "alive", "in_flight", "direct"}
   else        -> 404 {"error": ...}
 
@@ -41,6 +43,11 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+# The worker reads request lines of at most 64 MiB (docs/protocol.md); a
+# longer one would end it, and every run in flight with it.
+MAX_BODY = 64 * 1024 * 1024 - 64 * 1024
+
+
 def _parse_run(body: bytes) -> dict:
     """Validates a run body; raises ValueError with a message for the client."""
     try:
@@ -63,16 +70,21 @@ def _parse_run(body: bytes) -> dict:
 
 @serve.deployment(name="PluginWorker")
 class PluginWorker:
-    def __init__(self, binary: str, direct: bool = False, max_ongoing: int = 1):
+    def __init__(self, binary: str, direct: bool = False, max_ongoing: int = 1,
+                 config: str = ""):
         # The replica's working directory is the unpacked package.
-        env = None
-        ip = None
+        # max_ongoing caps the worker's runs of both paths (a run from here
+        # waits for a slot); config is the application config's fingerprint.
+        env = {"SYNAPSE_WORKER_MAX_ONGOING": str(max(int(max_ongoing), 1))}
+        if config:
+            env["SYNAPSE_WORKER_CONFIG"] = config
+        ip = host = None
         if direct:
             ip = ray.util.get_node_ip_address()
             host = f"[{ip}]" if ":" in ip else ip
-            env = {"SYNAPSE_WORKER_LISTEN": f"{host}:0",
-                   "SYNAPSE_WORKER_MAX_ONGOING": str(max(int(max_ongoing), 1))}
+            env["SYNAPSE_WORKER_LISTEN"] = f"{host}:0"
         self.bridge = WorkerBridge(binary, env=env)
+        self.config = config
         self.direct_url = None
         d = self.bridge.direct
         if ip and d:
@@ -86,8 +98,11 @@ class PluginWorker:
             path = path[len(root):]
         path = path.rstrip("/") or "/"
         if path == "/run" and request.method == "POST":
+            body = await request.body()
+            if len(body) > MAX_BODY:
+                return _bad(f"the body is {len(body)} bytes; the worker takes at most {MAX_BODY}", 413)
             try:
-                run = _parse_run(await request.body())
+                run = _parse_run(body)
             except ValueError as e:
                 return _bad(str(e))
             if not self.bridge.alive():
@@ -95,7 +110,11 @@ class PluginWorker:
                 # replaces this replica after its health checks fail.
                 return _bad("the plugin worker of this replica has exited; "
                             "the replica is being replaced", 503)
-            headers = {"X-Synapse-Direct": self.direct_url} if self.direct_url else None
+            headers = {}
+            if self.direct_url:
+                headers["X-Synapse-Direct"] = self.direct_url
+            if self.config:
+                headers["X-Synapse-Config"] = self.config
             return StreamingResponse(self.bridge.stream(**run), media_type="application/x-ndjson",
                                      headers=headers)
         if path == "/info" and request.method == "GET":
@@ -126,4 +145,4 @@ class PluginWorker:
 def build(args: dict):
     """Application builder for import_path "synapse_serve:build"."""
     return PluginWorker.bind(args["binary"], bool(args.get("direct", False)),
-                             int(args.get("max_ongoing", 1)))
+                             int(args.get("max_ongoing", 1)), str(args.get("config", "")))

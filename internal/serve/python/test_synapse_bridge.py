@@ -183,6 +183,7 @@ def test_worker_death_fails_runs_in_flight(bridge):
         msg = json.loads(lines[0])
         assert msg["type"] == "error"
         assert msg["error"]["kind"] == "execution"
+        assert msg["error"]["cause"] == "worker_exited"  # the Go client's ErrWorkerLost
         assert msg["error"]["message"] == ("the plugin worker exited (status 3) during the run; "
                                            "Serve replaces this worker, so the call can be retried")
         assert msg["error"]["action"] == action
