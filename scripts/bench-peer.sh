@@ -59,11 +59,13 @@ samples=$run/samples
 : >"$samples"
 failures=$run/failures # one line per row that could not be measured
 : >"$failures"
+: >"$run/load"
 
 # --- cleanup: only what this run started ---------------------------------------------------------
-stop_ray= server_pid= task_down=
+stop_ray= server_pid= task_down= sampler=
 cleanup() {
   set +e
+  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null; fi
   if [ -n "$task_down" ]; then "$run/synapse" plugin task down bench-peer-go --ray-address "$address" >/dev/null 2>&1; fi
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; fi
   if [ -n "$stop_ray" ]; then ./scripts/ray-head.sh stop; fi
@@ -158,6 +160,8 @@ failed() {
   log "NOT MEASURED: $row: \`$cmd\`: $why (logs: $out.out, $out.err)"
 }
 is_failed() { grep -q "^$1|" "$failures"; }
+# note_load MODE: the 1-minute load average now, for the report's load column.
+note_load() { echo "$1 $(cut -d' ' -f1 /proc/loadavg)" >>"$run/load"; }
 
 # check_ours ACTION: our -o json printed the action's result.
 check_ours() { [ "$(tr -d '\n' <"$out.out")" = "${WANT_OURS[$1]}" ]; }
@@ -196,10 +200,12 @@ pair() {
     is_failed "$mode-warmup $action theirs" && echo "$mode $action theirs|(warm-up failed)|see the warm-up row" >>"$failures"
   done
   for i in $(seq "$runs"); do
+    note_load "$mode"
     for action in "${ACTIONS[@]}"; do
       measure "$mode" "$action" ours "synapse plugin run $action --mode $mode" check_ours ours_run "$action" "${OURS_ARGS[@]}"
       measure "$mode" "$action" theirs "synapse plugin run $action --mode $mode (Python CLI)" check_cli theirs_run "$action" "${THEIRS_ARGS[@]}"
     done
+    note_load "$mode"
     log "$mode: run $i/$runs"
   done
 }
@@ -230,8 +236,14 @@ if [[ $modes == *" task "* ]]; then
   log "task mode on $address (GCS $gcs): per call, $calls calls of each action each side"
   task_down=1
   rc=0
+  note_load task-call
+  (while sleep 5; do note_load task-call; done) &
+  sampler=$!
   attempt task-call "$venv/bin/python" scripts/bench-peer/peer_task.py --plugin "$pyplugin" --ray-address "$gcs" \
     --calls "$calls" --out "$samples" -- "$run/taskcall" -plugin "$goplugin" -ray-address "$address" || rc=$?
+  kill "$sampler" 2>/dev/null && wait "$sampler" 2>/dev/null || true # wait says 143 (killed)
+  sampler=
+  note_load task-call
   if ((rc != 0)); then
     why=$(grep -E 'Error|error' "$out.err" | tail -n 2 | tr '\n' ' ' | cut -c1-400)
     for a in "${ACTIONS[@]}"; do for s in ours theirs; do
@@ -284,10 +296,12 @@ if [[ $modes == *" remote "* ]]; then
     is_failed "remote-warmup $action theirs" && echo "remote $action theirs|(warm-up failed)|see the warm-up row" >>"$failures"
   done
   for i in $(seq "$runs"); do
+    note_load remote
     for action in "${ACTIONS[@]}"; do
       measure remote "$action" ours "synapse plugin run $action --mode remote" check_ours ours_run "$action" "${OURS_ARGS[@]}"
       measure remote "$action" theirs "synapse plugin run $action --mode remote; synapse plugin job logs ID -f (Python CLI)" check_remote theirs_remote "$action"
     done
+    note_load remote
     log "remote: run $i/$runs"
   done
 fi
@@ -303,7 +317,7 @@ fmt() { awk -v v="$1" 'BEGIN { if (v >= 100) printf "%.0f", v; else if (v >= 10)
 
 # row MODE ACTION LABEL AIM_KIND AIM_TEXT
 row() {
-  local mode=$1 action=$2 label=$3 kind=$4 aim=$5 o t ratio verdict cell_o cell_t
+  local mode=$1 action=$2 label=$3 kind=$4 aim=$5 o t ratio verdict cell_o cell_t load
   o=$(pstat "$mode" "$action" ours)
   t=$(pstat "$mode" "$action" theirs)
   if [ -n "$o" ]; then read -r op50 op95 on <<<"$o"; cell_o="$(fmt "$op50") / $(fmt "$op95")"; else cell_o="NOT MEASURED"; fi
@@ -314,7 +328,8 @@ row() {
   else
     ratio="—" verdict="not measured"
   fi
-  echo "| $label | \`$action\` | $cell_o | $cell_t | $ratio | $aim: $verdict |"
+  load=$(awk -v m="$mode" '$1 == m { if (n++ == 0 || $2 < lo) lo = $2; if ($2 > hi) hi = $2 } END { if (n) printf "%.1f–%.1f", lo, hi; else printf "—" }' "$run/load" 2>/dev/null)
+  echo "| $label | \`$action\` | $cell_o | $cell_t | $ratio | $aim: $verdict | $load |"
 }
 
 {
@@ -325,8 +340,8 @@ row() {
   echo "versions: $(go version | cut -d' ' -f3), synapse-go $(git rev-parse --short HEAD 2>/dev/null)$([ -z "$(git status --porcelain 2>/dev/null)" ] || echo +changes), $("$venv/bin/python" --version), synapse-sdk $sdk_version, ray $ray_version${address:+ (head $address, GCS $gcs)}"
   echo "runs: $runs per CLI row and side (after one warm-up run each, not counted), $calls calls per task-call row and side (after 3 warm-up calls); alternating ours, theirs"
   echo
-  echo "| mode | action | ours p50 / p95 (ms) | theirs p50 / p95 (ms) | ours against theirs (p50) | aim |"
-  echo "|---|---|---:|---:|---:|---|"
+  echo "| mode | action | ours p50 / p95 (ms) | theirs p50 / p95 (ms) | ours against theirs (p50) | aim | load (1 min) |"
+  echo "|---|---|---:|---:|---:|---|---|"
   for a in "${ACTIONS[@]}"; do [[ $modes != *" local "* ]] || row local "$a" "local: \`plugin run --mode local\`" 50 "≥ 50× faster"; done
   for a in "${ACTIONS[@]}"; do [[ $modes != *" job "* ]] || row job "$a" "job: \`plugin run --mode job\`, submit → result" 2 "≥ 2× faster"; done
   for a in "${ACTIONS[@]}"; do [[ $modes != *" task "* ]] || row task-call "$a" "task: one warm call from a long-lived process" faster "faster than the Python actor"; done
