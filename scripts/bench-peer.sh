@@ -154,8 +154,9 @@ attempt() {
 # failed ROW CMD_TEXT WHY: records a row that could not be measured (and the run fails at the end).
 failed() {
   local row=$1 cmd=$2 why=$3 detail
-  detail=$(grep -hiE 'error|exception|fail|traceback' "$out.err" "$out.out" 2>/dev/null | tail -n 3 | tr '\n' ' ' | cut -c1-400 || true)
-  [ -n "$detail" ] || detail=$(tail -n 3 "$out.err" 2>/dev/null | tr '\n' ' ' | cut -c1-400 || true)
+  detail=$(grep -hiE 'error|exception|fail|traceback' "$out.err" "$out.out" 2>/dev/null | tail -n 3 | tr '\n' ' ' || true)
+  [ -n "$detail" ] || detail=$(tail -n 3 "$out.err" 2>/dev/null | tr '\n' ' ' || true)
+  detail=$(sed 's/\x1b\[[0-9;]*m//g' <<<"$detail" | cut -c1-400)
   echo "$row|$cmd|$why: ${detail:-no output} (logs: $out.err)" >>"$failures"
   log "NOT MEASURED: $row: \`$cmd\`: $why (logs: $out.out, $out.err)"
 }
@@ -165,8 +166,9 @@ note_load() { echo "$1 $(cut -d' ' -f1 /proc/loadavg)" >>"$run/load"; }
 
 # check_ours ACTION: our -o json printed the action's result.
 check_ours() { [ "$(tr -d '\n' <"$out.out")" = "${WANT_OURS[$1]}" ]; }
-# check_cli ACTION: the Python CLI printed the action's result.
-check_cli() { grep -q "^  ${WANT_CLI[$1]}$" "$out.out"; }
+# check_cli ACTION: the Python CLI printed the action's result. In task mode Ray forwards the actor's log
+# lines to the same stdout while the CLI prints, so the result line may follow one on the same line.
+check_cli() { grep -q "  ${WANT_CLI[$1]}$" "$out.out"; }
 
 # measure MODE ACTION SIDE LABEL CHECK CMD...: one counted run; a failure marks the row.
 measure() {
