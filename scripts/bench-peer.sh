@@ -340,7 +340,7 @@ row() {
   echo "machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sm)"
   echo "date: $started; load average (1, 5, 15 min) at the start $load_start, at the end $load_end"
   echo "versions: $(go version | cut -d' ' -f3), synapse-go $(git rev-parse --short HEAD 2>/dev/null)$([ -z "$(git status --porcelain 2>/dev/null)" ] || echo +changes), $("$venv/bin/python" --version), synapse-sdk $sdk_version, ray $ray_version${address:+ (head $address, GCS $gcs)}"
-  echo "runs: $runs per CLI row and side (after one warm-up run each, not counted), $calls calls per task-call row and side (after 3 warm-up calls); alternating ours, theirs"
+  echo "runs: $runs per CLI row and side (after one warm-up run each, not counted)$([[ $modes != *" task "* ]] || echo ", $calls calls per task-call row and side (after 3 warm-up calls)"); alternating ours, theirs"
   echo
   echo "| mode | action | ours p50 / p95 (ms) | theirs p50 / p95 (ms) | ours against theirs (p50) | aim | load (1 min) |"
   echo "|---|---|---:|---:|---:|---|---|"
