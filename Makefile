@@ -3,7 +3,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: test test-integration test-browser test-all bench bench-server lint fuzz
+.PHONY: test test-integration test-browser test-all bench bench-server bench-peer lint fuzz
 
 ## test: unit tests, examples and fuzz seed corpora, with the race detector
 test:
@@ -26,10 +26,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkServer' -benchmem -count 5 ./... | tee bench.out
 	./scripts/bench-run.sh
 	./scripts/bench-server.sh
+	./scripts/bench-peer.sh
 
 ## bench-server: the synapse server benchmarks alone, on SQLite and PostgreSQL (scripts/bench-server.sh)
 bench-server:
 	./scripts/bench-server.sh
+
+## bench-peer: synapse-go and the Python SDK side by side, local/job/task/remote (scripts/bench-peer.sh; uses or starts a Ray head)
+bench-peer:
+	./scripts/bench-peer.sh
 
 ## lint: formatting, vet, staticcheck, tidy go.mod
 lint:
