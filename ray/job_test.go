@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	synapse "github.com/synapse-sdk/synapse-go"
 	"github.com/synapse-sdk/synapse-go/executortest"
 	rayapi "github.com/synapse-sdk/synapse-go/internal/ray"
 	"github.com/synapse-sdk/synapse-go/internal/serve"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
+	"github.com/synapse-sdk/synapse-go/plugintest"
 )
 
 func TestJobOutcome(t *testing.T) {
@@ -224,5 +226,56 @@ func TestTaskWorkerLostMidCall(t *testing.T) {
 	var xe *synapse.ExecutionError
 	if !errors.Is(err, ErrWorkerLost) || !errors.As(err, &xe) || xe.Action != "wait" || !strings.Contains(err.Error(), "the call can be retried") {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// TestFollowCompletesFromStoredLog: Ray's log tail delivers a job's last
+// lines seconds after Ray reports the job ended; Follow then reads the rest
+// from the stored log instead of waiting (a fake dashboard whose tail
+// stalls after the first line, as the real one does for a few seconds).
+func TestFollowCompletesFromStoredLog(t *testing.T) {
+	first := `{"type":"log","time":"2026-12-05T00:00:00Z","level":"info","event":"step","data":{"i":0}}` + "\n"
+	stored := first + `{"type":"log","time":"2026-12-05T00:00:01Z","level":"info","event":"step","data":{"i":1}}` + "\n" +
+		worker.ResultStart + "\n{\"a\":1}\n" + worker.ResultEnd + "\n"
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/jobs/j1":
+			_ = json.NewEncoder(w).Encode(map[string]any{"submission_id": "j1", "status": "SUCCEEDED", "metadata": map[string]string{"action": "train"}})
+		case "/api/jobs/j1/logs":
+			_ = json.NewEncoder(w).Encode(map[string]string{"logs": stored})
+		case "/api/jobs/j1/logs/tail":
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			_ = c.Write(r.Context(), websocket.MessageText, []byte(first))
+			select { // the rest would come much later
+			case <-release:
+			case <-r.Context().Done():
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	client, err := rayapi.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &Job{id: "j1", client: client}
+	rec := plugintest.NewRecorder()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := j.Follow(ctx, rec); err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	if n := len(rec.Logs("step")); n != 2 {
+		t.Errorf("got %d step events, want 2 (each once)", n)
+	}
+	if v, err := j.Result(ctx); err != nil || v.(map[string]any)["a"] != 1.0 {
+		t.Errorf("Result = %v, %v", v, err)
 	}
 }
