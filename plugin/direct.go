@@ -134,7 +134,11 @@ func (d *direct) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if got := r.Header.Get(protocol.ConfigHeader); d.config != "" && got != d.config {
-		directError(w, http.StatusConflict, fmt.Sprintf("this worker runs application config %.12s, not %.12s (the application was changed since its address was learned)", d.config, got))
+		msg := fmt.Sprintf("this worker runs application config %.12s, not %.12s (the application was changed since its address was learned)", d.config, got)
+		if got == "" {
+			msg = fmt.Sprintf("the call names no application config (%s); this worker runs %.12s", protocol.ConfigHeader, d.config)
+		}
+		directError(w, http.StatusConflict, msg)
 		return
 	}
 	req, status, msg := parseDirect(w, r)

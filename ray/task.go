@@ -15,7 +15,6 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
-	"github.com/synapse-sdk/synapse-go/internal/protocol"
 	"github.com/synapse-sdk/synapse-go/internal/retry"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
@@ -72,6 +71,7 @@ type TaskExecutor struct {
 	inFlight    map[string]int // this executor's direct calls per worker
 	bad         map[string]bool
 	next        int       // round robin over workers
+	explore     bool      // this call goes through the proxy to learn more workers
 	unreachable time.Time // direct calls off until then (taskstate.go)
 	timings     TaskTimings
 }
@@ -105,9 +105,9 @@ type TaskTimings struct {
 	// Direct is true when the call went straight to the worker, not
 	// through the Serve proxy.
 	Direct bool
-	// Fallback says why a call went through the proxy although a worker's
-	// address was known ("" otherwise), e.g. "worker 10.0.0.5:41321 is
-	// busy"; FallbackTime is what the failed direct attempts took.
+	// Fallback says why a call did not go straight to the first worker
+	// known ("" otherwise), e.g. "the worker 10.0.0.5:41321 is busy …";
+	// FallbackTime is what the failed direct attempts took.
 	Fallback     string
 	FallbackTime time.Duration
 }
@@ -158,10 +158,6 @@ func NewTaskExecutor(p *plugin.Plugin, opts TaskOptions, eopts ...synapse.Option
 // machine cannot reach costs this once, then its calls use the proxy.
 const directDialTimeout = time.Second
 
-// maxParams is the largest params task mode sends: a worker reads request
-// lines of at most protocol.MaxLine, less room for the rest of the request.
-const maxParams = protocol.MaxLine - 64<<10
-
 // Run runs the plugin action named action (a config.yaml action, mapped to
 // its entrypoint) on the worker and returns its result. Its events go to
 // the logger; errors are the typed errors of local mode. Cancelling ctx
@@ -174,10 +170,6 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	raw, err := plugin.ParamsJSON(action, params)
 	if err != nil {
 		return nil, err
-	}
-	if len(raw) > maxParams {
-		return nil, &synapse.ValidationError{Action: action, Fields: []synapse.FieldError{{Message: fmt.Sprintf(
-			"params are %d bytes; task mode sends at most %d (pass large inputs as files or URLs)", len(raw), maxParams)}}}
 	}
 	if !json.Valid(raw) {
 		// The plugin's own words for it (no worker is asked).
@@ -204,8 +196,11 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 	// A worker known to run: straight to it.
 	tried := map[string]bool{}
 	for {
-		addr, key := t.pickWorker(tried)
+		addr, key, why := t.pickWorker(tried)
 		if addr == "" {
+			if why != "" {
+				tm.Fallback = why
+			}
 			break
 		}
 		start = time.Now()
@@ -221,12 +216,13 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 		}
 		o, why := directFailure(err)
 		var ce *serve.CallError
-		if errors.As(err, &ce) && (ce.Status == http.StatusBadRequest || ce.Status == http.StatusRequestEntityTooLarge) {
+		var tl *serve.TooLargeError
+		if errors.As(err, &tl) || errors.As(err, &ce) && (ce.Status == http.StatusBadRequest || ce.Status == http.StatusRequestEntityTooLarge) {
 			t.release(addr, callDone)
-			return nil, err // the request itself: the proxy would refuse it too
+			return nil, t.requestError(action, err) // the request itself: the proxy would refuse it too
 		}
 		t.release(addr, o)
-		tm.Fallback = "worker " + hostOf(addr) + " " + why
+		tm.Fallback = "the worker " + hostOf(addr) + " " + why
 		if o == callNoRoute {
 			break // the others are on the same network
 		}
@@ -254,25 +250,47 @@ func (t *TaskExecutor) Run(ctx context.Context, action string, params any) (any,
 		}
 		tm.Deploy += time.Since(start)
 		t.mu.Lock()
-		app, proxy, pkgCached := t.app, t.proxy, t.pkgCached
+		app, proxy, pkgCached, key := t.app, t.proxy, t.pkgCached, t.appKey
 		t.mu.Unlock()
 		tm.PackageCached = pkgCached
 		start = time.Now()
-		st, err = t.call(ctx, proxy, app.RoutePrefix, req)
+		st, err = t.call(ctx, proxy, app.RoutePrefix, key, req)
 		var ce *serve.CallError
-		if attempt == 0 && errors.As(err, &ce) && ce.Status == http.StatusNotFound {
+		if attempt == 0 && errors.As(err, &ce) && (ce.Status == http.StatusNotFound || ce.Status == http.StatusConflict) {
 			// The application is gone (removed, or replaced by a newer
-			// version of the plugin): deploy again, once.
+			// version of the plugin), or another process deployed another
+			// config under its name (409: the run did not start): deploy
+			// ours again, once.
 			t.forget(app)
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, t.requestError(action, err)
+		}
+		if st.Config != "" && st.Config != key {
+			// A host that does not check the config ran it on another
+			// config's worker: the next call deploys ours again.
+			t.forget(app)
 		}
 		break
 	}
 	t.learnWorker(st)
 	return t.finish(ctx, action, entry, "", st.Body, tm, start)
+}
+
+// requestError words a run request a worker or host refused as such: too
+// large is a *synapse.ValidationError (exit code 2), like params a plugin
+// rejects; other errors are returned as they are.
+func (t *TaskExecutor) requestError(action string, err error) error {
+	var tl *serve.TooLargeError
+	var ce *serve.CallError
+	switch {
+	case errors.As(err, &tl):
+		return &synapse.ValidationError{Action: action, Fields: []synapse.FieldError{{Message: tl.Error()}}}
+	case errors.As(err, &ce) && ce.Status == http.StatusRequestEntityTooLarge:
+		return &synapse.ValidationError{Action: action, Fields: []synapse.FieldError{{Message: "the run request is too large for the plugin worker (pass large inputs as files or URLs): " + ce.Message()}}}
+	}
+	return err
 }
 
 // directFailure says what a failed direct call shows about the worker.
@@ -335,10 +353,10 @@ func (t *TaskExecutor) finish(ctx context.Context, action, entry, addr string, b
 // not reachable yet (a replica starting or being replaced).
 const callRetryWindow = 90 * time.Second
 
-func (t *TaskExecutor) call(ctx context.Context, proxy, route string, req serve.RunRequest) (*serve.Stream, error) {
+func (t *TaskExecutor) call(ctx context.Context, proxy, route, config string, req serve.RunRequest) (*serve.Stream, error) {
 	deadline := time.Now().Add(callRetryWindow)
 	for backoff := retry.New(200*time.Millisecond, 2*time.Second, 2); ; {
-		st, err := serve.Call(ctx, t.http, proxy, route, req)
+		st, err := serve.Call(ctx, t.http, proxy, route, config, req)
 		if err == nil {
 			return st, nil
 		}

@@ -394,10 +394,11 @@ func BenchmarkTaskWarmCall(b *testing.B) {
 	}
 }
 
-// A worker is called directly only by callers of its own application
-// config: after another process updates the application in place (same
-// name, another env), the first executor never takes the new worker for
-// its own, and a fresh one deploys its config again.
+// A run never runs on a worker of another application config: after
+// another process updates the application in place (same name, another
+// env), the first executor's next call is refused by the new worker before
+// it runs (409, directly or through the proxy), and it deploys its own
+// config again.
 func TestIntegrationTaskDirectConfig(t *testing.T) {
 	addr := rayAddress(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -435,12 +436,18 @@ func TestIntegrationTaskDirectConfig(t *testing.T) {
 	if flag, _ := run(b); flag != "b" || !b.Deployed() {
 		t.Fatalf("b: from_flag %q, deployed %v: want an in-place update to b", flag, b.Deployed())
 	}
-	for i := range 3 {
-		if _, direct := run(a); direct {
-			t.Fatalf("call %d of a went straight to a worker after the update to b", i)
+	// a's next call finds its worker gone, and b's worker refuses a's call
+	// through the proxy (409) before running it: a deploys its own again.
+	for i, wantDirect := range []bool{false, true, true} {
+		if flag, direct := run(a); flag != "a" || direct != wantDirect {
+			t.Fatalf("call %d of a after the update to b: from_flag %q, direct %v (want a, %v)", i, flag, direct, wantDirect)
 		}
 	}
-	if fresh := executor("a"); func() bool { flag, _ := run(fresh); return flag != "a" || !fresh.Deployed() }() {
-		t.Fatal("a fresh executor of a did not deploy a again")
+	if !a.Deployed() {
+		t.Error("a did not deploy its config again")
+	}
+	// And b, in turn, gets b again.
+	if flag, _ := run(b); flag != "b" {
+		t.Fatalf("b after a's redeploy: from_flag %q", flag)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,10 +56,16 @@ func stateKey(dashboard, proxy, appKey string) string {
 // The application itself is checked with Serve before any call through the
 // proxy. The first time, it builds and packages the plugin (both cached).
 func (t *TaskExecutor) recall(ctx context.Context) error {
+	t.mu.Lock()
+	done := t.app != nil || t.recalled
+	t.mu.Unlock()
+	if done {
+		return nil // no wait behind another goroutine's deploy
+	}
 	t.deployMu.Lock()
 	defer t.deployMu.Unlock()
 	t.mu.Lock()
-	done := t.app != nil || t.recalled
+	done = t.app != nil || t.recalled
 	t.mu.Unlock()
 	if done {
 		return nil
@@ -97,28 +104,41 @@ func (t *TaskExecutor) recall(ctx context.Context) error {
 // pickWorker returns a worker known to run with room for a call (fewer
 // than MaxOngoingRequests of this executor's calls in flight), round
 // robin, skipping those in tried, with the config fingerprint it must
-// run, or "" for the proxy. The call is counted until release.
-func (t *TaskExecutor) pickWorker(tried map[string]bool) (addr, config string) {
+// run; or "" for the proxy, with why when a worker was known. The call is
+// counted until release.
+//
+// While fewer workers are known than TaskOptions.Replicas, every other
+// call goes through the proxy, which names the worker Serve chose: so
+// sequential calls learn the other replicas too.
+func (t *TaskExecutor) pickWorker(tried map[string]bool) (addr, config, why string) {
 	if t.opts.ProxyOnly {
-		return "", ""
+		return "", "", ""
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	n := len(t.workers)
+	if n == 0 {
+		return "", "", ""
+	}
 	if time.Now().Before(t.unreachable) {
-		return "", ""
+		return "", "", fmt.Sprintf("direct calls are off until %s: a worker could not be reached from here (--proxy-only skips them)", t.unreachable.UTC().Format("15:04 MST"))
+	}
+	if len(tried) == 0 && n < t.opts.Replicas {
+		if t.explore = !t.explore; t.explore {
+			return "", "", fmt.Sprintf("learning the other workers' addresses (%d of %d replicas known)", n, t.opts.Replicas)
+		}
 	}
 	limit := max(t.opts.MaxOngoingRequests, 1)
-	n := len(t.workers)
 	for i := range n {
 		w := t.workers[(t.next+i)%n]
 		if !tried[w] && t.inFlight[w] < limit {
 			t.next = (t.next + i + 1) % n
 			t.inFlight[w]++
 			tried[w] = true
-			return w, t.appKey
+			return w, t.appKey, ""
 		}
 	}
-	return "", ""
+	return "", "", ""
 }
 
 // outcome is how a direct call to a worker went, for release.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func learn(te *TaskExecutor, addr, key string) {
 func TestPickWorker(t *testing.T) {
 	te := newTestTask(t, TaskOptions{MaxOngoingRequests: 2})
 	pick := func(tried map[string]bool) string {
-		addr, key := te.pickWorker(tried)
+		addr, key, _ := te.pickWorker(tried)
 		if addr != "" && key != te.appKey {
 			t.Fatalf("picked %s with config %q, want %q", addr, key, te.appKey)
 		}
@@ -97,23 +98,23 @@ func TestUnreachable(t *testing.T) {
 	te := newTestTask(t, TaskOptions{})
 	learn(te, w1, te.appKey)
 	learn(te, w2, te.appKey)
-	addr, _ := te.pickWorker(map[string]bool{})
+	addr, _, _ := te.pickWorker(map[string]bool{})
 	te.release(addr, callNoRoute)
-	if p, _ := te.pickWorker(map[string]bool{}); p != "" {
-		t.Fatalf("picked %q after an unreachable worker", p)
+	if p, _, why := te.pickWorker(map[string]bool{}); p != "" || !strings.Contains(why, "direct calls are off until") {
+		t.Fatalf("picked %q (%q) after an unreachable worker", p, why)
 	}
 	st := readState(t, te.state)
 	if time.Until(st.Unreachable) < 50*time.Minute || len(st.Workers) != 2 {
 		t.Fatalf("state = %+v, want both workers and direct calls off for an hour", st)
 	}
 	next := recallFrom(t, te)
-	if p, _ := next.pickWorker(map[string]bool{}); p != "" {
+	if p, _, _ := next.pickWorker(map[string]bool{}); p != "" {
 		t.Fatalf("the next process picked %q", p)
 	}
 	// Once the hour is over, they are tried again.
 	st.Unreachable = time.Now().Add(-time.Minute)
 	writeState(t, te.state, st)
-	if p, _ := recallFrom(t, te).pickWorker(map[string]bool{}); p == "" {
+	if p, _, _ := recallFrom(t, te).pickWorker(map[string]bool{}); p == "" {
 		t.Fatal("direct calls still off after the hour")
 	}
 }
@@ -148,6 +149,35 @@ func recallFrom(t *testing.T, te *TaskExecutor) *TaskExecutor {
 		t.Fatal(err)
 	}
 	return next
+}
+
+// While fewer workers are known than Replicas, every other call goes
+// through the proxy to learn the others; then all go straight.
+func TestPickWorkerLearnsReplicas(t *testing.T) {
+	te := newTestTask(t, TaskOptions{Replicas: 2})
+	learn(te, w1, te.appKey)
+	var got []string
+	for range 4 {
+		addr, _, why := te.pickWorker(map[string]bool{})
+		if addr == "" && !strings.Contains(why, "1 of 2 replicas known") {
+			t.Fatalf("why = %q", why)
+		}
+		if addr != "" {
+			te.release(addr, callDone)
+		}
+		got = append(got, addr)
+	}
+	if !slices.Equal(got, []string{"", w1, "", w1}) {
+		t.Fatalf("picks = %q, want every other call through the proxy", got)
+	}
+	learn(te, w2, te.appKey)
+	for i := range 4 {
+		addr, _, _ := te.pickWorker(map[string]bool{})
+		if addr == "" {
+			t.Fatalf("call %d went through the proxy with both workers known", i)
+		}
+		te.release(addr, callDone)
+	}
 }
 
 // What one executor learned, the next (another process) recalls; only
@@ -187,7 +217,7 @@ func TestRecallState(t *testing.T) {
 	// With no worker left the file goes.
 	writeState(t, te.state, taskState{App: app, Workers: []string{w1}})
 	next := recallFrom(t, te)
-	addr, _ := next.pickWorker(map[string]bool{})
+	addr, _, _ := next.pickWorker(map[string]bool{})
 	next.release(addr, callGone)
 	if _, err := os.Stat(te.state); !os.IsNotExist(err) {
 		t.Fatalf("state after its last worker went: %v", err)

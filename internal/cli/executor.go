@@ -149,8 +149,11 @@ func runWith(ctx context.Context, io *IOStreams, flags *runflags.Flags, ex synap
 			path = "straight to the worker"
 		}
 		fmt.Fprintf(io.ErrOut, "worker application: %s (%s); called %s\n", t.App(), state, path)
-		if tm.Fallback != "" {
-			fmt.Fprintf(io.ErrOut, "not straight to the worker: the %s (%v lost)\n", tm.Fallback, tm.FallbackTime.Round(100*time.Microsecond))
+		switch {
+		case tm.Fallback != "" && tm.Direct:
+			fmt.Fprintf(io.ErrOut, "tried first: %s (%v lost)\n", tm.Fallback, tm.FallbackTime.Round(100*time.Microsecond))
+		case tm.Fallback != "":
+			fmt.Fprintf(io.ErrOut, "not straight to a worker: %s (%v lost)\n", tm.Fallback, tm.FallbackTime.Round(100*time.Microsecond))
 		}
 		fmt.Fprintf(io.ErrOut, "timings: validate %v, deploy %v (package cached %v), call %v\n",
 			tm.Validate.Round(100*time.Microsecond), tm.Deploy.Round(100*time.Microsecond), tm.PackageCached, tm.Call.Round(100*time.Microsecond))

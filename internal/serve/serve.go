@@ -430,6 +430,17 @@ type CallError struct {
 	Body   string
 }
 
+// Message is the answer's {"error": …} text, or its body as it is.
+func (e *CallError) Message() string {
+	var b struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(e.Body), &b) == nil && b.Error != "" {
+		return b.Error
+	}
+	return strings.TrimSpace(e.Body)
+}
+
 func (e *CallError) Error() string {
 	return fmt.Sprintf("call plugin worker: %d %s: %s", e.Status, http.StatusText(e.Status), strings.TrimSpace(e.Body))
 }
@@ -466,8 +477,23 @@ const ConfigHeader = protocol.ConfigHeader
 // Cancelling ctx aborts the call; the host then cancels the run on the
 // worker. Errors before the stream starts are *CallError (an HTTP status)
 // or the transport's error.
-func Call(ctx context.Context, h *http.Client, proxy, routePrefix string, req RunRequest) (*Stream, error) {
-	return post(ctx, h, proxy+strings.TrimRight(routePrefix, "/")+"/run", "", "call plugin worker at "+proxy, req)
+//
+// config, when not empty, is the caller's AppKey: a worker running another
+// config answers 409 before the run starts (the application was updated
+// in place by a deploy of another config).
+func Call(ctx context.Context, h *http.Client, proxy, routePrefix, config string, req RunRequest) (*Stream, error) {
+	return post(ctx, h, proxy+strings.TrimRight(routePrefix, "/")+"/run", config, "call plugin worker at "+proxy, req)
+}
+
+// MaxBody is the largest run request a worker takes: protocol.MaxLine less
+// room for the host's framing. A larger one is *TooLargeError, unsent.
+const MaxBody = protocol.MaxLine - 64<<10
+
+// TooLargeError is a run request over MaxBody bytes.
+type TooLargeError struct{ Size int }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("the run request is %d bytes; a plugin worker takes at most %d (pass large inputs as files or URLs)", e.Size, MaxBody)
 }
 
 // CallDirect posts req straight to a worker at its DirectHeader address,
@@ -484,11 +510,16 @@ func CallDirect(ctx context.Context, h *http.Client, worker, config string, req 
 }
 
 func post(ctx context.Context, h *http.Client, target, config, what string, req RunRequest) (*Stream, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<" as is, not 6 bytes of \u003c
+	if err := enc.Encode(req); err != nil {
 		return nil, err
 	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if buf.Len() > MaxBody {
+		return nil, &TooLargeError{Size: buf.Len()}
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, target, &buf)
 	if err != nil {
 		return nil, err
 	}

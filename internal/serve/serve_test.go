@@ -291,7 +291,7 @@ func TestCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		direct = tt.header
-		st, err := Call(t.Context(), srv.Client(), srv.URL, "/app", RunRequest{Action: "echo"})
+		st, err := Call(t.Context(), srv.Client(), srv.URL, "/app", "", RunRequest{Action: "echo"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,10 +315,34 @@ func TestCall(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "secrettoken") {
 		t.Errorf("error = %v", err)
 	}
-	_, err = Call(t.Context(), srv.Client(), srv.URL, "/gone", RunRequest{Action: "echo"})
+	_, err = Call(t.Context(), srv.Client(), srv.URL, "/gone", "", RunRequest{Action: "echo"})
 	var ce *CallError
 	if !errors.As(err, &ce) || ce.Status != 503 || !ce.Retryable() || !strings.Contains(err.Error(), "no replica") {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// A request over MaxBody is refused unsent; "<" is not escaped (it would
+// take 6 bytes).
+func TestCallTooLarge(t *testing.T) {
+	var got int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = len(b)
+	}))
+	defer srv.Close()
+	big := json.RawMessage(`"` + strings.Repeat("x", MaxBody) + `"`)
+	_, err := Call(t.Context(), srv.Client(), srv.URL, "/app", "", RunRequest{Action: "echo", Params: big})
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Size <= MaxBody || got != 0 {
+		t.Fatalf("err = %v, server got %d bytes", err, got)
+	}
+	lt := json.RawMessage(`"` + strings.Repeat("<", 1000) + `"`)
+	if st, err := Call(t.Context(), srv.Client(), srv.URL, "/app", "", RunRequest{Action: "echo", Params: lt}); err == nil {
+		st.Body.Close()
+	}
+	if got > 1100 {
+		t.Errorf("1,000 '<' took %d bytes on the wire", got)
 	}
 }
 

@@ -23,6 +23,8 @@ import threading
 from typing import AsyncIterator, Callable
 
 PROTOCOL_VERSION = 1
+# The longest request line a worker reads (docs/protocol.md: 64 MiB).
+MAX_LINE = 64 * 1024 * 1024
 # Messages that end a subscription: the end of a run, the answer to a ping.
 _TERMINAL = ("result", "error", "pong")
 
@@ -173,8 +175,15 @@ class WorkerBridge:
         return (json.dumps({"type": "error", "id": mid, "error": err}, separators=(",", ":"))
                 + "\n").encode()
 
-    def _send(self, obj: dict) -> None:
-        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+    @staticmethod
+    def _encode(obj: dict) -> bytes:
+        # ensure_ascii=False: "\uXXXX" escapes would make a line of non-ASCII
+        # params up to 6x its size.
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+    def _send(self, obj: dict, data: bytes | None = None) -> None:
+        if data is None:
+            data = self._encode(obj)
         with self._write_lock:
             self._proc.stdin.write(data)
             self._proc.stdin.flush()
@@ -213,11 +222,6 @@ class WorkerBridge:
         as the worker wrote them) up to and including the result or error.
         Closing the generator early sends a cancel for the run."""
         mid = f"run-{next(self._ids)}"
-        loop = asyncio.get_running_loop()
-        q: asyncio.Queue = asyncio.Queue()
-        if not self._subscribe(mid, self._queue_sub(loop, q), action, job_id):
-            yield self._exit_line(mid, "before the run started", action, job_id)
-            return
         req = {"type": "run", "id": mid, "action": action}
         if params is not None:
             req["params"] = params
@@ -225,8 +229,23 @@ class WorkerBridge:
             req["job_id"] = job_id
         if env:
             req["env"] = env
+        data = self._encode(req)
+        if len(data) > MAX_LINE:
+            # The worker would end on it, and every run in flight with it.
+            err = {"kind": "validation", "action": action,
+                   "message": f"the run request is {len(data)} bytes; the plugin worker reads at most "
+                              f"{MAX_LINE} (pass large inputs as files or URLs)"}
+            if job_id:
+                err["job_id"] = job_id
+            yield (json.dumps({"type": "error", "id": mid, "error": err}, separators=(",", ":")) + "\n").encode()
+            return
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue()
+        if not self._subscribe(mid, self._queue_sub(loop, q), action, job_id):
+            yield self._exit_line(mid, "before the run started", action, job_id)
+            return
         try:
-            self._send(req)
+            self._send(req, data)
         except (OSError, ValueError) as e:
             # The worker is going away; the reader thread fails the run at EOF.
             _log(f"send run {mid}: {e}")

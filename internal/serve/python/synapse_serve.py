@@ -10,7 +10,7 @@ HTTP API, relative to the application's route prefix:
               -> 200 application/x-ndjson: the worker's event lines, then its
                  result or error line (docs/protocol.md), with X-Synapse-Config
                  (the application config's fingerprint); 400 {"error": ...} for a
-                 bad body; 413 over 64 MiB less 64 KiB; 503 {"error": ...} if the
+                 bad body; 409 when the caller's X-Synapse-Config differs; 413 over 64 MiB less 64 KiB; 503 {"error": ...} if the
                  worker has exited (the run did not start; Serve replaces the
                  replica after health checks)
   GET  /info  -> {"pid", "replica_pid", "actions", "alive", "in_flight", "direct"}
@@ -105,6 +105,12 @@ class PluginWorker:
                 run = _parse_run(body)
             except ValueError as e:
                 return _bad(str(e))
+            want = request.headers.get("x-synapse-config", "")
+            if want and self.config and want != self.config:
+                # The caller deployed another config under this name: it is
+                # told before the run starts, and deploys its own again.
+                return _bad(f"this worker runs application config {self.config[:12]}, not {want[:12]} "
+                            "(the application was changed by another deploy)", 409)
             if not self.bridge.alive():
                 # The run was not started, so the caller may retry: Serve
                 # replaces this replica after its health checks fail.

@@ -246,3 +246,18 @@ def test_close_ends_worker(bridge):
     bridge.close()
     assert not bridge.alive()
     assert bridge._proc.returncode == 0
+
+
+def test_oversized_request_is_refused_not_sent(bridge, monkeypatch):
+    import synapse_bridge
+    monkeypatch.setattr(synapse_bridge, "MAX_LINE", 200)
+    lines = asyncio.run(collect(bridge.stream("echo", {"text": "한" * 100}, job_id="j9")))
+    msg = json.loads(lines[0])
+    assert len(lines) == 1 and msg["type"] == "error" and msg["error"]["kind"] == "validation"
+    assert "the plugin worker reads at most 200" in msg["error"]["message"]
+    assert msg["error"]["job_id"] == "j9"
+    assert bridge.alive()  # the worker never saw it
+    # Non-ASCII text is sent as UTF-8, not as 6-byte escapes: this fits.
+    monkeypatch.setattr(synapse_bridge, "MAX_LINE", 400)
+    lines = asyncio.run(collect(bridge.stream("echo", {"text": "한" * 100})))
+    assert json.loads(lines[-1]) ["type"] == "result"
