@@ -354,7 +354,7 @@ row() {
     for a in "${ACTIONS[@]}"; do
       read -r v _ _ <<<"$(pstat task-call.validate "$a" ours)"
       read -r c _ _ <<<"$(pstat task-call.call "$a" ours)"
-      echo "ours, task call of \`$a\`, p50 of its parts: validate $(fmt "$v") ms, call through Serve $(fmt "$c") ms"
+      echo "ours, task call of \`$a\`, p50 of its parts: validate $(fmt "$v") ms, call (straight to the worker or through Serve) $(fmt "$c") ms"
     done
   fi
   if [ -s "$failures" ]; then
