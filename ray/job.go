@@ -15,7 +15,6 @@ import (
 	"time"
 
 	synapse "github.com/synapse-sdk/synapse-go"
-	"github.com/synapse-sdk/synapse-go/internal/retry"
 	"github.com/synapse-sdk/synapse-go/internal/worker"
 	"github.com/synapse-sdk/synapse-go/plugin"
 
@@ -162,66 +161,18 @@ func (j *Job) Logs(ctx context.Context) (string, error) { return j.client.Logs(c
 // returns without waiting for that.
 func (j *Job) Follow(ctx context.Context, logger synapse.Logger) error {
 	logger = synapse.NewRunLogger(logger)
-	tailCtx, cancelTail := context.WithCancel(ctx)
-	defer cancelTail()
 	s := worker.NewJobStream(logger.Handle, func(line string) {
 		if strings.TrimSpace(line) == "" {
 			return
 		}
 		logger.Handle(synapse.Event{Type: synapse.EventMessage, Time: time.Now(), Level: synapse.LevelInfo, Category: "ray", JobID: j.id, Message: line})
 	})
-	// Ray's log tail delivers the last lines seconds after the job ended
-	// (its log monitor's pace); the stored log has them as soon as Ray
-	// reports the end. So the job's status is polled beside the tail, and
-	// once it is terminal the rest of the stored log is read at once.
-	var (
-		mu        sync.Mutex
-		delivered strings.Builder // what the stream got, to find the rest
-		tooLarge  bool            // delivered was not kept: the tail drains it
-		ended     bool            // the stored log completed the stream
-		tailDone  bool            // the tail returned: the stream is closing
-		early     = make(chan struct{})
-	)
-	go func() {
-		defer close(early)
-		if !j.waitEnded(tailCtx) {
-			return
-		}
-		logs, err := j.client.Logs(tailCtx, j.id)
-		if err != nil {
-			return // the tail drains it
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if tailDone || tooLarge || !strings.HasPrefix(logs, delivered.String()) {
-			return // the tail drained it, or not the same text: the tail drains it
-		}
-		s.Write(logs[delivered.Len():])
-		ended = true
-		cancelTail()
-	}()
-	err := j.client.Tail(tailCtx, j.id, func(chunk string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if ended {
-			return nil
-		}
+	// The job's end, not the tail's: the rest of the log from Ray's stored
+	// log once Ray reports the job ended.
+	err := j.client.TailToEnd(ctx, j.id, func(chunk string) error {
 		s.Write(chunk)
-		if tooLarge = tooLarge || delivered.Len()+len(chunk) > maxFollowed; tooLarge {
-			delivered.Reset()
-		} else {
-			delivered.WriteString(chunk)
-		}
 		return nil
 	})
-	mu.Lock()
-	tailDone = true
-	if ended {
-		err = nil // stopped tailing early: the job had ended
-	}
-	mu.Unlock()
-	cancelTail()
-	<-early
 	s.Close()
 	if err == nil {
 		j.mu.Lock()
@@ -229,24 +180,6 @@ func (j *Job) Follow(ctx context.Context, logger synapse.Logger) error {
 		j.mu.Unlock()
 	}
 	return err
-}
-
-// maxFollowed is the most log text Follow keeps to complete it from the
-// stored log; a longer log is drained by the tail alone.
-const maxFollowed = 16 << 20
-
-// waitEnded polls the job's status often until it is terminal (true) or
-// ctx ends (false). It gives up quietly on errors: the tail still ends.
-func (j *Job) waitEnded(ctx context.Context) bool {
-	for b := retry.New(100*time.Millisecond, time.Second, 1.5); ; {
-		info, err := j.client.Job(ctx, j.id)
-		if err == nil && info.Status.Terminal() {
-			return true
-		}
-		if ctx.Err() != nil || b.Wait(ctx) != nil {
-			return false
-		}
-	}
 }
 
 // Result waits for the job to end and returns the action's result. A failed

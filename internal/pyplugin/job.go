@@ -138,7 +138,7 @@ func (e *JobExecutor) Run(ctx context.Context, action string, params any) (any, 
 			run.Handle(outputEvent("stdout", l))
 		}
 	})
-	err = e.Client.Tail(ctx, id, func(chunk string) error { stream.Write(chunk); return nil })
+	err = e.Client.TailToEnd(ctx, id, func(chunk string) error { stream.Write(chunk); return nil })
 	stream.Close()
 	if ctx.Err() != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

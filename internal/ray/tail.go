@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -206,3 +207,88 @@ func (e *OutageError) Error() string {
 
 // Unwrap returns the last failure.
 func (e *OutageError) Unwrap() error { return e.Err }
+
+// TailToEnd is Tail that ends as soon as the job does: Ray's log tail
+// delivers a job's last lines seconds after Ray reports the job ended (its
+// log monitor's pace), while the stored log (Logs) has them at once. So the
+// job's status is polled beside the tail (every 0.1 s, growing to 1 s), and
+// once it is terminal the rest of the stored log goes to fn and TailToEnd
+// returns nil. fn sees each character once, in order, as with Tail. When
+// the stored log does not start with what the tail delivered (or the log is
+// over 16 MiB), the tail drains it as Tail does. Errors are Tail's.
+func (c *Client) TailToEnd(ctx context.Context, id string, fn func(chunk string) error) error {
+	tailCtx, cancelTail := context.WithCancel(ctx)
+	defer cancelTail()
+	var (
+		mu        sync.Mutex
+		delivered strings.Builder // what fn got, to find the rest
+		tooLarge  bool            // delivered was not kept: the tail drains it
+		ended     bool            // the stored log completed it
+		tailDone  bool            // the tail returned
+		fnErr     error           // fn's error on the stored log's rest
+		early     = make(chan struct{})
+	)
+	go func() {
+		defer close(early)
+		if !c.waitTerminal(tailCtx, id) {
+			return
+		}
+		logs, err := c.Logs(tailCtx, id)
+		if err != nil {
+			return // the tail drains it
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if tailDone || tooLarge || !strings.HasPrefix(logs, delivered.String()) {
+			return
+		}
+		if rest := logs[delivered.Len():]; rest != "" {
+			fnErr = fn(rest)
+		}
+		ended = true
+		cancelTail()
+	}()
+	err := c.Tail(tailCtx, id, func(chunk string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			return nil
+		}
+		if err := fn(chunk); err != nil {
+			return err
+		}
+		if tooLarge = tooLarge || delivered.Len()+len(chunk) > maxTailKept; tooLarge {
+			delivered.Reset()
+		} else {
+			delivered.WriteString(chunk)
+		}
+		return nil
+	})
+	mu.Lock()
+	tailDone = true
+	if ended {
+		err = fnErr // stopped tailing early: the job had ended
+	}
+	mu.Unlock()
+	cancelTail()
+	<-early
+	return err
+}
+
+// maxTailKept is the most log text TailToEnd keeps to complete it from
+// the stored log; a longer log is drained by the tail alone.
+const maxTailKept = 16 << 20
+
+// waitTerminal polls the job's status until it is terminal (true) or ctx
+// ends (false). Errors are ridden out: the tail ends the wait anyway.
+func (c *Client) waitTerminal(ctx context.Context, id string) bool {
+	for b := retry.New(100*time.Millisecond, time.Second, 1.5); ; {
+		job, err := c.Job(ctx, id)
+		if err == nil && job.Status.Terminal() {
+			return true
+		}
+		if ctx.Err() != nil || b.Wait(ctx) != nil {
+			return false
+		}
+	}
+}
