@@ -155,6 +155,39 @@ func (r *PruneResult) Fail(e Entry, err error) {
 // Err returns the failed removals joined, or nil.
 func (r *PruneResult) Err() error { return errors.Join(r.Errors...) }
 
+// PruneEach removes the entries opts selects, one by one, with remove (an
+// entry already gone counts as removed), for caches whose entries go in one
+// step. Unless opts.All, an entry that usedSince reports used after its
+// scanned LastUse is kept ("used during the prune"); leftovers are not
+// asked. With opts.DryRun nothing is removed or asked.
+func PruneEach(entries []Entry, opts PruneOptions, usedSince func(Entry) bool, remove func(Entry) error) *PruneResult {
+	res := &PruneResult{}
+	for _, e := range entries {
+		if !opts.Selects(e) {
+			continue
+		}
+		if !opts.DryRun {
+			if !e.Leftover && !opts.All && usedSince(e) {
+				res.Skip(e, "used during the prune")
+				continue
+			}
+			if err := remove(e); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				res.Fail(e, err)
+				continue
+			}
+		}
+		res.Remove(e)
+	}
+	return res
+}
+
+// ModifiedAfter reports whether the file at path was modified after t (a
+// use recorded by Used); false when it is gone.
+func ModifiedAfter(path string, t time.Time) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.ModTime().After(t)
+}
+
 // Bytes returns the size of the regular files at path (a file, or a
 // directory walked without following symbolic links); 0 when it is gone.
 func Bytes(path string) int64 {

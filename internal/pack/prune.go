@@ -41,35 +41,17 @@ func (c Cache) Prune(opts cachedir.PruneOptions) (*cachedir.PruneResult, error) 
 	if testHookScanned != nil {
 		testHookScanned()
 	}
-	res := &cachedir.PruneResult{}
-	for _, e := range entries {
-		if !opts.Selects(e) {
-			continue
-		}
-		if opts.DryRun {
-			res.Remove(e)
-			continue
-		}
-		if e.Leftover {
-			if err := os.RemoveAll(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				res.Fail(e, err)
-				continue
+	return cachedir.PruneEach(entries, opts,
+		func(e cachedir.Entry) bool {
+			return cachedir.ModifiedAfter(filepath.Join(filepath.Dir(e.Path), e.Key)+".zip", e.LastUse)
+		},
+		func(e cachedir.Entry) error {
+			if e.Leftover {
+				return os.RemoveAll(e.Path)
 			}
-			res.Remove(e)
-			continue
-		}
-		base := filepath.Join(filepath.Dir(e.Path), e.Key)
-		if fi, err := os.Stat(base + ".zip"); !opts.All && err == nil && fi.ModTime().After(e.LastUse) {
-			res.Skip(e, "used during the prune")
-			continue
-		}
-		if err := removeFiles(base+".json", base+".zip"); err != nil {
-			res.Fail(e, err)
-			continue
-		}
-		res.Remove(e)
-	}
-	return res, nil
+			base := filepath.Join(filepath.Dir(e.Path), e.Key)
+			return removeFiles(base+".json", base+".zip") // the record first: from then on a miss
+		}), nil
 }
 
 // testHookScanned, when set by a test, runs in Prune between the scan and

@@ -55,24 +55,9 @@ func (c StateCache) Prune(opts cachedir.PruneOptions) (*cachedir.PruneResult, er
 	if testHookScanned != nil {
 		testHookScanned()
 	}
-	res := &cachedir.PruneResult{}
-	for _, e := range entries {
-		if !opts.Selects(e) {
-			continue
-		}
-		if !opts.DryRun {
-			if fi, err := os.Stat(e.Path); !e.Leftover && !opts.All && err == nil && fi.ModTime().After(e.LastUse) {
-				res.Skip(e, "used during the prune")
-				continue
-			}
-			if err := os.Remove(e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				res.Fail(e, err)
-				continue
-			}
-		}
-		res.Remove(e)
-	}
-	return res, nil
+	return cachedir.PruneEach(entries, opts,
+		func(e cachedir.Entry) bool { return cachedir.ModifiedAfter(e.Path, e.LastUse) },
+		func(e cachedir.Entry) error { return os.Remove(e.Path) }), nil
 }
 
 // testHookScanned, when set by a test, runs in Prune between the scan and
